@@ -1,0 +1,172 @@
+import type { z } from "zod";
+
+/**
+ * The provider contract (DESIGN.md §3.3). Every provider — built-in or plugin — implements `Provider`.
+ * `plan` is pure; everything else talks to the provider's API through `ctx` so tests can aim it at fakes.
+ */
+
+export type ComponentKind = "serverless" | "spot";
+
+export type ComponentState = "creating" | "ready" | "scaled_to_zero" | "failed" | "gone";
+
+export interface ServerlessScaling {
+  /** Workers kept warm (billed even when idle). */
+  minWorkers: number;
+  maxWorkers: number;
+  /** Requests one worker handles at once before the provider scales out. */
+  concurrency: number;
+  /** Seconds a worker stays up after its last request. */
+  idleTimeoutS: number;
+  /** Seconds the provider may take to start a worker before the request fails. */
+  coldStartTimeoutS: number;
+}
+
+export interface SpotScaling {
+  minReplicas: number;
+  maxReplicas: number;
+  targetQpsPerReplica: number;
+  upscaleDelayS: number;
+  downscaleDelayS: number;
+  /** SkyServe readiness_probe.initial_delay_seconds. */
+  readinessInitialDelayS: number;
+}
+
+export interface EngineSpec {
+  kind: "vllm" | "sglang";
+  maxModelLen?: number;
+  /** "auto" unless the GPU forces something (T4/Turing → "half"). */
+  dtype?: "auto" | "half" | "bfloat16" | "float16";
+  tensorParallelSize?: number;
+  gpuMemoryUtilization?: number;
+  quantization?: string;
+  /** Extra engine flags, validated (no shell metacharacters) before rendering. */
+  extraArgs?: string[];
+}
+
+export interface DeploymentSpec {
+  /** Stable id of the deployment (e.g. Prisma cuid). */
+  deploymentId: string;
+  teamId: string;
+  /**
+   * Deterministic base for every external resource name (lowercase, [a-z0-9-], ≤ 40 chars),
+   * e.g. "tuna-qwen-small-k3j9". Providers derive their names from it so steps are idempotent.
+   */
+  name: string;
+  /** Hugging Face model id, e.g. "Qwen/Qwen3-0.6B". */
+  model: string;
+  /** The model name the engine serves (router `models[]`). */
+  servedModelName: string;
+  /** Catalog GPU key, e.g. "T4", "L4", "A100-80GB". */
+  gpu: string;
+  gpuCount: number;
+  /** Provider region / location; providers pick a sensible default when absent. */
+  region?: string;
+  /** Spot only: clouds and regions SkyServe may use (`any_of`). */
+  spot?: { clouds: Array<"aws" | "gcp" | "azure">; regions?: string[] };
+  engine: EngineSpec;
+  serverlessScaling: ServerlessScaling;
+  spotScaling: SpotScaling;
+  /** Port the engine listens on inside the container. */
+  port: number;
+  /** Names of secrets the workload needs at run time (e.g. "HF_TOKEN"); values come from the vault. */
+  secretNames: string[];
+}
+
+/** A provider's plan: pure data, serialisable, stored with the deployment. */
+export interface Plan {
+  provider: string;
+  kind: ComponentKind;
+  /** Deterministic external resource name (idempotency key). */
+  resourceName: string;
+  gpu: { catalogName: string; providerGpuId: string; count: number };
+  region: string;
+  /** Provider-specific request bodies / CLI args, as they will be sent. */
+  request: Record<string, unknown>;
+  /** Rendered template files (path → content) that deploy will write or upload. */
+  files: Record<string, string>;
+  /** Non-secret environment for the workload. */
+  env: Record<string, string>;
+  /** Secret env names the workload receives from the provider's secret store. */
+  secretEnv: string[];
+  /** Human-readable notes (e.g. "T4 is Turing: --dtype half"). */
+  notes: string[];
+}
+
+/** Decrypted credentials, shape validated by the provider's `credentialsSchema`. */
+export type Credentials = Record<string, unknown>;
+
+export interface Finding {
+  level: "error" | "warning" | "info";
+  /** Stable code, e.g. "missing_credentials", "unauthorized", "gpu_unavailable_in_region", "quota", "cli_missing". */
+  code: string;
+  /** What is wrong and what to do about it. Never contains secrets. */
+  message: string;
+}
+
+export interface Component {
+  provider: string;
+  kind: ComponentKind;
+  /** Base URL of the OpenAI-compatible server (no trailing slash, no /v1). */
+  endpointUrl: string;
+  /** Headers the router sends upstream (may contain secrets: stored encrypted by the caller). */
+  upstreamHeaders: Record<string, string>;
+  /** Provider ids needed by status/destroy (endpoint id, service name, operation ids...). */
+  externalIds: Record<string, string>;
+}
+
+/** What `status`, `destroy` and `cleanupStorage` need: derivable from the plan alone (half-finished deploys). */
+export interface ResourceRef {
+  resourceName: string;
+  region: string;
+  externalIds: Record<string, string>;
+}
+
+export interface ComponentStatus {
+  state: ComponentState;
+  message?: string;
+  replicas?: { ready: number; total: number };
+  endpointUrl?: string;
+}
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ProviderContext {
+  /** Override of the provider API base URL(s) (tests point these at fakes). Keyed by the provider's own names. */
+  baseUrls?: Record<string, string>;
+  fetch?: typeof fetch;
+  /** Runs a CLI (Modal, Baseten truss, Cerebrium). Tests pass a fake. */
+  exec?: (cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string>; input?: string; timeoutMs?: number }) => Promise<ExecResult>;
+  /** Polling helpers (tests pass instant ones). */
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+  /** Upper bound for polling async operations. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface Provider {
+  name: string;
+  displayName: string;
+  kind: ComponentKind;
+  /** zod schema of the credentials this provider needs (vault secret kinds). */
+  credentialsSchema: z.ZodType<Credentials>;
+  /** Catalog GPU keys this provider can run. */
+  supportedGpus(): string[];
+  plan(spec: DeploymentSpec): Plan;
+  preflight(plan: Plan, creds: Credentials | undefined, ctx?: ProviderContext): Promise<Finding[]>;
+  deploy(plan: Plan, creds: Credentials, ctx?: ProviderContext): Promise<Component>;
+  status(ref: ResourceRef, creds: Credentials, ctx?: ProviderContext): Promise<ComponentStatus>;
+  /** Idempotent: destroying what is gone succeeds. */
+  destroy(ref: ResourceRef, creds: Credentials, ctx?: ProviderContext): Promise<void>;
+  /** Idempotent: removes images, volumes, buckets, model artifacts. */
+  cleanupStorage(ref: ResourceRef, creds: Credentials, ctx?: ProviderContext): Promise<void>;
+}
+
+export function refFromPlan(plan: Plan, externalIds: Record<string, string> = {}): ResourceRef {
+  return { resourceName: plan.resourceName, region: plan.region, externalIds };
+}
