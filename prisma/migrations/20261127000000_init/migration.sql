@@ -295,6 +295,17 @@ CREATE TABLE "AuditLog" (
 );
 
 -- CreateTable
+CREATE TABLE "AuditHead" (
+    "teamId" TEXT NOT NULL,
+    "seq" INTEGER NOT NULL,
+    "hash" TEXT NOT NULL,
+    "mac" TEXT NOT NULL,
+    "at" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "AuditHead_pkey" PRIMARY KEY ("teamId")
+);
+
+-- CreateTable
 CREATE TABLE "AlertChannel" (
     "id" TEXT NOT NULL,
     "teamId" TEXT NOT NULL,
@@ -559,5 +570,4 @@ ALTER TABLE "AlertDelivery" ADD CONSTRAINT "AlertDelivery_channelId_fkey" FOREIG
 
 -- AddForeignKey
 ALTER TABLE "Budget" ADD CONSTRAINT "Budget_teamId_fkey" FOREIGN KEY ("teamId") REFERENCES "Team"("id") ON DELETE CASCADE ON UPDATE CASCADE;
-
 

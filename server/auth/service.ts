@@ -1,0 +1,70 @@
+import { z } from "zod";
+import { db } from "../db";
+import { appendAudit } from "../audit";
+import { DomainError } from "../lib/errors";
+import { slugify, uniqueTeamSlug } from "../teams/slug";
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, dummyHash, hashPassword, verifyPassword } from "./password";
+import { clearFailures, isLocked, recordFailure } from "./throttle";
+
+export const signUpInput = z.object({
+  name: z.string().trim().min(1, "Enter your name").max(100),
+  email: z.string().trim().toLowerCase().pipe(z.email("Enter a valid email address")),
+  password: z
+    .string()
+    .min(MIN_PASSWORD_LENGTH, `Use at least ${MIN_PASSWORD_LENGTH} characters`)
+    .max(MAX_PASSWORD_LENGTH, `Use at most ${MAX_PASSWORD_LENGTH} characters`),
+});
+
+export interface RequestMeta {
+  ip?: string | null;
+  userAgent?: string | null;
+}
+
+/** Creates the user, their personal team (as admin) and the team's first audit rows, atomically. */
+export async function signUp(input: z.infer<typeof signUpInput>, meta: RequestMeta = {}) {
+  const passwordHash = await hashPassword(input.password);
+  const existing = await db.user.findUnique({ where: { email: input.email }, select: { id: true } });
+  if (existing) {
+    // Sign-up must say something here; it says no more than "use sign-in" (the email owner knows).
+    throw new DomainError("CONFLICT", "An account with this email already exists. Sign in instead.", { reason: "email_taken" });
+  }
+  return db.$transaction(async (tx) => {
+    const user = await tx.user.create({ data: { name: input.name, email: input.email, passwordHash } });
+    const teamName = `${input.name.split(/\s+/)[0]}'s team`;
+    const team = await tx.team.create({
+      data: { name: teamName, slug: await uniqueTeamSlug(tx, slugify(teamName)), personal: true },
+    });
+    await tx.membership.create({ data: { teamId: team.id, userId: user.id, role: "admin" } });
+    const actor = { userId: user.id, label: input.email, ...meta };
+    await appendAudit(tx, team.id, actor, { action: "user.signup", targetType: "user", targetId: user.id });
+    await appendAudit(tx, team.id, actor, {
+      action: "team.create", targetType: "team", targetId: team.id, metadata: { name: team.name, personal: true },
+    });
+    return { userId: user.id, teamId: team.id };
+  });
+}
+
+export type CredentialCheck =
+  | { ok: true; user: { id: string; email: string; name: string | null } }
+  | { ok: false; reason: "invalid" | "locked" };
+
+/**
+ * Checks email + password with brute-force protection per account and per IP. Failures look the same
+ * whether or not the account exists (same message, a real scrypt run either way).
+ */
+export async function checkCredentials(emailRaw: string, password: string, ip: string | null): Promise<CredentialCheck> {
+  const email = emailRaw.trim().toLowerCase();
+  if (!email || !password || password.length > MAX_PASSWORD_LENGTH) return { ok: false, reason: "invalid" };
+  if ((await isLocked("account", email)) || (ip && (await isLocked("ip", ip)))) {
+    return { ok: false, reason: "locked" };
+  }
+  const user = await db.user.findUnique({ where: { email }, select: { id: true, email: true, name: true, passwordHash: true } });
+  const valid = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
+  if (!user || !user.passwordHash || !valid) {
+    await recordFailure("account", email);
+    if (ip) await recordFailure("ip", ip);
+    return { ok: false, reason: "invalid" };
+  }
+  await clearFailures("account", email);
+  return { ok: true, user: { id: user.id, email: user.email!, name: user.name } };
+}

@@ -1,0 +1,1 @@
+export { PERMISSIONS, ROLES, can, permissionsOf, rolesWith, type Permission } from "./permissions";

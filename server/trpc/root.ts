@@ -1,0 +1,13 @@
+import { auditRouter, authRouter, inviteRouter, meRouter, teamRouter } from "./routers/core";
+import { createCallerFactory, router } from "./init";
+
+export const appRouter = router({
+  auth: authRouter,
+  me: meRouter,
+  invite: inviteRouter,
+  team: teamRouter,
+  audit: auditRouter,
+});
+
+export type AppRouter = typeof appRouter;
+export const createCaller = createCallerFactory(appRouter);

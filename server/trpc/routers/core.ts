@@ -1,0 +1,77 @@
+import { z } from "zod";
+import { Role } from "@prisma/client";
+import { signUp, signUpInput } from "../../auth";
+import { listAudit, verifyAuditChain } from "../../audit";
+import { permissionsOf, PERMISSIONS } from "../../rbac";
+import * as teams from "../../teams";
+import { authedProcedure, publicProcedure, router, teamProcedure } from "../init";
+
+const roleSchema = z.enum(Role);
+const idSchema = z.string().min(1).max(64);
+
+export const authRouter = router({
+  signUp: publicProcedure.input(signUpInput).mutation(async ({ input, ctx }) => {
+    const r = await signUp(input, { ip: ctx.ip, userAgent: ctx.userAgent });
+    return { teamId: r.teamId };
+  }),
+});
+
+export const meRouter = router({
+  get: authedProcedure.query(({ ctx }) => ({ id: ctx.user.id, email: ctx.user.email, name: ctx.user.name ?? null })),
+  teams: authedProcedure.query(({ ctx }) => teams.listMyTeams(ctx.user.id)),
+  createTeam: authedProcedure
+    .input(z.object({ name: z.string().trim().min(2, "Use at least 2 characters").max(60) }))
+    .mutation(({ ctx, input }) => teams.createTeam(ctx.actor, input.name)),
+});
+
+export const inviteRouter = router({
+  preview: authedProcedure.input(z.object({ token: z.string().min(8).max(200) })).query(({ input }) => teams.previewInvite(input.token)),
+  accept: authedProcedure
+    .input(z.object({ token: z.string().min(8).max(200) }))
+    .mutation(({ ctx, input }) => teams.acceptInvite(ctx.actor, input.token)),
+});
+
+export const teamRouter = router({
+  get: teamProcedure("team.read").query(async ({ ctx }) => ({
+    ...(await teams.getTeam(ctx.teamId)),
+    role: ctx.role,
+    permissions: permissionsOf(ctx.role),
+  })),
+  rename: teamProcedure("team.update")
+    .input(z.object({ name: z.string().trim().min(2).max(60) }))
+    .mutation(({ ctx, input }) => teams.renameTeam(ctx.teamId, ctx.actor, input.name)),
+  members: teamProcedure("team.read").query(({ ctx }) => teams.listMembers(ctx.teamId)),
+  permissionTable: teamProcedure("team.read").query(() =>
+    Object.entries(PERMISSIONS).map(([permission, v]) => ({ permission, roles: [...v.roles], description: v.description })),
+  ),
+  invites: teamProcedure("member.manage").query(({ ctx }) => teams.listInvites(ctx.teamId)),
+  invite: teamProcedure("member.manage")
+    .input(z.object({ role: roleSchema, email: z.email().optional(), ttlHours: z.number().int().min(1).max(24 * 30).optional() }))
+    .mutation(({ ctx, input }) => teams.createInvite(ctx.teamId, ctx.actor, input)),
+  revokeInvite: teamProcedure("member.manage")
+    .input(z.object({ inviteId: idSchema }))
+    .mutation(({ ctx, input }) => teams.revokeInvite(ctx.teamId, ctx.actor, input.inviteId)),
+  changeRole: teamProcedure("member.manage")
+    .input(z.object({ userId: idSchema, role: roleSchema }))
+    .mutation(({ ctx, input }) => teams.changeRole(ctx.teamId, ctx.actor, input.userId, input.role)),
+  removeMember: teamProcedure("member.manage")
+    .input(z.object({ userId: idSchema }))
+    .mutation(({ ctx, input }) => teams.removeMember(ctx.teamId, ctx.actor, input.userId)),
+  leave: teamProcedure("team.read").mutation(({ ctx }) => teams.leaveTeam(ctx.teamId, ctx.actor)),
+});
+
+export const auditRouter = router({
+  list: teamProcedure("audit.read")
+    .input(
+      z.object({
+        actorId: idSchema.optional(),
+        action: z.string().max(100).optional(),
+        from: z.date().optional(),
+        to: z.date().optional(),
+        cursor: z.number().int().positive().optional(),
+        limit: z.number().int().min(1).max(200).default(50),
+      }),
+    )
+    .query(({ ctx, input }) => listAudit({ teamId: ctx.teamId, ...input })),
+  verify: teamProcedure("audit.read").mutation(({ ctx }) => verifyAuditChain(ctx.teamId)),
+});
