@@ -32,15 +32,21 @@ function str(name: string, v: TemplateValue): string {
   return String(v);
 }
 
+function escapeCodePoints(quoted: string, re: RegExp): string {
+  return quoted.replace(re, (c) => `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`);
+}
+
 function escapeFor(filter: string, name: string, v: TemplateValue): string {
   switch (filter) {
     case "json":
       return JSON.stringify(v);
     case "yaml":
-      // JSON strings are valid YAML double-quoted scalars; newlines and quotes are escaped.
-      return JSON.stringify(str(name, v));
+      // JSON strings are valid YAML double-quoted scalars; newlines and quotes are escaped. JSON leaves DEL,
+      // C1 controls, U+2028/2029 and BOM raw: YAML calls them non-printable (or line breaks, in YAML 1.1).
+      return escapeCodePoints(JSON.stringify(str(name, v)), /[\u007f-\u009f\u2028\u2029\ufeff]/g);
     case "toml":
-      return JSON.stringify(str(name, v)).replace(/\\u007f/g, "\\u007F");
+      // TOML basic strings forbid a raw DEL; JSON.stringify leaves it raw.
+      return escapeCodePoints(JSON.stringify(str(name, v)), /\u007f/g);
     case "py":
       // A JSON string literal is a valid Python str literal for every code point we emit.
       return JSON.stringify(str(name, v));
