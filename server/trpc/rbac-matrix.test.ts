@@ -20,7 +20,7 @@ const NON_TEAM = new Map<string, "public" | "authed">([
 ]);
 
 type AnyProc = { _def: { meta?: Meta; type: "query" | "mutation" | "subscription" } };
-const procedures = Object.entries(appRouter._def.procedures as Record<string, AnyProc>);
+const procedures = Object.entries(appRouter._def.procedures as unknown as Record<string, AnyProc>);
 
 function callPath(caller: unknown, path: string, input: unknown): Promise<unknown> {
   let fn: unknown = caller;

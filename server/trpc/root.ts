@@ -1,4 +1,5 @@
 import { auditRouter, authRouter, inviteRouter, meRouter, teamRouter } from "./routers/core";
+import { vaultRouter } from "./routers/vault";
 import { createCallerFactory, router } from "./init";
 
 export const appRouter = router({
@@ -7,6 +8,7 @@ export const appRouter = router({
   invite: inviteRouter,
   team: teamRouter,
   audit: auditRouter,
+  vault: vaultRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -1,0 +1,111 @@
+"use client";
+
+import { useInfiniteQuery, useMutation, useQuery } from "@tanstack/react-query";
+import type { ColumnDef } from "@tanstack/react-table";
+import { useState, type FormEvent } from "react";
+import { errorMessage, useTRPC } from "@/app/_lib/trpc";
+import { DataTable } from "@/app/_components/DataTable";
+import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
+
+interface Row {
+  seq: number;
+  createdAt: Date;
+  actorLabel: string;
+  action: string;
+  targetType: string | null;
+  targetId: string | null;
+  ip: string | null;
+  metadata: unknown;
+}
+
+const columns: ColumnDef<Row>[] = [
+  { header: "#", cell: ({ row }) => row.original.seq },
+  { header: "Time", cell: ({ row }) => new Date(row.original.createdAt).toLocaleString() },
+  { header: "Actor", cell: ({ row }) => row.original.actorLabel },
+  { header: "Action", cell: ({ row }) => <code data-testid="audit-action">{row.original.action}</code> },
+  { header: "Target", cell: ({ row }) => (row.original.targetType ? `${row.original.targetType} ${row.original.targetId ?? ""}` : "—") },
+  { header: "IP", cell: ({ row }) => row.original.ip ?? "—" },
+  {
+    header: "Details",
+    cell: ({ row }) => {
+      const m = row.original.metadata as Record<string, unknown> | null;
+      return m && Object.keys(m).length ? <code className="text-xs text-gray-600">{JSON.stringify(m)}</code> : "—";
+    },
+  },
+];
+
+export default function AuditPage() {
+  const trpc = useTRPC();
+  const members = useQuery(trpc.team.members.queryOptions());
+  const [filters, setFilters] = useState<{ actorId?: string; action?: string; from?: Date; to?: Date }>({});
+  const log = useInfiniteQuery(
+    trpc.audit.list.infiniteQueryOptions({ ...filters, limit: 50 }, { getNextPageParam: (last) => last.nextCursor ?? undefined }),
+  );
+  const verify = useMutation(trpc.audit.verify.mutationOptions());
+
+  function onFilter(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    const s = (k: string) => String(f.get(k) || "").trim() || undefined;
+    const from = s("from");
+    const to = s("to");
+    setFilters({ actorId: s("actor"), action: s("action"), from: from ? new Date(`${from}T00:00:00`) : undefined, to: to ? new Date(`${to}T23:59:59.999`) : undefined });
+  }
+
+  const rows = log.data?.pages.flatMap((p) => p.items) ?? [];
+  return (
+    <>
+      <PageHeader
+        title="Audit log"
+        description="Every change in this team, hash-chained so that edits, insertions and deletions are detectable."
+        actions={<button type="button" className="btn-secondary" onClick={() => verify.mutate()} disabled={verify.isPending}>{verify.isPending ? "Verifying…" : "Verify integrity"}</button>}
+      />
+      {verify.data ? (
+        <div className="mb-4">
+          {verify.data.ok ? (
+            <Notice tone="success">Chain intact: {verify.data.checked} entries verified.</Notice>
+          ) : (
+            <ErrorBox message={`Tampering detected: ${verify.data.problems.map((p) => p.message).join("; ")}`} />
+          )}
+        </div>
+      ) : verify.error ? <div className="mb-4"><ErrorBox message={errorMessage(verify.error)} /></div> : null}
+      <form onSubmit={onFilter} className="card mb-4 grid gap-3 sm:grid-cols-5" aria-label="Filter the audit log">
+        <div>
+          <label htmlFor="f-actor" className="field-label">Actor</label>
+          <select id="f-actor" name="actor" className="field-input">
+            <option value="">Anyone</option>
+            {members.data?.map((m) => <option key={m.userId} value={m.userId}>{m.email}</option>)}
+          </select>
+        </div>
+        <div>
+          <label htmlFor="f-action" className="field-label">Action starts with</label>
+          <input id="f-action" name="action" placeholder="member." className="field-input" />
+        </div>
+        <div>
+          <label htmlFor="f-from" className="field-label">From</label>
+          <input id="f-from" name="from" type="date" className="field-input" />
+        </div>
+        <div>
+          <label htmlFor="f-to" className="field-label">To</label>
+          <input id="f-to" name="to" type="date" className="field-input" />
+        </div>
+        <div className="flex items-end"><button type="submit" className="btn-primary w-full">Apply filters</button></div>
+      </form>
+      {log.isPending ? <Loading /> : log.error ? <ErrorBox message={errorMessage(log.error)} onRetry={() => log.refetch()} /> : rows.length === 0 ? (
+        <Empty title="No audit entries match these filters" />
+      ) : (
+        <>
+          <DataTable testId="audit-table" caption="Audit log entries" data={rows as Row[]} columns={columns} />
+          <div className="mt-3 flex items-center justify-between text-sm text-gray-600">
+            <span>{rows.length} entries shown</span>
+            {log.hasNextPage ? (
+              <button type="button" className="btn-secondary" onClick={() => log.fetchNextPage()} disabled={log.isFetchingNextPage}>
+                {log.isFetchingNextPage ? "Loading…" : "Load older entries"}
+              </button>
+            ) : <span>End of log</span>}
+          </div>
+        </>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,60 @@
+"use client";
+
+import Link from "next/link";
+import { signIn } from "next-auth/react";
+import { useState, type FormEvent } from "react";
+
+const MESSAGES: Record<string, string> = {
+  CredentialsSignin: "Email or password is incorrect.",
+  TooManyAttempts: "Too many failed attempts. Wait 15 minutes and try again.",
+  OAuthAccountNotLinked: "This email is already used with another sign-in method.",
+};
+
+export function SignInForm({ callbackUrl, oauth, initialError }: { callbackUrl: string; oauth: Array<{ id: string; name: string }>; initialError?: string }) {
+  const [error, setError] = useState<string | null>(initialError ? (MESSAGES[initialError] ?? "Sign-in failed. Try again.") : null);
+  const [pending, setPending] = useState(false);
+
+  async function onSubmit(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const form = new FormData(e.currentTarget);
+    setPending(true);
+    setError(null);
+    const res = await signIn("credentials", { email: String(form.get("email")), password: String(form.get("password")), redirect: false, callbackUrl });
+    setPending(false);
+    if (!res || res.error) {
+      setError(MESSAGES[res?.error ?? ""] ?? "Sign-in failed. Try again.");
+      return;
+    }
+    window.location.assign(callbackUrl);
+  }
+
+  return (
+    <>
+      <h1 className="mb-4 text-lg font-semibold">Sign in</h1>
+      <form onSubmit={onSubmit} className="space-y-4" noValidate>
+        <div>
+          <label htmlFor="email" className="field-label">Email</label>
+          <input id="email" name="email" type="email" autoComplete="email" required className="field-input" />
+        </div>
+        <div>
+          <label htmlFor="password" className="field-label">Password</label>
+          <input id="password" name="password" type="password" autoComplete="current-password" required className="field-input" />
+        </div>
+        {error ? <p role="alert" className="field-error">{error}</p> : null}
+        <button type="submit" className="btn-primary w-full" disabled={pending}>{pending ? "Signing in…" : "Sign in"}</button>
+      </form>
+      {oauth.length ? (
+        <div className="mt-4 space-y-2 border-t pt-4">
+          {oauth.map((p) => (
+            <button key={p.id} type="button" className="btn-secondary w-full" onClick={() => signIn(p.id, { callbackUrl })}>
+              Continue with {p.name}
+            </button>
+          ))}
+        </div>
+      ) : null}
+      <p className="mt-4 text-center text-sm text-gray-600">
+        New to Tuna? <Link className="font-medium text-blue-600 hover:underline" href={`/signup?callbackUrl=${encodeURIComponent(callbackUrl)}`}>Create an account</Link>
+      </p>
+    </>
+  );
+}

@@ -1,0 +1,108 @@
+/**
+ * `npm start` / `npm run dev`: the whole product on one machine.
+ *  - PostgreSQL: DATABASE_URL, or an embedded PostgreSQL with its data in .tuna/pg (loopback only)
+ *  - migrations applied on every start
+ *  - secrets of the embedded default generated once into .tuna/ (0600): NextAuth secret, master key, router token
+ *  - the dashboard/API (Next.js) on http://localhost:3000 and a router on http://localhost:8080
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { startEmbeddedPostgres, withDatabase } from "../server/db/embedded";
+import { ensureDatabase, migrateDatabase } from "../server/db/migrate";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const mode = process.argv[2] === "dev" ? "dev" : "start";
+const DATA = path.resolve(process.env.TUNA_DATA_DIR ?? path.join(ROOT, ".tuna"));
+const PORT = Number(process.env.PORT ?? 3000);
+const ROUTER_PORT = Number(process.env.TUNA_ROUTER_PORT ?? 8080);
+const log = (s: string) => console.log(`[tuna] ${s}`);
+
+function secretFile(name: string, make: () => string): string {
+  const file = path.join(DATA, name);
+  if (!existsSync(file)) writeFileSync(file, make() + "\n", { mode: 0o600, flag: "wx" });
+  return readFileSync(file, "utf8").trim();
+}
+
+const children: ChildProcess[] = [];
+let stopDb: (() => Promise<void>) | null = null;
+let stopping = false;
+
+async function shutdown(code: number) {
+  if (stopping) return;
+  stopping = true;
+  for (const c of children) c.kill("SIGTERM");
+  await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once("exit", r)))));
+  if (stopDb) await stopDb().catch(() => {});
+  process.exit(code);
+}
+process.on("SIGINT", () => void shutdown(0));
+process.on("SIGTERM", () => void shutdown(0));
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, name: string): ChildProcess {
+  const child = spawn(cmd, args, { cwd: ROOT, env, stdio: "inherit" });
+  children.push(child);
+  child.on("exit", (code) => {
+    if (!stopping) {
+      log(`${name} exited (${code}); stopping`);
+      void shutdown(code ?? 1);
+    }
+  });
+  return child;
+}
+
+async function main() {
+  mkdirSync(DATA, { recursive: true, mode: 0o755 });
+  let databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl) {
+    const pgPort = Number(process.env.TUNA_PG_PORT ?? 54329);
+    log(`no DATABASE_URL: starting the embedded PostgreSQL (data in ${path.join(DATA, "pg")}, port ${pgPort})`);
+    const pg = await startEmbeddedPostgres({ dataDir: path.join(DATA, "pg"), port: pgPort, log });
+    stopDb = pg.stop;
+    databaseUrl = withDatabase(pg.adminUrl, "tuna");
+  }
+  await ensureDatabase(databaseUrl);
+  log("applying database migrations…");
+  await migrateDatabase(databaseUrl);
+
+  const firstRun = !existsSync(path.join(DATA, "nextauth.secret"));
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: databaseUrl,
+    TUNA_DATA_DIR: DATA,
+    NEXTAUTH_URL: process.env.NEXTAUTH_URL ?? `http://localhost:${PORT}`,
+    NEXTAUTH_SECRET: process.env.NEXTAUTH_SECRET ?? secretFile("nextauth.secret", () => randomBytes(32).toString("base64url")),
+    TUNA_ROUTER_TOKEN: process.env.TUNA_ROUTER_TOKEN ?? secretFile("router.token", () => `rt_${randomBytes(24).toString("base64url")}`),
+    TUNA_PUBLIC_ROUTER_URL: process.env.TUNA_PUBLIC_ROUTER_URL ?? `http://localhost:${ROUTER_PORT}`,
+  };
+  // No Inngest server configured: the app's local runner executes workflows (server/workflows/README.md).
+  if (!env.INNGEST_SIGNING_KEY && !env.INNGEST_BASE_URL) env.INNGEST_DEV = "1";
+
+  const nextBin = path.join(ROOT, "node_modules/.bin/next");
+  if (mode === "start" && !existsSync(path.join(ROOT, ".next/BUILD_ID"))) {
+    log("no production build yet: running `next build` (about a minute)…");
+    await new Promise<void>((resolve, reject) => {
+      const b = spawn(nextBin, ["build"], { cwd: ROOT, env, stdio: "inherit" });
+      b.on("exit", (c) => (c === 0 ? resolve() : reject(new Error(`next build failed (${c})`))));
+    });
+  }
+  const host = process.env.HOST ?? "127.0.0.1";
+  run(nextBin, mode === "dev" ? ["dev", "-H", host, "-p", String(PORT)] : ["start", "-H", host, "-p", String(PORT)], env, "next");
+
+  if (process.env.TUNA_START_ROUTER !== "0") {
+    const controlPlane = `http://127.0.0.1:${PORT}`;
+    run(process.execPath, ["--import", "tsx", "router-service/src/main.ts", "--port", String(ROUTER_PORT)], {
+      ...env,
+      TUNA_CONTROL_PLANE_URL: controlPlane,
+      TUNA_ROUTER_STATE_DIR: path.join(DATA, "router"),
+    }, "router");
+  }
+  log(`dashboard: http://localhost:${PORT}   router (OpenAI API): http://localhost:${ROUTER_PORT}/v1`);
+  if (firstRun) log(`first run: open http://localhost:${PORT}/signup to create your account (it gets a personal team).`);
+}
+
+main().catch(async (e) => {
+  console.error(`[tuna] failed to start: ${e instanceof Error ? e.message : String(e)}`);
+  await shutdown(1);
+});

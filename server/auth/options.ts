@@ -1,0 +1,83 @@
+import type { NextAuthOptions } from "next-auth";
+import CredentialsProvider from "next-auth/providers/credentials";
+import GitHubProvider from "next-auth/providers/github";
+import GoogleProvider from "next-auth/providers/google";
+import { PrismaAdapter } from "@next-auth/prisma-adapter";
+import { getPrisma } from "../db";
+import { appendAudit } from "../audit";
+import { slugify, uniqueTeamSlug } from "../teams/slug";
+import { checkCredentials } from "./service";
+
+export function clientIp(headers: Headers | Record<string, string | string[] | undefined> | undefined): string | null {
+  const get = (k: string): string | undefined => {
+    if (!headers) return undefined;
+    if (headers instanceof Headers) return headers.get(k) ?? undefined;
+    const v = headers[k];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  // Behind a proxy the first X-Forwarded-For hop is the client; locally there is none.
+  const xff = get("x-forwarded-for");
+  return (xff?.split(",")[0]?.trim() || get("x-real-ip") || "local").slice(0, 64);
+}
+
+/** OAuth providers exist only when their env vars are set. */
+function oauthProviders() {
+  const list = [];
+  if (process.env.GITHUB_ID && process.env.GITHUB_SECRET) {
+    list.push(GitHubProvider({ clientId: process.env.GITHUB_ID, clientSecret: process.env.GITHUB_SECRET }));
+  }
+  if (process.env.GOOGLE_CLIENT_ID && process.env.GOOGLE_CLIENT_SECRET) {
+    list.push(GoogleProvider({ clientId: process.env.GOOGLE_CLIENT_ID, clientSecret: process.env.GOOGLE_CLIENT_SECRET }));
+  }
+  return list;
+}
+
+export function enabledOAuthProviders(): Array<{ id: string; name: string }> {
+  return oauthProviders().map((p) => ({ id: p.id, name: p.name }));
+}
+
+export function authOptions(): NextAuthOptions {
+  return {
+    // The adapter stores OAuth users/accounts; credentials sessions are JWTs (next-auth requires it).
+    adapter: PrismaAdapter(getPrisma()),
+    session: { strategy: "jwt", maxAge: 7 * 24 * 3600 },
+    pages: { signIn: "/signin", error: "/signin" },
+    providers: [
+      CredentialsProvider({
+        name: "Email and password",
+        credentials: { email: { label: "Email", type: "email" }, password: { label: "Password", type: "password" } },
+        async authorize(credentials, req) {
+          const r = await checkCredentials(credentials?.email ?? "", credentials?.password ?? "", clientIp(req?.headers as Record<string, string>));
+          if (!r.ok) {
+            // One message for unknown email and wrong password alike; a lockout says only "try later".
+            throw new Error(r.reason === "locked" ? "TooManyAttempts" : "CredentialsSignin");
+          }
+          return { id: r.user.id, email: r.user.email, name: r.user.name };
+        },
+      }),
+      ...oauthProviders(),
+    ],
+    callbacks: {
+      async jwt({ token, user }) {
+        if (user) token.uid = user.id;
+        return token;
+      },
+      async session({ session, token }) {
+        if (session.user && token.uid) (session.user as { id?: string }).id = String(token.uid);
+        return session;
+      },
+    },
+    events: {
+      // First OAuth sign-in: give the new user a personal team, as email sign-up does.
+      async createUser({ user }) {
+        const db = getPrisma();
+        await db.$transaction(async (tx) => {
+          const name = `${(user.name ?? user.email ?? "My").split(/[\s@]+/)[0]}'s team`;
+          const team = await tx.team.create({ data: { name, slug: await uniqueTeamSlug(tx, slugify(name)), personal: true } });
+          await tx.membership.create({ data: { teamId: team.id, userId: user.id, role: "admin" } });
+          await appendAudit(tx, team.id, { userId: user.id, label: user.email ?? user.id }, { action: "user.signup", targetType: "user", targetId: user.id, metadata: { via: "oauth" } });
+        });
+      },
+    },
+  };
+}
