@@ -97,7 +97,7 @@ export async function loadProviderPlugins(specifiers: string[]): Promise<Provide
     const spec = raw.trim();
     if (!spec) continue;
     const target =
-      spec.startsWith(".") || path.isAbsolute(spec) ? pathToFileURL(path.resolve(process.cwd(), spec)).href : spec;
+      spec.startsWith(".") || path.isAbsolute(spec) ? pathToFileURL(path.resolve(/*turbopackIgnore: true*/ process.cwd(), spec)).href : spec;
     let mod: Record<string, unknown>;
     try {
       mod = (await import(target)) as Record<string, unknown>;
