@@ -94,10 +94,10 @@ describe("provider registry", () => {
     const b = write("second-plugin.mjs", pluginSource("acme-second", "default"));
     const rel = path.relative(process.cwd(), a);
     try {
-      const loaded = await loadConfiguredPlugins({ TUNA_PROVIDER_PLUGINS: ` ${rel.startsWith(".") ? rel : `./${rel}`} ,${b},` } as NodeJS.ProcessEnv);
+      const loaded = await loadConfiguredPlugins({ TUNA_PROVIDER_PLUGINS: ` ${rel.startsWith(".") ? rel : `./${rel}`} ,${b},` } as unknown as NodeJS.ProcessEnv);
       assert.deepEqual(loaded.map((p) => p.name), ["acme-named", "acme-second"]);
       assert.equal(getProvider("acme-named").kind, "serverless");
-      assert.deepEqual(await loadConfiguredPlugins({} as NodeJS.ProcessEnv), []);
+      assert.deepEqual(await loadConfiguredPlugins({} as unknown as NodeJS.ProcessEnv), []);
     } finally {
       unregisterProvider("acme-named");
       unregisterProvider("acme-second");

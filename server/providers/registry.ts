@@ -3,6 +3,9 @@ import { pathToFileURL } from "node:url";
 import { z } from "zod";
 import type { Provider } from "./base/types";
 import { localServerless, localSpot } from "./local/index";
+import { runpodProvider } from "./runpod/index";
+import { cloudrunProvider } from "./cloudrun/index";
+import { azureProvider } from "./azure/index";
 
 /**
  * Providers by name. Built-ins are listed once below; plugins (modules named in TUNA_PROVIDER_PLUGINS) are
@@ -13,6 +16,9 @@ import { localServerless, localSpot } from "./local/index";
 const BUILTIN_PROVIDERS: Provider[] = [
   localServerless,
   localSpot,
+  runpodProvider,
+  cloudrunProvider,
+  azureProvider,
 ];
 
 const providers = new Map<string, Provider>();

@@ -1,0 +1,247 @@
+import { z } from "zod";
+import { codeForStatus, ProviderError, redact, type ProviderErrorCode } from "../base/errors";
+import type { Credentials, ProviderContext } from "../base/types";
+
+/**
+ * Client of Azure Resource Manager for Microsoft.App (Container Apps), api-version 2025-07-01, with a
+ * client-credentials token from Microsoft Entra ID. Long-running operations are polled through
+ * `Azure-AsyncOperation` (create/update) or `Location` (delete), honouring `Retry-After` (provider-apis.md §4).
+ */
+
+export const PROVIDER = "azure";
+export const ACA_API_VERSION = "2025-07-01";
+export const RESOURCES_API_VERSION = "2021-04-01";
+
+export const azureCredentialsSchema = z.object({
+  tenantId: z.string().min(1),
+  clientId: z.string().min(1),
+  clientSecret: z.string().min(1),
+  subscriptionId: z.string().min(1),
+  resourceGroup: z.string().min(1),
+  /** Workload secret values from the vault, keyed by env name (e.g. HF_TOKEN). */
+  secrets: z.record(z.string(), z.string()).optional(),
+});
+export type AzureCredentials = z.infer<typeof azureCredentialsSchema>;
+
+export function parseAzureCredentials(creds: Credentials | undefined): AzureCredentials {
+  const r = azureCredentialsSchema.safeParse(creds ?? {});
+  if (!r.success) {
+    throw new ProviderError({ provider: PROVIDER, code: "unauthorized", message: "Azure credentials need tenantId, clientId, clientSecret, subscriptionId and resourceGroup" });
+  }
+  return r.data;
+}
+
+export function azureBases(ctx: ProviderContext = {}): { login: string; arm: string } {
+  return {
+    login: (ctx.baseUrls?.login ?? "https://login.microsoftonline.com").replace(/\/$/, ""),
+    arm: (ctx.baseUrls?.arm ?? "https://management.azure.com").replace(/\/$/, ""),
+  };
+}
+
+const REQUEST_TIMEOUT_MS = 30_000;
+const MAX_ATTEMPTS = 3;
+
+function sleeper(ctx: ProviderContext) {
+  return ctx.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+}
+
+function retryAfterMs(res: { headers: Headers }): number | undefined {
+  const s = Number(res.headers.get("retry-after"));
+  return Number.isFinite(s) && s > 0 ? s * 1000 : undefined;
+}
+
+async function fetchOnce(url: string, init: RequestInit, ctx: ProviderContext, what: string, sensitive: string[]): Promise<Response> {
+  try {
+    const signals = [AbortSignal.timeout(REQUEST_TIMEOUT_MS), ...(ctx.signal ? [ctx.signal] : [])];
+    return await (ctx.fetch ?? fetch)(url, { ...init, signal: AbortSignal.any(signals) });
+  } catch (err) {
+    const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
+    throw new ProviderError({
+      provider: PROVIDER,
+      code: timedOut ? "timeout" : "unavailable",
+      message: redact(`${what}: ${timedOut ? "request timed out" : `network error: ${(err as Error).message}`}`, sensitive),
+    });
+  }
+}
+
+export async function getArmToken(creds: AzureCredentials, ctx: ProviderContext = {}): Promise<string> {
+  const url = `${azureBases(ctx).login}/${encodeURIComponent(creds.tenantId)}/oauth2/v2.0/token`;
+  const sensitive = [creds.clientSecret, ...Object.values(creds.secrets ?? {})];
+  const res = await fetchOnce(
+    url,
+    {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
+      body: new URLSearchParams({
+        grant_type: "client_credentials",
+        client_id: creds.clientId,
+        client_secret: creds.clientSecret,
+        scope: "https://management.azure.com/.default",
+      }).toString(),
+    },
+    ctx,
+    "Entra ID token",
+    sensitive,
+  );
+  const text = await res.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    /* keep text */
+  }
+  if (!res.ok) {
+    const detail = [body.error, body.error_description].filter(Boolean).join(": ") || text.slice(0, 300);
+    const code: ProviderErrorCode = res.status === 400 || res.status === 401 ? "unauthorized" : codeForStatus(res.status);
+    throw new ProviderError({ provider: PROVIDER, code, status: res.status, message: redact(`Entra ID token failed (HTTP ${res.status}): ${detail}`, sensitive) });
+  }
+  if (typeof body.access_token !== "string") throw new ProviderError({ provider: PROVIDER, code: "unauthorized", message: "token endpoint returned no access_token" });
+  return body.access_token;
+}
+
+export interface ArmResponse<T> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export interface ArmError {
+  code?: string;
+  message?: string;
+  details?: Array<{ code?: string; message?: string }>;
+}
+
+export class ArmSession {
+  private constructor(
+    readonly creds: AzureCredentials,
+    private token: string,
+    readonly ctx: ProviderContext,
+  ) {}
+
+  static async open(creds: Credentials, ctx: ProviderContext = {}): Promise<ArmSession> {
+    const c = parseAzureCredentials(creds);
+    return new ArmSession(c, await getArmToken(c, ctx), ctx);
+  }
+
+  get sensitive(): string[] {
+    return [this.creds.clientSecret, this.token, ...Object.values(this.creds.secrets ?? {})];
+  }
+
+  /** `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.App` */
+  get appPrefix(): string {
+    return `/subscriptions/${encodeURIComponent(this.creds.subscriptionId)}/resourceGroups/${encodeURIComponent(this.creds.resourceGroup)}/providers/Microsoft.App`;
+  }
+
+  url(path: string, apiVersion = ACA_API_VERSION): string {
+    return `${azureBases(this.ctx).arm}${path}${path.includes("?") ? "&" : "?"}api-version=${apiVersion}`;
+  }
+
+  /**
+   * One ARM call (absolute URL) with ARM error-envelope mapping. 429 is retried for every method, 5xx only for
+   * idempotent ones (GET, PUT and DELETE are idempotent in ARM); `Retry-After` is honoured.
+   */
+  async call<T>(method: "GET" | "PUT" | "PATCH" | "POST" | "DELETE", url: string, what: string, body?: unknown): Promise<ArmResponse<T>> {
+    const idempotent = method !== "POST" && method !== "PATCH";
+    for (let attempt = 1; ; attempt++) {
+      const res = await fetchOnce(
+        url,
+        {
+          method,
+          headers: {
+            Authorization: `Bearer ${this.token}`,
+            Accept: "application/json",
+            ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
+          },
+          body: body !== undefined ? JSON.stringify(body) : undefined,
+        },
+        this.ctx,
+        what,
+        this.sensitive,
+      );
+      const text = await res.text();
+      if (res.ok) return { status: res.status, body: (text ? JSON.parse(text) : {}) as T, headers: res.headers };
+      let err: ArmError = {};
+      try {
+        err = ((JSON.parse(text) as { error?: ArmError }).error ?? {}) as ArmError;
+      } catch {
+        /* not JSON */
+      }
+      if ((res.status === 429 || (res.status >= 500 && idempotent)) && attempt < MAX_ATTEMPTS) {
+        await sleeper(this.ctx)(retryAfterMs(res) ?? 1000 * 2 ** (attempt - 1));
+        continue;
+      }
+      throw armError(res.status, err, text || res.statusText, what, this.sensitive);
+    }
+  }
+
+  /** GET returning undefined on 404. */
+  async getOrMissing<T>(url: string, what: string): Promise<T | undefined> {
+    try {
+      return (await this.call<T>("GET", url, what)).body;
+    } catch (err) {
+      if (err instanceof ProviderError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** GET of every page of an ARM list (`value` + `nextLink`). */
+  async list<T>(url: string, what: string): Promise<T[]> {
+    const out: T[] = [];
+    let next: string | undefined = url;
+    while (next) {
+      const page: { value?: T[]; nextLink?: string } = (await this.call<{ value?: T[]; nextLink?: string }>("GET", next, what)).body;
+      out.push(...(page.value ?? []));
+      next = page.nextLink || undefined;
+    }
+    return out;
+  }
+
+  /**
+   * Waits for a PUT/DELETE started with `res`: polls `Azure-AsyncOperation` (status document) if present,
+   * else `Location` (202 while running, 200/204 when done). Backoff 1 s → 30 s unless `Retry-After` says otherwise.
+   */
+  async waitLro(res: ArmResponse<unknown>, what: string): Promise<void> {
+    const asyncOp = res.headers.get("azure-asyncoperation");
+    const location = res.headers.get("location");
+    if (!asyncOp && !location) return;
+    const sleep = sleeper(this.ctx);
+    const budget = this.ctx.timeoutMs ?? 45 * 60_000;
+    let waited = 0;
+    let delay = retryAfterMs(res) ?? 1000;
+    let backoff = 1000;
+    for (;;) {
+      if (waited >= budget) throw new ProviderError({ provider: PROVIDER, code: "timeout", message: `${what}: not finished after ${Math.round(waited / 1000)} s` });
+      await sleep(delay);
+      waited += delay;
+      backoff = Math.min(backoff * 2, 30_000);
+      if (asyncOp) {
+        const poll = await this.call<{ status?: string; error?: ArmError }>("GET", asyncOp, `${what} (poll)`);
+        const st = poll.body.status ?? "";
+        if (st === "Succeeded") return;
+        if (st === "Failed" || st === "Canceled") {
+          const e = poll.body.error ?? {};
+          throw armError(undefined, e, `operation ${st}`, what, this.sensitive);
+        }
+        delay = retryAfterMs(poll) ?? backoff;
+      } else {
+        const poll = await this.call<unknown>("GET", location ?? "", `${what} (poll)`);
+        if (poll.status !== 202) return;
+        delay = retryAfterMs(poll) ?? backoff;
+      }
+    }
+  }
+}
+
+function armError(status: number | undefined, err: ArmError, fallback: string, what: string, sensitive: string[]): ProviderError {
+  const text = `${err.code ? `${err.code}: ` : ""}${err.message ?? fallback}`;
+  const quota = /quota|MaxNumberOf/i.test(`${err.code ?? ""} ${err.message ?? ""}`) && status !== 429;
+  const byArmCode: Record<string, ProviderErrorCode> = { ResourceNotFound: "not_found", AuthorizationFailed: "forbidden", Conflict: "conflict" };
+  const code: ProviderErrorCode = quota ? "quota" : status ? codeForStatus(status) : (byArmCode[err.code ?? ""] ?? "failed");
+  return new ProviderError({
+    provider: PROVIDER,
+    code,
+    status,
+    retryable: quota ? false : undefined,
+    message: redact(`${what} failed${status ? ` (HTTP ${status})` : ""}: ${text}`, sensitive),
+  });
+}

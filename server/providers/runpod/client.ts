@@ -1,0 +1,246 @@
+import { z } from "zod";
+import { codeForStatus, ProviderError, redact } from "../base/errors";
+import type { Credentials, ProviderContext } from "../base/types";
+
+/**
+ * Client of RunPod's management REST API v2 (`https://api.runpod.io/v2`) and the serverless runtime API
+ * (`https://api.runpod.ai/v2/{endpointId}`). Both take `Authorization: Bearer <api key>`.
+ * CRUD is synchronous; readiness comes from the runtime `/health` (provider-apis.md §2).
+ */
+
+export const PROVIDER = "runpod";
+export const RUNPOD_API_BASE = "https://api.runpod.io/v2";
+export const RUNPOD_RUNTIME_BASE = "https://api.runpod.ai/v2";
+
+export const runpodCredentialsSchema = z.object({
+  apiKey: z.string().min(1),
+  /** Workload secret values from the vault, keyed by name (e.g. HF_TOKEN). */
+  secrets: z.record(z.string(), z.string()).optional(),
+});
+export type RunpodCredentials = z.infer<typeof runpodCredentialsSchema>;
+
+export function parseRunpodCredentials(creds: Credentials | undefined): RunpodCredentials {
+  const parsed = runpodCredentialsSchema.safeParse(creds ?? {});
+  if (!parsed.success) {
+    throw new ProviderError({ provider: PROVIDER, code: "unauthorized", message: "RunPod credentials need an apiKey" });
+  }
+  return parsed.data;
+}
+
+export function runpodBases(ctx: ProviderContext = {}): { api: string; runtime: string } {
+  return {
+    api: (ctx.baseUrls?.api ?? RUNPOD_API_BASE).replace(/\/$/, ""),
+    runtime: (ctx.baseUrls?.runtime ?? RUNPOD_RUNTIME_BASE).replace(/\/$/, ""),
+  };
+}
+
+const REQUEST_TIMEOUT_MS = 30_000;
+const MAX_ATTEMPTS = 3;
+
+function secretsOf(creds: RunpodCredentials): string[] {
+  return [creds.apiKey, ...Object.values(creds.secrets ?? {})];
+}
+
+function retryAfterMs(res: Response): number | undefined {
+  const v = res.headers.get("retry-after");
+  if (!v) return undefined;
+  const s = Number(v);
+  return Number.isFinite(s) ? s * 1000 : undefined;
+}
+
+async function errorText(res: Response): Promise<string> {
+  const text = await res.text().catch(() => "");
+  try {
+    const body = JSON.parse(text) as unknown;
+    if (body && typeof body === "object" && "error" in body) {
+      const e = (body as { error: unknown }).error;
+      return typeof e === "string" ? e : JSON.stringify(e);
+    }
+  } catch {
+    /* not JSON */
+  }
+  return text.slice(0, 500) || res.statusText;
+}
+
+export interface RunpodRequest {
+  method: "GET" | "POST" | "PATCH" | "DELETE";
+  url: string;
+  body?: unknown;
+  /** Label for messages, e.g. "create endpoint". */
+  what: string;
+}
+
+/**
+ * One API call with error mapping. 429 is retried for every method (the request was not processed), 5xx and
+ * network errors only for idempotent methods; waits honour `Retry-After`.
+ */
+export async function runpodRequest<T>(creds: RunpodCredentials, req: RunpodRequest, ctx: ProviderContext = {}): Promise<T | undefined> {
+  const doFetch = ctx.fetch ?? fetch;
+  const sleep = ctx.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
+  const idempotent = req.method === "GET" || req.method === "DELETE";
+  const secrets = secretsOf(creds);
+  for (let attempt = 1; ; attempt++) {
+    let res: Response;
+    try {
+      const signals = [AbortSignal.timeout(REQUEST_TIMEOUT_MS), ...(ctx.signal ? [ctx.signal] : [])];
+      res = await doFetch(req.url, {
+        method: req.method,
+        headers: {
+          Authorization: `Bearer ${creds.apiKey}`,
+          Accept: "application/json",
+          ...(req.body !== undefined ? { "Content-Type": "application/json" } : {}),
+        },
+        body: req.body !== undefined ? JSON.stringify(req.body) : undefined,
+        signal: AbortSignal.any(signals),
+      });
+    } catch (err) {
+      const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
+      if (idempotent && attempt < MAX_ATTEMPTS && !ctx.signal?.aborted) {
+        await sleep(1000 * attempt);
+        continue;
+      }
+      throw new ProviderError({
+        provider: PROVIDER,
+        code: timedOut ? "timeout" : "unavailable",
+        message: redact(`${req.what}: ${timedOut ? "request timed out" : `network error: ${(err as Error).message}`}`, secrets),
+      });
+    }
+    if (res.ok) {
+      if (res.status === 204) return undefined;
+      const text = await res.text();
+      return text ? (JSON.parse(text) as T) : undefined;
+    }
+    const retryable = res.status === 429 || (res.status >= 500 && idempotent);
+    if (retryable && attempt < MAX_ATTEMPTS) {
+      const wait = retryAfterMs(res) ?? 1000 * 2 ** (attempt - 1);
+      await res.text().catch(() => "");
+      await sleep(wait);
+      continue;
+    }
+    const msg = await errorText(res);
+    throw new ProviderError({
+      provider: PROVIDER,
+      code: codeForStatus(res.status),
+      status: res.status,
+      message: redact(`${req.what} failed (HTTP ${res.status}): ${msg}`, secrets),
+    });
+  }
+}
+
+export interface RunpodEndpoint {
+  id: string;
+  name: string;
+  type?: string;
+  workers?: { min?: number; max?: number; idleTimeout?: number };
+  requestUrls?: Record<string, string>;
+  env?: Record<string, string>;
+  [k: string]: unknown;
+}
+
+export async function createEndpoint(creds: RunpodCredentials, body: Record<string, unknown>, ctx?: ProviderContext): Promise<RunpodEndpoint> {
+  const { api } = runpodBases(ctx);
+  const ep = await runpodRequest<RunpodEndpoint>(creds, { method: "POST", url: `${api}/serverless`, body, what: "create endpoint" }, ctx);
+  if (!ep?.id) throw new ProviderError({ provider: PROVIDER, code: "failed", message: "create endpoint: response has no id" });
+  return ep;
+}
+
+export async function updateEndpoint(creds: RunpodCredentials, id: string, body: Record<string, unknown>, ctx?: ProviderContext): Promise<RunpodEndpoint | undefined> {
+  const { api } = runpodBases(ctx);
+  return runpodRequest<RunpodEndpoint>(creds, { method: "PATCH", url: `${api}/serverless/${encodeURIComponent(id)}`, body, what: "update endpoint" }, ctx);
+}
+
+export async function getEndpoint(creds: RunpodCredentials, id: string, ctx?: ProviderContext): Promise<RunpodEndpoint | undefined> {
+  const { api } = runpodBases(ctx);
+  try {
+    return await runpodRequest<RunpodEndpoint>(creds, { method: "GET", url: `${api}/serverless/${encodeURIComponent(id)}`, what: "get endpoint" }, ctx);
+  } catch (err) {
+    if (err instanceof ProviderError && err.status === 404) return undefined;
+    throw err;
+  }
+}
+
+export async function listEndpoints(creds: RunpodCredentials, ctx?: ProviderContext): Promise<RunpodEndpoint[]> {
+  const { api } = runpodBases(ctx);
+  const out = await runpodRequest<{ endpoints?: RunpodEndpoint[] }>(creds, { method: "GET", url: `${api}/serverless`, what: "list endpoints" }, ctx);
+  return out?.endpoints ?? [];
+}
+
+/** RunPod's legacy API appended " -fb" to flashboot endpoint names; match both spellings. */
+export async function findEndpointByName(creds: RunpodCredentials, name: string, ctx?: ProviderContext): Promise<RunpodEndpoint | undefined> {
+  const all = await listEndpoints(creds, ctx);
+  return all.find((e) => e.name === name || e.name === `${name} -fb`);
+}
+
+/** Deletes the endpoint; an endpoint that is already gone counts as deleted. */
+export async function deleteEndpoint(creds: RunpodCredentials, id: string, ctx?: ProviderContext): Promise<void> {
+  const { api } = runpodBases(ctx);
+  try {
+    await runpodRequest(creds, { method: "DELETE", url: `${api}/serverless/${encodeURIComponent(id)}`, what: "delete endpoint" }, ctx);
+  } catch (err) {
+    if (err instanceof ProviderError && err.status === 404) return;
+    throw err;
+  }
+}
+
+export interface RunpodHealth {
+  jobs?: Record<string, number>;
+  workers?: { idle?: number; initializing?: number; ready?: number; running?: number; throttled?: number; unhealthy?: number };
+}
+
+export async function endpointHealth(creds: RunpodCredentials, id: string, ctx?: ProviderContext): Promise<RunpodHealth> {
+  const { runtime } = runpodBases(ctx);
+  const h = await runpodRequest<RunpodHealth>(creds, { method: "GET", url: `${runtime}/${encodeURIComponent(id)}/health`, what: "endpoint health" }, ctx);
+  return h ?? {};
+}
+
+export interface RunpodCatalogGpu {
+  id: string;
+  displayName?: string;
+  memoryInGb?: number;
+  pool?: string;
+  maxCount?: number;
+  /** Per-GPU-hour price (secure cloud); field names in RunPod's response are not confirmed, see below. */
+  pricePerHourUsd?: number;
+  availability?: string;
+  dataCenters: string[];
+}
+
+function firstNumber(...vals: unknown[]): number | undefined {
+  for (const v of vals) if (typeof v === "number" && Number.isFinite(v)) return v;
+  return undefined;
+}
+
+/**
+ * `GET /v2/catalog/gpus?include=AVAILABILITY&product=SERVERLESS&count=N`. Price and per-DC field names are
+ * unverified in the reference, so several plausible spellings are read.
+ */
+export async function listRunpodGpus(credsIn: Credentials, ctx: ProviderContext = {}, opts: { count?: number } = {}): Promise<RunpodCatalogGpu[]> {
+  const creds = parseRunpodCredentials(credsIn);
+  const { api } = runpodBases(ctx);
+  const q = new URLSearchParams({ include: "AVAILABILITY", product: "SERVERLESS", count: String(opts.count ?? 1) });
+  const out = await runpodRequest<unknown>(creds, { method: "GET", url: `${api}/catalog/gpus?${q}`, what: "GPU catalog" }, ctx);
+  const items: unknown[] = Array.isArray(out) ? out : Array.isArray((out as { gpus?: unknown[] })?.gpus) ? (out as { gpus: unknown[] }).gpus : [];
+  return items.flatMap((raw) => {
+    const g = raw as Record<string, unknown>;
+    if (typeof g.id !== "string") return [];
+    const dcs = Array.isArray(g.dataCenters) ? g.dataCenters : [];
+    const dataCenters = dcs.flatMap((d) => {
+      if (typeof d === "string") return [d];
+      const o = d as Record<string, unknown>;
+      if (typeof o?.id !== "string") return [];
+      return o.availability === "NONE" ? [] : [o.id];
+    });
+    return [
+      {
+        id: g.id,
+        displayName: typeof g.displayName === "string" ? g.displayName : undefined,
+        memoryInGb: firstNumber(g.memoryInGb),
+        pool: typeof g.pool === "string" ? g.pool : undefined,
+        maxCount: firstNumber(g.maxCount),
+        pricePerHourUsd: firstNumber(g.securePrice, g.price, (g.lowestPrice as Record<string, unknown> | undefined)?.uninterruptablePrice),
+        availability: typeof g.availability === "string" ? g.availability : undefined,
+        dataCenters,
+      },
+    ];
+  });
+}
