@@ -50,7 +50,7 @@ export function AppShell(props: {
       <div className="min-h-screen">
         <header className="border-b bg-white">
           <div className="mx-auto flex max-w-7xl flex-wrap items-center gap-4 px-4 py-3">
-            <Link href="/" className="text-lg font-semibold">🐟 Tuna</Link>
+            <Link href="/" className="text-lg font-semibold">Tuna</Link>
             <label className="sr-only" htmlFor="team-switcher">Team</label>
             <select
               id="team-switcher"

@@ -13,7 +13,7 @@ export default async function InvitePage({ params }: { params: Promise<{ token: 
   return (
     <main className="flex min-h-screen items-center justify-center px-4">
       <div className="card w-full max-w-md">
-        <p className="mb-4 text-xl font-semibold">🐟 Tuna</p>
+        <p className="mb-4 text-xl font-semibold">Tuna</p>
         {preview.valid ? (
           <AcceptInvite token={token} teamName={preview.teamName} role={preview.role} email={user.email} />
         ) : (

@@ -1,0 +1,73 @@
+import { expect, test } from "@playwright/test";
+import { shot, signUp, uniqueEmail } from "./helpers";
+
+test("sign-up → team → invite → accept → role change → audit entries", async ({ page, browser }) => {
+  const ownerEmail = uniqueEmail("owner");
+  await signUp(page, "Olivia Owner", ownerEmail);
+  await expect(page.getByRole("heading", { name: "Olivia's team" })).toBeVisible();
+  await shot(page, "overview");
+
+  // Create a second team through the team switcher.
+  await page.getByTestId("team-switcher").selectOption("__new");
+  await page.getByLabel("Team name").fill("Platform");
+  await page.getByRole("button", { name: "Create team" }).click();
+  await expect(page.getByRole("heading", { name: "Members", level: 1 })).toBeVisible();
+  await expect(page.getByTestId("team-switcher")).toContainText("Platform (admin)");
+
+  // Invite a developer by link.
+  await page.getByLabel("Role").selectOption("developer");
+  await page.getByRole("button", { name: "Create invite link" }).click();
+  const link = await page.getByTestId("invite-link").inputValue();
+  expect(link).toMatch(/\/invite\/inv_/);
+  await shot(page, "members-invite");
+
+  // A second person signs up in their own browser context and accepts.
+  const ctx2 = await browser.newContext();
+  const page2 = await ctx2.newPage();
+  const devEmail = uniqueEmail("dev");
+  await signUp(page2, "Dan Developer", devEmail);
+  await page2.goto(link);
+  await expect(page2.getByText("You have been invited to join")).toBeVisible();
+  await page2.getByRole("button", { name: "Join Platform" }).click();
+  await expect(page2.getByTestId("team-switcher")).toContainText("Platform (developer)");
+  // The invite link is single use.
+  await page2.goto(link);
+  await expect(page2.getByRole("alert").filter({ hasText: /\S/ })).toHaveText("This invitation has already been used.");
+
+  // The owner sees the new member and makes them a viewer.
+  await page.goto("/members");
+  const roleSelect = page.getByTestId(`role-${devEmail}`);
+  await expect(roleSelect).toHaveValue("developer");
+  await roleSelect.selectOption("viewer");
+  await expect(page.getByTestId(`role-${devEmail}`)).toHaveValue("viewer");
+
+  // The owner cannot demote themselves while they are the only admin.
+  await page.getByTestId(`role-${ownerEmail}`).selectOption("viewer");
+  await expect(page.getByRole("alert").filter({ hasText: /\S/ })).toContainText("The last admin cannot be demoted");
+
+  // The audit log shows every step, newest first, and its chain verifies.
+  await page.goto("/audit");
+  await expect(page.getByTestId("audit-action").first()).toHaveText("member.role.change");
+  const actions = await page.getByTestId("audit-action").allTextContents();
+  expect(actions.slice(0, 4)).toEqual(["member.role.change", "member.join", "member.invite", "team.create"]);
+  await page.getByRole("button", { name: "Verify integrity" }).click();
+  await expect(page.getByText(/Chain intact: 4 entries verified/)).toBeVisible();
+  await shot(page, "audit");
+
+  // The viewer does not see the audit log and cannot manage members.
+  await page2.reload();
+  await expect(page2.getByRole("link", { name: "Audit log" })).toHaveCount(0);
+  await page2.goto("/members");
+  await expect(page2.getByText("Only admins can invite members or change roles.")).toBeVisible();
+  await expect(page2.getByRole("button", { name: "Create invite link" })).toHaveCount(0);
+  await ctx2.close();
+});
+
+test("sign-in errors do not reveal whether an account exists", async ({ page }) => {
+  await page.goto("/signin");
+  await page.getByLabel("Email").fill(uniqueEmail("nobody"));
+  await page.getByLabel("Password").fill("wrong-password-123");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("alert").filter({ hasText: /\S/ })).toHaveText("Email or password is incorrect.");
+  await shot(page, "signin-error");
+});
