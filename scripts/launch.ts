@@ -98,7 +98,7 @@ async function main() {
       TUNA_ROUTER_STATE_DIR: path.join(DATA, "router"),
     }, "router");
   }
-  log(`dashboard: http://localhost:${PORT}   router (OpenAI API): http://localhost:${ROUTER_PORT}/v1`);
+  log(`dashboard: http://localhost:${PORT}${process.env.TUNA_START_ROUTER !== "0" ? `   router (OpenAI API): http://localhost:${ROUTER_PORT}/v1` : ""}`);
   if (firstRun) log(`first run: open http://localhost:${PORT}/signup to create your account (it gets a personal team).`);
 }
 

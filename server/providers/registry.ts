@@ -6,6 +6,10 @@ import { localServerless, localSpot } from "./local/index";
 import { runpodProvider } from "./runpod/index";
 import { cloudrunProvider } from "./cloudrun/index";
 import { azureProvider } from "./azure/index";
+import { skyserveProvider } from "./skyserve/index";
+import { modalProvider } from "./modal/index";
+import { basetenProvider } from "./baseten/index";
+import { cerebriumProvider } from "./cerebrium/index";
 
 /**
  * Providers by name. Built-ins are listed once below; plugins (modules named in TUNA_PROVIDER_PLUGINS) are
@@ -19,6 +23,10 @@ const BUILTIN_PROVIDERS: Provider[] = [
   runpodProvider,
   cloudrunProvider,
   azureProvider,
+  modalProvider,
+  basetenProvider,
+  cerebriumProvider,
+  skyserveProvider,
 ];
 
 const providers = new Map<string, Provider>();

@@ -1,0 +1,208 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, beforeEach, describe, test } from "node:test";
+import type { ProviderError } from "../base/errors";
+import { makeTestSpec } from "../base/testing";
+import { refFromPlan, type ProviderContext } from "../base/types";
+import { FakeCerebrium } from "./fake";
+import { cerebriumProvider, endpointFromDeployOutput, mapAppStatus } from "./index";
+import { planCerebrium } from "./plan";
+
+/** Quotes of every kind, a comment, a literal backslash-n and a command substitution. */
+const HOSTILE = `x"; rm -rf / #'\\n$(id)`;
+
+function pythonTomlEntrypoint(toml: string): string[] | null {
+  try {
+    execFileSync("python3", ["-c", "import tomllib"], { stdio: "ignore" });
+  } catch {
+    return null;
+  }
+  const dir = mkdtempSync(path.join(tmpdir(), "tuna-cbr-test-"));
+  try {
+    const file = path.join(dir, "cerebrium.toml");
+    writeFileSync(file, toml);
+    const out = execFileSync("python3", ["-c", "import json,sys,tomllib\nprint(json.dumps(tomllib.load(open(sys.argv[1],'rb'))['cerebrium']['runtime']['custom']['entrypoint']))", file]);
+    return JSON.parse(out.toString()) as string[];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const EXPECTED_T4_TOML = `# Cerebrium app of one Tuna deployment, rendered by server/providers/cerebrium (variables: README.md).
+# The engine runs as a custom web server. No secret value is written here: Cerebrium injects project
+# secrets (e.g. HF_TOKEN) as environment variables.
+
+[cerebrium.deployment]
+name = "tuna-qwen-small-k3j9-serverless"
+python_version = "3.12"
+docker_base_image_url = "nvidia/cuda:12.4.1-runtime-ubuntu22.04"
+disable_auth = false
+include = ["main.py", "cerebrium.toml"]
+exclude = [".*"]
+
+[cerebrium.runtime.custom]
+port = 8000
+entrypoint = ["vllm", "serve", "Qwen/Qwen3-0.6B", "--host", "0.0.0.0", "--port", "8000", "--served-model-name", "qwen-small", "--max-model-len", "4096", "--dtype", "half"]
+healthcheck_endpoint = "/health"
+readycheck_endpoint = "/v1/models"
+
+[cerebrium.hardware]
+cpu = 4
+memory = 16.0
+compute = "TURING_T4"
+gpu_count = 1
+provider = "aws"
+region = "us-east-1"
+
+[cerebrium.scaling]
+min_replicas = 0
+max_replicas = 1
+cooldown = 60
+replica_concurrency = 32
+
+[cerebrium.dependencies.pip]
+"vllm" = "==0.15.1"
+"hf-transfer" = "latest"
+`;
+
+describe("cerebrium plan (pure)", () => {
+  test("T4: exact cerebrium.toml with --dtype half and the spec's scaling knobs", () => {
+    const plan = planCerebrium(makeTestSpec({ gpu: "T4" }));
+    assert.equal(plan.files["cerebrium.toml"], EXPECTED_T4_TOML);
+    assert.deepEqual(plan.gpu, { catalogName: "T4", providerGpuId: "TURING_T4", count: 1 });
+    assert.equal(plan.region, "us-east-1");
+    assert.ok(plan.files["main.py"].startsWith("#"));
+  });
+
+  test("a hostile model name stays one TOML string", () => {
+    const plan = planCerebrium(makeTestSpec({ model: HOSTILE }));
+    assert.ok(plan.files["cerebrium.toml"].includes(String.raw`entrypoint = ["vllm", "serve", "x\"; rm -rf / #'\\n$(id)", "--host"`));
+    assert.throws(() => planCerebrium(makeTestSpec({ model: "a\nb" })), /must not contain line breaks/);
+    const parsed = pythonTomlEntrypoint(plan.files["cerebrium.toml"]);
+    if (parsed) assert.equal(parsed[2], HOSTILE);
+  });
+
+  test("H100 ×2 scales CPU/memory and notes the Enterprise plan; unsupported GPU rejected", () => {
+    const plan = planCerebrium(makeTestSpec({ gpu: "H100", gpuCount: 2, region: "eu-west-2" }));
+    const toml = plan.files["cerebrium.toml"];
+    for (const line of ['compute = "HOPPER_H100"', "gpu_count = 2", "cpu = 24", "memory = 128.0", 'region = "eu-west-2"', '"--tensor-parallel-size", "2"']) assert.ok(toml.includes(line), line);
+    assert.ok(plan.notes.some((n) => n.includes("Enterprise")));
+    assert.throws(() => planCerebrium(makeTestSpec({ gpu: "B200" })), /not offered by Cerebrium/);
+  });
+
+  test("endpoint parsing and status wording", () => {
+    assert.equal(
+      endpointFromDeployOutput("Endpoint: POST https://api.aws.us-east-1.cerebrium.ai/v4/p-1/app-x/{function_name}", "p-1", "app-x"),
+      "https://api.aws.us-east-1.cerebrium.ai/v4/p-1/app-x",
+    );
+    assert.equal(endpointFromDeployOutput("https://api.aws.us-east-1.cerebrium.ai/v4/p-1/app-xy/run", "p-1", "app-x"), undefined);
+    assert.equal(mapAppStatus({ status: "BUILD_FAILED" }).state, "failed");
+    assert.equal(mapAppStatus({ status: "building" }).state, "creating");
+    assert.equal(mapAppStatus({ status: "ready", replicas: 2 }).state, "ready");
+    assert.equal(mapAppStatus(undefined).state, "gone");
+  });
+});
+
+describe("cerebrium provider against the fake REST API + fake CLI", () => {
+  const fake = new FakeCerebrium();
+  let ctx: ProviderContext;
+  let creds: { apiKey: string; projectId: string };
+
+  before(async () => {
+    await fake.start();
+  });
+  after(async () => {
+    await fake.close();
+  });
+  beforeEach(() => {
+    fake.reset();
+    ctx = { baseUrls: { cerebrium: fake.url }, exec: fake.exec, sleep: async () => {} };
+    creds = { apiKey: fake.token, projectId: fake.projectId };
+  });
+
+  test("preflight: missing credentials, unauthorised token, unknown project, CLI missing, region warning", async () => {
+    const plan = planCerebrium(makeTestSpec());
+    assert.deepEqual((await cerebriumProvider.preflight(plan, { apiKey: "x" }, ctx)).map((f) => f.code), ["missing_credentials"]);
+    const bad = await cerebriumProvider.preflight(plan, { ...creds, apiKey: "cbr_wrong_token_000000" }, ctx);
+    assert.deepEqual(bad.map((f) => [f.level, f.code]), [["error", "unauthorized"]]);
+    assert.ok(!JSON.stringify(bad).includes("cbr_wrong_token_000000"));
+    assert.deepEqual((await cerebriumProvider.preflight(plan, { ...creds, projectId: "p-nope" }, ctx)).map((f) => f.code), ["project_not_found"]);
+    fake.cliInstalled = false;
+    const noCli = await cerebriumProvider.preflight(plan, creds, ctx);
+    assert.deepEqual(noCli.map((f) => [f.level, f.code]), [["error", "cli_missing"]]);
+    assert.match(noCli[0].message, /pip install cerebrium/);
+    fake.cliInstalled = true;
+    assert.deepEqual(await cerebriumProvider.preflight(plan, creds, ctx), []);
+    const elsewhere = await cerebriumProvider.preflight(planCerebrium(makeTestSpec({ gpu: "H100", region: "eu-west-2", secretNames: ["HF_TOKEN"] })), creds, ctx);
+    assert.deepEqual(elsewhere.map((f) => f.code), ["plan_required", "gpu_unavailable_in_region", "secret_manual"]);
+  });
+
+  test("deploy → status → destroy with exact CLI args/env and REST calls; destroy twice succeeds", async () => {
+    const plan = planCerebrium(makeTestSpec());
+    const app = "tuna-qwen-small-k3j9-serverless";
+    const comp = await cerebriumProvider.deploy(plan, creds, ctx);
+    assert.deepEqual(comp, {
+      provider: "cerebrium",
+      kind: "serverless",
+      endpointUrl: `https://api.aws.us-east-1.cerebrium.ai/v4/${fake.projectId}/${app}`,
+      upstreamHeaders: { authorization: `Bearer ${fake.token}` },
+      externalIds: { appId: `${fake.projectId}-${app}`, projectId: fake.projectId },
+    });
+    assert.deepEqual(fake.commandLines(), ["cerebrium deploy -y --no-color"]);
+    const call = fake.calls[0];
+    assert.deepEqual(Object.keys(call.env).sort(), ["CEREBRIUM_PROJECT_ID", "CEREBRIUM_SERVICE_ACCOUNT_TOKEN", "HOME"]);
+    assert.notEqual(call.env.HOME, process.env.HOME);
+    assert.equal(call.files["cerebrium.toml"], plan.files["cerebrium.toml"]);
+    assert.ok(!call.args.join(" ").includes(fake.token));
+
+    const ref = refFromPlan(plan, comp.externalIds);
+    assert.equal((await cerebriumProvider.status(ref, creds, ctx)).state, "scaled_to_zero");
+    fake.setApp(app, "ready", 1);
+    const ready = await cerebriumProvider.status(ref, creds, ctx);
+    assert.deepEqual([ready.state, ready.replicas, ready.endpointUrl], ["ready", { ready: 1, total: 1 }, comp.endpointUrl]);
+
+    fake.requests.length = 0;
+    await cerebriumProvider.destroy(ref, creds, ctx);
+    await cerebriumProvider.destroy(ref, creds, ctx);
+    await cerebriumProvider.cleanupStorage(ref, creds, ctx);
+    const appPath = `/v2/projects/${fake.projectId}/apps/${fake.projectId}-${app}`;
+    assert.deepEqual(fake.requests.map((r) => `${r.method} ${r.path}`), [`DELETE ${appPath}`, `DELETE ${appPath}`]);
+    assert.ok(fake.requests.every((r) => r.headers.authorization === `Bearer ${fake.token}`));
+    assert.equal(fake.apps.size, 0);
+    assert.equal((await cerebriumProvider.status(ref, creds, ctx)).state, "gone");
+  });
+
+  test("destroy after a half-finished deploy (app created, build failed) leaves the fake empty", async () => {
+    const plan = planCerebrium(makeTestSpec());
+    fake.failDeploy(`Error: build failed while starting the app (token ${fake.token})`, true);
+    await assert.rejects(cerebriumProvider.deploy(plan, creds, ctx), (e: ProviderError) => {
+      assert.equal(e.code, "failed");
+      assert.match(e.message, /cerebrium deploy failed \(exit 1\): Error: build failed/);
+      assert.ok(!e.message.includes(fake.token));
+      return true;
+    });
+    assert.equal(fake.apps.size, 1);
+    await cerebriumProvider.destroy(refFromPlan(plan), creds, ctx);
+    assert.equal(fake.apps.size, 0);
+  });
+
+  test("an unauthorised token fails deploy and status clearly without the token", async () => {
+    const plan = planCerebrium(makeTestSpec());
+    const wrong = { ...creds, apiKey: "cbr_bad_token_for_tests_1" };
+    await assert.rejects(cerebriumProvider.deploy(plan, wrong, ctx), (e: ProviderError) => e.code === "unauthorized" && !e.message.includes(wrong.apiKey));
+    await assert.rejects(cerebriumProvider.status(refFromPlan(plan), wrong, ctx), (e: ProviderError) => {
+      assert.equal(e.status, 401);
+      assert.ok(!e.message.includes(wrong.apiKey));
+      return true;
+    });
+  });
+});
+
+describe("cerebriumProvider catalog", () => {
+  test("every GPU it lists can be planned", () => {
+    for (const gpu of cerebriumProvider.supportedGpus()) assert.equal(planCerebrium(makeTestSpec({ gpu })).gpu.catalogName, gpu);
+  });
+});

@@ -1,0 +1,160 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import type { ExecResult, ProviderContext } from "../base/types";
+
+/**
+ * A fake `modal` CLI for tests (provider-apis.md §6: "fake the CLI, not an HTTP API"). It checks the token
+ * env vars, keeps apps, secrets and volumes, reads the files the provider wrote (so tests can assert the
+ * exact app that was deployed), prints deploy output in Modal's format, and can fail a command N times.
+ */
+
+export interface FakeCliCall {
+  cmd: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd?: string;
+  /** Files the command read (relative name → content), captured at call time. */
+  files: Record<string, string>;
+}
+
+export interface FakeModalApp {
+  id: string;
+  name: string;
+  state: "deployed" | "stopped";
+  tasks: number;
+  source: string;
+}
+
+export class FakeModalCli {
+  readonly calls: FakeCliCall[] = [];
+  readonly apps = new Map<string, FakeModalApp>();
+  readonly secrets = new Map<string, Record<string, string>>();
+  readonly volumes = new Set<string>();
+  installed = true;
+  workspace = "tuna-team";
+  /** When false, deploy prints no `=> https://…modal.run` line (only the dashboard link). */
+  printWebUrl = true;
+  private readonly failures = new Map<string, Array<{ code: number; stderr: string }>>();
+  private nextId = 1;
+
+  constructor(
+    readonly tokenId = "ak-fake-token-id-1234",
+    readonly tokenSecret = "as-fake-token-secret-5678",
+  ) {}
+
+  /** The next `times` runs of `modal <sub>` (e.g. "deploy", "app stop") exit `code` with `stderr`. */
+  fail(sub: string, times: number, stderr: string, code = 1): void {
+    const list = this.failures.get(sub) ?? [];
+    for (let i = 0; i < times; i++) list.push({ code, stderr });
+    this.failures.set(sub, list);
+  }
+
+  liveApps(): FakeModalApp[] {
+    return [...this.apps.values()].filter((a) => a.state === "deployed");
+  }
+
+  setTasks(name: string, tasks: number): void {
+    const app = this.apps.get(name);
+    if (!app) throw new Error(`fake modal: no app ${name}`);
+    app.tasks = tasks;
+  }
+
+  /** Args of every call, as `modal a b c` strings. */
+  commandLines(): string[] {
+    return this.calls.map((c) => [c.cmd, ...c.args].join(" "));
+  }
+
+  readonly exec: NonNullable<ProviderContext["exec"]> = async (cmd, args, opts) => {
+    const call: FakeCliCall = { cmd, args: [...args], env: { ...(opts.env ?? {}) }, cwd: opts.cwd, files: {} };
+    this.calls.push(call);
+    if (!this.installed || cmd !== "modal") throw Object.assign(new Error(`spawn ${cmd} ENOENT`), { code: "ENOENT" });
+    if (args[0] === "--version") return ok("modal client version: 1.2.1\n");
+
+    const sub = args[0] === "app" || args[0] === "secret" || args[0] === "volume" ? `${args[0]} ${args[1]}` : args[0];
+    const failure = this.failures.get(sub)?.shift();
+    if (failure) return { code: failure.code, stdout: "", stderr: failure.stderr };
+
+    if (call.env.MODAL_TOKEN_ID !== this.tokenId || call.env.MODAL_TOKEN_SECRET !== this.tokenSecret) {
+      return { code: 1, stdout: "", stderr: "Error: Token validation failed: invalid token id or secret (AuthError)\n" };
+    }
+    const read = (rel: string) => {
+      const content = readFileSync(path.resolve(opts.cwd ?? ".", rel), "utf8");
+      call.files[rel] = content;
+      return content;
+    };
+
+    switch (sub) {
+      case "deploy":
+        return this.deploy(read(args[1]));
+      case "app list":
+        return ok(
+          JSON.stringify(
+            [...this.apps.values()].map((a) => ({
+              "App ID": a.id,
+              Description: a.name,
+              State: a.state,
+              Tasks: String(a.tasks),
+              "Created at": "2026-11-27 02:00:00+00:00",
+              "Stopped at": a.state === "stopped" ? "2026-11-27 03:00:00+00:00" : null,
+            })),
+          ),
+        );
+      case "app stop": {
+        const app = this.apps.get(args[2]);
+        if (!app || app.state === "stopped") return { code: 1, stdout: "", stderr: `Error: Could not find a deployed app named '${args[2]}'\n` };
+        app.state = "stopped";
+        app.tasks = 0;
+        return ok(`Stopped app ${app.id}\n`);
+      }
+      case "secret create": {
+        const name = args[2];
+        const fromJson = args[args.indexOf("--from-json") + 1];
+        if (this.secrets.has(name) && !args.includes("--force")) return { code: 1, stdout: "", stderr: `Error: Secret '${name}' already exists\n` };
+        this.secrets.set(name, JSON.parse(read(fromJson)) as Record<string, string>);
+        return ok(`Created secret '${name}'\n`);
+      }
+      case "secret delete":
+        if (!this.secrets.delete(args[2])) return { code: 1, stdout: "", stderr: `Error: Secret '${args[2]}' not found\n` };
+        return ok("");
+      case "volume delete":
+        if (!this.volumes.delete(args[2])) return { code: 1, stdout: "", stderr: `Error: Volume '${args[2]}' not found\n` };
+        return ok("");
+      default:
+        return { code: 2, stdout: "", stderr: `Error: No such command '${args.join(" ")}'.\n` };
+    }
+  };
+
+  private deploy(source: string): ExecResult {
+    const literal = (name: string) => {
+      const m = new RegExp(`^${name} = (.+)$`, "m").exec(source);
+      return m ? (JSON.parse(m[1]) as unknown) : undefined;
+    };
+    const name = literal("APP_NAME");
+    if (typeof name !== "string" || !/modal\.App\(APP_NAME\)/.test(source)) return { code: 1, stdout: "", stderr: "Error: no modal.App found in app.py\n" };
+    if (!/@modal\.web_server\(/.test(source)) return { code: 1, stdout: "", stderr: "Error: app has no web endpoint\n" };
+    for (const s of (literal("SECRET_NAMES") as string[] | undefined) ?? []) {
+      if (!this.secrets.has(s)) return { code: 1, stdout: "", stderr: `Error: Secret '${s}' not found in environment 'main'\n` };
+    }
+    for (const m of source.matchAll(/modal\.Volume\.from_name\(("[^"]*"), create_if_missing=True\)/g)) this.volumes.add(JSON.parse(m[1]) as string);
+    const existing = this.apps.get(name);
+    const app: FakeModalApp = existing && existing.state === "deployed" ? existing : { id: `ap-${this.nextId++}`, name, state: "deployed", tasks: 0, source };
+    app.source = source;
+    this.apps.set(name, app);
+    const url = `https://${this.workspace}--${name}-serve.modal.run`;
+    return ok(
+      [
+        "✓ Created objects.",
+        `├── 🔨 Created mount ${path.join("/tmp", "app.py")}`,
+        this.printWebUrl ? `└── 🔨 Created web function serve => ${url}` : "└── 🔨 Created web function serve",
+        `✓ App deployed in 3.1s! 🎉`,
+        "",
+        `View Deployment: https://modal.com/apps/${this.workspace}/main/deployed/${name}`,
+        "",
+      ].join("\n"),
+    );
+  }
+}
+
+function ok(stdout: string): ExecResult {
+  return { code: 0, stdout, stderr: "" };
+}

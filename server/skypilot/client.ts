@@ -1,0 +1,464 @@
+import { createHash } from "node:crypto";
+import { codeForStatus, ProviderError, type ProviderErrorCode, redact } from "../providers/base/errors";
+
+/**
+ * Client of the SkyPilot API server's REST protocol (the server behind `sky` CLI/SDK ≥ 0.10), spoken
+ * directly over HTTP so Tuna needs no Python. Protocol notes: shared/reference/provider-apis.md §1.
+ *
+ * Every call is asynchronous on the server: the POST/GET answers 200 with body `null` and the request id in
+ * `X-Skypilot-Request-ID`; the result is fetched with `/api/get`. Because `/api/get` holds the connection until
+ * the request ends (launches take minutes), this client polls `/api/status` with backoff (through the
+ * injected `sleep`, bounded by `timeoutMs`) and calls `/api/get` only once the request has finished.
+ */
+
+/** The API version this client was written and tested against (sent in `X-SkyPilot-API-Version`). */
+export const SKYPILOT_CLIENT_API_VERSION = 33;
+/** Readable SkyPilot release whose protocol this client speaks (sent in `X-SkyPilot-Version`). */
+export const SKYPILOT_CLIENT_VERSION = "0.11.1";
+export const SKYPILOT_DEFAULT_URL = "http://127.0.0.1:46580";
+
+
+export type RequestStatus = "PENDING" | "RUNNING" | "WAITING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
+const FINISHED: ReadonlySet<string> = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+
+export interface RequestPayload {
+  request_id: string;
+  name: string;
+  status: RequestStatus;
+  return_value?: string | null;
+  error?: string | null;
+  [key: string]: unknown;
+}
+
+export interface ServiceReplica {
+  replica_id: number;
+  name?: string;
+  status: string;
+  version?: number;
+  endpoint?: string | null;
+  is_spot?: boolean;
+  [key: string]: unknown;
+}
+
+export interface ServiceRecord {
+  name: string;
+  status: string;
+  endpoint: string | null;
+  policy?: string;
+  replica_info: ServiceReplica[];
+  [key: string]: unknown;
+}
+
+export interface StorageRecord {
+  name: string;
+  status: string;
+  store: string[];
+  launched_at?: number;
+  last_use?: string;
+  [key: string]: unknown;
+}
+
+/** One accelerator offering (SkyPilot `InstanceTypeInfo`), normalised from the array or object form. */
+export interface InstanceTypeInfo {
+  cloud: string;
+  instanceType: string | null;
+  acceleratorName: string;
+  acceleratorCount: number;
+  cpuCount: number | null;
+  deviceMemory: number | null;
+  memory: number | null;
+  price: number;
+  spotPrice: number;
+  region: string;
+}
+
+export interface ListAcceleratorsFilter {
+  nameFilter?: string;
+  regionFilter?: string;
+  quantityFilter?: number;
+  clouds?: string | string[];
+  allRegions?: boolean;
+  requirePrice?: boolean;
+}
+
+export interface SkyPilotHealth {
+  status: string;
+  api_version?: string;
+  version?: string;
+  user?: { id: string; name?: string };
+  [key: string]: unknown;
+}
+
+export interface SkyPilotClientOptions {
+  /** API server base URL, e.g. `https://sky.example.com` (routes live at the root). */
+  baseUrl: string;
+  /** Service-account token (`sky_...`); omitted for a loopback server without auth. */
+  token?: string;
+  /** Name errors are attributed to (the provider using this client); default "skypilot". */
+  providerName?: string;
+  /** Further values to scrub from error messages (e.g. workload secrets sent inside a task). */
+  redactValues?: string[];
+  /** 8-hex user hash sent as `SKYPILOT_USER_ID` (the server attributes requests to the token's user anyway). */
+  userHash?: string;
+  fetch?: typeof fetch;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+  /** Upper bound for waiting on one async request. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface WaitOptions {
+  timeoutMs?: number;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class SkyPilotClient {
+  readonly baseUrl: string;
+  private readonly token?: string;
+  private readonly redactValues: string[];
+  private readonly providerName: string;
+  private readonly userHash: string;
+  private readonly fetchImpl: typeof fetch;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly now: () => number;
+  private readonly timeoutMs: number;
+  private readonly signal?: AbortSignal;
+
+  constructor(opts: SkyPilotClientOptions) {
+    this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
+    this.token = opts.token || undefined;
+    this.redactValues = opts.redactValues ?? [];
+    this.providerName = opts.providerName ?? "skypilot";
+    this.userHash = opts.userHash ?? createHash("sha256").update("tuna").digest("hex").slice(0, 8);
+    this.fetchImpl = opts.fetch ?? fetch;
+    this.sleep = opts.sleep ?? defaultSleep;
+    this.now = opts.now ?? Date.now;
+    this.timeoutMs = opts.timeoutMs ?? 30 * 60_000;
+    this.signal = opts.signal;
+  }
+
+  // ---------------------------------------------------------------- transport
+
+  private headers(json: boolean): Record<string, string> {
+    const h: Record<string, string> = {
+      "X-SkyPilot-API-Version": String(SKYPILOT_CLIENT_API_VERSION),
+      "X-SkyPilot-Version": SKYPILOT_CLIENT_VERSION,
+      Accept: "application/json",
+    };
+    if (json) h["Content-Type"] = "application/json";
+    if (this.token) {
+      h.Authorization = `Bearer ${this.token}`;
+      // Tokens without the `sky_` prefix are only treated as service-account tokens with this header.
+      if (!this.token.startsWith("sky_")) h["X-Skypilot-Auth-Mode"] = "token";
+    }
+    return h;
+  }
+
+  /** Fields every POST body carries (provider-apis.md §1.5). */
+  private commonBody(): Record<string, unknown> {
+    return {
+      env_vars: { SKYPILOT_USER_ID: this.userHash, SKYPILOT_USER: "tuna" },
+      entrypoint: "",
+      entrypoint_command: "tuna",
+      using_remote_api_server: true,
+      override_skypilot_config: {},
+    };
+  }
+
+  private secretFree(text: string): string {
+    return redact(text, [this.token, ...this.redactValues]);
+  }
+
+  private async send(method: "GET" | "POST", pathAndQuery: string, body?: unknown): Promise<Response> {
+    const url = `${this.baseUrl}${pathAndQuery}`;
+    try {
+      return await this.fetchImpl(url, {
+        method,
+        headers: this.headers(body !== undefined),
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: this.signal,
+      });
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new ProviderError({
+        provider: this.providerName,
+        code: "unavailable",
+        message: this.secretFree(`cannot reach the SkyPilot API server at ${this.baseUrl}: ${reason}`),
+      });
+    }
+  }
+
+  /** Turns a non-2xx answer into a ProviderError that keeps the server's status and text (minus secrets). */
+  private async httpError(res: Response, what: string): Promise<ProviderError> {
+    const text = await res.text().catch(() => "");
+    let detail = text;
+    let code: ProviderErrorCode = codeForStatus(res.status);
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      if (typeof parsed === "string") detail = parsed;
+      else if (parsed && typeof parsed === "object") {
+        const o = parsed as Record<string, unknown>;
+        if (o.error === "version_mismatch") {
+          code = "validation";
+          detail = `version mismatch: ${String(o.message ?? "").trim()}`;
+        } else if (typeof o.detail === "string") detail = o.detail;
+        else if (Array.isArray(o.detail)) {
+          detail = o.detail
+            .map((d) => {
+              const e = d as { loc?: unknown[]; msg?: string };
+              return `${(e.loc ?? []).join(".")}: ${e.msg ?? "invalid"}`;
+            })
+            .join("; ");
+        } else if (o.detail !== undefined) detail = JSON.stringify(o.detail);
+      }
+    } catch {
+      // plain-text body: keep as is
+    }
+    return new ProviderError({
+      provider: this.providerName,
+      code,
+      status: res.status,
+      message: this.secretFree(`${what} failed (HTTP ${res.status}): ${detail || res.statusText}`.slice(0, 2000)),
+    });
+  }
+
+  /**
+   * Schedules an async request and returns its id. Retries the transient 503s the server documents
+   * ("shutting down", "exhausted its concurrent worker limit") and 429 a few times with backoff.
+   */
+  async submit(method: "GET" | "POST", path: string, body?: Record<string, unknown>): Promise<string> {
+    const fullBody = method === "POST" ? { ...this.commonBody(), ...(body ?? {}) } : undefined;
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.send(method, path, fullBody);
+      if (res.ok) {
+        await res.body?.cancel().catch(() => undefined);
+        const id = res.headers.get("x-skypilot-request-id");
+        if (!id) {
+          throw new ProviderError({
+            provider: this.providerName,
+            code: "failed",
+            status: res.status,
+            message: `${method} ${path} returned no X-Skypilot-Request-ID header (is ${this.baseUrl} a SkyPilot API server?)`,
+          });
+        }
+        return id;
+      }
+      if ((res.status === 503 || res.status === 429) && attempt < 3) {
+        await res.body?.cancel().catch(() => undefined);
+        await this.sleep(1000 * 2 ** attempt);
+        continue;
+      }
+      throw await this.httpError(res, `${method} ${path}`);
+    }
+  }
+
+  /** Current payload of a request (no waiting). */
+  async requestStatus(requestId: string): Promise<RequestPayload> {
+    const q = new URLSearchParams({ request_ids: requestId, all_status: "true" });
+    const res = await this.send("GET", `/api/status?${q}`);
+    if (!res.ok) throw await this.httpError(res, "GET /api/status");
+    const list = (await res.json()) as RequestPayload[];
+    const found = list.find((r) => r.request_id === requestId || r.request_id.startsWith(requestId));
+    if (!found) {
+      throw new ProviderError({ provider: this.providerName, code: "not_found", status: 404, message: `request ${requestId} not found` });
+    }
+    return found;
+  }
+
+  /**
+   * Waits until the request finishes and returns its decoded return value; a failed or cancelled request
+   * becomes a ProviderError carrying the Python exception type and message.
+   */
+  async wait<T>(requestId: string, opts: WaitOptions = {}): Promise<T> {
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    const deadline = this.now() + timeoutMs;
+    let delay = 250;
+    let elapsedBySleep = 0;
+    for (;;) {
+      const payload = await this.requestStatus(requestId);
+      if (FINISHED.has(payload.status)) break;
+      // Both the clock and the accumulated sleeps bound the wait, so an instant test `sleep` still ends.
+      if (this.now() >= deadline || elapsedBySleep >= timeoutMs) {
+        throw new ProviderError({
+          provider: this.providerName,
+          code: "timeout",
+          message: `request ${requestId} (${payload.name}) still ${payload.status} after ${Math.round(timeoutMs / 1000)} s`,
+        });
+      }
+      await this.sleep(delay);
+      elapsedBySleep += delay;
+      delay = Math.min(delay * 2, 10_000);
+    }
+    return this.result<T>(requestId);
+  }
+
+  /** `/api/get` for a finished request: 200 → return value; 500 → the request's error. */
+  private async result<T>(requestId: string): Promise<T> {
+    const res = await this.send("GET", `/api/get?request_id=${encodeURIComponent(requestId)}`);
+    if (res.status !== 200 && res.status !== 500) throw await this.httpError(res, "GET /api/get");
+    const raw = (await res.json()) as unknown;
+    const payload = (res.status === 500 ? (raw as { detail?: unknown }).detail : raw) as RequestPayload | undefined;
+    if (!payload || typeof payload !== "object" || typeof payload.status !== "string") {
+      throw new ProviderError({ provider: this.providerName, code: "failed", status: res.status, message: this.secretFree(`unexpected /api/get body: ${JSON.stringify(raw).slice(0, 500)}`) });
+    }
+    if (payload.status === "CANCELLED") {
+      throw new ProviderError({ provider: this.providerName, code: "failed", message: `request ${requestId} (${payload.name}) was cancelled` });
+    }
+    const err = decodeJsonString(payload.error);
+    if (payload.status === "FAILED" || (err && typeof err === "object")) {
+      const e = (err ?? {}) as { type?: string; message?: string };
+      const type = e.type ?? "Error";
+      throw new ProviderError({
+        provider: this.providerName,
+        code: codeForExceptionType(type, e.message ?? ""),
+        message: this.secretFree(`${payload.name} failed: ${type}: ${e.message ?? "unknown error"}`.slice(0, 2000)),
+      });
+    }
+    return decodeJsonString(payload.return_value) as T;
+  }
+
+  /** Submit and wait. */
+  async call<T>(method: "GET" | "POST", path: string, body?: Record<string, unknown>, opts?: WaitOptions): Promise<T> {
+    const id = await this.submit(method, path, body);
+    return this.wait<T>(id, opts);
+  }
+
+  // ---------------------------------------------------------------- routes
+
+  /** `POST /api/cancel` (itself async); returns the ids the server cancelled. */
+  async cancel(requestIds: string[]): Promise<string[]> {
+    const rv = await this.call<unknown>("POST", "/api/cancel", { request_ids: requestIds });
+    return Array.isArray(rv) ? rv.map(String) : [];
+  }
+
+  /** `GET /api/health`; with a token, `status: "needs_auth"` or a 401 means the token was not accepted. */
+  async health(): Promise<SkyPilotHealth> {
+    const res = await this.send("GET", "/api/health");
+    if (!res.ok) throw await this.httpError(res, "GET /api/health");
+    return (await res.json()) as SkyPilotHealth;
+  }
+
+  /** Synchronous `POST /validate` of a task YAML: resolves when valid, throws a `validation` error otherwise. */
+  async validate(taskYaml: string): Promise<void> {
+    const res = await this.send("POST", "/validate", { ...this.commonBody(), dag: taskYaml });
+    if (res.ok) {
+      await res.body?.cancel().catch(() => undefined);
+      return;
+    }
+    throw await this.httpError(res, "POST /validate");
+  }
+
+  /** `sky serve up`; returns the service name and its load-balancer endpoint (null while provisioning). */
+  async serveUp(taskYaml: string, serviceName: string, opts?: WaitOptions): Promise<{ name: string; endpoint: string | null }> {
+    const rv = await this.call<unknown>("POST", "/serve/up", { task: taskYaml, service_name: serviceName }, opts);
+    if (Array.isArray(rv)) return { name: String(rv[0] ?? serviceName), endpoint: normaliseEndpoint(rv[1]) };
+    return { name: serviceName, endpoint: null };
+  }
+
+  /** `sky serve status`; `null` lists every service. */
+  async serveStatus(serviceNames: string[] | null, opts?: WaitOptions): Promise<ServiceRecord[]> {
+    const rv = await this.call<ServiceRecord[] | null>("POST", "/serve/status", { service_names: serviceNames }, opts);
+    return (rv ?? []).map((s) => ({ ...s, endpoint: normaliseEndpoint(s.endpoint), replica_info: s.replica_info ?? [] }));
+  }
+
+  async serveDown(serviceNames: string[], opts: WaitOptions & { purge?: boolean } = {}): Promise<void> {
+    await this.call<null>("POST", "/serve/down", { service_names: serviceNames, all: false, purge: opts.purge ?? false }, opts);
+  }
+
+  async storageLs(opts?: WaitOptions): Promise<StorageRecord[]> {
+    return (await this.call<StorageRecord[] | null>("GET", "/storage/ls", undefined, opts)) ?? [];
+  }
+
+  async storageDelete(name: string, opts?: WaitOptions): Promise<void> {
+    await this.call<null>("POST", "/storage/delete", { name }, opts);
+  }
+
+  /** Clouds the API server holds working credentials for (`GET /enabled_clouds`), lowercased. */
+  async enabledClouds(opts?: WaitOptions): Promise<string[]> {
+    const rv = (await this.call<unknown[] | null>("GET", "/enabled_clouds", undefined, opts)) ?? [];
+    return rv.map((c) => String(c).toLowerCase());
+  }
+
+  async listAccelerators(filter: ListAcceleratorsFilter = {}, opts?: WaitOptions): Promise<Record<string, InstanceTypeInfo[]>> {
+    const body: Record<string, unknown> = {
+      gpus_only: true,
+      name_filter: filter.nameFilter ?? null,
+      region_filter: filter.regionFilter ?? null,
+      quantity_filter: filter.quantityFilter ?? null,
+      clouds: filter.clouds ?? null,
+      all_regions: filter.allRegions ?? false,
+      require_price: filter.requirePrice ?? true,
+      case_sensitive: true,
+    };
+    const rv = (await this.call<Record<string, unknown[]> | null>("POST", "/list_accelerators", body, opts)) ?? {};
+    const out: Record<string, InstanceTypeInfo[]> = {};
+    for (const [acc, infos] of Object.entries(rv)) {
+      out[acc] = (infos ?? []).map(parseInstanceTypeInfo).filter((i): i is InstanceTypeInfo => i !== null);
+    }
+    return out;
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+/** `return_value`, `error` and `request_body` are JSON strings inside JSON (parse twice). */
+function decodeJsonString(v: unknown): unknown {
+  if (typeof v !== "string") return v ?? null;
+  try {
+    return JSON.parse(v);
+  } catch {
+    return v;
+  }
+}
+
+/** Older servers return `host:port` without a scheme; `null`/empty means "not up yet". */
+export function normaliseEndpoint(v: unknown): string | null {
+  if (typeof v !== "string" || !v.trim()) return null;
+  const s = v.trim().replace(/\/+$/, "");
+  return /^https?:\/\//.test(s) ? s : `http://${s}`;
+}
+
+function num(v: unknown): number | null {
+  if (typeof v === "number") return Number.isFinite(v) ? v : null;
+  if (typeof v === "string" && v.trim() !== "") {
+    const n = Number(v);
+    return Number.isFinite(n) ? n : null;
+  }
+  return null;
+}
+
+/** Accepts the array form `[cloud, instance_type, accelerator_name, accelerator_count, cpu_count, device_memory, memory, price, spot_price, region]` or an object with those keys. NaN prices (JSON null / "NaN") become NaN. */
+export function parseInstanceTypeInfo(v: unknown): InstanceTypeInfo | null {
+  let f: unknown[];
+  if (Array.isArray(v)) f = v;
+  else if (v && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    f = [o.cloud, o.instance_type, o.accelerator_name, o.accelerator_count, o.cpu_count, o.device_memory, o.memory, o.price, o.spot_price, o.region];
+  } else return null;
+  const [cloud, instanceType, acceleratorName, count, cpu, devMem, mem, price, spot, region] = f;
+  if (typeof cloud !== "string" || typeof acceleratorName !== "string") return null;
+  return {
+    cloud,
+    instanceType: typeof instanceType === "string" ? instanceType : null,
+    acceleratorName,
+    acceleratorCount: num(count) ?? 0,
+    cpuCount: num(cpu),
+    deviceMemory: num(devMem),
+    memory: num(mem),
+    price: num(price) ?? Number.NaN,
+    spotPrice: num(spot) ?? Number.NaN,
+    region: typeof region === "string" ? region : "",
+  };
+}
+
+/** Maps the Python exception class of a failed request to our error code. */
+function codeForExceptionType(type: string, message: string): ProviderErrorCode {
+  if (/ResourcesUnavailable/i.test(type)) return "quota";
+  if (/DoesNotExist|NotFound/i.test(type) || /does not exist|not found/i.test(message)) return "not_found";
+  if (/PermissionError|Forbidden/i.test(type)) return "forbidden";
+  if (/ValueError|NotSupported|InvalidSkyPilotConfig|ValidationError|SchemaError/i.test(type)) return "validation";
+  if (/Timeout/i.test(type)) return "timeout";
+  return "failed";
+}
