@@ -1,7 +1,7 @@
 import { basetenCatalog, basetenOffer } from "../../catalog/providers/baseten";
 import { ProviderError } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, ExecResult, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
-import { cliOutputTail, runCli, stripAnsi, withTempFiles } from "../modal/cli";
+import { cliOutputTail, runCli, stripAnsi, withTempFiles } from "../base/cli";
 import { BasetenClient, type BasetenCredentials, basetenCredentialsSchema, basetenSecrets, parseBasetenCredentials } from "./client";
 import { CONFIG_FILE, PROVIDER, planBaseten } from "./plan";
 

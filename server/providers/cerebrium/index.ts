@@ -2,7 +2,7 @@ import { z } from "zod";
 import { cerebriumCatalog, cerebriumOffer } from "../../catalog/providers/cerebrium";
 import { codeForStatus, ProviderError, redact } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
-import { cliOutputTail, runCli, stripAnsi, withTempFiles } from "../modal/cli";
+import { cliOutputTail, runCli, stripAnsi, withTempFiles } from "../base/cli";
 import { CONFIG_FILE, cerebriumAppId, DEFAULT_REGION, PROVIDER, planCerebrium } from "./plan";
 
 /**

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { modalCatalog, modalOffer } from "../../catalog/providers/modal";
 import { ProviderError, type ProviderErrorCode } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, ExecResult, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
-import { cliOutputTail, runCli, stripAnsi, withTempFiles } from "./cli";
+import { cliOutputTail, runCli, stripAnsi, withTempFiles } from "../base/cli";
 import { APP_FILE, FUNCTION_NAME, modalNames, PROVIDER, planModal } from "./plan";
 
 /**
