@@ -2,8 +2,8 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { ProviderError, redact } from "../base/errors";
-import type { ExecResult, ProviderContext } from "../base/types";
+import { ProviderError, redact } from "./errors";
+import type { ExecResult, ProviderContext } from "./types";
 
 /**
  * Running provider CLIs (`modal`, `truss`, `cerebrium`) as subprocesses. Shared by the CLI-driven providers

@@ -224,7 +224,7 @@ describe("modal provider against the fake CLI", () => {
 
 describe("CLI runner (real subprocess)", () => {
   test("the child gets only the minimal env plus what is passed; a missing binary is cli_missing", async () => {
-    const { spawnExec, runCli } = await import("./cli");
+    const { spawnExec, runCli } = await import("../base/cli");
     const prev = process.env.TUNA_TEST_CONTROL_PLANE_SECRET;
     process.env.TUNA_TEST_CONTROL_PLANE_SECRET = "must-not-leak";
     try {
