@@ -1,0 +1,383 @@
+import type { AlertChannelKind, Prisma } from "@prisma/client";
+import { IncomingWebhook, IncomingWebhookHTTPError } from "@slack/webhook";
+import { appendAudit, type AuditActor } from "../audit";
+import { db } from "../db";
+import { DomainError } from "../lib/errors";
+import { createSecret, deleteSecret, rotateSecret, withSecret } from "../vault";
+import { sendEvent } from "../workflows/events";
+import { ALERT_EVENTS, alertEventFor, buildSlackMessage, buildWebhookPayload, type AlertContext, type AlertEvent, type AlertEventType } from "./messages";
+
+/**
+ * Alert channels (Slack incoming webhooks or generic JSON webhooks) with event subscriptions. Webhook
+ * URLs are vault secrets (kind `slack-webhook` / `webhook`) and never leave this module; delivery runs in
+ * an Inngest function (`deliverAlert`) around `deliverAlertNow`, which retries 429/5xx with backoff.
+ */
+
+const ALERTS_ACTOR: AuditActor = { userId: null, label: "alerts" };
+
+export interface ChannelView {
+  id: string;
+  name: string;
+  kind: AlertChannelKind;
+  events: string[];
+  enabled: boolean;
+  /** Last 4 characters of the webhook URL (the URL itself is a secret). */
+  urlLast4: string;
+  lastDeliveryStatus: string | null;
+  lastDeliveryAt: Date | null;
+  lastDeliveryError: string | null;
+  createdById: string;
+  createdAt: Date;
+}
+
+function secretKindFor(kind: AlertChannelKind): "slack-webhook" | "webhook" {
+  return kind === "slack" ? "slack-webhook" : "webhook";
+}
+
+function checkEvents(events: string[]): AlertEventType[] {
+  const bad = events.filter((e) => !(ALERT_EVENTS as readonly string[]).includes(e));
+  if (bad.length) throw new DomainError("BAD_REQUEST", `Unknown alert events: ${bad.join(", ")}. Known: ${ALERT_EVENTS.join(", ")}.`);
+  return [...new Set(events)] as AlertEventType[];
+}
+
+async function views(teamId: string, where: Prisma.AlertChannelWhereInput = {}): Promise<ChannelView[]> {
+  const rows = await db.alertChannel.findMany({ where: { teamId, ...where }, orderBy: [{ createdAt: "asc" }, { id: "asc" }] });
+  const secrets = rows.length
+    ? await db.secret.findMany({ where: { teamId, id: { in: rows.map((r) => r.secretId) } }, select: { id: true, last4: true } })
+    : [];
+  const last4 = new Map(secrets.map((s) => [s.id, s.last4]));
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    kind: r.kind,
+    events: r.events,
+    enabled: r.enabled,
+    urlLast4: last4.get(r.secretId) ?? "",
+    lastDeliveryStatus: r.lastDeliveryStatus,
+    lastDeliveryAt: r.lastDeliveryAt,
+    lastDeliveryError: r.lastDeliveryError,
+    createdById: r.createdById,
+    createdAt: r.createdAt,
+  }));
+}
+
+export function listChannels(teamId: string): Promise<ChannelView[]> {
+  return views(teamId);
+}
+
+async function channelOf(teamId: string, channelId: string) {
+  const c = await db.alertChannel.findFirst({ where: { id: channelId, teamId } });
+  if (!c) throw new DomainError("NOT_FOUND", "Alert channel not found.");
+  return c;
+}
+
+export async function createChannel(
+  teamId: string,
+  actor: AuditActor,
+  input: { name: string; kind: AlertChannelKind; url: string; events: string[] },
+): Promise<ChannelView> {
+  const events = checkEvents(input.events);
+  const name = input.name.trim();
+  if (!name) throw new DomainError("BAD_REQUEST", "Give the channel a name.");
+  // The URL goes to the vault first (validated there, audited as secret.create); the channel points at it.
+  const secret = await createSecret(teamId, actor, { kind: secretKindFor(input.kind), label: `Alert channel: ${name}`, value: input.url });
+  try {
+    const c = await db.$transaction(async (tx) => {
+      const row = await tx.alertChannel.create({ data: { teamId, name, kind: input.kind, secretId: secret.id, events, createdById: actor.userId ?? actor.label } });
+      await appendAudit(tx, teamId, actor, { action: "alerts.channel.create", targetType: "alert_channel", targetId: row.id, metadata: { name, kind: input.kind, events } });
+      return row;
+    });
+    return (await views(teamId, { id: c.id }))[0];
+  } catch (e) {
+    await deleteSecret(teamId, actor, secret.id).catch(() => {});
+    throw e;
+  }
+}
+
+export async function updateChannel(
+  teamId: string,
+  actor: AuditActor,
+  channelId: string,
+  patch: { name?: string; events?: string[]; enabled?: boolean; url?: string },
+): Promise<ChannelView> {
+  const c = await channelOf(teamId, channelId);
+  if (patch.url !== undefined) await rotateSecret(teamId, actor, c.secretId, patch.url);
+  const data = {
+    ...(patch.name?.trim() ? { name: patch.name.trim() } : {}),
+    ...(patch.events !== undefined ? { events: checkEvents(patch.events) } : {}),
+    ...(patch.enabled !== undefined ? { enabled: patch.enabled } : {}),
+  };
+  await db.$transaction(async (tx) => {
+    await tx.alertChannel.update({ where: { id: c.id }, data });
+    await appendAudit(tx, teamId, actor, {
+      action: "alerts.channel.update",
+      targetType: "alert_channel",
+      targetId: c.id,
+      metadata: { changed: [...Object.keys(data), ...(patch.url !== undefined ? ["url"] : [])] },
+    });
+  });
+  return (await views(teamId, { id: c.id }))[0];
+}
+
+export async function deleteChannel(teamId: string, actor: AuditActor, channelId: string): Promise<{ id: string }> {
+  const c = await channelOf(teamId, channelId);
+  await db.$transaction(async (tx) => {
+    await tx.alertChannel.delete({ where: { id: c.id } });
+    await appendAudit(tx, teamId, actor, { action: "alerts.channel.delete", targetType: "alert_channel", targetId: c.id, metadata: { name: c.name } });
+  });
+  await deleteSecret(teamId, actor, c.secretId).catch(() => {});
+  return { id: c.id };
+}
+
+export async function listDeliveries(teamId: string, channelId: string, limit = 50) {
+  await channelOf(teamId, channelId);
+  return db.alertDelivery.findMany({
+    where: { channelId, channel: { teamId } },
+    orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+    take: Math.min(limit, 200),
+    select: { id: true, event: true, status: true, attempts: true, lastError: true, createdAt: true, deliveredAt: true, payload: true },
+  });
+}
+
+function publicBaseUrl(): string {
+  return (process.env.TUNA_PUBLIC_URL ?? process.env.NEXTAUTH_URL ?? "http://localhost:3000").replace(/\/+$/, "");
+}
+
+async function contextFor(teamId: string, event: AlertEvent): Promise<AlertContext> {
+  const [team, dep] = await Promise.all([
+    db.team.findUnique({ where: { id: teamId }, select: { name: true } }),
+    event.deploymentId ? db.deployment.findFirst({ where: { id: event.deploymentId, teamId }, select: { slug: true } }) : null,
+  ]);
+  const base = publicBaseUrl();
+  return {
+    teamName: team?.name ?? teamId,
+    deploymentSlug: dep?.slug ?? null,
+    dashboardUrl: event.deploymentId ? `${base}/deployments/${encodeURIComponent(event.deploymentId)}` : `${base}/`,
+    at: new Date(),
+  };
+}
+
+interface StoredPayload {
+  event: AlertEvent;
+  ctx: Omit<AlertContext, "at"> & { at: string };
+}
+
+function toStored(event: AlertEvent, ctx: AlertContext): StoredPayload {
+  const clean: AlertEvent = {
+    type: event.type,
+    title: String(event.title),
+    text: String(event.text),
+    ...(event.deploymentId ? { deploymentId: event.deploymentId } : {}),
+    ...(event.costPerHourMicros !== undefined ? { costPerHourMicros: Math.round(Number(event.costPerHourMicros)) } : {}),
+    ...(event.url ? { url: event.url } : {}),
+  };
+  return { event: clean, ctx: { ...ctx, at: (ctx.at ?? new Date()).toISOString() } };
+}
+
+/**
+ * Queues the alert for every enabled channel of the team subscribed to its event: one AlertDelivery row
+ * each, then `alert/send` per delivery. Unknown event types reach nobody (and say so).
+ */
+export async function notify(teamId: string, event: AlertEvent): Promise<{ queued: number; event: AlertEventType | null }> {
+  const kind = alertEventFor(event.type);
+  if (!kind) {
+    console.warn(`[alerts] no subscription matches event type "${event.type}"; not delivered`);
+    return { queued: 0, event: null };
+  }
+  const channels = await db.alertChannel.findMany({ where: { teamId, enabled: true, events: { has: kind } }, select: { id: true } });
+  if (channels.length === 0) return { queued: 0, event: kind };
+  const payload = toStored(event, await contextFor(teamId, event));
+  const deliveries = await db.$transaction(
+    channels.map((c) =>
+      db.alertDelivery.create({ data: { channelId: c.id, event: kind, status: "queued", payload: payload as unknown as Prisma.InputJsonValue }, select: { id: true, channelId: true } }),
+    ),
+  );
+  let queued = 0;
+  for (const d of deliveries) {
+    try {
+      await sendEvent("alert/send", { teamId, type: kind, title: payload.event.title, text: payload.event.text, channelId: d.channelId, deliveryId: d.id, payload });
+      queued++;
+    } catch (err) {
+      await db.alertDelivery.update({ where: { id: d.id }, data: { status: "failed", lastError: `could not be queued: ${(err as Error).message}`.slice(0, 500) } });
+    }
+  }
+  return { queued, event: kind };
+}
+
+// ------------------------------------------------------------------------------------------- delivery
+
+export interface DeliveryOptions {
+  sleep?: (ms: number) => Promise<void>;
+  maxAttempts?: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  /** 0..1, for jitter (tests pass a constant). */
+  random?: () => number;
+  timeoutMs?: number;
+  /** Deliver even if the channel is disabled ("send test" of a channel being fixed). */
+  evenIfDisabled?: boolean;
+}
+
+export interface DeliveryResult {
+  status: "delivered" | "failed" | "skipped";
+  attempts: number;
+  lastError: string | null;
+}
+
+interface Attempt {
+  ok: boolean;
+  status: number | null;
+  /** Slack's plain-text error string or a transport error, without the URL. */
+  error: string | null;
+  retryAfterMs: number | null;
+}
+
+function retryAfterMs(h: string | null): number | null {
+  if (!h) return null;
+  const s = Number(h);
+  if (Number.isFinite(s) && s >= 0) return s * 1000;
+  const t = Date.parse(h);
+  return Number.isNaN(t) ? null : Math.max(0, t - Date.now());
+}
+
+function scrub(message: string, url: string): string {
+  let out = message.split(url).join("[webhook URL]");
+  try {
+    const u = new URL(url);
+    if (u.pathname.length > 1) out = out.split(u.pathname).join("[webhook path]");
+  } catch {
+    /* not a URL: nothing more to hide */
+  }
+  return out.slice(0, 300);
+}
+
+async function postSlack(url: string, body: unknown, timeoutMs: number): Promise<Attempt> {
+  let retryAfter: string | null = null;
+  const capturing: typeof fetch = async (input, init) => {
+    const r = await fetch(input, init);
+    retryAfter = r.headers.get("retry-after");
+    return r;
+  };
+  const hook = new IncomingWebhook(url, { fetch: capturing, timeout: timeoutMs });
+  try {
+    await hook.send(body as Parameters<IncomingWebhook["send"]>[0]);
+    return { ok: true, status: 200, error: null, retryAfterMs: null };
+  } catch (e) {
+    if (e instanceof IncomingWebhookHTTPError) {
+      return { ok: false, status: e.statusCode, error: scrub(String(e.body || e.statusMessage || "").trim(), url), retryAfterMs: retryAfterMs(retryAfter) };
+    }
+    return { ok: false, status: null, error: scrub((e as Error).message, url), retryAfterMs: null };
+  }
+}
+
+async function postJson(url: string, body: unknown, timeoutMs: number): Promise<Attempt> {
+  try {
+    const r = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", "user-agent": "tuna-alerts" },
+      body: JSON.stringify(body),
+      redirect: "error",
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await r.text().catch(() => "");
+    if (r.ok) return { ok: true, status: r.status, error: null, retryAfterMs: null };
+    return { ok: false, status: r.status, error: scrub(text.trim(), url), retryAfterMs: retryAfterMs(r.headers.get("retry-after")) };
+  } catch (e) {
+    return { ok: false, status: null, error: scrub((e as Error).message, url), retryAfterMs: null };
+  }
+}
+
+function retryable(a: Attempt): boolean {
+  return a.status === null || a.status === 429 || a.status >= 500;
+}
+
+/** Webhook gone for good (provider-apis.md §8): stop sending until an admin fixes the URL. */
+function disablesChannel(a: Attempt): boolean {
+  return a.status === 404 || a.status === 410 || (a.status === 403 && a.error === "invalid_token");
+}
+
+function describeAttempt(a: Attempt): string {
+  return a.status === null ? `request failed: ${a.error ?? "unknown error"}` : `HTTP ${a.status}${a.error ? ` ${a.error}` : ""}`;
+}
+
+const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Delivers one queued alert: decrypts the channel's webhook URL (audited, purpose "alert"), posts, and
+ * retries 429 (honouring Retry-After) and 5xx / transport errors with exponential backoff. Records the
+ * outcome on the delivery and on the channel (lastDeliveryStatus/At/Error). Idempotent: a delivered
+ * alert is not sent again when the surrounding step is retried.
+ */
+export async function deliverAlertNow(deliveryId: string, opts: DeliveryOptions = {}): Promise<DeliveryResult> {
+  const sleep = opts.sleep ?? realSleep;
+  const maxAttempts = opts.maxAttempts ?? 5;
+  const base = opts.baseDelayMs ?? 1000;
+  const cap = opts.maxDelayMs ?? 60_000;
+  const random = opts.random ?? Math.random;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+
+  const d = await db.alertDelivery.findUnique({ where: { id: deliveryId }, include: { channel: true } });
+  if (!d) return { status: "skipped", attempts: 0, lastError: "delivery not found (channel deleted?)" };
+  if (d.status === "delivered") return { status: "delivered", attempts: d.attempts, lastError: null };
+  const channel = d.channel;
+  if (!channel.enabled && !opts.evenIfDisabled) {
+    await db.alertDelivery.update({ where: { id: d.id }, data: { status: "skipped", lastError: "channel disabled" } });
+    return { status: "skipped", attempts: d.attempts, lastError: "channel disabled" };
+  }
+  const stored = d.payload as unknown as StoredPayload | null;
+  if (!stored?.event) {
+    await db.alertDelivery.update({ where: { id: d.id }, data: { status: "failed", lastError: "nothing to send (no payload)" } });
+    return { status: "failed", attempts: d.attempts, lastError: "nothing to send (no payload)" };
+  }
+  const ctx: AlertContext = { ...stored.ctx, at: new Date(stored.ctx.at) };
+  const body = channel.kind === "slack" ? buildSlackMessage(stored.event, ctx) : buildWebhookPayload(stored.event, ctx);
+
+  let attempts = d.attempts;
+  let last: Attempt | null = null;
+  await withSecret(channel.teamId, { id: channel.secretId }, "alert", ALERTS_ACTOR, async (url) => {
+    for (let n = 1; n <= maxAttempts; n++) {
+      attempts++;
+      last = channel.kind === "slack" ? await postSlack(url, body, timeoutMs) : await postJson(url, body, timeoutMs);
+      if (last.ok || !retryable(last) || n === maxAttempts) break;
+      const backoff = Math.min(cap, base * 2 ** (n - 1)) * (0.8 + 0.4 * random());
+      const wait = last.retryAfterMs !== null ? Math.min(cap, Math.max(last.retryAfterMs, 0)) : backoff;
+      await db.$transaction([
+        db.alertDelivery.update({ where: { id: d.id }, data: { status: "retrying", attempts, lastError: describeAttempt(last) } }),
+        db.alertChannel.update({ where: { id: channel.id }, data: { lastDeliveryStatus: "retrying", lastDeliveryAt: new Date(), lastDeliveryError: describeAttempt(last) } }),
+      ]);
+      await sleep(Math.round(wait));
+    }
+  });
+  const final = last as Attempt | null;
+  const ok = !!final?.ok;
+  const error = ok || !final ? null : `${describeAttempt(final)} after ${attempts} attempt${attempts === 1 ? "" : "s"}`;
+  const disable = !!final && !ok && disablesChannel(final);
+  const now = new Date();
+  await db.$transaction([
+    db.alertDelivery.update({ where: { id: d.id }, data: { status: ok ? "delivered" : "failed", attempts, lastError: error, deliveredAt: ok ? now : null } }),
+    db.alertChannel.update({
+      where: { id: channel.id },
+      data: {
+        lastDeliveryStatus: ok ? "delivered" : "failed",
+        lastDeliveryAt: now,
+        lastDeliveryError: disable ? `${error}; the webhook is gone, so the channel was disabled: update its URL and enable it` : error,
+        ...(disable ? { enabled: false } : {}),
+      },
+    }),
+  ]);
+  return { status: ok ? "delivered" : "failed", attempts, lastError: error };
+}
+
+/** "Send test": a real message through the channel, delivered right away with a short retry budget. */
+export async function sendTestAlert(teamId: string, actor: AuditActor, channelId: string, opts: DeliveryOptions = {}): Promise<DeliveryResult> {
+  const c = await channelOf(teamId, channelId);
+  const event: AlertEvent = { type: "test", title: "Tuna test alert", text: `This channel (${c.name}) receives Tuna alerts. Sent by ${actor.label}.` };
+  const ctx = await contextFor(teamId, event);
+  const delivery = await db.$transaction(async (tx) => {
+    const row = await tx.alertDelivery.create({ data: { channelId: c.id, event: "test", status: "queued", payload: toStored(event, ctx) as unknown as Prisma.InputJsonValue } });
+    await appendAudit(tx, teamId, actor, { action: "alerts.channel.test", targetType: "alert_channel", targetId: c.id });
+    return row;
+  });
+  // A disabled channel is still testable: that is how an admin checks a fixed URL before enabling it.
+  return deliverAlertNow(delivery.id, { maxAttempts: 2, maxDelayMs: 2000, ...opts, evenIfDisabled: true });
+}

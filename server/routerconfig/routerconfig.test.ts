@@ -1,0 +1,136 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { useTestDatabase } from "../test/db";
+import { makeRoleFixture } from "../test/fixtures";
+import { db } from "../db";
+import { encryptForTeam } from "../vault";
+import { buildRouterSnapshot, bumpRouterConfigVersion, routerTokenValid, snapshotVersion, upstreamHeadersPurpose } from "./index";
+
+await useTestDatabase();
+
+async function deployment(teamId: string, userId: string, over: { status?: "active" | "degraded" | "failed" | "destroyed"; mode?: "hybrid" | "serverless" | "spot"; slug?: string } = {}) {
+  return db.deployment.create({
+    data: {
+      teamId,
+      slug: over.slug ?? "qwen",
+      model: "Qwen/Qwen3-0.6B",
+      servedModelName: "Qwen/Qwen3-0.6B",
+      mode: over.mode ?? "hybrid",
+      status: over.status ?? "active",
+      spec: { serverlessScaling: { maxWorkers: 3, concurrency: 4, idleTimeoutS: 30 } },
+      createdById: userId,
+    },
+  });
+}
+
+describe("router snapshot", () => {
+  test("live deployments with their backends, decrypted upstream headers and routing", async () => {
+    const f = await makeRoleFixture();
+    const d = await deployment(f.team.id, f.admin.id);
+    const svl = await db.deploymentComponent.create({
+      data: {
+        deploymentId: d.id, kind: "serverless", provider: "runpod", status: "ready", endpointUrl: "https://api.runpod.ai/v2/abc/openai",
+        upstreamHeadersCipher: encryptForTeam(f.team.id, upstreamHeadersPurpose(d.id, "serverless"), JSON.stringify({ authorization: "Bearer rp-upstream" })) as object,
+      },
+    });
+    const spot = await db.deploymentComponent.create({
+      data: { deploymentId: d.id, kind: "spot", provider: "skyserve", status: "ready", endpointUrl: "http://10.0.0.5:30001", replicasReady: 2, replicasTotal: 2 },
+    });
+    const cold = await deployment(f.team.id, f.admin.id, { slug: "cold", mode: "spot" });
+    await db.deploymentComponent.create({ data: { deploymentId: cold.id, kind: "spot", provider: "skyserve", status: "creating", endpointUrl: "http://10.0.0.6:30001" } });
+    const failed = await deployment(f.team.id, f.admin.id, { status: "failed", slug: "failed" });
+    await db.deploymentComponent.create({ data: { deploymentId: failed.id, kind: "serverless", provider: "local", status: "ready", endpointUrl: "http://127.0.0.1:1" } });
+    const gone = await deployment(f.team.id, f.admin.id, { slug: "gone", mode: "serverless" });
+    await db.deploymentComponent.create({ data: { deploymentId: gone.id, kind: "serverless", provider: "local", status: "destroyed", endpointUrl: "http://127.0.0.1:1" } });
+
+    const snap = await buildRouterSnapshot();
+    assert.deepEqual(snap.deployments.map((x) => x.slug).sort(), ["cold", "qwen"]);
+    const q = snap.deployments.find((x) => x.id === d.id);
+    assert.deepEqual(q, {
+      id: d.id,
+      teamId: f.team.id,
+      slug: "qwen",
+      models: ["qwen", "Qwen/Qwen3-0.6B"],
+      mode: "hybrid",
+      backends: [
+        { id: svl.id, kind: "serverless", url: "https://api.runpod.ai/v2/abc/openai", headers: { authorization: "Bearer rp-upstream" }, maxInflight: 12 },
+        { id: spot.id, kind: "spot", url: "http://10.0.0.5:30001", replicas: 2, maxInflightPerReplica: 4 },
+      ],
+      routing: { policy: "spot-first", idleTimeoutS: 30 },
+    });
+    const c = snap.deployments.find((x) => x.id === cold.id);
+    assert.equal(c?.backends[0].replicas, 0, "a spot backend that is not ready is cold");
+    assert.equal(c?.routing.policy, "spot-only");
+  });
+
+  test("a component whose headers do not decrypt is left out, not the whole snapshot", async () => {
+    const f = await makeRoleFixture();
+    const good = await deployment(f.team.id, f.admin.id, { slug: "good", mode: "serverless" });
+    await db.deploymentComponent.create({ data: { deploymentId: good.id, kind: "serverless", provider: "local", status: "ready", endpointUrl: "http://127.0.0.1:2" } });
+    const bad = await deployment(f.otherTeam.id, f.outsider.id, { slug: "bad", mode: "serverless" });
+    await db.deploymentComponent.create({
+      data: {
+        deploymentId: bad.id, kind: "serverless", provider: "local", status: "ready", endpointUrl: "http://127.0.0.1:3",
+        // Sealed for another team: must not open under this deployment's team.
+        upstreamHeadersCipher: encryptForTeam(f.team.id, upstreamHeadersPurpose(bad.id, "serverless"), "{}") as object,
+      },
+    });
+    const errors: string[] = [];
+    const orig = console.error;
+    console.error = (...a: unknown[]) => void errors.push(a.join(" "));
+    try {
+      const snap = await buildRouterSnapshot();
+      assert.ok(snap.deployments.some((x) => x.id === good.id));
+      assert.ok(!snap.deployments.some((x) => x.id === bad.id));
+    } finally {
+      console.error = orig;
+    }
+    assert.ok(errors.some((e) => e.includes(bad.id)));
+  });
+
+  test("the version moves only with committed changes", async () => {
+    const v0 = await snapshotVersion();
+    await db.$transaction(async (tx) => {
+      await bumpRouterConfigVersion(tx);
+    });
+    assert.equal(await snapshotVersion(), v0 + 1);
+    await db
+      .$transaction(async (tx) => {
+        await bumpRouterConfigVersion(tx);
+        throw new Error("rollback");
+      })
+      .catch(() => {});
+    assert.equal(await snapshotVersion(), v0 + 1);
+  });
+
+  test("router token: env, or a generated 0600 file; constant-time compare", async () => {
+    const saved = { token: process.env.TUNA_ROUTER_TOKEN, dir: process.env.TUNA_DATA_DIR };
+    try {
+      process.env.TUNA_ROUTER_TOKEN = "rt_env_token_value";
+      assert.equal(routerTokenValid("Bearer rt_env_token_value"), true);
+      assert.equal(routerTokenValid("Bearer rt_env_token_valuX"), false);
+      assert.equal(routerTokenValid("rt_env_token_value"), false);
+      assert.equal(routerTokenValid(null), false);
+      delete process.env.TUNA_ROUTER_TOKEN;
+      process.env.TUNA_DATA_DIR = mkdtempSync(path.join(os.tmpdir(), "tuna-rt-token-"));
+      const warn = console.warn;
+      console.warn = () => {};
+      try {
+        assert.equal(routerTokenValid("Bearer anything"), false);
+      } finally {
+        console.warn = warn;
+      }
+      const file = path.join(process.env.TUNA_DATA_DIR, "router.token");
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      assert.equal(routerTokenValid(`Bearer ${readFileSync(file, "utf8").trim()}`), true);
+    } finally {
+      if (saved.token === undefined) delete process.env.TUNA_ROUTER_TOKEN;
+      else process.env.TUNA_ROUTER_TOKEN = saved.token;
+      if (saved.dir === undefined) delete process.env.TUNA_DATA_DIR;
+      else process.env.TUNA_DATA_DIR = saved.dir;
+    }
+  });
+});

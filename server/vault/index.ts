@@ -1,0 +1,20 @@
+/** Public surface of the vault: encrypted provider credentials and small encrypted fields. */
+export {
+  createSecret,
+  decryptForTeam,
+  deleteSecret,
+  encryptForTeam,
+  getSecretMetadata,
+  listSecrets,
+  providerCredentials,
+  rewrapAllDataKeys,
+  rotateSecret,
+  testSecret,
+  withSecret,
+  type RewrapResult,
+  type SecretMetadata,
+  type SecretPurpose,
+  type SecretTestResult,
+} from "./service";
+export { type EncryptedBlob, keyring } from "./crypto";
+export { KIND_SPECS, PROVIDER_SECRET_KIND, SECRET_KINDS, type SecretKind } from "./kinds";
