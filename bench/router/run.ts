@@ -1,0 +1,382 @@
+// Router benchmark (a script, not a test): the same fast simulator reached directly, through the Tuna
+// router, through nginx proxy_pass and through the Portkey gateway when installed. Prints max RPS and the
+// latency each proxy adds at a fixed rate, then holds 2,000 SSE streams open through the router and
+// reports its RSS. Run: `node --import tsx bench/router/run.ts [--duration-s 5] [--connections 32]`.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import { createRequire } from "node:module";
+import { createServer } from "node:net";
+import { cpus } from "node:os";
+import { join } from "node:path";
+import { hashApiKey } from "../../router-service/src/auth.js";
+import type { RouterSnapshot } from "../../router-service/src/contract.js";
+
+const argv = process.argv.slice(2);
+const arg = (name: string, d: number) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : d;
+};
+const DURATION_MS = arg("duration-s", 3) * 1000;
+const ROUNDS = arg("rounds", 3);
+const CONNECTIONS = arg("connections", 32);
+const STREAMS = arg("streams", 2000);
+const SKIP_RPS = argv.includes("--latency-only");
+const ROOT = new URL("../..", import.meta.url).pathname;
+const TMP = `/tmp/tuna-bench-${process.pid}`;
+mkdirSync(TMP, { recursive: true });
+const KEY = "tuna_sk_bench";
+const BODY = JSON.stringify({ model: "bench-model", messages: [{ role: "user", content: "Say something short." }], max_tokens: 16 });
+const children: ChildProcess[] = [];
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+  const p = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+function spawnListening(args: string[], env: Record<string, string> = {}): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn(process.execPath, ["--import", "tsx", ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: "warn", ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  children.push(proc);
+  return new Promise((resolve, reject) => {
+    let out = "";
+    proc.stdout?.on("data", (c) => {
+      out += c;
+      const m = /\{"event":"listening","port":(\d+)\}/.exec(out);
+      if (m) resolve({ proc, port: Number(m[1]) });
+    });
+    proc.once("exit", (c) => reject(new Error(`${args[0]} exited ${c}`)));
+  });
+}
+
+async function waitHttp(url: string, headers: Record<string, string> = {}, timeoutMs = 15_000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const req = http.request(url, { method: "POST", headers: { "content-type": "application/json", ...headers } }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      });
+      req.on("error", () => resolve(false));
+      req.end(BODY);
+    });
+    if (ok) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+interface Target {
+  name: string;
+  url: string;
+  headers: Record<string, string>;
+  /** Processes doing the target's work (the proxy; the simulator for "direct"), for CPU per request. */
+  pids: () => number[];
+}
+
+/** user+system CPU of the processes in ms (/proc stat fields 14 and 15, clock ticks of 10 ms). */
+function cpuMs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      /* process gone */
+    }
+  }
+  return ticks * 10;
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function once(agent: http.Agent, t: Target): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const start = performance.now();
+    const req = http.request(t.url, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(BODY), ...t.headers } }, (res) => {
+      res.on("data", () => undefined);
+      res.on("end", () => (res.statusCode === 200 ? resolve(performance.now() - start) : reject(new Error(`status ${res.statusCode}`))));
+    });
+    req.on("error", reject);
+    req.end(BODY);
+  });
+}
+
+/** Closed loop: CONNECTIONS workers back to back for DURATION_MS. */
+async function maxRps(t: Target, durationMs = DURATION_MS): Promise<{ rps: number; errors: number; cpuUsPerReq: number }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+  let n = 0;
+  let errors = 0;
+  // Warm-up: fill keep-alive pools on every hop.
+  await Promise.all(Array.from({ length: CONNECTIONS }, () => once(agent, t).catch(() => undefined)));
+  const start = performance.now();
+  const cpu0 = cpuMs(t.pids());
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async () => {
+      while (performance.now() - start < durationMs) {
+        try {
+          await once(agent, t);
+          n++;
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const cpu = cpuMs(t.pids()) - cpu0;
+  agent.destroy();
+  return { rps: n / ((performance.now() - start) / 1000), errors, cpuUsPerReq: n ? (cpu * 1000) / n : Number.NaN };
+}
+
+/** Open loop at a fixed rate: latency distribution without coordinated omission from back-pressure. */
+async function latencyAt(t: Target, rate: number): Promise<number[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS * 2 });
+  await Promise.all(Array.from({ length: CONNECTIONS }, () => once(agent, t).catch(() => undefined)));
+  const lat: number[] = [];
+  const pending: Promise<void>[] = [];
+  const start = performance.now();
+  let sent = 0;
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const elapsed = performance.now() - start;
+      if (elapsed >= DURATION_MS) return resolve();
+      const due = Math.floor((elapsed / 1000) * rate);
+      while (sent < due) {
+        sent++;
+        pending.push(once(agent, t).then((ms) => void lat.push(ms), () => undefined));
+      }
+      // A timer, not setImmediate: a spinning generator would steal a core from the proxy under test.
+      setTimeout(tick, 1);
+    };
+    tick();
+  });
+  await Promise.all(pending);
+  agent.destroy();
+  return lat.sort((a, b) => a - b);
+}
+
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+async function streamRun(routerUrl: string, routerPid: number): Promise<{ completed: number; failed: number; peakRss: number; idleRss: number; seconds: number }> {
+  const idleRss = rssMb(routerPid);
+  let peakRss = idleRss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(routerPid))), 100);
+  const agent = new http.Agent({ keepAlive: false, maxSockets: STREAMS + 10 });
+  const body = JSON.stringify({ model: "stream-model", messages: [{ role: "user", content: "stream please" }], max_tokens: 40, stream: true });
+  let completed = 0;
+  let failed = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: STREAMS }, () =>
+      new Promise<void>((resolve) => {
+        const req = http.request(`${routerUrl}/v1/chat/completions`, { method: "POST", agent, headers: { "content-type": "application/json", authorization: `Bearer ${KEY}` } }, (res) => {
+          let tail = "";
+          res.on("data", (c: Buffer) => (tail = (tail + c.toString()).slice(-64)));
+          res.on("end", () => {
+            if (res.statusCode === 200 && tail.includes("[DONE]")) completed++;
+            else failed++;
+            resolve();
+          });
+          res.on("error", () => {
+            failed++;
+            resolve();
+          });
+        });
+        req.on("error", () => {
+          failed++;
+          resolve();
+        });
+        req.end(body);
+      }),
+    ),
+  );
+  clearInterval(sampler);
+  agent.destroy();
+  return { completed, failed, peakRss, idleRss, seconds: (performance.now() - start) / 1000 };
+}
+
+async function startNginx(simPort: number): Promise<{ port: number; proc: ChildProcess } | undefined> {
+  const port = await freePort();
+  const dir = join(TMP, "nginx");
+  mkdirSync(join(dir, "logs"), { recursive: true });
+  // One worker, like the single-process router; upstream keep-alive as a production config would have.
+  writeFileSync(
+    join(dir, "nginx.conf"),
+    `worker_processes 1;
+error_log ${dir}/logs/error.log warn;
+pid ${dir}/nginx.pid;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  upstream sim { server 127.0.0.1:${simPort}; keepalive 128; }
+  server {
+    listen 127.0.0.1:${port};
+    keepalive_requests 100000;
+    location / {
+      proxy_pass http://sim;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+`,
+  );
+  const proc = spawn("/usr/sbin/nginx", ["-p", dir, "-c", join(dir, "nginx.conf"), "-g", "daemon off;"], { stdio: ["ignore", "ignore", "inherit"] });
+  children.push(proc);
+  const ok = await waitHttp(`http://127.0.0.1:${port}/v1/chat/completions`, {}, 5000);
+  return ok ? { port, proc } : undefined;
+}
+
+const BARE_PROXY = `
+const http = require("node:http");
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+const up = Number(process.argv[1]);
+const srv = http.createServer((req, res) => {
+  const chunks = [];
+  req.on("data", (c) => chunks.push(c));
+  req.on("end", () => {
+    const body = Buffer.concat(chunks);
+    const r = http.request({ host: "127.0.0.1", port: up, path: req.url, method: req.method, agent,
+      headers: { "content-type": "application/json", "content-length": body.length } }, (u) => {
+      const parts = [];
+      u.on("data", (c) => parts.push(c));
+      u.on("end", () => { const b = Buffer.concat(parts); res.writeHead(u.statusCode, { "content-type": "application/json", "content-length": b.length }); res.end(b); });
+    });
+    r.end(body);
+  });
+});
+srv.listen(0, "127.0.0.1", () => console.log(JSON.stringify({ event: "listening", port: srv.address().port })));
+`;
+
+async function spawnBareNodeProxy(upstreamPort: number): Promise<{ port: number; pid: number }> {
+  const proc = spawn(process.execPath, ["-e", BARE_PROXY, String(upstreamPort)], { stdio: ["ignore", "pipe", "inherit"] });
+  children.push(proc);
+  return new Promise((resolve) => {
+    let out = "";
+    proc.stdout?.on("data", (c) => {
+      out += c;
+      const m = /"port":(\d+)/.exec(out);
+      if (m) resolve({ port: Number(m[1]), pid: proc.pid ?? 0 });
+    });
+  });
+}
+
+function portkeyInstalled(): boolean {
+  try {
+    createRequire(join(ROOT, "package.json")).resolve("@portkey-ai/gateway/package.json");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function main() {
+  const sim = await spawnListening(["router-service/src/sim/main.ts", "--port", "0", "--model", "bench-model"]);
+  const streamSim = await spawnListening(["router-service/src/sim/main.ts", "--port", "0", "--model", "stream-model", "--tokens-per-s", "20"]);
+  const snap: RouterSnapshot = {
+    version: 1,
+    deployments: [
+      { id: "dep_bench", teamId: "team_bench", slug: "bench", models: ["bench-model"], mode: "serverless", backends: [{ id: "svl", kind: "serverless", url: `http://127.0.0.1:${sim.port}` }], routing: { policy: "serverless-only" } },
+      { id: "dep_stream", teamId: "team_bench", slug: "stream", models: ["stream-model"], mode: "serverless", backends: [{ id: "svl", kind: "serverless", url: `http://127.0.0.1:${streamSim.port}` }], routing: { policy: "serverless-only" } },
+    ],
+    apiKeys: [{ id: "key_bench", hash: hashApiKey(KEY), teamId: "team_bench", deployments: "*", limits: { rpm: 100_000_000, tpm: 1_000_000_000, maxConcurrent: 10_000 }, expiresAt: null }],
+  };
+  const cfgPath = join(TMP, "router.json");
+  writeFileSync(cfgPath, JSON.stringify(snap));
+  const router = await spawnListening(["router-service/src/main.ts", "--config", cfgPath, "--port", "0", "--host", "127.0.0.1", "--state-dir", join(TMP, "state")]);
+
+  const targets: Target[] = [
+    { name: "direct", url: `http://127.0.0.1:${sim.port}/v1/chat/completions`, headers: {}, pids: () => [sim.proc.pid ?? 0] },
+    { name: "tuna router", url: `http://127.0.0.1:${router.port}/v1/chat/completions`, headers: { authorization: `Bearer ${KEY}` }, pids: () => [router.proc.pid ?? 0] },
+  ];
+  // Floor for any Node proxy on this box: body in, one keep-alive upstream call, body out, nothing else.
+  const floor = await spawnBareNodeProxy(sim.port);
+  targets.push({ name: "bare node proxy (floor)", url: `http://127.0.0.1:${floor.port}/v1/chat/completions`, headers: {}, pids: () => [floor.pid] });
+  const nginx = await startNginx(sim.port);
+  if (nginx) {
+    const masterPid = nginx.proc.pid ?? 0;
+    targets.push({ name: "nginx proxy_pass", url: `http://127.0.0.1:${nginx.port}/v1/chat/completions`, headers: {}, pids: () => [masterPid, ...childPids(masterPid)] });
+  }
+  else console.log("nginx: failed to start (see stderr)");
+  if (!portkeyInstalled()) console.log("portkey: not installed (npm i @portkey-ai/gateway)");
+  // (When installed, the gateway would be started with its node entry and a custom-host config header.)
+
+  await waitHttp(targets[1].url, targets[1].headers);
+  console.log(`load: ${CONNECTIONS} keep-alive connections, ${ROUNDS} interleaved rounds of ${DURATION_MS / 1000}s per target, non-streaming chat (16 tokens); load generator, simulator and proxy share ${cpus().length} CPU cores\n`);
+
+  // The machine is shared (2 cores, other jobs): targets run interleaved over several rounds and the
+  // median round counts, so a burst of outside load does not land on one target only.
+  const rpsRuns = new Map<string, Array<{ rps: number; errors: number; cpuUsPerReq: number }>>();
+  // Warm-up (JIT, keep-alive pools on every hop), discarded.
+  for (const t of targets) await maxRps(t, 1000);
+  for (let round = 0; round < (SKIP_RPS ? 0 : ROUNDS); round++)
+    for (const t of targets) rpsRuns.set(t.name, [...(rpsRuns.get(t.name) ?? []), await maxRps(t)]);
+  const rps = new Map<string, { rps: number; errors: number; cpuUsPerReq: number }>();
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  for (const [name, runs] of rpsRuns) {
+    rps.set(name, { rps: median(runs.map((r) => r.rps)), errors: runs.reduce((s, r) => s + r.errors, 0), cpuUsPerReq: median(runs.map((r) => r.cpuUsPerReq)) });
+    console.log(`${name}: RPS per round ${runs.map((r) => r.rps.toFixed(0)).join(", ")}; CPU µs/req ${runs.map((r) => r.cpuUsPerReq.toFixed(0)).join(", ")}`);
+  }
+  // Added latency is measured at one common rate: half of the router's max RPS.
+  const rate = arg("rate", 0) || Math.max(50, Math.floor((rps.get("tuna router")?.rps ?? 1000) / 2));
+  const lat = new Map<string, number[]>();
+  for (let round = 0; round < ROUNDS; round++)
+    for (const t of targets) lat.set(t.name, [...(lat.get(t.name) ?? []), ...(await latencyAt(t, rate))]);
+  for (const [k, v] of lat) lat.set(k, v.sort((a, b) => a - b));
+  const direct = lat.get("direct") ?? [];
+  console.log("");
+
+  const rows = [["target", "max RPS", "errors", "CPU µs/req", `p50 ms @${rate}/s`, `p99 ms @${rate}/s`, "added p50 ms", "added p99 ms"]];
+  for (const t of targets) {
+    const l = lat.get(t.name) ?? [];
+    const r = rps.get(t.name);
+    rows.push([
+      t.name, r ? r.rps.toFixed(0) : "-", String(r?.errors ?? "-"), r ? r.cpuUsPerReq.toFixed(0) : "-", pct(l, 50).toFixed(3), pct(l, 99).toFixed(3),
+      t.name === "direct" ? "-" : (pct(l, 50) - pct(direct, 50)).toFixed(3), t.name === "direct" ? "-" : (pct(l, 99) - pct(direct, 99)).toFixed(3),
+    ]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const [i, r] of rows.entries()) {
+    console.log(`| ${r.map((c, j) => c.padEnd(widths[j])).join(" | ")} |`);
+    if (i === 0) console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  }
+  const rr = rps.get("tuna router")?.rps ?? 0;
+  const fr = rps.get("bare node proxy (floor)")?.rps;
+  if (fr) console.log(`\nrouter / bare node proxy RPS = ${(rr / fr).toFixed(2)} (cost of auth, limits, routing, metrics, usage)`);
+  const nr = rps.get("nginx proxy_pass")?.rps;
+  if (nr) console.log(`router / nginx RPS = ${(rr / nr).toFixed(2)} (target ≥ 0.70)`);
+  const rc = rps.get("tuna router")?.cpuUsPerReq;
+  const nc = rps.get("nginx proxy_pass")?.cpuUsPerReq;
+  if (rc && nc) console.log(`CPU per request: router ${rc.toFixed(0)} µs vs nginx ${nc.toFixed(0)} µs → one router core ≈ ${(1e6 / rc).toFixed(0)} req/s, one nginx worker ≈ ${(1e6 / nc).toFixed(0)} req/s (noise-resistant capacity)`);
+  console.log("router / portkey RPS: n/a (portkey not installed)");
+
+  const s = await streamRun(targets[1].url.replace("/v1/chat/completions", ""), router.proc.pid ?? 0);
+  console.log(`\n${STREAMS} concurrent SSE streams (40 tokens at 20 tok/s) through the router: ${s.completed} completed, ${s.failed} failed in ${s.seconds.toFixed(1)} s; router RSS idle ${s.idleRss.toFixed(0)} MB, peak ${s.peakRss.toFixed(0)} MB (target ≤ 250 MB)`);
+}
+
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    // SIGTERM, not SIGKILL: nginx's master must stop its workers, or they outlive the bench.
+    for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
+  });

@@ -1,0 +1,289 @@
+// Runtime state of one backend of one deployment: in-flight count, passive/active health and, for spot,
+// the COLD → WARMING → READY lifecycle. It survives config reloads while id and URL stay the same, so
+// in-flight counters and health are never reset (or leaked) by a new snapshot.
+import http from "node:http";
+import https from "node:https";
+import type { BackendConfig, BackendState, DeploymentConfig, RoutingConfig } from "./contract.js";
+
+export type Lifecycle = "cold" | "warming" | "ready";
+
+export interface StateChange {
+  deploymentId: string;
+  backendId: string;
+  state: BackendState;
+  reason: string;
+  at: Date;
+}
+
+export interface BackendDefaults {
+  warmupPokeIntervalS: number;
+  idleTimeoutS: number;
+  warmupTimeoutS: number;
+  ejectAfterFailures: number;
+  healthCheckIntervalMs: number;
+  failbackSuccesses: number;
+  minEjectMs: number;
+  connectTimeoutMs: number;
+  firstByteTimeoutMs: number;
+  maxInflightPerReplica: number;
+}
+
+export const DEFAULTS: BackendDefaults = {
+  warmupPokeIntervalS: 5,
+  idleTimeoutS: 60,
+  warmupTimeoutS: 1200,
+  ejectAfterFailures: 3,
+  healthCheckIntervalMs: 2000,
+  failbackSuccesses: 3,
+  minEjectMs: 5000,
+  connectTimeoutMs: 2000,
+  firstByteTimeoutMs: 120_000,
+  maxInflightPerReplica: 32,
+};
+
+const POKE_TIMEOUT_MS = 500;
+const PROBE_TIMEOUT_MS = 5000;
+
+export class BackendRuntime {
+  inflight = 0;
+  lifecycle: Lifecycle;
+  ejected = false;
+  consecutiveFailures = 0;
+  private probeSuccesses = 0;
+  private ejectedAt = 0;
+  private lastRequestAt = Date.now();
+  private reportedReplicas: number | undefined;
+  private reportedDraining: boolean | undefined;
+  private warmingSince = 0;
+  private warmTimer: NodeJS.Timeout | undefined;
+  private healthTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private lastState: BackendState;
+  private disposed = false;
+  readonly agent: http.Agent;
+  readonly origin: URL;
+  /** Configured upstream headers, lower-cased once (hot path). */
+  upstreamHeaders: Array<[string, string]> = [];
+
+  constructor(
+    readonly deploymentId: string,
+    public cfg: BackendConfig,
+    public routing: RoutingConfig,
+    private onChange: (c: StateChange) => void,
+    private defaults: BackendDefaults = DEFAULTS,
+  ) {
+    this.origin = new URL(cfg.url);
+    const AgentCtor = this.origin.protocol === "https:" ? https.Agent : http.Agent;
+    // Keep-alive pool per backend; no socket cap, since the router's own in-flight bounds apply first.
+    this.agent = new AgentCtor({ keepAlive: true, keepAliveMsecs: 10_000, maxFreeSockets: 256, scheduling: "lifo" });
+    this.lifecycle = cfg.kind === "spot" ? "cold" : "ready";
+    this.upstreamHeaders = lowerHeaders(cfg);
+    this.lastState = this.state();
+  }
+
+  get id(): string {
+    return this.cfg.id;
+  }
+  get kind(): "serverless" | "spot" {
+    return this.cfg.kind;
+  }
+  private opt<K extends keyof BackendDefaults>(k: K): BackendDefaults[K] {
+    const v = (this.routing as Record<string, unknown>)[k];
+    return (typeof v === "number" ? v : this.defaults[k]) as BackendDefaults[K];
+  }
+  get connectTimeoutMs(): number {
+    return this.opt("connectTimeoutMs");
+  }
+  get firstByteTimeoutMs(): number {
+    return this.opt("firstByteTimeoutMs");
+  }
+
+  get draining(): boolean {
+    return this.reportedDraining ?? this.cfg.draining ?? false;
+  }
+  get replicas(): number {
+    return this.reportedReplicas ?? this.cfg.replicas ?? 1;
+  }
+  capacity(): number {
+    if (this.kind === "serverless") return this.cfg.maxInflight ?? Number.POSITIVE_INFINITY;
+    // A spot backend that passed readiness has at least one replica even if the report says 0 yet.
+    const replicas = Math.max(this.replicas, this.lifecycle === "ready" ? 1 : 0);
+    return replicas * (this.cfg.maxInflightPerReplica ?? this.defaults.maxInflightPerReplica);
+  }
+  /** Eligible for new requests, ignoring capacity. */
+  available(): boolean {
+    return !this.disposed && !this.draining && !this.ejected && this.lifecycle === "ready";
+  }
+  availableIgnoringHealth(): boolean {
+    return !this.disposed && !this.draining && this.lifecycle === "ready";
+  }
+  hasCapacity(): boolean {
+    return this.inflight < this.capacity();
+  }
+  state(): BackendState {
+    if (this.draining) return "draining";
+    if (this.ejected) return "ejected";
+    return this.lifecycle;
+  }
+
+  /** Starts background work: spot warms up at startup so a scale-to-zero fleet provisions right away. */
+  start(): void {
+    if (this.kind === "spot") {
+      if (this.cfg.replicas === 0) this.emitIfChanged("replicas=0");
+      else this.enterWarming("startup");
+      const idleMs = this.opt("idleTimeoutS") * 1000;
+      this.idleTimer = setInterval(() => this.checkIdle(), Math.max(50, Math.min(idleMs / 4, 5000)));
+      this.idleTimer.unref();
+    }
+  }
+
+  /** Applies a new snapshot's config for the same backend (same id and URL). */
+  update(cfg: BackendConfig, routing: RoutingConfig): void {
+    const prevReplicas = this.cfg.replicas;
+    this.cfg = cfg;
+    this.upstreamHeaders = lowerHeaders(cfg);
+    this.routing = routing;
+    // A changed replica count in the snapshot is news (it supersedes an older runtime report).
+    if (this.kind === "spot" && cfg.replicas !== undefined && cfg.replicas !== prevReplicas) {
+      this.reportedReplicas = undefined;
+      if (cfg.replicas === 0) this.setLifecycle("cold", "replicas=0 in config");
+      else if (this.lifecycle === "cold") this.enterWarming("replicas in config");
+    }
+    this.emitIfChanged("config");
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    clearTimeout(this.warmTimer);
+    clearTimeout(this.healthTimer);
+    clearInterval(this.idleTimer);
+    // Sockets of requests still in flight finish; idle ones close when the agent is destroyed later.
+    setTimeout(() => this.agent.destroy(), 60_000).unref();
+  }
+
+  noteRequest(): void {
+    this.lastRequestAt = Date.now();
+  }
+
+  /** Replica watcher / preemption notice from outside (admin endpoint or snapshot). */
+  report(replicas: number | undefined, draining: boolean | undefined): void {
+    if (draining !== undefined) this.reportedDraining = draining;
+    if (replicas !== undefined) {
+      this.reportedReplicas = replicas;
+      if (this.kind === "spot") {
+        if (replicas === 0) this.setLifecycle("cold", "replicas=0");
+        else if (this.lifecycle === "cold") this.enterWarming("replicas reported");
+      }
+    }
+    this.emitIfChanged("report");
+  }
+
+  enterWarming(reason: string): void {
+    if (this.kind !== "spot" || this.lifecycle !== "cold" || this.disposed) return;
+    this.warmingSince = Date.now();
+    this.setLifecycle("warming", reason);
+    this.warmTick();
+  }
+
+  private warmTick(): void {
+    if (this.disposed || this.lifecycle !== "warming") return;
+    if (Date.now() - this.warmingSince > this.opt("warmupTimeoutS") * 1000) {
+      this.setLifecycle("cold", "warmup timeout");
+      return;
+    }
+    // The poke is traffic for a scale-to-zero autoscaler; its result does not matter.
+    void probe(this, "/health", POKE_TIMEOUT_MS);
+    void probe(this, "/v1/models", PROBE_TIMEOUT_MS).then((ok) => {
+      if (this.disposed || this.lifecycle !== "warming") return;
+      if (ok) {
+        this.consecutiveFailures = 0;
+        this.lastRequestAt = Date.now();
+        this.setLifecycle("ready", "readiness probe passed");
+        return;
+      }
+      this.warmTimer = setTimeout(() => this.warmTick(), this.opt("warmupPokeIntervalS") * 1000);
+      this.warmTimer.unref();
+    });
+  }
+
+  private checkIdle(): void {
+    if (this.lifecycle !== "ready" || this.inflight > 0) return;
+    if (Date.now() - this.lastRequestAt > this.opt("idleTimeoutS") * 1000) this.setLifecycle("cold", "idle");
+  }
+
+  recordSuccess(): void {
+    this.consecutiveFailures = 0;
+  }
+
+  recordFailure(reason: string): void {
+    this.consecutiveFailures++;
+    if (!this.ejected && this.consecutiveFailures >= this.opt("ejectAfterFailures")) {
+      this.ejected = true;
+      this.ejectedAt = Date.now();
+      this.probeSuccesses = 0;
+      this.emitIfChanged(`ejected: ${reason}`);
+      this.scheduleHealthCheck();
+    }
+  }
+
+  private scheduleHealthCheck(): void {
+    clearTimeout(this.healthTimer);
+    this.healthTimer = setTimeout(() => void this.healthCheck(), this.opt("healthCheckIntervalMs"));
+    this.healthTimer.unref();
+  }
+
+  private async healthCheck(): Promise<void> {
+    if (this.disposed || !this.ejected) return;
+    // Readiness of an OpenAI server is "it lists models"; /health alone passes before vLLM can serve.
+    const ok = await probe(this, "/v1/models", PROBE_TIMEOUT_MS);
+    if (this.disposed || !this.ejected) return;
+    this.probeSuccesses = ok ? this.probeSuccesses + 1 : 0;
+    // Hysteresis: several successes in a row and a minimum time out before taking traffic again.
+    if (this.probeSuccesses >= this.opt("failbackSuccesses") && Date.now() - this.ejectedAt >= this.opt("minEjectMs")) {
+      this.ejected = false;
+      this.consecutiveFailures = 0;
+      this.emitIfChanged("health checks passed");
+      return;
+    }
+    this.scheduleHealthCheck();
+  }
+
+  private setLifecycle(l: Lifecycle, reason: string): void {
+    if (this.lifecycle === l) return;
+    this.lifecycle = l;
+    if (l !== "warming") clearTimeout(this.warmTimer);
+    this.emitIfChanged(reason);
+  }
+
+  private emitIfChanged(reason: string): void {
+    const s = this.state();
+    if (s === this.lastState) return;
+    this.lastState = s;
+    this.onChange({ deploymentId: this.deploymentId, backendId: this.id, state: s, reason, at: new Date() });
+  }
+}
+
+function probe(b: BackendRuntime, path: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const mod = b.origin.protocol === "https:" ? https : http;
+    const req = mod.request(
+      new URL(path, b.origin),
+      { method: "GET", agent: b.agent, headers: { ...b.cfg.headers }, timeout: timeoutMs },
+      (res) => {
+        res.resume();
+        resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", () => resolve(false));
+    req.end();
+  });
+}
+
+function lowerHeaders(cfg: BackendConfig): Array<[string, string]> {
+  return Object.entries(cfg.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]);
+}
+
+export function backendKey(d: DeploymentConfig, b: BackendConfig): string {
+  return `${d.id}\u0000${b.id}\u0000${b.url}`;
+}

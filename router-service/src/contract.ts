@@ -1,0 +1,169 @@
+// Wire contracts owned by the router: the config snapshot it consumes and the usage report it produces.
+// The control plane imports this file, so it must stay free of node-only imports (zod only).
+import { z } from "zod";
+
+const httpUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//i.test(u), { message: "backend url must be http(s)" });
+
+const positiveInt = z.number().int().positive();
+
+export const blockedSchema = z
+  .object({ code: z.literal("budget_exceeded"), message: z.string() })
+  .nullable()
+  .optional();
+
+export const backendSchema = z.object({
+  id: z.string().min(1),
+  kind: z.enum(["serverless", "spot"]),
+  url: httpUrl,
+  /** Upstream headers added to every request to this backend (e.g. provider auth). Never logged. */
+  headers: z.record(z.string(), z.string()).optional(),
+  /** Capacity of a serverless backend (in-flight requests); absent = unbounded. */
+  maxInflight: positiveInt.optional(),
+  /** Spot: ready replicas; capacity = replicas × maxInflightPerReplica. */
+  replicas: z.number().int().nonnegative().optional(),
+  maxInflightPerReplica: positiveInt.optional(),
+  /** Preemption notice: a draining backend receives no new requests. */
+  draining: z.boolean().optional(),
+  /** Model name the upstream serves, when it differs from what clients send. */
+  upstreamModel: z.string().optional(),
+});
+
+export const routingRuleSchema = z.object({
+  when: z.object({
+    /** Estimated prompt tokens (ceil(chars/4)) strictly above this value. */
+    promptTokensAbove: z.number().int().nonnegative().optional(),
+    /** Requested max_tokens strictly above this value. */
+    maxTokensAbove: z.number().int().nonnegative().optional(),
+  }),
+  prefer: z.enum(["spot", "serverless"]),
+});
+
+export const routingSchema = z.object({
+  policy: z.enum(["spot-first", "serverless-only", "spot-only", "weighted"]),
+  warmupPokeIntervalS: z.number().positive().optional(),
+  idleTimeoutS: z.number().positive().optional(),
+  warmupTimeoutS: z.number().positive().optional(),
+  /** Request-aware rules, first match wins; they override the policy's backend preference. */
+  rules: z.array(routingRuleSchema).optional(),
+  /** Weighted split (canary) by backend id, used by policy "weighted". */
+  weights: z.record(z.string(), z.number().nonnegative()).optional(),
+  /** Time to response headers before the request fails over (ms). */
+  firstByteTimeoutMs: positiveInt.optional(),
+  connectTimeoutMs: positiveInt.optional(),
+  /** Consecutive failures (connect error, 5xx, timeout) that eject a backend. */
+  ejectAfterFailures: positiveInt.optional(),
+  /** Active health checks of an ejected backend, and successes in a row needed to fail back. */
+  healthCheckIntervalMs: positiveInt.optional(),
+  failbackSuccesses: positiveInt.optional(),
+  /** An ejected backend stays out at least this long, so a flapping backend cannot bounce in and out. */
+  minEjectMs: z.number().int().nonnegative().optional(),
+});
+
+export const deploymentSchema = z.object({
+  id: z.string().min(1),
+  teamId: z.string().min(1),
+  slug: z.string().regex(/^[a-zA-Z0-9._-]+$/),
+  models: z.array(z.string().min(1)).min(1),
+  mode: z.enum(["hybrid", "serverless", "spot"]),
+  backends: z.array(backendSchema).min(1),
+  routing: routingSchema,
+  /** Per-deployment caps, applied across all keys. */
+  limits: z
+    .object({
+      maxInflight: positiveInt.optional(),
+      rpm: positiveInt.optional(),
+      tpm: positiveInt.optional(),
+    })
+    .optional(),
+  blocked: blockedSchema,
+});
+
+export const apiKeySchema = z.object({
+  id: z.string().min(1),
+  hash: z.string().regex(/^[0-9a-f]{64}$/i, "sha256 hex"),
+  teamId: z.string().min(1),
+  deployments: z.union([z.literal("*"), z.array(z.string())]),
+  limits: z.object({
+    rpm: positiveInt.nullable().optional(),
+    tpm: positiveInt.nullable().optional(),
+    maxConcurrent: positiveInt.nullable().optional(),
+  }),
+  expiresAt: z.string().datetime({ offset: true }).nullable().optional(),
+  revoked: z.boolean().optional(),
+  blocked: blockedSchema,
+});
+
+export const routerSnapshotSchema = z
+  .object({
+    version: z.number().int().nonnegative(),
+    deployments: z.array(deploymentSchema),
+    apiKeys: z.array(apiKeySchema),
+  })
+  .superRefine((snap, ctx) => {
+    const ids = new Set<string>();
+    for (const [i, d] of snap.deployments.entries()) {
+      if (ids.has(d.id)) ctx.addIssue({ code: "custom", path: ["deployments", i, "id"], message: "duplicate id" });
+      ids.add(d.id);
+      const bids = new Set<string>();
+      for (const [j, b] of d.backends.entries()) {
+        if (bids.has(b.id))
+          ctx.addIssue({ code: "custom", path: ["deployments", i, "backends", j, "id"], message: "duplicate backend id" });
+        bids.add(b.id);
+      }
+    }
+  });
+
+export type RouterSnapshot = z.infer<typeof routerSnapshotSchema>;
+export type DeploymentConfig = z.infer<typeof deploymentSchema>;
+export type BackendConfig = z.infer<typeof backendSchema>;
+export type ApiKeyConfig = z.infer<typeof apiKeySchema>;
+export type RoutingConfig = z.infer<typeof routingSchema>;
+
+const histogramSchema = z.object({
+  /** Upper bounds (ms), ascending; counts has one more slot for +Inf. */
+  bounds: z.array(z.number()),
+  counts: z.array(z.number().int().nonnegative()),
+});
+
+export const backendStateSchema = z.enum(["cold", "warming", "ready", "draining", "ejected"]);
+
+export const usageReportSchema = z.object({
+  routerId: z.string().min(1),
+  batchId: z.string().uuid(),
+  periodStart: z.string().datetime({ offset: true }),
+  periodEnd: z.string().datetime({ offset: true }),
+  configVersion: z.number().int().nonnegative(),
+  entries: z.array(
+    z.object({
+      keyId: z.string(),
+      deploymentId: z.string(),
+      backendId: z.string(),
+      backendKind: z.enum(["serverless", "spot"]),
+      requests: z.number().int().nonnegative(),
+      errors: z.number().int().nonnegative(),
+      inputTokens: z.number().int().nonnegative(),
+      outputTokens: z.number().int().nonnegative(),
+      latencyMs: histogramSchema,
+      ttftMs: histogramSchema,
+      busyMs: z.number().nonnegative(),
+    }),
+  ),
+  events: z.array(
+    z.object({
+      type: z.literal("backend_state"),
+      deploymentId: z.string(),
+      backendId: z.string(),
+      state: backendStateSchema,
+      at: z.string().datetime({ offset: true }),
+      reason: z.string().optional(),
+    }),
+  ),
+});
+
+export type UsageReport = z.infer<typeof usageReportSchema>;
+export type UsageEntry = UsageReport["entries"][number];
+export type BackendStateEvent = UsageReport["events"][number];
+export type BackendState = z.infer<typeof backendStateSchema>;

@@ -1,0 +1,62 @@
+// CLI: `npm run router -- --config <file.json> --port <n>`, or config from the control plane via env.
+import { resolve } from "node:path";
+import { numArg, parseArgs } from "./args.js";
+import { createLogger } from "./log.js";
+import { startRouter } from "./server.js";
+
+const args = parseArgs(process.argv.slice(2));
+const env = process.env;
+// `npm run router` runs in the workspace folder; relative paths are meant from where the user typed it.
+const userCwd = env.INIT_CWD ?? process.cwd();
+const fromUser = (p: string | undefined) => (p === undefined ? undefined : resolve(userCwd, p));
+const logger = createLogger(args["log-level"] ?? env.LOG_LEVEL);
+
+const failMode = (args["ratelimit-fail-mode"] ?? env.TUNA_RATELIMIT_FAIL_MODE ?? "open") as "open" | "closed";
+if (failMode !== "open" && failMode !== "closed") {
+  logger.fatal("--ratelimit-fail-mode must be open or closed");
+  process.exit(2);
+}
+
+try {
+  const router = await startRouter({
+    port: numArg(args, "port", Number(env.PORT ?? 8080)),
+    host: args.host ?? env.HOST ?? "0.0.0.0",
+    configPath: fromUser(args.config ?? env.TUNA_ROUTER_CONFIG),
+    controlPlaneUrl: env.TUNA_CONTROL_PLANE_URL,
+    routerToken: env.TUNA_ROUTER_TOKEN,
+    adminToken: env.TUNA_ROUTER_ADMIN_TOKEN,
+    redisUrl: args.redis ?? env.REDIS_URL,
+    rateLimitFailMode: failMode,
+    maxInflight: numArg(args, "max-inflight", env.TUNA_MAX_INFLIGHT ? Number(env.TUNA_MAX_INFLIGHT) : undefined),
+    maxBodyBytes: numArg(args, "max-body-bytes", env.TUNA_MAX_BODY_BYTES ? Number(env.TUNA_MAX_BODY_BYTES) : undefined),
+    headersTimeoutMs: numArg(args, "headers-timeout-ms"),
+    requestTimeoutMs: numArg(args, "request-timeout-ms"),
+    keepAliveTimeoutMs: numArg(args, "keep-alive-timeout-ms"),
+    shutdownTimeoutMs: numArg(args, "shutdown-timeout-ms", env.TUNA_SHUTDOWN_TIMEOUT_MS ? Number(env.TUNA_SHUTDOWN_TIMEOUT_MS) : undefined),
+    stateDir: fromUser(args["state-dir"] ?? env.TUNA_ROUTER_STATE_DIR ?? ".tuna/router"),
+    usageFlushMs: numArg(args, "usage-flush-ms", env.TUNA_USAGE_FLUSH_MS ? Number(env.TUNA_USAGE_FLUSH_MS) : undefined),
+    maxSpoolFiles: numArg(args, "max-spool-files"),
+    configPollMs: numArg(args, "config-poll-ms", env.TUNA_CONFIG_POLL_MS ? Number(env.TUNA_CONFIG_POLL_MS) : undefined),
+    routerId: args["router-id"] ?? env.TUNA_ROUTER_ID,
+    logger,
+  });
+  process.stdout.write(`${JSON.stringify({ event: "listening", port: router.port })}\n`);
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ sig }, "signal received");
+    router.close().then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err: String(err) }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+} catch (err) {
+  logger.fatal({ err: (err as Error).message }, "router failed to start");
+  process.exit(1);
+}

@@ -1,0 +1,689 @@
+// The router's HTTP server: request pipeline (protect → auth → resolve → limit → route → proxy → account),
+// operational endpoints and graceful shutdown.
+import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { AddressInfo, Socket } from "node:net";
+import { authenticate, keyMayUse } from "./auth.js";
+import type { BackendRuntime, StateChange } from "./backend.js";
+import { ConfigStore, type DeploymentRuntime } from "./config.js";
+import { type ConfigSource, ControlPlaneSource, StaticFileSource } from "./configSync.js";
+import type { RouterSnapshot } from "./contract.js";
+import { errors, type RouterErrorSpec, sendError } from "./errors.js";
+import { createLogger, type Logger } from "./log.js";
+import { RouterMetrics } from "./metrics.js";
+import { chooseBackends } from "./policy.js";
+import {
+  attemptUpstream, clientResponseHeaders, SseTap, type Usage, upstreamRequestHeaders, usageFromJson, writeWithBackpressure,
+} from "./proxy.js";
+import { MemoryRateLimiter } from "./ratelimit/memory.js";
+import { LimiterUnavailableError, RedisRateLimiter } from "./ratelimit/redis.js";
+import { type AcquireResult, has, type LimitSpec, type RateLimiter } from "./ratelimit/types.js";
+import { UsageAggregator, UsageReporter } from "./usage.js";
+
+export interface RouterOptions {
+  port?: number;
+  host?: string;
+  /** Static snapshot (programmatic use / tests). */
+  config?: RouterSnapshot;
+  /** Static snapshot file, watched for changes (polled every configWatchMs). */
+  configPath?: string;
+  controlPlaneUrl?: string;
+  routerToken?: string;
+  /** Token for POST /_tuna/backends (replica reports, preemption notices); defaults to routerToken. */
+  adminToken?: string;
+  redisUrl?: string;
+  rateLimitFailMode?: "open" | "closed";
+  /** How long startup waits for the first Redis connection. */
+  redisConnectTimeoutMs?: number;
+  /** Global in-flight bound; above it the router answers 503 + Retry-After instead of collapsing. */
+  maxInflight?: number;
+  maxBodyBytes?: number;
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  keepAliveTimeoutMs?: number;
+  shutdownTimeoutMs?: number;
+  /** Directory for the usage spool and the cached config snapshot. */
+  stateDir?: string;
+  usageFlushMs?: number;
+  maxSpoolFiles?: number;
+  configPollMs?: number;
+  configWatchMs?: number;
+  routerId?: string;
+  logLevel?: string;
+  logger?: Logger;
+  /** Tokens reserved for TPM when a request sets no max_tokens. */
+  defaultReserveTokens?: number;
+}
+
+export interface RouterHandle {
+  port: number;
+  url: string;
+  metrics: RouterMetrics;
+  store: ConfigStore;
+  /** Graceful: stop accepting, finish in-flight within the deadline, flush usage. */
+  close(): Promise<void>;
+  applySnapshot(s: RouterSnapshot): void;
+  inflight(): number;
+}
+
+const API_PATHS = new Set(["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]);
+
+interface Ctx {
+  start: number;
+  deploymentId: string;
+  backendId: string;
+  status: number;
+}
+
+export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
+  const logger = opts.logger ?? createLogger(opts.logLevel);
+  const metrics = new RouterMetrics();
+  const routerId = opts.routerId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const stateDir = opts.stateDir ?? join(process.cwd(), ".tuna", "router");
+  const maxInflight = opts.maxInflight ?? 4096;
+  const maxBodyBytes = opts.maxBodyBytes ?? 4 * 1024 * 1024;
+  const shutdownTimeoutMs = opts.shutdownTimeoutMs ?? 30_000;
+  const defaultReserve = opts.defaultReserveTokens ?? 256;
+  const adminToken = opts.adminToken ?? opts.routerToken;
+  const usage = new UsageAggregator();
+  const logDebug = logger.isLevelEnabled("debug");
+  let reqSeq = 0;
+
+  const onStateChange = (c: StateChange) => {
+    logger.info({ deployment: c.deploymentId, backend: c.backendId, state: c.state, reason: c.reason }, "backend state");
+    usage.event({ type: "backend_state", deploymentId: c.deploymentId, backendId: c.backendId, state: c.state, at: c.at.toISOString(), reason: c.reason });
+  };
+  const store = new ConfigStore(onStateChange);
+  const applySnapshot = (s: RouterSnapshot) => {
+    const prev = store.current?.version;
+    store.apply(s);
+    metrics.configVersion.set({}, s.version);
+    if (prev !== s.version) logger.info({ version: s.version, deployments: s.deployments.length, keys: s.apiKeys.length }, "config applied");
+  };
+
+  metrics.backendState.onCollect((g) => {
+    for (const b of store.allBackends()) g.set({ deployment: b.deploymentId, backend: b.id, state: b.state() }, 1);
+  });
+  metrics.inflight.onCollect((g) => {
+    for (const b of store.allBackends()) g.set({ deployment: b.deploymentId, backend: b.id }, b.inflight);
+  });
+
+  const limiter: RateLimiter = opts.redisUrl
+    ? new RedisRateLimiter({ url: opts.redisUrl, failMode: opts.rateLimitFailMode ?? "open", logger, errors: metrics.limiterErrors })
+    : new MemoryRateLimiter();
+
+  if (limiter instanceof RedisRateLimiter && !(await limiter.ready(opts.redisConnectTimeoutMs ?? 5000)))
+    logger.error({ failMode: opts.rateLimitFailMode ?? "open" }, "redis not reachable at startup; limits follow the fail mode until it is");
+
+  let source: ConfigSource | undefined;
+  if (opts.config) applySnapshot(opts.config);
+  else if (opts.configPath) source = new StaticFileSource(opts.configPath, logger, metrics, opts.configWatchMs);
+  else if (opts.controlPlaneUrl && opts.routerToken)
+    source = new ControlPlaneSource({
+      url: opts.controlPlaneUrl.replace(/\/+$/, ""), token: opts.routerToken, cachePath: join(stateDir, "config.json"),
+      pollMs: opts.configPollMs ?? 2000, logger, metrics,
+    });
+  else throw new Error("no config: pass --config <file> or set TUNA_CONTROL_PLANE_URL and TUNA_ROUTER_TOKEN");
+  if (source) await source.start(applySnapshot);
+
+  const reporter = new UsageReporter({
+    url: opts.controlPlaneUrl?.replace(/\/+$/, ""), token: opts.routerToken, spoolDir: join(stateDir, "usage-spool"),
+    maxSpoolFiles: opts.maxSpoolFiles ?? 1000, logger, metrics,
+  });
+  const flushUsage = () => {
+    const report = usage.drain(routerId, store.current?.version ?? 0);
+    // Without a control plane there is nobody to send to; keep nothing on disk then.
+    if (report && opts.controlPlaneUrl) reporter.spool(report);
+    return reporter.sendSpool();
+  };
+  const usageTimer = setInterval(() => void flushUsage(), opts.usageFlushMs ?? 5000);
+  usageTimer.unref();
+  void reporter.sendSpool(true);
+
+  let globalInflight = 0;
+  let shuttingDown = false;
+  const sockets = new Set<Socket>();
+
+  // ---- per-request pipeline -------------------------------------------------------------------------------
+
+  const record = (ctx: Ctx) => {
+    metrics.requests.inc({ deployment: ctx.deploymentId, backend: ctx.backendId, status: String(ctx.status) });
+  };
+  const fail = (res: ServerResponse, ctx: Ctx, spec: RouterErrorSpec, extra?: Record<string, string>) => {
+    ctx.status = spec.status;
+    sendError(res, spec, extra);
+  };
+
+  async function handleInference(req: IncomingMessage, res: ServerResponse, apiPath: string, slug: string | undefined) {
+    const ctx: Ctx = { start: performance.now(), deploymentId: "", backendId: "", status: 0 };
+    const cleanups: Array<() => void> = [];
+    globalInflight++;
+    metrics.globalInflight.set({}, globalInflight);
+    // Exactly one release point for everything a request holds: the response's close, which fires on
+    // success, error and client disconnect alike. This is what keeps counters from leaking.
+    res.once("close", () => {
+      globalInflight--;
+      metrics.globalInflight.set({}, globalInflight);
+      for (const c of cleanups) {
+        try {
+          c();
+        } catch (err) {
+          logger.error({ err: (err as Error).message }, "cleanup failed");
+        }
+      }
+      if (ctx.status === 0) ctx.status = 499; // client went away before any answer
+      record(ctx);
+      if (logDebug)
+        logger.debug({ deployment: ctx.deploymentId, backend: ctx.backendId, status: ctx.status, ms: Math.round(performance.now() - ctx.start) }, "request");
+    });
+
+    if (shuttingDown) return fail(res, ctx, errors.shuttingDown());
+    if (globalInflight > maxInflight) {
+      metrics.limitRejections.inc({ limit: "router_inflight" });
+      return fail(res, ctx, errors.overloaded("router"));
+    }
+    const cfg = store.current;
+    if (!cfg) return fail(res, ctx, errors.noBackend());
+
+    const auth = authenticate(req.headers, cfg.keysByHash);
+    if (!auth.ok) return fail(res, ctx, auth.reason === "missing" ? errors.missingKey() : errors.invalidKey());
+    const key = auth.key;
+
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > maxBodyBytes) {
+      res.shouldKeepAlive = false;
+      return fail(res, ctx, errors.bodyTooLarge(maxBodyBytes), { connection: "close" });
+    }
+    const raw = await readBody(req, maxBodyBytes);
+    if (raw === "aborted") return;
+    if (raw === "too_large") {
+      res.shouldKeepAlive = false;
+      return fail(res, ctx, errors.bodyTooLarge(maxBodyBytes), { connection: "close" });
+    }
+    let body: Record<string, unknown>;
+    try {
+      const parsed = JSON.parse(raw.toString("utf8"));
+      if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return fail(res, ctx, errors.badRequest("The request body must be a JSON object."));
+      body = parsed as Record<string, unknown>;
+    } catch {
+      return fail(res, ctx, errors.invalidJson());
+    }
+
+    let dep: DeploymentRuntime | undefined;
+    let requested: string;
+    if (slug !== undefined) {
+      requested = slug;
+      dep = cfg.byTeamSlug.get(`${key.teamId}\u0000${slug}`);
+    } else {
+      if (typeof body.model !== "string" || !body.model) return fail(res, ctx, errors.badRequest("You must provide a model parameter.", "model"));
+      requested = body.model;
+      dep = cfg.byTeamModel.get(`${key.teamId}\u0000${body.model}`);
+    }
+    // Same answer for "does not exist" and "exists in another team or outside the key's scope".
+    if (!dep || !keyMayUse(key, dep.cfg.id, dep.cfg.teamId)) return fail(res, ctx, errors.modelNotFound(requested));
+    ctx.deploymentId = dep.cfg.id;
+    if (key.blocked) return fail(res, ctx, errors.quota(key.blocked.message));
+    if (dep.cfg.blocked) return fail(res, ctx, errors.quota(dep.cfg.blocked.message));
+
+    const stream = body.stream === true;
+    const promptTokens = Math.ceil(promptChars(body) / 4);
+    const maxTokens = typeof body.max_tokens === "number" ? body.max_tokens : typeof body.max_completion_tokens === "number" ? body.max_completion_tokens : undefined;
+    const reserve = promptTokens + (apiPath === "/v1/embeddings" ? 0 : Math.max(0, maxTokens ?? defaultReserve));
+
+    // ---- limits: key, then deployment (each one atomic check) -----------------------------------------------
+    const leaseId = `${routerId}:${++reqSeq}`;
+    const keySubject = `key:${key.id}`;
+    const keyLimits: LimitSpec = key.limits;
+    let keyResult: AcquireResult;
+    try {
+      keyResult = await limiter.acquire(keySubject, keyLimits, reserve, leaseId);
+    } catch (err) {
+      if (err instanceof LimiterUnavailableError) return fail(res, ctx, errors.limiterUnavailable());
+      throw err;
+    }
+    const rlHeaders = rateLimitHeaders(keyLimits, keyResult);
+    if (!keyResult.ok) {
+      metrics.limitRejections.inc({ limit: `key_${keyResult.limit}` });
+      return fail(res, ctx, errors.rateLimited(`key ${keyResult.limit}`, keyResult.retryAfterS), rlHeaders);
+    }
+    const reserved = reserve;
+    let settledTokens: number | undefined; // real usage once known
+    let refundAll = false;
+    const depLimits: LimitSpec = { rpm: dep.cfg.limits?.rpm, tpm: dep.cfg.limits?.tpm };
+    const depLimited = has(depLimits.rpm) || has(depLimits.tpm);
+    cleanups.push(() => {
+      const delta = refundAll ? -reserved : settledTokens !== undefined ? settledTokens - reserved : 0;
+      if (delta !== 0) {
+        void limiter.settle(keySubject, keyLimits, delta);
+        if (depLimited && depAcquired) void limiter.settle(`dep:${dep.cfg.id}`, depLimits, delta);
+      }
+      void limiter.release(keySubject, keyLimits, leaseId);
+    });
+    let depAcquired = false;
+    if (depLimited) {
+      let r: AcquireResult;
+      try {
+        r = await limiter.acquire(`dep:${dep.cfg.id}`, depLimits, reserve, leaseId);
+      } catch (err) {
+        refundAll = true;
+        if (err instanceof LimiterUnavailableError) return fail(res, ctx, errors.limiterUnavailable());
+        throw err;
+      }
+      if (!r.ok) {
+        refundAll = true;
+        metrics.limitRejections.inc({ limit: `deployment_${r.limit}` });
+        return fail(res, ctx, errors.rateLimited(`deployment ${r.limit}`, r.retryAfterS), rlHeaders);
+      }
+      depAcquired = true;
+    }
+    const depCap = dep.cfg.limits?.maxInflight;
+    if (depCap !== undefined && dep.inflight.n >= depCap) {
+      refundAll = true;
+      metrics.limitRejections.inc({ limit: "deployment_inflight" });
+      return fail(res, ctx, errors.overloaded("deployment"), rlHeaders);
+    }
+    const depInflight = dep.inflight;
+    depInflight.n++;
+    cleanups.push(() => {
+      depInflight.n--;
+    });
+
+    // ---- routing --------------------------------------------------------------------------------------------
+    const choice = chooseBackends(dep, { promptTokens, maxTokens });
+    if (!choice.ok) {
+      refundAll = true;
+      metrics.limitRejections.inc({ limit: choice.reason === "capacity" ? "backend_capacity" : "no_backend" });
+      return fail(res, ctx, choice.reason === "capacity" ? errors.overloaded("deployment") : errors.noBackend(), rlHeaders);
+    }
+
+    // The router asks for usage on streams (TPM settlement); the client only sees it if it asked too.
+    const clientWantsUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
+    const needsRewrite = (stream && !clientWantsUsage && apiPath !== "/v1/embeddings") || (slug !== undefined && typeof body.model !== "string");
+    const bodyFor = (b: BackendRuntime): Buffer => {
+      if (!needsRewrite && !b.cfg.upstreamModel) return raw;
+      const copy: Record<string, unknown> = { ...body };
+      if (stream && apiPath !== "/v1/embeddings") copy.stream_options = { ...(body.stream_options as object), include_usage: true };
+      if (b.cfg.upstreamModel) copy.model = b.cfg.upstreamModel;
+      else if (typeof copy.model !== "string") copy.model = dep.cfg.models[0];
+      return Buffer.from(JSON.stringify(copy));
+    };
+
+    let clientClosed = false;
+    const goneListeners: Array<() => void> = [];
+    res.once("close", () => {
+      clientClosed = true;
+      for (const fn of goneListeners) fn();
+    });
+    // Unique per router and cheap (no entropy per request); a client-supplied id is kept for tracing.
+    const requestId = typeof req.headers["x-request-id"] === "string" ? req.headers["x-request-id"] : `${routerId}-${reqSeq}`;
+
+    let lastFailure = "";
+    for (let i = 0; i < choice.candidates.length; i++) {
+      const b = choice.candidates[i];
+      // A fallback may have filled up or been ejected while the first attempt ran.
+      if (i > 0 && !(b.available() && b.hasCapacity())) break;
+      const attemptStart = performance.now();
+      b.inflight++;
+      b.noteRequest();
+      let released = false;
+      const releaseBackend = () => {
+        if (!released) {
+          released = true;
+          b.inflight--;
+        }
+      };
+      cleanups.push(releaseBackend);
+      ctx.backendId = b.id;
+      const payload = bodyFor(b);
+      const result = await attemptUpstream(b, apiPath, upstreamRequestHeaders(req.headers, b, payload.length, requestId), payload, () => clientClosed, (fn) => goneListeners.push(fn));
+      if (clientClosed) {
+        releaseBackend();
+        if (result.ok) result.req.destroy();
+        refundAll = !result.ok;
+        return;
+      }
+      const isLast = i === choice.candidates.length - 1;
+      let failure: string | undefined;
+      if (!result.ok) failure = result.reason;
+      else if ((result.up.statusCode ?? 502) >= 500) failure = `status_${result.up.statusCode}`;
+      if (failure) {
+        b.recordFailure(failure);
+        lastFailure = failure;
+        if (!isLast || !result.ok) {
+          if (result.ok) result.up.resume();
+          releaseBackend();
+          // A failed-over attempt only adds busy time; the request itself is counted once, where it ends.
+          recordUsageError(b, dep, key.id, attemptStart, isLast);
+          if (!isLast) {
+            metrics.failovers.inc({ deployment: dep.cfg.id, from: b.id, to: choice.candidates[i + 1].id, reason: failure.startsWith("status") ? "5xx" : failure });
+            continue;
+          }
+          break;
+        }
+        // Last candidate answered 5xx: pass its answer through (status and body), no more retries.
+      } else b.recordSuccess();
+      if (!result.ok) break; // unreachable; narrows the type
+      relay(req, res, result.up, result.req, b, dep, ctx, key.id, attemptStart, clientWantsUsage, rlHeaders, (u, ok) => {
+        if (!ok) refundAll = true;
+        else if (u) settledTokens = (u.prompt_tokens ?? 0) + (u.completion_tokens ?? 0);
+      });
+      return;
+    }
+    refundAll = true;
+    ctx.status = lastFailure === "timeout" ? 504 : 502;
+    sendError(res, errors.upstream(ctx.status, lastFailure === "timeout" ? "timeout before first byte" : lastFailure.startsWith("status") ? lastFailure.replace("status_", "status ") : "connection failed"), rlHeaders);
+  }
+
+  function recordUsageError(b: BackendRuntime, dep: DeploymentRuntime, keyId: string, attemptStart: number, countRequest: boolean) {
+    const ms = performance.now() - attemptStart;
+    usage.record({
+      keyId, deploymentId: dep.cfg.id, backendId: b.id, backendKind: b.kind, error: true, inputTokens: 0, outputTokens: 0,
+      latencyMs: ms, ttftMs: undefined, busyMs: ms, countRequest,
+    });
+  }
+
+  function relay(
+    _req: IncomingMessage, res: ServerResponse, up: IncomingMessage, upReq: http.ClientRequest, b: BackendRuntime,
+    dep: DeploymentRuntime, ctx: Ctx, keyId: string, attemptStart: number, clientWantsUsage: boolean,
+    rlHeaders: Record<string, string>, done: (u: Usage | undefined, ok: boolean) => void,
+  ) {
+    const status = up.statusCode ?? 502;
+    ctx.status = status;
+    const sse = String(up.headers["content-type"] ?? "").includes("text/event-stream");
+    const tap = sse ? new SseTap(clientWantsUsage) : undefined;
+    const headers = clientResponseHeaders(up, sse);
+    Object.assign(headers, rlHeaders);
+    headers["x-tuna-backend"] = b.id;
+    // A small JSON answer of known length is sent in one write with its headers (one syscall instead of
+    // three); SSE and large or unknown-length bodies are relayed chunk by chunk with backpressure.
+    const declaredLength = Number(up.headers["content-length"] ?? -1);
+    const bufferWhole = !sse && declaredLength >= 0 && declaredLength <= 1024 * 1024;
+    if (!bufferWhole) res.writeHead(status, headers);
+    let ttftMs: number | undefined;
+    const collected: Buffer[] = [];
+    let collectedBytes = 0;
+    up.on("data", (chunk: Buffer) => {
+      if (ttftMs === undefined) ttftMs = performance.now() - ctx.start;
+      if (tap) {
+        const out = tap.push(chunk);
+        if (out) writeWithBackpressure(res, up, out);
+      } else {
+        if (collectedBytes < 4 * 1024 * 1024) {
+          collected.push(chunk);
+          collectedBytes += chunk.length;
+        }
+        if (!bufferWhole) writeWithBackpressure(res, up, chunk);
+      }
+    });
+    let finished = false;
+    let u: Usage | undefined;
+    up.on("end", () => {
+      let last: Buffer | string | undefined;
+      if (tap) {
+        last = tap.flush() ?? undefined;
+        u = tap.usage;
+      } else {
+        const whole = collected.length === 1 ? collected[0] : Buffer.concat(collected);
+        if (status < 300) u = usageFromJson(whole);
+        if (bufferWhole) {
+          last = whole;
+          res.writeHead(status, headers);
+        }
+      }
+      finished = true;
+      // Settle before the response closes: the request's cleanup (lease release, TPM settle) runs on close.
+      done(u, status < 400);
+      res.end(last);
+    });
+    let clientGone = false;
+    up.on("error", () => undefined);
+    up.on("close", () => {
+      // Upstream died after bytes reached the client: no retry (the client has a partial answer); cut the
+      // client connection so it sees the truncation instead of a clean end. A close caused by the client
+      // leaving is not the backend's fault and must not count towards its ejection.
+      if (!finished && !clientGone) {
+        b.recordFailure("mid-stream");
+        ctx.status = 502;
+        res.destroy();
+      }
+    });
+    res.once("close", () => {
+      clientGone = !finished;
+      if (!finished) upReq.destroy();
+      const latencyMs = performance.now() - ctx.start;
+      // Cut short: real usage is unknown, so the reservation stands (conservative).
+      if (!finished && tap?.usage) u = tap.usage;
+      const labels = { deployment: dep.cfg.id, backend: b.id };
+      metrics.latency.observe(labels, latencyMs / 1000);
+      if (ttftMs !== undefined) metrics.ttft.observe(labels, ttftMs / 1000);
+      usage.record({
+        keyId, deploymentId: dep.cfg.id, backendId: b.id, backendKind: b.kind, error: !finished || status >= 400,
+        inputTokens: u?.prompt_tokens ?? 0, outputTokens: u?.completion_tokens ?? 0, latencyMs, ttftMs,
+        busyMs: performance.now() - attemptStart,
+      });
+    });
+  }
+
+  // ---- other endpoints --------------------------------------------------------------------------------------
+
+  function listModels(req: IncomingMessage, res: ServerResponse, slug: string | undefined) {
+    const ctx: Ctx = { start: performance.now(), deploymentId: "", backendId: "", status: 200 };
+    res.once("close", () => record(ctx));
+    const cfg = store.current;
+    if (!cfg) return fail(res, ctx, errors.noBackend());
+    const auth = authenticate(req.headers, cfg.keysByHash);
+    if (!auth.ok) return fail(res, ctx, auth.reason === "missing" ? errors.missingKey() : errors.invalidKey());
+    const data: Array<{ id: string; object: "model"; created: number; owned_by: string }> = [];
+    for (const d of cfg.deployments.values()) {
+      if (!keyMayUse(auth.key, d.cfg.id, d.cfg.teamId)) continue;
+      if (slug !== undefined && d.cfg.slug !== slug) continue;
+      for (const m of d.cfg.models) data.push({ id: m, object: "model", created: 0, owned_by: d.cfg.teamId });
+    }
+    if (slug !== undefined && data.length === 0) return fail(res, ctx, errors.modelNotFound(slug));
+    sendJson(res, 200, { object: "list", data });
+  }
+
+  async function handleAdmin(req: IncomingMessage, res: ServerResponse) {
+    const ctx: Ctx = { start: 0, deploymentId: "", backendId: "", status: 200 };
+    if (!adminToken || !sameSecret(req.headers.authorization ?? "", `Bearer ${adminToken}`)) return fail(res, ctx, errors.invalidKey());
+    const raw = await readBody(req, 64 * 1024);
+    if (typeof raw === "string") return fail(res, ctx, errors.badRequest("body too large"));
+    let body: { deploymentId?: unknown; backendId?: unknown; replicas?: unknown; draining?: unknown };
+    try {
+      body = JSON.parse(raw.toString("utf8"));
+    } catch {
+      return fail(res, ctx, errors.invalidJson());
+    }
+    const dep = store.current?.deployments.get(String(body.deploymentId));
+    const b = dep?.backends.find((x) => x.id === body.backendId);
+    if (!b) return fail(res, ctx, errors.notFound("backend"));
+    if (body.replicas !== undefined && !(Number.isInteger(body.replicas) && (body.replicas as number) >= 0))
+      return fail(res, ctx, errors.badRequest("replicas must be a non-negative integer", "replicas"));
+    if (body.draining !== undefined && typeof body.draining !== "boolean") return fail(res, ctx, errors.badRequest("draining must be boolean", "draining"));
+    b.report(body.replicas as number | undefined, body.draining as boolean | undefined);
+    sendJson(res, 200, { deploymentId: dep?.cfg.id, backendId: b.id, state: b.state(), replicas: b.replicas, inflight: b.inflight });
+  }
+
+  const server = http.createServer(
+    {
+      headersTimeout: opts.headersTimeoutMs ?? 10_000,
+      requestTimeout: opts.requestTimeoutMs ?? 60_000,
+      maxHeaderSize: 16 * 1024,
+      // Timer resolution for header/request timeouts (slowloris); default 30 s is too coarse.
+      connectionsCheckingInterval: 1000,
+    },
+    (req, res) => {
+      const url = req.url ?? "/";
+      const q = url.indexOf("?");
+      const path = q < 0 ? url : url.slice(0, q);
+      let apiPath = path;
+      let slug: string | undefined;
+      if (path.startsWith("/d/")) {
+        const m = /^\/d\/([^/]+)(\/v1\/.*)$/.exec(path);
+        if (m) {
+          slug = decodeURIComponent(m[1]);
+          apiPath = m[2];
+        }
+      }
+      const onError = (err: unknown) => {
+        logger.error({ err: (err as Error)?.message, path: apiPath }, "request failed");
+        if (!res.headersSent) sendError(res, errors.upstream(500, "internal error"));
+        else res.destroy();
+      };
+      if (API_PATHS.has(apiPath)) {
+        if (req.method !== "POST") return sendError(res, errors.methodNotAllowed());
+        return void handleInference(req, res, apiPath, slug).catch(onError);
+      }
+      if (apiPath === "/v1/models" && req.method === "GET") return listModels(req, res, slug);
+      if (slug === undefined) {
+        if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
+        if (path === "/readyz") {
+          const ready = !shuttingDown && store.current !== undefined;
+          return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", configVersion: store.current?.version ?? null });
+        }
+        if (path === "/metrics" && req.method === "GET") {
+          const text = metrics.render();
+          res.writeHead(200, { "content-type": "text/plain; version=0.0.4", "content-length": Buffer.byteLength(text) });
+          return res.end(text);
+        }
+        if (path === "/_tuna/backends" && req.method === "POST") return void handleAdmin(req, res).catch(onError);
+      }
+      req.resume();
+      sendError(res, errors.notFound(path));
+    },
+  );
+  server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 5000;
+  server.on("connection", (s: Socket) => {
+    sockets.add(s);
+    s.once("close", () => sockets.delete(s));
+  });
+  server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+    if (socket.writable && !socket.destroyed) {
+      const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    } else socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ port, routerId, redis: Boolean(opts.redisUrl), version: store.current?.version }, "router listening");
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    if (closing) return closing;
+    shuttingDown = true;
+    closing = (async () => {
+      logger.info({ inflight: globalInflight }, "shutting down");
+      source?.stop();
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      const deadline = Date.now() + shutdownTimeoutMs;
+      while (globalInflight > 0 && Date.now() < deadline) {
+        server.closeIdleConnections();
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      if (globalInflight > 0) logger.warn({ inflight: globalInflight }, "shutdown deadline reached; cutting remaining requests");
+      for (const s of sockets) s.destroy();
+      await closed;
+      clearInterval(usageTimer);
+      await flushUsage();
+      await reporter.sendSpool(true);
+      store.dispose();
+      await limiter.close();
+      logger.info("router stopped");
+    })();
+    return closing;
+  };
+
+  return { port, url: `http://127.0.0.1:${port}`, metrics, store, close, applySnapshot, inflight: () => globalInflight };
+}
+
+function rateLimitHeaders(limits: LimitSpec, r: AcquireResult): Record<string, string> {
+  const h: Record<string, string> = {};
+  if (has(limits.rpm)) {
+    h["x-ratelimit-limit-requests"] = String(limits.rpm);
+    if (r.requestsRemaining !== undefined) h["x-ratelimit-remaining-requests"] = String(r.requestsRemaining);
+    if (r.requestsResetMs !== undefined) h["x-ratelimit-reset-requests"] = fmtDuration(r.requestsResetMs);
+  }
+  if (has(limits.tpm)) {
+    h["x-ratelimit-limit-tokens"] = String(limits.tpm);
+    if (r.tokensRemaining !== undefined) h["x-ratelimit-remaining-tokens"] = String(r.tokensRemaining);
+    if (r.tokensResetMs !== undefined) h["x-ratelimit-reset-tokens"] = fmtDuration(r.tokensResetMs);
+  }
+  return h;
+}
+
+/** OpenAI's duration style: "20ms", "1.5s", "6m0s". */
+function fmtDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.ceil(ms))}ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${Math.round(s * 10) / 10}s`;
+  return `${Math.floor(s / 60)}m${Math.round(s % 60)}s`;
+}
+
+function promptChars(body: Record<string, unknown>): number {
+  let n = 0;
+  const add = (v: unknown) => {
+    if (typeof v === "string") n += v.length;
+    else if (Array.isArray(v)) for (const x of v) add(typeof x === "object" && x ? ((x as { text?: unknown }).text ?? (x as { content?: unknown }).content) : x);
+  };
+  if (Array.isArray(body.messages)) for (const m of body.messages) add((m as { content?: unknown })?.content);
+  add(body.prompt);
+  add(body.input);
+  return n;
+}
+
+/** Constant-time comparison of two secrets of any length (compares their digests). */
+function sameSecret(a: string, b: string): boolean {
+  const da = createHash("sha256").update(a).digest();
+  const db = createHash("sha256").update(b).digest();
+  return timingSafeEqual(da, db);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown) {
+  const s = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(s) });
+  res.end(s);
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | "too_large" | "aborted"> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on("data", (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > limit) {
+        done = true;
+        req.pause();
+        resolve("too_large");
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on("end", () => {
+      if (!done) {
+        done = true;
+        resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+      }
+    });
+    req.on("error", () => {
+      if (!done) {
+        done = true;
+        resolve("aborted");
+      }
+    });
+    req.on("close", () => {
+      if (!done) {
+        done = true;
+        resolve("aborted");
+      }
+    });
+  });
+}

@@ -1,0 +1,173 @@
+// Usage aggregation and delivery. The hot path only bumps in-memory counters; every flush turns them into
+// one UsageReport that is written to a bounded on-disk spool before it is sent, so neither a router restart
+// nor a control-plane outage loses it. The control plane dedupes by batchId, so resending is safe.
+import { randomUUID } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { BackendStateEvent, UsageEntry, UsageReport } from "./contract.js";
+import type { Logger } from "./log.js";
+import { bucketIndex, LATENCY_BOUNDS_MS, type RouterMetrics } from "./metrics.js";
+
+export interface UsageSample {
+  keyId: string;
+  deploymentId: string;
+  backendId: string;
+  backendKind: "serverless" | "spot";
+  error: boolean;
+  inputTokens: number;
+  outputTokens: number;
+  latencyMs: number;
+  ttftMs: number | undefined;
+  busyMs: number;
+  /** false for an attempt that failed over: it adds busy time but is not a request of its own. */
+  countRequest?: boolean;
+}
+
+export class UsageAggregator {
+  private entries = new Map<string, UsageEntry>();
+  private events: BackendStateEvent[] = [];
+  private periodStart = new Date();
+
+  record(s: UsageSample): void {
+    const k = `${s.keyId}\u0000${s.deploymentId}\u0000${s.backendId}`;
+    let e = this.entries.get(k);
+    if (!e) {
+      e = {
+        keyId: s.keyId, deploymentId: s.deploymentId, backendId: s.backendId, backendKind: s.backendKind,
+        requests: 0, errors: 0, inputTokens: 0, outputTokens: 0,
+        latencyMs: { bounds: LATENCY_BOUNDS_MS, counts: new Array(LATENCY_BOUNDS_MS.length + 1).fill(0) },
+        ttftMs: { bounds: LATENCY_BOUNDS_MS, counts: new Array(LATENCY_BOUNDS_MS.length + 1).fill(0) },
+        busyMs: 0,
+      };
+      this.entries.set(k, e);
+    }
+    e.busyMs += s.busyMs;
+    if (s.countRequest === false) return;
+    e.requests++;
+    if (s.error) e.errors++;
+    e.inputTokens += s.inputTokens;
+    e.outputTokens += s.outputTokens;
+    e.latencyMs.counts[bucketIndex(LATENCY_BOUNDS_MS, s.latencyMs)]++;
+    if (s.ttftMs !== undefined) e.ttftMs.counts[bucketIndex(LATENCY_BOUNDS_MS, s.ttftMs)]++;
+  }
+
+  event(e: BackendStateEvent): void {
+    // Bounded: a flapping backend must not grow memory without limit between flushes.
+    if (this.events.length < 10_000) this.events.push(e);
+  }
+
+  /** Takes everything recorded since the last drain; undefined when there is nothing to report. */
+  drain(routerId: string, configVersion: number): UsageReport | undefined {
+    const periodEnd = new Date();
+    if (this.entries.size === 0 && this.events.length === 0) {
+      this.periodStart = periodEnd;
+      return undefined;
+    }
+    const report: UsageReport = {
+      routerId, batchId: randomUUID(), periodStart: this.periodStart.toISOString(), periodEnd: periodEnd.toISOString(),
+      configVersion, entries: [...this.entries.values()], events: this.events,
+    };
+    this.entries = new Map();
+    this.events = [];
+    this.periodStart = periodEnd;
+    return report;
+  }
+}
+
+export interface UsageReporterOptions {
+  url: string | undefined;
+  token: string | undefined;
+  spoolDir: string;
+  maxSpoolFiles: number;
+  logger: Logger;
+  metrics: RouterMetrics;
+  fetchTimeoutMs?: number;
+}
+
+export class UsageReporter {
+  private sending: Promise<void> | undefined;
+  private backoffUntil = 0;
+  private failures = 0;
+
+  constructor(private o: UsageReporterOptions) {
+    mkdirSync(o.spoolDir, { recursive: true });
+    this.o.metrics.usageSpooled.set({}, this.spoolFiles().length);
+  }
+
+  private spoolFiles(): string[] {
+    // Names start with a zero-padded timestamp, so lexical order is age order.
+    return readdirSync(this.o.spoolDir).filter((f) => f.endsWith(".json")).sort();
+  }
+
+  /** Writes a report durably (atomic rename) and trims the spool to its bound, oldest first. */
+  spool(report: UsageReport): void {
+    const name = `${String(Date.now()).padStart(15, "0")}-${report.batchId}.json`;
+    const tmp = join(this.o.spoolDir, `.${name}.tmp`);
+    writeFileSync(tmp, JSON.stringify(report));
+    renameSync(tmp, join(this.o.spoolDir, name));
+    const files = this.spoolFiles();
+    const excess = files.length - this.o.maxSpoolFiles;
+    for (let i = 0; i < excess; i++) {
+      unlinkSync(join(this.o.spoolDir, files[i]));
+      this.o.metrics.usageDropped.inc();
+      this.o.logger.error({ file: files[i] }, "usage spool full: dropped oldest report");
+    }
+    this.o.metrics.usageSpooled.set({}, Math.min(files.length, this.o.maxSpoolFiles));
+  }
+
+  /** Sends spooled reports oldest first; stops at the first failure and backs off exponentially. */
+  sendSpool(force = false): Promise<void> {
+    if (this.sending) return this.sending;
+    if (!this.o.url || (!force && Date.now() < this.backoffUntil)) return Promise.resolve();
+    this.sending = this.sendAll().finally(() => {
+      this.sending = undefined;
+    });
+    return this.sending;
+  }
+
+  private async sendAll(): Promise<void> {
+    for (const f of this.spoolFiles()) {
+      const path = join(this.o.spoolDir, f);
+      let body: string;
+      try {
+        body = readFileSync(path, "utf8");
+      } catch {
+        continue;
+      }
+      const ok = await this.post(body);
+      if (!ok) {
+        this.failures++;
+        this.backoffUntil = Date.now() + Math.min(30_000, 500 * 2 ** Math.min(this.failures, 6));
+        this.o.metrics.usageReports.inc({ result: "retry" });
+        return;
+      }
+      this.failures = 0;
+      this.o.metrics.usageReports.inc({ result: "sent" });
+      try {
+        unlinkSync(path);
+      } catch {
+        /* already gone */
+      }
+    }
+    this.o.metrics.usageSpooled.set({}, this.spoolFiles().length);
+  }
+
+  private async post(body: string): Promise<boolean> {
+    try {
+      const res = await fetch(`${this.o.url}/api/router/usage`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(this.o.token ? { authorization: `Bearer ${this.o.token}` } : {}) },
+        body,
+        signal: AbortSignal.timeout(this.o.fetchTimeoutMs ?? 5000),
+      });
+      await res.arrayBuffer().catch(() => undefined);
+      if (res.ok) return true;
+      // A 4xx other than 408/429 will never succeed; keep it spooled anyway (bounded) but log loudly.
+      this.o.logger.warn({ status: res.status }, "usage report refused by control plane");
+      return false;
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error).message }, "usage report delivery failed");
+      return false;
+    }
+  }
+}

@@ -1,0 +1,133 @@
+// Whole-process behaviour: SIGTERM with streams in flight, and a spot backend killed under steady load.
+import assert from "node:assert/strict";
+import http from "node:http";
+import { describe, test } from "node:test";
+import { startRouter, startSimulator } from "../src/index.js";
+import { chat, deployment, KEY, request, sleep, snapshot, spawnTs, waitFor } from "./helpers/fixtures.js";
+import { startControlPlane, totalRequests } from "./helpers/controlPlane.js";
+
+function openStream(port: number): { firstByte: Promise<void>; done: Promise<{ text: string; clean: boolean }> } {
+  let onFirst: () => void = () => {};
+  const firstByte = new Promise<void>((r) => (onFirst = r));
+  const done = new Promise<{ text: string; clean: boolean }>((resolve) => {
+    const req = http.request({ host: "127.0.0.1", port, path: "/v1/chat/completions", method: "POST", agent: false, headers: { authorization: `Bearer ${KEY}` } }, (res) => {
+      let text = "";
+      res.on("data", (c) => {
+        text += c;
+        onFirst();
+      });
+      res.on("end", () => resolve({ text, clean: true }));
+      res.on("error", () => resolve({ text, clean: false }));
+    });
+    req.on("error", () => resolve({ text: "", clean: false }));
+    req.end(JSON.stringify({ model: "qwen-small", messages: [{ role: "user", content: "hi" }], max_tokens: 20, stream: true }));
+  });
+  return { firstByte, done };
+}
+
+describe("router process", () => {
+  test("SIGTERM: stops accepting, finishes in-flight streams, flushes usage, exits 0", async () => {
+    const sim = await startSimulator({ model: "qwen-small", tokensPerS: 25 }); // 20 tokens ≈ 0.8 s per stream
+    const cp = await startControlPlane();
+    cp.setSnapshot(snapshot([deployment({ svlUrl: sim.url, routing: { policy: "serverless-only" } })]));
+    const router = await spawnTs("router-service/src/main.ts", ["--port", "0", "--host", "127.0.0.1", "--state-dir", `/tmp/tuna-rt-term-${process.pid}`, "--usage-flush-ms", "60000"], {
+      TUNA_CONTROL_PLANE_URL: cp.url,
+      TUNA_ROUTER_TOKEN: cp.token,
+    });
+    try {
+      const streams = Array.from({ length: 5 }, () => openStream(router.port));
+      await Promise.all(streams.map((s) => s.firstByte));
+      router.proc.kill("SIGTERM");
+      await sleep(150);
+      await assert.rejects(request(`http://127.0.0.1:${router.port}/healthz`, { agent: new http.Agent() }), "no new connections after SIGTERM");
+      const results = await Promise.all(streams.map((s) => s.done));
+      for (const r of results) {
+        assert.ok(r.clean, "stream ended cleanly");
+        assert.ok(r.text.includes("data: [DONE]"), "stream completed");
+      }
+      const code = await new Promise<number | null>((resolve) => {
+        if (router.proc.exitCode !== null) resolve(router.proc.exitCode);
+        else router.proc.once("exit", (c) => resolve(c));
+      });
+      assert.equal(code, 0);
+      // The flush interval is a minute: these arrived only because shutdown flushed.
+      assert.equal(totalRequests(cp), 5);
+    } finally {
+      await router.stop("SIGKILL");
+      await cp.close();
+      await sim.close();
+    }
+  });
+
+  test("failover run: spot process killed under steady load, zero non-streaming failures", async (t) => {
+    const svl = await startSimulator({ model: "qwen-small", ttftMs: 5 });
+    const spotProc = await spawnTs("router-service/src/sim/main.ts", ["--port", "0", "--model", "qwen-small", "--ttft-ms", "5"]);
+    const spotUrl = `http://127.0.0.1:${spotProc.port}`;
+    const router = await startRouter({ config: snapshot([deployment({ svlUrl: svl.url, spotUrl })]), logLevel: "silent", stateDir: `/tmp/tuna-rt-fo-${process.pid}` });
+    const spot = () => router.store.current?.deployments.get("dep_1")?.backends.find((b) => b.id === "spot");
+    try {
+      await waitFor(() => spot()?.state() === "ready");
+      const statuses = new Map<number, number>();
+      const served = new Map<string, number>();
+      let killedAt = 0;
+      const end = Date.now() + 2500;
+      const killer = setTimeout(() => {
+        killedAt = Date.now();
+        spotProc.proc.kill("SIGKILL");
+      }, 800);
+      await Promise.all(
+        Array.from({ length: 12 }, async () => {
+          while (Date.now() < end) {
+            let status = 0;
+            let backend = "";
+            try {
+              const r = await chat(router.url, KEY);
+              status = r.status;
+              backend = String(r.headers["x-tuna-backend"]);
+            } catch {
+              status = -1;
+            }
+            statuses.set(status, (statuses.get(status) ?? 0) + 1);
+            if (killedAt) served.set(`after:${backend}`, (served.get(`after:${backend}`) ?? 0) + 1);
+            else served.set(`before:${backend}`, (served.get(`before:${backend}`) ?? 0) + 1);
+          }
+        }),
+      );
+      clearTimeout(killer);
+      t.diagnostic(`statuses ${JSON.stringify([...statuses])} served ${JSON.stringify([...served])}`);
+      assert.deepEqual([...statuses.keys()], [200], "zero failed requests");
+      assert.ok((served.get("before:spot") ?? 0) > 0, "spot served before the kill");
+      assert.ok((served.get("after:svl") ?? 0) > 0, "serverless took over");
+      assert.equal(spot()?.state(), "ejected");
+      const m = (await request(`${router.url}/metrics`)).body;
+      assert.match(m, /tuna_router_failovers_total\{deployment="dep_1",from="spot",to="svl",reason="(connect|reset)"\} \d+/);
+    } finally {
+      await router.close();
+      await spotProc.stop("SIGKILL");
+      await svl.close();
+    }
+  });
+
+  test("preemption: spot answers 503 during its grace period then exits; zero failures", async () => {
+    const svl = await startSimulator({ model: "qwen-small" });
+    const spot = await startSimulator({ model: "qwen-small" });
+    const router = await startRouter({ config: snapshot([deployment({ svlUrl: svl.url, spotUrl: spot.url })]), logLevel: "silent", stateDir: `/tmp/tuna-rt-pre-${process.pid}` });
+    try {
+      await waitFor(() => router.store.current?.deployments.get("dep_1")?.backends[1].state() === "ready");
+      const statuses: number[] = [];
+      const end = Date.now() + 1200;
+      setTimeout(() => spot.setFault({ mode: "preempt", delayMs: 300 }), 300);
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (Date.now() < end) statuses.push((await chat(router.url, KEY).catch(() => ({ status: -1 }))).status);
+        }),
+      );
+      assert.ok(statuses.length > 50);
+      assert.deepEqual([...new Set(statuses)], [200]);
+    } finally {
+      await router.close();
+      await spot.close();
+      await svl.close();
+    }
+  });
+});

@@ -1,0 +1,345 @@
+// Routing: spot lifecycle, spillover, failover rules, draining, ejection with hysteresis, splits and rules.
+import assert from "node:assert/strict";
+import http from "node:http";
+import { describe, test } from "node:test";
+import type { DeploymentConfig } from "../src/contract.js";
+import { type RouterHandle, type SimulatorHandle, type SimulatorOptions, startRouter, startSimulator } from "../src/index.js";
+import { chat, deployment, KEY, request, sleep, snapshot, waitFor } from "./helpers/fixtures.js";
+
+interface Rig {
+  svl: SimulatorHandle;
+  spot: SimulatorHandle;
+  router: RouterHandle;
+  spotState(): string;
+  spotRt(): { inflight: number; consecutiveFailures: number; state(): string };
+  close(): Promise<void>;
+}
+
+let rigSeq = 0;
+async function rig(dep: (svl: string, spot: string) => Partial<DeploymentConfig> = () => ({}), spotOpts: SimulatorOptions = {}, svlOpts: SimulatorOptions = {}, routerOpts: { adminToken?: string; maxInflight?: number } = {}): Promise<Rig> {
+  const svl = await startSimulator({ model: "qwen-small", ...svlOpts });
+  const spot = await startSimulator({ model: "qwen-small", ...spotOpts });
+  const d = deployment({ svlUrl: svl.url, spotUrl: spot.url });
+  Object.assign(d, dep(svl.url, spot.url));
+  const router = await startRouter({ config: snapshot([d]), logLevel: "silent", stateDir: `/tmp/tuna-rt-routing-${process.pid}-${++rigSeq}`, ...routerOpts });
+  const spotRt = () => {
+    const b = router.store.current?.deployments.get("dep_1")?.backends.find((x) => x.id === "spot");
+    if (!b) throw new Error("no spot backend");
+    return b;
+  };
+  return {
+    svl, spot, router, spotRt,
+    spotState: () => spotRt().state(),
+    async close() {
+      await router.close();
+      await svl.close();
+      await spot.close();
+    },
+  };
+}
+
+const backendOf = (r: { headers: http.IncomingHttpHeaders }) => r.headers["x-tuna-backend"];
+
+/** Reads an SSE response; resolves with the text and whether the stream ended cleanly. */
+function streamChat(base: string, body: Record<string, unknown> = {}): Promise<{ status: number; text: string; clean: boolean; backend?: string }> {
+  return new Promise((resolve) => {
+    const req = http.request(`${base}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" } }, (res) => {
+      let text = "";
+      res.on("data", (c) => (text += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, text, clean: true, backend: res.headers["x-tuna-backend"] as string }));
+      res.on("error", () => resolve({ status: res.statusCode ?? 0, text, clean: false, backend: res.headers["x-tuna-backend"] as string }));
+    });
+    req.on("error", () => resolve({ status: 0, text: "", clean: false }));
+    req.end(JSON.stringify({ model: "qwen-small", messages: [{ role: "user", content: "hi" }], max_tokens: 6, stream: true, ...body }));
+  });
+}
+
+describe("spot lifecycle", () => {
+  test("COLD → WARMING (pokes) → READY; serverless meanwhile, spot after", async () => {
+    const r = await rig(() => ({}), { coldStartMs: 700 });
+    try {
+      assert.equal(r.spotState(), "warming", "spot warms up at startup");
+      const early = await chat(r.router.url, KEY);
+      assert.equal(early.status, 200);
+      assert.equal(backendOf(early), "svl");
+      await sleep(400);
+      assert.ok(r.spot.stats().probes >= 4, "keep-alive pokes and readiness probes while warming");
+      await waitFor(() => r.spotState() === "ready", 5000);
+      const late = await chat(r.router.url, KEY);
+      assert.equal(backendOf(late), "spot");
+    } finally {
+      await r.close();
+    }
+  });
+
+  test("READY → COLD when idle, and traffic on serverless warms it again", async () => {
+    const r = await rig((s) => ({ routing: { ...deployment({ svlUrl: s }).routing, idleTimeoutS: 0.3 } }));
+    try {
+      await waitFor(() => r.spotState() === "ready");
+      await waitFor(() => r.spotState() === "cold", 3000);
+      const res = await chat(r.router.url, KEY);
+      assert.equal(backendOf(res), "svl", "cold spot gets no traffic");
+      assert.notEqual(r.spotState(), "cold", "that request started warming");
+      await waitFor(() => r.spotState() === "ready");
+      assert.equal(backendOf(await chat(r.router.url, KEY)), "spot");
+    } finally {
+      await r.close();
+    }
+  });
+
+  test("WARMING → COLD after the warm-up timeout", async () => {
+    const r = await rig((s) => ({ routing: { ...deployment({ svlUrl: s }).routing, warmupTimeoutS: 0.4 } }), { coldStartMs: 60_000 });
+    try {
+      assert.equal(r.spotState(), "warming");
+      await waitFor(() => r.spotState() === "cold", 3000);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test("replica report endpoint: 0 replicas → COLD, draining → no new requests", async () => {
+    const r = await rig(() => ({}), {}, {}, { adminToken: "admin-tok" });
+    try {
+      await waitFor(() => r.spotState() === "ready");
+      const post = (body: object, tok = "admin-tok") => request(`${r.router.url}/_tuna/backends`, { headers: { authorization: `Bearer ${tok}` }, body });
+      assert.equal((await post({ deploymentId: "dep_1", backendId: "spot", replicas: 0 }, "wrong")).status, 401);
+      const cold = await post({ deploymentId: "dep_1", backendId: "spot", replicas: 0 });
+      assert.equal(cold.json().state, "cold");
+      await post({ deploymentId: "dep_1", backendId: "spot", replicas: 2 });
+      await waitFor(() => r.spotState() === "ready");
+      assert.equal(backendOf(await chat(r.router.url, KEY)), "spot");
+      const drain = await post({ deploymentId: "dep_1", backendId: "spot", draining: true });
+      assert.equal(drain.json().state, "draining");
+      const before = r.spot.stats().requests;
+      for (let i = 0; i < 5; i++) assert.equal(backendOf(await chat(r.router.url, KEY)), "svl");
+      assert.equal(r.spot.stats().requests, before, "a draining backend gets no new requests");
+      await post({ deploymentId: "dep_1", backendId: "spot", draining: false });
+      assert.equal(backendOf(await chat(r.router.url, KEY)), "spot");
+    } finally {
+      await r.close();
+    }
+  });
+
+  test("draining from the snapshot; a new snapshot applies without touching in-flight requests", async () => {
+    const r = await rig(() => ({}), { ttftMs: 300 });
+    try {
+      await waitFor(() => r.spotState() === "ready");
+      const inflight = streamChat(r.router.url);
+      await sleep(50);
+      assert.equal(r.spotRt().inflight, 1);
+      const snap = snapshot([deployment({ svlUrl: r.svl.url, spotUrl: r.spot.url })], { version: 2 });
+      snap.deployments[0].backends[1].draining = true;
+      r.router.applySnapshot(snap);
+      assert.equal(r.spotState(), "draining");
+      assert.equal(backendOf(await chat(r.router.url, KEY)), "svl");
+      const s = await inflight;
+      assert.ok(s.clean && s.text.includes("[DONE]"), "in-flight stream on the draining backend completes");
+      assert.equal(s.backend, "spot");
+      await waitFor(() => r.spotRt().inflight === 0);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe("policy", () => {
+  test("spillover to serverless when spot is at capacity", async () => {
+    const r = await rig((s, p) => ({ backends: [deployment({ svlUrl: s }).backends[0], { id: "spot", kind: "spot", url: p, replicas: 1, maxInflightPerReplica: 2 }] }), { ttftMs: 300 }, { ttftMs: 300 });
+    try {
+      await waitFor(() => r.spotState() === "ready");
+      const results = await Promise.all(Array.from({ length: 5 }, () => chat(r.router.url, KEY)));
+      assert.ok(results.every((x) => x.status === 200));
+      const bySpot = results.filter((x) => backendOf(x) === "spot").length;
+      assert.equal(bySpot, 2, "spot takes exactly its capacity");
+      assert.equal(results.length - bySpot, 3);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test("spot-only with spot not ready → 503 with Retry-After; serverless-only never touches spot", async () => {
+    const r = await rig((s) => ({ routing: { ...deployment({ svlUrl: s }).routing, policy: "spot-only" } }), { coldStartMs: 60_000 });
+    try {
+      const res = await chat(r.router.url, KEY);
+      assert.equal(res.status, 503);
+      assert.equal(res.json().error.code, "no_backend_available");
+      assert.ok(Number(res.headers["retry-after"]) >= 1);
+      assert.equal(r.svl.stats().requests, 0);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test("weighted split (canary) and request-aware rules", async () => {
+    const r = await rig((s) => ({
+      routing: { ...deployment({ svlUrl: s }).routing, policy: "weighted", weights: { svl: 1, spot: 3 }, rules: [{ when: { maxTokensAbove: 100 }, prefer: "serverless" }] },
+    }));
+    try {
+      await waitFor(() => r.spotState() === "ready");
+      let spot = 0;
+      for (let i = 0; i < 200; i++) if (backendOf(await chat(r.router.url, KEY)) === "spot") spot++;
+      assert.ok(spot > 120 && spot < 180, `~75% on spot, got ${spot}/200`);
+      for (let i = 0; i < 10; i++) assert.equal(backendOf(await chat(r.router.url, KEY, { max_tokens: 500 })), "svl", "rule: long generations → serverless");
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe("failover", () => {
+  test("before the first byte: spot down or 5xx → served by serverless, counted once", async () => {
+    const r = await rig((s) => ({ routing: { ...deployment({ svlUrl: s }).routing, ejectAfterFailures: 100 } }));
+    try {
+      await waitFor(() => r.spotState() === "ready");
+      r.spot.setFault({ mode: "down" });
+      for (let i = 0; i < 5; i++) {
+        const res = await chat(r.router.url, KEY);
+        assert.equal(res.status, 200);
+        assert.equal(backendOf(res), "svl");
+      }
+      r.spot.setFault({ mode: "error5xx", status: 503 });
+      const res = await chat(r.router.url, KEY);
+      assert.equal(res.status, 200);
+      assert.equal(backendOf(res), "svl");
+      const stream = await streamChat(r.router.url);
+      assert.ok(stream.clean && stream.text.includes("[DONE]"));
+      assert.equal(stream.backend, "svl");
+      assert.equal(r.spot.stats().requests, 2, "the 5xx spot saw each request once (down drops them before counting)");
+      assert.equal(r.svl.stats().requests, 7);
+      const m = (await request(`${r.router.url}/metrics`)).body;
+      assert.match(m, /tuna_router_requests_total\{deployment="dep_1",backend="svl",status="200"\} 7\n/);
+      assert.doesNotMatch(m, /backend="spot",status=/, "a failed-over request is counted once, under the backend that served it");
+      assert.match(m, /tuna_router_failovers_total\{deployment="dep_1",from="spot",to="svl",reason="5xx"\} 2/);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test("no retry after the first byte: a stream cut mid-way reaches the client truncated", async () => {
+    const r = await rig();
+    try {
+      await waitFor(() => r.spotState() === "ready");
+      r.spot.setFault({ mode: "close-mid-stream", afterChunks: 2 });
+      const s = await streamChat(r.router.url);
+      assert.equal(s.status, 200);
+      assert.equal(s.backend, "spot");
+      assert.ok(!s.text.includes("[DONE]"), "truncated");
+      assert.equal(s.clean, false, "the client connection is cut, not ended cleanly");
+      assert.equal(r.svl.stats().requests, 0, "never retried on serverless");
+    } finally {
+      await r.close();
+    }
+  });
+
+  test("timeout before first byte fails over", async () => {
+    const r = await rig((s) => ({ routing: { ...deployment({ svlUrl: s }).routing, firstByteTimeoutMs: 200 } }));
+    try {
+      await waitFor(() => r.spotState() === "ready");
+      r.spot.setFault({ mode: "slow", delayMs: 2000 });
+      const res = await chat(r.router.url, KEY);
+      assert.equal(res.status, 200);
+      assert.equal(backendOf(res), "svl");
+    } finally {
+      await r.close();
+    }
+  });
+
+  test("serverless alone failing → 502, one upstream call", async () => {
+    const r = await rig((s) => ({ routing: { ...deployment({ svlUrl: s }).routing, policy: "serverless-only" } }), {}, { fault: { mode: "down" } });
+    try {
+      const res = await chat(r.router.url, KEY);
+      assert.equal(res.status, 502);
+      assert.equal(res.json().error.code, "upstream_error");
+      assert.ok(!res.body.includes("127.0.0.1"), "no upstream details leak");
+    } finally {
+      await r.close();
+    }
+  });
+
+  test("panic mode: a lone ejected serverless backend is still tried rather than refusing everything", async () => {
+    const r = await rig((s) => ({ routing: { ...deployment({ svlUrl: s }).routing, policy: "serverless-only", healthCheckIntervalMs: 60_000 } }), {}, { fault: { mode: "down" } });
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await chat(r.router.url, KEY)).status, 502);
+      const svl = r.router.store.current?.deployments.get("dep_1")?.backends.find((b) => b.id === "svl");
+      assert.equal(svl?.state(), "ejected");
+      r.svl.setFault({ mode: "none" });
+      assert.equal((await chat(r.router.url, KEY)).status, 200, "tried despite ejection, long before a health check");
+    } finally {
+      await r.close();
+    }
+  });
+
+  test("passive ejection, active health checks, failback only after hysteresis", async () => {
+    const r = await rig();
+    try {
+      await waitFor(() => r.spotState() === "ready");
+      r.spot.setFault({ mode: "down" });
+      for (let i = 0; i < 3; i++) assert.equal((await chat(r.router.url, KEY)).status, 200);
+      assert.equal(r.spotState(), "ejected");
+      const ejectedAt = Date.now();
+      r.spot.setFault({ mode: "none" });
+      // Still ejected right after healing: one good probe is not enough.
+      await sleep(120);
+      assert.equal(r.spotState(), "ejected");
+      assert.equal(backendOf(await chat(r.router.url, KEY)), "svl");
+      await waitFor(() => r.spotState() === "ready", 3000);
+      assert.ok(Date.now() - ejectedAt >= 300, "min ejection time respected");
+      assert.equal(backendOf(await chat(r.router.url, KEY)), "spot");
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe("resource hygiene", () => {
+  test("client disconnect aborts upstream; in-flight counters return to zero after errors and churn", async () => {
+    const r = await rig(() => ({}), { tokensPerS: 20 }, { tokensPerS: 20 });
+    try {
+      await waitFor(() => r.spotState() === "ready");
+      // Disconnect mid-stream.
+      await new Promise<void>((resolve) => {
+        const req = http.request(`${r.router.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${KEY}` } }, (res) => {
+          res.once("data", () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.end(JSON.stringify({ model: "qwen-small", messages: [], max_tokens: 200, stream: true }));
+      });
+      await waitFor(() => r.spot.stats().inflight === 0, 2000);
+      assert.equal(r.spotRt().consecutiveFailures, 0, "a client leaving is not a backend failure");
+      // Churn: mixed faults, aborts and successes concurrently, plus a config reload mid-way.
+      const jobs: Promise<unknown>[] = [];
+      for (let i = 0; i < 40; i++) {
+        if (i === 10) r.spot.setFault({ mode: "error5xx" });
+        if (i === 20) r.router.applySnapshot(snapshot([deployment({ svlUrl: r.svl.url, spotUrl: r.spot.url })], { version: 3 }));
+        if (i === 30) r.spot.setFault({ mode: "close-mid-stream", afterChunks: 1 });
+        jobs.push(i % 3 === 0 ? streamChat(r.router.url, { max_tokens: 3 }) : chat(r.router.url, KEY, { max_tokens: 2 }).catch(() => undefined));
+      }
+      await Promise.all(jobs);
+      await waitFor(() => r.router.inflight() === 0, 3000);
+      const dep = r.router.store.current?.deployments.get("dep_1");
+      assert.ok(dep);
+      await waitFor(() => dep.backends.every((b) => b.inflight === 0) && dep.inflight.n === 0, 3000);
+      const m = (await request(`${r.router.url}/metrics`)).body;
+      assert.match(m, /tuna_router_inflight_total 0/);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test("global in-flight bound → 503 + Retry-After instead of collapse", async () => {
+    const r = await rig((s) => ({ routing: { ...deployment({ svlUrl: s }).routing, policy: "serverless-only" } }), {}, { ttftMs: 300 }, { maxInflight: 3 });
+    try {
+      const results = await Promise.all(Array.from({ length: 6 }, () => chat(r.router.url, KEY)));
+      const ok = results.filter((x) => x.status === 200).length;
+      const shed = results.filter((x) => x.status === 503);
+      assert.equal(ok, 3);
+      assert.equal(shed.length, 3);
+      assert.equal(shed[0].headers["retry-after"], "1");
+      assert.equal(shed[0].json().error.code, "overloaded");
+    } finally {
+      await r.close();
+    }
+  });
+});

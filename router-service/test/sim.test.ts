@@ -1,0 +1,73 @@
+// The simulator is a contract other code relies on (local provider, benches): pin its behaviour.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { startSimulator } from "../src/index.js";
+import { request, sleep, spawnTs, waitFor } from "./helpers/fixtures.js";
+
+describe("simulator", () => {
+  test("cold start: /health and /v1/models 503, then 200", async () => {
+    const sim = await startSimulator({ model: "m", coldStartMs: 300 });
+    try {
+      assert.equal((await request(`${sim.url}/health`)).status, 503);
+      assert.equal((await request(`${sim.url}/v1/models`)).status, 503);
+      await sleep(350);
+      assert.equal((await request(`${sim.url}/health`)).status, 200);
+      const models = await request(`${sim.url}/v1/models`);
+      assert.deepEqual(models.json().data.map((m: { id: string }) => m.id), ["m"]);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  test("deterministic text, exact usage, streaming with include_usage, pacing", async () => {
+    const sim = await startSimulator({ model: ["m", "alias"], ttftMs: 50, tokensPerS: 100 });
+    try {
+      const started = Date.now();
+      const r = await request(`${sim.url}/v1/chat/completions`, { body: { model: "alias", messages: [{ role: "user", content: "12345678a" }], max_tokens: 5 } });
+      assert.ok(Date.now() - started >= 90, "ttft + 5 tokens at 100/s");
+      assert.equal(r.json().model, "alias");
+      assert.equal(r.json().choices[0].message.content, "tuna swims fast in the");
+      assert.deepEqual(r.json().usage, { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 });
+      const s = await request(`${sim.url}/v1/completions`, { body: { model: "m", prompt: "abcd", max_tokens: 2, stream: true, stream_options: { include_usage: true } } });
+      const events = s.body.split("\n\n").filter(Boolean);
+      assert.equal(events.at(-1), "data: [DONE]");
+      assert.deepEqual(JSON.parse(events.at(-2)!.slice(6)).usage, { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 });
+      assert.equal((await request(`${sim.url}/v1/chat/completions`, { body: { model: "nope", messages: [] } })).status, 404);
+      assert.equal(sim.stats().requests, 3);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  test("max concurrency queues like vLLM; faults are switchable at runtime", async () => {
+    const sim = await startSimulator({ model: "m", ttftMs: 150, maxConcurrency: 1 });
+    try {
+      const t0 = Date.now();
+      await Promise.all([1, 2].map(() => request(`${sim.url}/v1/completions`, { body: { prompt: "x", max_tokens: 1 } })));
+      assert.ok(Date.now() - t0 >= 290, "second request waited for the first");
+      assert.equal((await request(`${sim.url}/_sim/fault`, { body: { mode: "error5xx", status: 502 } })).status, 200);
+      assert.equal((await request(`${sim.url}/v1/completions`, { body: { prompt: "x" } })).status, 502);
+      await request(`${sim.url}/_sim/fault`, { body: { mode: "down" } });
+      await assert.rejects(request(`${sim.url}/v1/completions`, { body: { prompt: "x" }, agent: undefined }));
+      await request(`${sim.url}/_sim/fault`, { body: { mode: "none" } });
+      assert.equal((await request(`${sim.url}/v1/completions`, { body: { prompt: "x" } })).status, 200);
+      assert.equal((await request(`${sim.url}/_sim/fault`, { body: { mode: "bogus" } })).status, 400);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  test("CLI: prints the listening line; preempt answers 503 then exits", async () => {
+    const p = await spawnTs("router-service/src/sim/main.ts", ["--port", "0", "--model", "cli-model", "--ttft-ms", "1"]);
+    try {
+      const base = `http://127.0.0.1:${p.port}`;
+      assert.equal((await request(`${base}/v1/models`)).json().data[0].id, "cli-model");
+      await request(`${base}/_sim/fault`, { body: { mode: "preempt", delayMs: 200 } });
+      assert.equal((await request(`${base}/v1/chat/completions`, { body: { messages: [] } })).status, 503);
+      await waitFor(() => p.proc.exitCode !== null, 3000);
+      assert.equal(p.proc.exitCode, 0);
+    } finally {
+      await p.stop("SIGKILL");
+    }
+  });
+});
