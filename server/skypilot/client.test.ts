@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
 import type { ProviderError } from "../providers/base/errors";
+import { useFakeServer } from "../providers/base/testing";
 import { normaliseEndpoint, parseInstanceTypeInfo, SKYPILOT_CLIENT_API_VERSION, SkyPilotClient } from "./client";
 import { FakeSkyPilotServer, type FakeOffer } from "./fake";
 import { skypilotPriceSource } from "./prices";
@@ -12,12 +13,7 @@ describe("SkyPilot API client against the fake server", () => {
   const fake = new FakeSkyPilotServer({ token: TOKEN });
   let client: SkyPilotClient;
 
-  before(async () => {
-    await fake.start();
-  });
-  after(async () => {
-    await fake.close();
-  });
+  useFakeServer(fake);
   beforeEach(() => {
     fake.requests.length = 0;
     fake.services.clear();

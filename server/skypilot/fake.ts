@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { FakeHttpServer, INVALID_JSON, OutcomeQueues, parseJsonBody, readIncoming } from "../providers/base/fake-server";
 
 /**
  * A local fake of the SkyPilot API server (provider-apis.md §1.11 checklist): bearer `sky_` auth, version
@@ -108,8 +108,7 @@ const ROUTE_NAMES: Record<string, string> = {
 
 const REPLICA_PROGRESSION = ["PENDING", "PROVISIONING", "STARTING", "READY"];
 
-export class FakeSkyPilotServer {
-  readonly requests: RecordedRequest[] = [];
+export class FakeSkyPilotServer extends FakeHttpServer<RecordedRequest> {
   readonly services = new Map<string, FakeService>();
   readonly storage = new Map<string, FakeStorage>();
   offers: FakeOffer[] = [];
@@ -121,11 +120,10 @@ export class FakeSkyPilotServer {
   private readonly opts: Required<Omit<FakeSkyPilotOptions, "token" | "holdRequests">> & { token?: string };
   private readonly lateEndpoints = new Map<string, string | null>();
   private readonly pending = new Map<string, FakeRequest>();
-  private readonly failures = new Map<string, Failure[]>();
-  private server?: Server;
-  url = "";
+  private readonly failures = new OutcomeQueues<Failure>();
 
   constructor(opts: FakeSkyPilotOptions = {}) {
+    super();
     this.opts = {
       token: opts.token,
       apiVersion: opts.apiVersion ?? 33,
@@ -139,26 +137,17 @@ export class FakeSkyPilotServer {
   }
 
   async start(): Promise<string> {
-    const server = createServer((req, res) => {
-      this.handle(req, res).catch((err) => {
-        res.statusCode = 500;
-        res.setHeader("content-type", "application/json");
-        res.end(JSON.stringify({ detail: String(err) }));
-      });
-    });
-    this.server = server;
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const { port } = server.address() as AddressInfo;
-    this.url = `http://127.0.0.1:${port}`;
+    this.url = await this.listen();
     return this.url;
   }
 
   async close(): Promise<void> {
     this.release();
-    const server = this.server;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await super.close();
+  }
+
+  protected internalError(res: ServerResponse, err: unknown): void {
+    this.json(res, 500, { detail: String(err) });
   }
 
   // ---------------------------------------------------------------- test controls
@@ -174,9 +163,7 @@ export class FakeSkyPilotServer {
   }
 
   private queueFailure(route: string, times: number, f: Failure): void {
-    const list = this.failures.get(route) ?? [];
-    for (let i = 0; i < times; i++) list.push(f);
-    this.failures.set(route, list);
+    this.failures.add(route, times, f);
   }
 
   /** Lets held requests finish. */
@@ -222,23 +209,12 @@ export class FakeSkyPilotServer {
 
   // ---------------------------------------------------------------- HTTP
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://fake");
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString("utf8");
-    let body: unknown = null;
-    if (raw) {
-      try {
-        body = JSON.parse(raw);
-      } catch {
-        return this.json(res, 400, { detail: "There was an error parsing the body" });
-      }
-    }
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { url, headers, raw } = await readIncoming(req);
+    const body = parseJsonBody(raw) ?? null;
+    if (body === INVALID_JSON) return this.json(res, 400, { detail: "There was an error parsing the body" });
     const query: Record<string, string[]> = {};
     for (const [k, v] of url.searchParams) query[k] = [...(query[k] ?? []), v];
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
     this.requests.push({ method: req.method ?? "GET", path: url.pathname, query, headers, body });
 
     // 1. version headers: checked only when both are present (legacy clients skip the check).
@@ -297,8 +273,7 @@ export class FakeSkyPilotServer {
       });
     }
 
-    const queued = this.failures.get(route);
-    const failure = queued?.shift();
+    const failure = this.failures.next(route);
     if (failure?.kind === "http") return this.json(res, failure.status, failure.body);
 
     if (route === "/validate") {

@@ -1,5 +1,7 @@
 import { z } from "zod";
+import { parseCredentials, sensitiveValues } from "../base/credentials";
 import { codeForStatus, ProviderError, redact, type ProviderErrorCode } from "../base/errors";
+import { BearerSession, DEFAULT_REQUEST_TIMEOUT_MS, postOAuthForm, retryAfterMs, sleeperOf, statusRetry, undefinedIfNotFound } from "../base/http";
 import type { Credentials, ProviderContext } from "../base/types";
 
 /**
@@ -24,11 +26,11 @@ export const azureCredentialsSchema = z.object({
 export type AzureCredentials = z.infer<typeof azureCredentialsSchema>;
 
 export function parseAzureCredentials(creds: Credentials | undefined): AzureCredentials {
-  const r = azureCredentialsSchema.safeParse(creds ?? {});
-  if (!r.success) {
-    throw new ProviderError({ provider: PROVIDER, code: "unauthorized", message: "Azure credentials need tenantId, clientId, clientSecret, subscriptionId and resourceGroup" });
-  }
-  return r.data;
+  return parseCredentials(azureCredentialsSchema, creds, {
+    provider: PROVIDER,
+    code: "unauthorized",
+    message: "Azure credentials need tenantId, clientId, clientSecret, subscriptionId and resourceGroup",
+  });
 }
 
 export function azureBases(ctx: ProviderContext = {}): { login: string; arm: string } {
@@ -38,63 +40,14 @@ export function azureBases(ctx: ProviderContext = {}): { login: string; arm: str
   };
 }
 
-const REQUEST_TIMEOUT_MS = 30_000;
-const MAX_ATTEMPTS = 3;
-
-function sleeper(ctx: ProviderContext) {
-  return ctx.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-}
-
-function retryAfterMs(res: { headers: Headers }): number | undefined {
-  const s = Number(res.headers.get("retry-after"));
-  return Number.isFinite(s) && s > 0 ? s * 1000 : undefined;
-}
-
-async function fetchOnce(url: string, init: RequestInit, ctx: ProviderContext, what: string, sensitive: string[]): Promise<Response> {
-  try {
-    const signals = [AbortSignal.timeout(REQUEST_TIMEOUT_MS), ...(ctx.signal ? [ctx.signal] : [])];
-    return await (ctx.fetch ?? fetch)(url, { ...init, signal: AbortSignal.any(signals) });
-  } catch (err) {
-    const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
-    throw new ProviderError({
-      provider: PROVIDER,
-      code: timedOut ? "timeout" : "unavailable",
-      message: redact(`${what}: ${timedOut ? "request timed out" : `network error: ${(err as Error).message}`}`, sensitive),
-    });
-  }
-}
-
 export async function getArmToken(creds: AzureCredentials, ctx: ProviderContext = {}): Promise<string> {
   const url = `${azureBases(ctx).login}/${encodeURIComponent(creds.tenantId)}/oauth2/v2.0/token`;
-  const sensitive = [creds.clientSecret, ...Object.values(creds.secrets ?? {})];
-  const res = await fetchOnce(
+  const sensitive = sensitiveValues([creds.clientSecret], creds.secrets);
+  const body = await postOAuthForm(
     url,
-    {
-      method: "POST",
-      headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
-      body: new URLSearchParams({
-        grant_type: "client_credentials",
-        client_id: creds.clientId,
-        client_secret: creds.clientSecret,
-        scope: "https://management.azure.com/.default",
-      }).toString(),
-    },
-    ctx,
-    "Entra ID token",
-    sensitive,
+    { grant_type: "client_credentials", client_id: creds.clientId, client_secret: creds.clientSecret, scope: "https://management.azure.com/.default" },
+    { provider: PROVIDER, ctx, what: "Entra ID token", secrets: sensitive, timeoutMs: DEFAULT_REQUEST_TIMEOUT_MS },
   );
-  const text = await res.text();
-  let body: Record<string, unknown> = {};
-  try {
-    body = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    /* keep text */
-  }
-  if (!res.ok) {
-    const detail = [body.error, body.error_description].filter(Boolean).join(": ") || text.slice(0, 300);
-    const code: ProviderErrorCode = res.status === 400 || res.status === 401 ? "unauthorized" : codeForStatus(res.status);
-    throw new ProviderError({ provider: PROVIDER, code, status: res.status, message: redact(`Entra ID token failed (HTTP ${res.status}): ${detail}`, sensitive) });
-  }
   if (typeof body.access_token !== "string") throw new ProviderError({ provider: PROVIDER, code: "unauthorized", message: "token endpoint returned no access_token" });
   return body.access_token;
 }
@@ -111,12 +64,14 @@ export interface ArmError {
   details?: Array<{ code?: string; message?: string }>;
 }
 
-export class ArmSession {
+export class ArmSession extends BearerSession {
   private constructor(
     readonly creds: AzureCredentials,
-    private token: string,
-    readonly ctx: ProviderContext,
-  ) {}
+    token: string,
+    ctx: ProviderContext,
+  ) {
+    super(PROVIDER, token, ctx);
+  }
 
   static async open(creds: Credentials, ctx: ProviderContext = {}): Promise<ArmSession> {
     const c = parseAzureCredentials(creds);
@@ -124,7 +79,7 @@ export class ArmSession {
   }
 
   get sensitive(): string[] {
-    return [this.creds.clientSecret, this.token, ...Object.values(this.creds.secrets ?? {})];
+    return sensitiveValues([this.creds.clientSecret, this.token], this.creds.secrets);
   }
 
   /** `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.App` */
@@ -142,46 +97,16 @@ export class ArmSession {
    */
   async call<T>(method: "GET" | "PUT" | "PATCH" | "POST" | "DELETE", url: string, what: string, body?: unknown): Promise<ArmResponse<T>> {
     const idempotent = method !== "POST" && method !== "PATCH";
-    for (let attempt = 1; ; attempt++) {
-      const res = await fetchOnce(
-        url,
-        {
-          method,
-          headers: {
-            Authorization: `Bearer ${this.token}`,
-            Accept: "application/json",
-            ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
-          },
-          body: body !== undefined ? JSON.stringify(body) : undefined,
-        },
-        this.ctx,
-        what,
-        this.sensitive,
-      );
-      const text = await res.text();
-      if (res.ok) return { status: res.status, body: (text ? JSON.parse(text) : {}) as T, headers: res.headers };
-      let err: ArmError = {};
-      try {
-        err = ((JSON.parse(text) as { error?: ArmError }).error ?? {}) as ArmError;
-      } catch {
-        /* not JSON */
-      }
-      if ((res.status === 429 || (res.status >= 500 && idempotent)) && attempt < MAX_ATTEMPTS) {
-        await sleeper(this.ctx)(retryAfterMs(res) ?? 1000 * 2 ** (attempt - 1));
-        continue;
-      }
-      throw armError(res.status, err, text || res.statusText, what, this.sensitive);
-    }
+    const res = await this.bearerJson<T>(method, url, what, body, {
+      retryStatus: statusRetry(idempotent),
+      toError: (f) => armError(f.status, parseArmError(f.text), f.text || f.statusText, what, this.sensitive),
+    });
+    return { status: res.status, body: (res.body ?? {}) as T, headers: res.headers };
   }
 
   /** GET returning undefined on 404. */
   async getOrMissing<T>(url: string, what: string): Promise<T | undefined> {
-    try {
-      return (await this.call<T>("GET", url, what)).body;
-    } catch (err) {
-      if (err instanceof ProviderError && err.status === 404) return undefined;
-      throw err;
-    }
+    return undefinedIfNotFound(this.call<T>("GET", url, what).then((r) => r.body));
   }
 
   /** GET of every page of an ARM list (`value` + `nextLink`). */
@@ -204,7 +129,7 @@ export class ArmSession {
     const asyncOp = res.headers.get("azure-asyncoperation");
     const location = res.headers.get("location");
     if (!asyncOp && !location) return;
-    const sleep = sleeper(this.ctx);
+    const sleep = sleeperOf(this.ctx);
     const budget = this.ctx.timeoutMs ?? 45 * 60_000;
     let waited = 0;
     let delay = retryAfterMs(res) ?? 1000;
@@ -229,6 +154,15 @@ export class ArmSession {
         delay = retryAfterMs(poll) ?? backoff;
       }
     }
+  }
+}
+
+/** The ARM envelope `{ "error": { "code", "message", "details" } }` of a failed answer (empty if not JSON). */
+function parseArmError(text: string): ArmError {
+  try {
+    return ((JSON.parse(text) as { error?: ArmError }).error ?? {}) as ArmError;
+  } catch {
+    return {};
   }
 }
 

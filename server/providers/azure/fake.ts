@@ -5,25 +5,10 @@
  * `{ "error": { "code", "message" } }` (provider-apis.md §4).
  */
 import { randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { FakeHttpServer, INVALID_JSON, parseJsonBody, type RecordedRequest, readIncoming, sendJson } from "../base/fake-server";
 
-export interface RecordedRequest {
-  method: string;
-  path: string;
-  query: Record<string, string>;
-  headers: Record<string, string>;
-  body: unknown;
-  raw: string;
-}
-
-interface Failure {
-  method: string;
-  path: RegExp;
-  times: number;
-  status: number;
-  body?: unknown;
-}
+export type { RecordedRequest };
 
 interface FakeOp {
   pollsLeft: number;
@@ -35,8 +20,7 @@ interface FakeOp {
 const API_VERSIONS = new Set(["2024-03-01", "2025-01-01", "2025-07-01"]);
 const GPU_TYPES = ["Consumption-GPU-NC8as-T4", "Consumption-GPU-NC24-A100"];
 
-export class AzureFake {
-  readonly requests: RecordedRequest[] = [];
+export class AzureFake extends FakeHttpServer {
   /** Keyed by lower-cased environment name. */
   readonly environments = new Map<string, Record<string, any>>();
   /** Keyed by lower-cased app name. Stored as ARM returns them (secret values stripped). */
@@ -50,35 +34,25 @@ export class AzureFake {
   resourceGroups = new Set<string>();
   /** Polls an async operation needs before it finishes. */
   operationPolls = 2;
-  url = "";
-  private failures: Failure[] = [];
   private ops = new Map<string, FakeOp>();
   private tokens = new Set<string>();
-  private server: Server;
 
   constructor(readonly opts: { tenantId: string; clientId: string; clientSecret: string; subscriptionId: string; resourceGroup: string }) {
+    super();
     this.resourceGroups.add(opts.resourceGroup.toLowerCase());
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err) => this.armErr(res, 500, "InternalServerError", String(err)));
-    });
   }
 
   async start(): Promise<this> {
-    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", () => r()));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = await this.listen();
     return this;
   }
 
-  close(): Promise<void> {
-    return new Promise((r) => this.server.close(() => r()));
+  protected internalError(res: ServerResponse, err: unknown): void {
+    this.armErr(res, 500, "InternalServerError", String(err));
   }
 
   get baseUrls(): Record<string, string> {
     return { login: `${this.url}/login`, arm: this.url };
-  }
-
-  failNext(method: string, path: RegExp, opts: { status: number; times?: number; body?: unknown }): void {
-    this.failures.push({ method, path, times: opts.times ?? 1, status: opts.status, body: opts.body });
   }
 
   isEmpty(): boolean {
@@ -102,39 +76,22 @@ export class AzureFake {
   }
 
   private send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
-    if (body === undefined) {
-      res.writeHead(status, headers).end();
-      return;
-    }
-    res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body));
+    sendJson(res, status, body, headers);
   }
 
   private armErr(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
     this.send(res, status, { error: { code, message } }, headers);
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
-    const u = new URL(req.url ?? "/", "http://fake");
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString("utf8");
-    const method = req.method ?? "GET";
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
-    let body: unknown;
-    if (raw && headers["content-type"]?.startsWith("application/json")) {
-      try {
-        body = JSON.parse(raw);
-      } catch {
-        return this.armErr(res, 400, "InvalidRequestContent", "The request content was invalid and could not be deserialized.");
-      }
-    }
-    this.requests.push({ method, path: u.pathname, query: Object.fromEntries(u.searchParams), headers, body, raw });
-    const failure = this.failures.find((f) => f.method === method && f.path.test(u.pathname) && f.times > 0);
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+    const { url: u, method, headers, raw, query } = await readIncoming(req);
+    const body = headers["content-type"]?.startsWith("application/json") ? parseJsonBody(raw) : undefined;
+    if (body === INVALID_JSON) return this.armErr(res, 400, "InvalidRequestContent", "The request content was invalid and could not be deserialized.");
+    this.requests.push({ method, path: u.pathname, query, headers, body, raw });
+    const failure = this.takeFailure(method, u.pathname);
     if (failure) {
-      failure.times--;
-      if (failure.body) return this.send(res, failure.status, failure.body);
-      return this.armErr(res, failure.status, failure.status === 429 ? "TooManyRequests" : "InjectedFailure", `injected failure ${failure.status}`);
+      if (failure.body) return this.send(res, failure.status, failure.body, failure.headers);
+      return this.armErr(res, failure.status, failure.status === 429 ? "TooManyRequests" : "InjectedFailure", `injected failure ${failure.status}`, failure.headers);
     }
     let m: RegExpMatchArray | null = null;
     m = u.pathname.match(/^\/login\/([^/]+)\/oauth2\/v2\.0\/token$/);

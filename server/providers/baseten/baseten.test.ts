@@ -3,9 +3,8 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { after, before, beforeEach, describe, test } from "node:test";
-import type { ProviderError } from "../base/errors";
-import { makeTestSpec } from "../base/testing";
+import { beforeEach, describe, test } from "node:test";
+import { assertProviderError, makeTestSpec, useFakeServer } from "../base/testing";
 import { refFromPlan, type ProviderContext } from "../base/types";
 import { FakeBaseten } from "./fake";
 import { basetenProvider, parsePushOutput } from "./index";
@@ -91,12 +90,7 @@ describe("baseten provider against the fake API + fake truss", () => {
   let ctx: ProviderContext;
   let creds: { apiKey: string; secrets: Record<string, string> };
 
-  before(async () => {
-    await fake.start();
-  });
-  after(async () => {
-    await fake.close();
-  });
+  useFakeServer(fake);
   beforeEach(() => {
     fake.reset();
     ctx = { baseUrls: { baseten: fake.url }, exec: fake.exec, sleep: async () => {} };
@@ -164,12 +158,7 @@ describe("baseten provider against the fake API + fake truss", () => {
   test("destroy after a half-finished deploy (push uploaded the model, then failed) leaves the fake empty", async () => {
     const plan = planBaseten(makeTestSpec());
     fake.failPush(`Error: deployment failed to start (key ${fake.apiKey})`, true);
-    await assert.rejects(basetenProvider.deploy(plan, creds, ctx), (e: ProviderError) => {
-      assert.equal(e.code, "failed");
-      assert.match(e.message, /truss push failed \(exit 1\)/);
-      assert.ok(!e.message.includes(fake.apiKey));
-      return true;
-    });
+    await assertProviderError(basetenProvider.deploy(plan, creds, ctx), { code: "failed", message: /truss push failed \(exit 1\)/, hides: [fake.apiKey] });
     assert.equal(fake.models.size, 1);
     await basetenProvider.destroy(refFromPlan(plan), creds, ctx);
     assert.equal(fake.models.size, 0);
@@ -177,12 +166,11 @@ describe("baseten provider against the fake API + fake truss", () => {
 
   test("errors: unauthorised key, rate limit retried, missing secret value", async () => {
     const plan = planBaseten(makeTestSpec());
-    await assert.rejects(basetenProvider.deploy(plan, { apiKey: "bt_not_the_key_123456" }, ctx), (e: ProviderError) => {
-      assert.equal(e.code, "unauthorized");
-      assert.equal(e.status, 401);
-      assert.match(e.message, /Invalid API key/);
-      assert.ok(!e.message.includes("bt_not_the_key_123456"));
-      return true;
+    await assertProviderError(basetenProvider.deploy(plan, { apiKey: "bt_not_the_key_123456" }, ctx), {
+      code: "unauthorized",
+      status: 401,
+      message: /Invalid API key/,
+      hides: ["bt_not_the_key_123456"],
     });
     fake.failHttp("GET /v1/models", 2, 429);
     await basetenProvider.deploy(plan, creds, ctx);

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { codeForStatus, ProviderError, redact } from "../base/errors";
+import { parseCredentials, sensitiveValues } from "../base/credentials";
+import { requestJson, restError, undefinedIfNotFound } from "../base/http";
 import type { Credentials, ProviderContext } from "../base/types";
 import { PROVIDER } from "./plan";
 
@@ -14,13 +15,11 @@ export const basetenCredentialsSchema = z.object({
 export type BasetenCredentials = z.infer<typeof basetenCredentialsSchema>;
 
 export function parseBasetenCredentials(creds: Credentials | undefined): BasetenCredentials {
-  const r = basetenCredentialsSchema.safeParse(creds ?? {});
-  if (!r.success) throw new ProviderError({ provider: PROVIDER, code: "validation", message: "Baseten credentials need apiKey" });
-  return r.data;
+  return parseCredentials(basetenCredentialsSchema, creds, { provider: PROVIDER, code: "validation", message: "Baseten credentials need apiKey" });
 }
 
 export function basetenSecrets(creds: BasetenCredentials): string[] {
-  return [creds.apiKey, ...Object.values(creds.secrets ?? {})];
+  return sensitiveValues([creds.apiKey], creds.secrets);
 }
 
 export interface BasetenModel {
@@ -42,62 +41,30 @@ export interface BasetenDeployment {
 
 export class BasetenClient {
   private readonly base: string;
-  private readonly fetchImpl: typeof fetch;
-  private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(
     private readonly creds: BasetenCredentials,
     private readonly ctx: ProviderContext = {},
   ) {
     this.base = (ctx.baseUrls?.baseten ?? BASETEN_API_BASE).replace(/\/+$/, "");
-    this.fetchImpl = ctx.fetch ?? fetch;
-    this.sleep = ctx.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
   /** One call; 429 and 5xx are retried (honouring Retry-After) a few times. `undefined` for 404 when allowed. */
   async request<T>(method: string, path: string, body?: unknown, opts: { allow404?: boolean } = {}): Promise<T | undefined> {
     const secrets = basetenSecrets(this.creds);
-    for (let attempt = 0; ; attempt++) {
-      let res: Response;
-      try {
-        res = await this.fetchImpl(`${this.base}${path}`, {
-          method,
-          headers: { Authorization: `Api-Key ${this.creds.apiKey}`, Accept: "application/json", ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
-          body: body === undefined ? undefined : JSON.stringify(body),
-          signal: this.ctx.signal,
-        });
-      } catch (err) {
-        throw new ProviderError({ provider: PROVIDER, code: "unavailable", message: redact(`${method} ${path}: network error: ${(err as Error).message}`, secrets) });
-      }
-      if (res.ok) {
-        const text = await res.text();
-        return (text ? JSON.parse(text) : undefined) as T;
-      }
-      if (res.status === 404 && opts.allow404) {
-        await res.body?.cancel().catch(() => undefined);
-        return undefined;
-      }
-      if ((res.status === 429 || res.status >= 500) && attempt < 3) {
-        const after = Number(res.headers.get("retry-after"));
-        await res.body?.cancel().catch(() => undefined);
-        await this.sleep(Number.isFinite(after) && after > 0 ? after * 1000 : 1000 * 2 ** attempt);
-        continue;
-      }
-      const text = await res.text().catch(() => "");
-      let msg = text;
-      try {
-        const j = JSON.parse(text) as Record<string, unknown>;
-        msg = String(j.error ?? j.message ?? j.detail ?? text);
-      } catch {
-        // not JSON
-      }
-      throw new ProviderError({
-        provider: PROVIDER,
-        code: codeForStatus(res.status),
-        status: res.status,
-        message: redact(`${method} ${path} failed (HTTP ${res.status}): ${msg || res.statusText}`.slice(0, 1500), secrets),
-      });
-    }
+    const call = requestJson<T>({
+      provider: PROVIDER,
+      ctx: this.ctx,
+      what: `${method} ${path}`,
+      secrets,
+      method,
+      url: `${this.base}${path}`,
+      body,
+      headers: { Authorization: `Api-Key ${this.creds.apiKey}` },
+      retry: { maxAttempts: 4, retryStatus: (f) => f.status === 429 || f.status >= 500 },
+      toError: (f) => restError(PROVIDER, method, path, f, ["error", "message", "detail"], secrets),
+    });
+    return (opts.allow404 ? await undefinedIfNotFound(call) : await call)?.body;
   }
 
   async listModels(): Promise<BasetenModel[]> {

@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { cerebriumCatalog, cerebriumOffer } from "../../catalog/providers/cerebrium";
-import { codeForStatus, ProviderError, redact } from "../base/errors";
+import { parseCredentials, sensitiveValues } from "../base/credentials";
+import { ProviderError } from "../base/errors";
+import { requestJson, restError, undefinedIfNotFound } from "../base/http";
 import type { Component, ComponentStatus, Credentials, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
 import { cliOutputTail, runCli, stripAnsi, withTempFiles } from "../base/cli";
 import { CONFIG_FILE, cerebriumAppId, DEFAULT_REGION, PROVIDER, planCerebrium } from "./plan";
@@ -26,13 +28,11 @@ const INSTALL_HINT = "install it with `pip install cerebrium`";
 const DEPLOY_TIMEOUT_MS = 20 * 60_000;
 
 function parseCreds(creds: Credentials | undefined): CerebriumCredentials {
-  const r = cerebriumCredentialsSchema.safeParse(creds ?? {});
-  if (!r.success) throw new ProviderError({ provider: PROVIDER, code: "validation", message: "Cerebrium credentials need apiKey and projectId" });
-  return r.data;
+  return parseCredentials(cerebriumCredentialsSchema, creds, { provider: PROVIDER, code: "validation", message: "Cerebrium credentials need apiKey and projectId" });
 }
 
 function secretsOf(creds: CerebriumCredentials): string[] {
-  return [creds.apiKey, ...Object.values(creds.secrets ?? {})];
+  return sensitiveValues([creds.apiKey], creds.secrets);
 }
 
 /** The app's public base URL (the OpenAI server is under `/v1`). */
@@ -50,35 +50,17 @@ export function endpointFromDeployOutput(stdout: string, projectId: string, appN
 
 async function rest<T>(creds: CerebriumCredentials, ctx: ProviderContext, method: string, path: string, opts: { allow404?: boolean } = {}): Promise<T | undefined> {
   const base = (ctx.baseUrls?.cerebrium ?? CEREBRIUM_REST_BASE).replace(/\/+$/, "");
-  const fetchImpl = ctx.fetch ?? fetch;
-  let res: Response;
-  try {
-    res = await fetchImpl(`${base}${path}`, { method, headers: { Authorization: `Bearer ${creds.apiKey}`, Accept: "application/json" }, signal: ctx.signal });
-  } catch (err) {
-    throw new ProviderError({ provider: PROVIDER, code: "unavailable", message: redact(`${method} ${path}: network error: ${(err as Error).message}`, secretsOf(creds)) });
-  }
-  if (res.ok) {
-    const text = await res.text();
-    return (text ? JSON.parse(text) : undefined) as T;
-  }
-  if (res.status === 404 && opts.allow404) {
-    await res.body?.cancel().catch(() => undefined);
-    return undefined;
-  }
-  const text = await res.text().catch(() => "");
-  let msg = text;
-  try {
-    const j = JSON.parse(text) as Record<string, unknown>;
-    msg = String(j.message ?? j.error ?? j.detail ?? text);
-  } catch {
-    // plain text
-  }
-  throw new ProviderError({
+  const call = requestJson<T>({
     provider: PROVIDER,
-    code: codeForStatus(res.status),
-    status: res.status,
-    message: redact(`${method} ${path} failed (HTTP ${res.status}): ${msg || res.statusText}`.slice(0, 1500), secretsOf(creds)),
+    ctx,
+    what: `${method} ${path}`,
+    secrets: secretsOf(creds),
+    method,
+    url: `${base}${path}`,
+    headers: { Authorization: `Bearer ${creds.apiKey}` },
+    toError: (f) => restError(PROVIDER, method, path, f, ["message", "error", "detail"], secretsOf(creds)),
   });
+  return (opts.allow404 ? await undefinedIfNotFound(call) : await call)?.body;
 }
 
 const appPath = (creds: CerebriumCredentials, appName: string) =>

@@ -1,6 +1,7 @@
 import { createSign } from "node:crypto";
 import { z } from "zod";
 import { codeForStatus, ProviderError, redact, type ProviderErrorCode } from "../base/errors";
+import { BearerSession, DEFAULT_REQUEST_TIMEOUT_MS, type HttpFailure, postOAuthForm, sleeperOf, statusRetry, undefinedIfNotFound } from "../base/http";
 import type { Credentials, ProviderContext } from "../base/types";
 
 /**
@@ -87,57 +88,16 @@ export function signServiceAccountJwt(gcp: GcpCredentials, claims: Record<string
   return `${input}.${b64url(sig)}`;
 }
 
-const REQUEST_TIMEOUT_MS = 30_000;
-const MAX_ATTEMPTS = 3;
-
-function sleeper(ctx: ProviderContext) {
-  return ctx.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-}
-
-async function fetchOnce(url: string, init: RequestInit, ctx: ProviderContext, what: string, sensitive: string[]): Promise<Response> {
-  try {
-    const signals = [AbortSignal.timeout(REQUEST_TIMEOUT_MS), ...(ctx.signal ? [ctx.signal] : [])];
-    return await (ctx.fetch ?? fetch)(url, { ...init, signal: AbortSignal.any(signals) });
-  } catch (err) {
-    const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
-    throw new ProviderError({
-      provider: PROVIDER,
-      code: timedOut ? "timeout" : "unavailable",
-      message: redact(`${what}: ${timedOut ? "request timed out" : `network error: ${(err as Error).message}`}`, sensitive),
-    });
-  }
-}
-
 /** OAuth2 token for the key: an access token (scope) or an ID token (target_audience). */
 async function tokenRequest(gcp: GcpCredentials, claims: Record<string, unknown>, ctx: ProviderContext, what: string): Promise<Record<string, unknown>> {
   const nowS = Math.floor((ctx.now?.() ?? Date.now()) / 1000);
   const assertion = signServiceAccountJwt(gcp, claims, nowS);
-  const sensitive = [...gcp.sensitive, assertion];
-  const res = await fetchOnce(
+  // A refusal (invalid_grant / invalid_client: deleted key, bad signature, disabled account) is `unauthorized`.
+  return postOAuthForm(
     gcp.tokenUri,
-    {
-      method: "POST",
-      headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
-      body: new URLSearchParams({ grant_type: "urn:ietf:params:oauth:grant-type:jwt-bearer", assertion }).toString(),
-    },
-    ctx,
-    what,
-    sensitive,
+    { grant_type: "urn:ietf:params:oauth:grant-type:jwt-bearer", assertion },
+    { provider: PROVIDER, ctx, what, secrets: [...gcp.sensitive, assertion], timeoutMs: DEFAULT_REQUEST_TIMEOUT_MS },
   );
-  const text = await res.text();
-  let body: Record<string, unknown> = {};
-  try {
-    body = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    /* keep text */
-  }
-  if (!res.ok) {
-    const detail = [body.error, body.error_description].filter(Boolean).join(": ") || text.slice(0, 300);
-    // invalid_grant / invalid_client mean the key itself is wrong (deleted key, bad signature, disabled account).
-    const code: ProviderErrorCode = res.status === 400 || res.status === 401 ? "unauthorized" : codeForStatus(res.status);
-    throw new ProviderError({ provider: PROVIDER, code, status: res.status, message: redact(`${what} failed (HTTP ${res.status}): ${detail}`, sensitive) });
-  }
-  return body;
 }
 
 export async function getAccessToken(gcp: GcpCredentials, ctx: ProviderContext = {}): Promise<string> {
@@ -166,16 +126,47 @@ export interface GoogleStatus {
   details?: Array<Record<string, unknown>>;
 }
 
-function isQuota(err: GoogleStatus, text: string): boolean {
-  return /quota/i.test(err.message ?? text);
+/** The google.rpc.Status of a failed answer (`{ "error": {...} }`; empty if not JSON). */
+function parseGoogleStatus(text: string): GoogleStatus {
+  try {
+    return ((JSON.parse(text) as { error?: GoogleStatus }).error ?? {}) as GoogleStatus;
+  } catch {
+    return {};
+  }
 }
 
-export class GcpSession {
+/** A 429 that is a quota refusal: permanent, not a rate limit worth retrying. */
+function isQuotaRefusal(f: HttpFailure): boolean {
+  return f.status === 429 && /quota/i.test(parseGoogleStatus(f.text).message ?? f.text);
+}
+
+function googleError(f: HttpFailure, what: string, sensitive: string[]): ProviderError {
+  const err = parseGoogleStatus(f.text);
+  const quota = isQuotaRefusal(f);
+  const reason = err.details?.find((d) => typeof d.reason === "string")?.reason as string | undefined;
+  const violations = err.details
+    ?.flatMap((d) => (Array.isArray(d.fieldViolations) ? (d.fieldViolations as Array<{ field?: string; description?: string }>) : []))
+    .map((v) => `${v.field}: ${v.description}`);
+  const msg = [err.message ?? (f.text.slice(0, 300) || f.statusText), reason ? `(${reason})` : "", violations?.length ? `[${violations.join("; ")}]` : ""]
+    .filter(Boolean)
+    .join(" ");
+  return new ProviderError({
+    provider: PROVIDER,
+    code: quota ? "quota" : codeForStatus(f.status),
+    status: f.status,
+    retryable: quota ? false : undefined,
+    message: redact(`${what} failed (HTTP ${f.status}${err.status ? ` ${err.status}` : ""}): ${msg}`, sensitive),
+  });
+}
+
+export class GcpSession extends BearerSession {
   private constructor(
     readonly gcp: GcpCredentials,
-    private token: string,
-    readonly ctx: ProviderContext,
-  ) {}
+    token: string,
+    ctx: ProviderContext,
+  ) {
+    super(PROVIDER, token, ctx);
+  }
 
   static async open(creds: Credentials, ctx: ProviderContext = {}): Promise<GcpSession> {
     const gcp = parseCloudrunCredentials(creds);
@@ -192,62 +183,16 @@ export class GcpSession {
    */
   async request<T>(method: "GET" | "POST" | "PATCH" | "DELETE", url: string, what: string, body?: unknown): Promise<T> {
     const idempotent = method === "GET" || method === "DELETE";
-    for (let attempt = 1; ; attempt++) {
-      const res = await fetchOnce(
-        url,
-        {
-          method,
-          headers: {
-            Authorization: `Bearer ${this.token}`,
-            Accept: "application/json",
-            ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
-          },
-          body: body !== undefined ? JSON.stringify(body) : undefined,
-        },
-        this.ctx,
-        what,
-        this.sensitive,
-      );
-      const text = await res.text();
-      if (res.ok) return (text ? JSON.parse(text) : {}) as T;
-      let err: GoogleStatus = {};
-      try {
-        err = ((JSON.parse(text) as { error?: GoogleStatus }).error ?? {}) as GoogleStatus;
-      } catch {
-        /* not JSON */
-      }
-      const quota = res.status === 429 && isQuota(err, text);
-      const retry = !quota && (res.status === 429 || (res.status >= 500 && idempotent));
-      if (retry && attempt < MAX_ATTEMPTS) {
-        const ra = Number(res.headers.get("retry-after"));
-        await sleeper(this.ctx)(Number.isFinite(ra) && ra > 0 ? ra * 1000 : 1000 * 2 ** (attempt - 1));
-        continue;
-      }
-      const reason = err.details?.find((d) => typeof d.reason === "string")?.reason as string | undefined;
-      const violations = err.details
-        ?.flatMap((d) => (Array.isArray(d.fieldViolations) ? (d.fieldViolations as Array<{ field?: string; description?: string }>) : []))
-        .map((v) => `${v.field}: ${v.description}`);
-      const msg = [err.message ?? (text.slice(0, 300) || res.statusText), reason ? `(${reason})` : "", violations?.length ? `[${violations.join("; ")}]` : ""]
-        .filter(Boolean)
-        .join(" ");
-      throw new ProviderError({
-        provider: PROVIDER,
-        code: quota ? "quota" : codeForStatus(res.status),
-        status: res.status,
-        retryable: quota ? false : undefined,
-        message: redact(`${what} failed (HTTP ${res.status}${err.status ? ` ${err.status}` : ""}): ${msg}`, this.sensitive),
-      });
-    }
+    const res = await this.bearerJson<T>(method, url, what, body, {
+      retryStatus: (f) => !isQuotaRefusal(f) && statusRetry(idempotent)(f),
+      toError: (f) => googleError(f, what, this.sensitive),
+    });
+    return (res.body ?? {}) as T;
   }
 
   /** `request`, with 404 turned into `undefined`. */
   async requestOrMissing<T>(method: "GET" | "DELETE", url: string, what: string): Promise<T | undefined> {
-    try {
-      return await this.request<T>(method, url, what);
-    } catch (err) {
-      if (err instanceof ProviderError && err.status === 404) return undefined;
-      throw err;
-    }
+    return undefinedIfNotFound(this.request<T>(method, url, what));
   }
 }
 
@@ -261,7 +206,7 @@ export interface Operation {
 
 /** Polls `GET /v2/{operation.name}` with exponential backoff (1 s → 30 s) until `done`. */
 export async function waitOperation(s: GcpSession, op: Operation, what: string): Promise<Operation> {
-  const sleep = sleeper(s.ctx);
+  const sleep = sleeperOf(s.ctx);
   const budget = s.ctx.timeoutMs ?? 30 * 60_000;
   let waited = 0;
   let delay = 1000;

@@ -4,26 +4,10 @@
  * Manager v1 calls Tuna uses. Errors are google.rpc.Status JSON (provider-apis.md §3.4).
  */
 import { createVerify, randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { FakeHttpServer, INVALID_JSON, parseJsonBody, type RecordedRequest, readIncoming } from "../base/fake-server";
 
-export interface RecordedRequest {
-  method: string;
-  path: string;
-  query: Record<string, string>;
-  headers: Record<string, string>;
-  body: unknown;
-  /** Raw body (form-encoded token requests). */
-  raw: string;
-}
-
-interface Failure {
-  method: string;
-  path: RegExp;
-  times: number;
-  status: number;
-  body?: unknown;
-}
+export type { RecordedRequest };
 
 interface FakeOperation {
   name: string;
@@ -57,8 +41,7 @@ function parseMemoryGi(v: string): number {
   return m[2].startsWith("G") ? n : n / 1024;
 }
 
-export class CloudrunFake {
-  readonly requests: RecordedRequest[] = [];
+export class CloudrunFake extends FakeHttpServer {
   /** Keyed by full resource name `projects/p/locations/r/services/s`. */
   readonly services = new Map<string, Record<string, any>>();
   readonly servicePolicies = new Map<string, { etag: string; bindings: Array<{ role: string; members: string[] }> }>();
@@ -70,27 +53,19 @@ export class CloudrunFake {
   /** Polls an operation needs before `done`. */
   operationPolls = 2;
   runApiEnabled = true;
-  url = "";
-  private failures: Failure[] = [];
   private accessTokens = new Set<string>();
-  private server: Server;
 
-  constructor(
-    readonly opts: { project: string; clientEmail: string; publicKeyPem: string },
-  ) {
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err) => this.gerr(res, 500, String(err)));
-    });
+  constructor(readonly opts: { project: string; clientEmail: string; publicKeyPem: string }) {
+    super();
   }
 
   async start(): Promise<this> {
-    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", () => r()));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = await this.listen();
     return this;
   }
 
-  close(): Promise<void> {
-    return new Promise((r) => this.server.close(() => r()));
+  protected internalError(res: ServerResponse, err: unknown): void {
+    this.gerr(res, 500, String(err));
   }
 
   get tokenUri(): string {
@@ -101,45 +76,28 @@ export class CloudrunFake {
     return { run: this.url, secretmanager: this.url };
   }
 
-  failNext(method: string, path: RegExp, opts: { status: number; times?: number; body?: unknown }): void {
-    this.failures.push({ method, path, times: opts.times ?? 1, status: opts.status, body: opts.body });
-  }
-
   /** Everything Tuna can leave behind. */
   isEmpty(): boolean {
     return this.services.size === 0 && this.secrets.size === 0;
   }
 
-  private send(res: ServerResponse, status: number, body: unknown): void {
-    res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+  private send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body));
   }
 
-  private gerr(res: ServerResponse, status: number, message: string, details: unknown[] = []): void {
-    this.send(res, status, { error: { code: status, status: STATUS_NAME[status] ?? "UNKNOWN", message, details } });
+  private gerr(res: ServerResponse, status: number, message: string, details: unknown[] = [], headers: Record<string, string> = {}): void {
+    this.send(res, status, { error: { code: status, status: STATUS_NAME[status] ?? "UNKNOWN", message, details } }, headers);
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
-    const u = new URL(req.url ?? "/", "http://fake");
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString("utf8");
-    const method = req.method ?? "GET";
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
-    let body: unknown;
-    if (raw && headers["content-type"]?.startsWith("application/json")) {
-      try {
-        body = JSON.parse(raw);
-      } catch {
-        return this.gerr(res, 400, "Invalid JSON payload received.");
-      }
-    }
-    this.requests.push({ method, path: u.pathname, query: Object.fromEntries(u.searchParams), headers, body, raw });
-    const failure = this.failures.find((f) => f.method === method && f.path.test(u.pathname) && f.times > 0);
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+    const { url: u, method, headers, raw, query } = await readIncoming(req);
+    const body = headers["content-type"]?.startsWith("application/json") ? parseJsonBody(raw) : undefined;
+    if (body === INVALID_JSON) return this.gerr(res, 400, "Invalid JSON payload received.");
+    this.requests.push({ method, path: u.pathname, query, headers, body, raw });
+    const failure = this.takeFailure(method, u.pathname);
     if (failure) {
-      failure.times--;
-      if (failure.body) return this.send(res, failure.status, failure.body);
-      return this.gerr(res, failure.status, `injected failure ${failure.status}`);
+      if (failure.body) return this.send(res, failure.status, failure.body, failure.headers);
+      return this.gerr(res, failure.status, `injected failure ${failure.status}`, [], failure.headers);
     }
     if (u.pathname === "/token" && method === "POST") return this.token(res, raw);
 

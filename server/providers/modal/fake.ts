@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { cliNoSuchCommand, cliNotInstalled, cliOk, commandLinesOf, type FakeCliCall, OutcomeQueues, recordCliCall } from "../base/fake-server";
 import type { ExecResult, ProviderContext } from "../base/types";
 
 /**
@@ -8,14 +9,7 @@ import type { ExecResult, ProviderContext } from "../base/types";
  * exact app that was deployed), prints deploy output in Modal's format, and can fail a command N times.
  */
 
-export interface FakeCliCall {
-  cmd: string;
-  args: string[];
-  env: Record<string, string>;
-  cwd?: string;
-  /** Files the command read (relative name → content), captured at call time. */
-  files: Record<string, string>;
-}
+export type { FakeCliCall };
 
 export interface FakeModalApp {
   id: string;
@@ -34,7 +28,7 @@ export class FakeModalCli {
   workspace = "tuna-team";
   /** When false, deploy prints no `=> https://…modal.run` line (only the dashboard link). */
   printWebUrl = true;
-  private readonly failures = new Map<string, Array<{ code: number; stderr: string }>>();
+  private readonly failures = new OutcomeQueues<{ code: number; stderr: string }>();
   private nextId = 1;
 
   constructor(
@@ -44,9 +38,7 @@ export class FakeModalCli {
 
   /** The next `times` runs of `modal <sub>` (e.g. "deploy", "app stop") exit `code` with `stderr`. */
   fail(sub: string, times: number, stderr: string, code = 1): void {
-    const list = this.failures.get(sub) ?? [];
-    for (let i = 0; i < times; i++) list.push({ code, stderr });
-    this.failures.set(sub, list);
+    this.failures.add(sub, times, { code, stderr });
   }
 
   liveApps(): FakeModalApp[] {
@@ -61,17 +53,16 @@ export class FakeModalCli {
 
   /** Args of every call, as `modal a b c` strings. */
   commandLines(): string[] {
-    return this.calls.map((c) => [c.cmd, ...c.args].join(" "));
+    return commandLinesOf(this.calls);
   }
 
   readonly exec: NonNullable<ProviderContext["exec"]> = async (cmd, args, opts) => {
-    const call: FakeCliCall = { cmd, args: [...args], env: { ...(opts.env ?? {}) }, cwd: opts.cwd, files: {} };
-    this.calls.push(call);
-    if (!this.installed || cmd !== "modal") throw Object.assign(new Error(`spawn ${cmd} ENOENT`), { code: "ENOENT" });
-    if (args[0] === "--version") return ok("modal client version: 1.2.1\n");
+    const call = recordCliCall(this.calls, cmd, args, opts);
+    if (!this.installed || cmd !== "modal") throw cliNotInstalled(cmd);
+    if (args[0] === "--version") return cliOk("modal client version: 1.2.1\n");
 
     const sub = args[0] === "app" || args[0] === "secret" || args[0] === "volume" ? `${args[0]} ${args[1]}` : args[0];
-    const failure = this.failures.get(sub)?.shift();
+    const failure = this.failures.next(sub);
     if (failure) return { code: failure.code, stdout: "", stderr: failure.stderr };
 
     if (call.env.MODAL_TOKEN_ID !== this.tokenId || call.env.MODAL_TOKEN_SECRET !== this.tokenSecret) {
@@ -87,7 +78,7 @@ export class FakeModalCli {
       case "deploy":
         return this.deploy(read(args[1]));
       case "app list":
-        return ok(
+        return cliOk(
           JSON.stringify(
             [...this.apps.values()].map((a) => ({
               "App ID": a.id,
@@ -104,23 +95,23 @@ export class FakeModalCli {
         if (!app || app.state === "stopped") return { code: 1, stdout: "", stderr: `Error: Could not find a deployed app named '${args[2]}'\n` };
         app.state = "stopped";
         app.tasks = 0;
-        return ok(`Stopped app ${app.id}\n`);
+        return cliOk(`Stopped app ${app.id}\n`);
       }
       case "secret create": {
         const name = args[2];
         const fromJson = args[args.indexOf("--from-json") + 1];
         if (this.secrets.has(name) && !args.includes("--force")) return { code: 1, stdout: "", stderr: `Error: Secret '${name}' already exists\n` };
         this.secrets.set(name, JSON.parse(read(fromJson)) as Record<string, string>);
-        return ok(`Created secret '${name}'\n`);
+        return cliOk(`Created secret '${name}'\n`);
       }
       case "secret delete":
         if (!this.secrets.delete(args[2])) return { code: 1, stdout: "", stderr: `Error: Secret '${args[2]}' not found\n` };
-        return ok("");
+        return cliOk("");
       case "volume delete":
         if (!this.volumes.delete(args[2])) return { code: 1, stdout: "", stderr: `Error: Volume '${args[2]}' not found\n` };
-        return ok("");
+        return cliOk("");
       default:
-        return { code: 2, stdout: "", stderr: `Error: No such command '${args.join(" ")}'.\n` };
+        return cliNoSuchCommand(args.join(" "));
     }
   };
 
@@ -141,7 +132,7 @@ export class FakeModalCli {
     app.source = source;
     this.apps.set(name, app);
     const url = `https://${this.workspace}--${name}-serve.modal.run`;
-    return ok(
+    return cliOk(
       [
         "✓ Created objects.",
         `├── 🔨 Created mount ${path.join("/tmp", "app.py")}`,
@@ -153,8 +144,4 @@ export class FakeModalCli {
       ].join("\n"),
     );
   }
-}
-
-function ok(stdout: string): ExecResult {
-  return { code: 0, stdout, stderr: "" };
 }

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { modalCatalog, modalOffer } from "../../catalog/providers/modal";
+import { parseCredentials, sensitiveValues } from "../base/credentials";
 import { ProviderError, type ProviderErrorCode } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, ExecResult, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
 import { cliOutputTail, runCli, stripAnsi, withTempFiles } from "../base/cli";
@@ -25,13 +26,11 @@ const DEPLOY_TIMEOUT_MS = 15 * 60_000;
 const SHORT_TIMEOUT_MS = 60_000;
 
 function parseCreds(creds: Credentials | undefined): ModalCredentials {
-  const r = modalCredentialsSchema.safeParse(creds ?? {});
-  if (!r.success) throw new ProviderError({ provider: PROVIDER, code: "validation", message: "Modal credentials need tokenId and tokenSecret" });
-  return r.data;
+  return parseCredentials(modalCredentialsSchema, creds, { provider: PROVIDER, code: "validation", message: "Modal credentials need tokenId and tokenSecret" });
 }
 
 function secretsOf(creds: ModalCredentials): string[] {
-  return [creds.tokenId, creds.tokenSecret, ...Object.values(creds.secrets ?? {})];
+  return sensitiveValues([creds.tokenId, creds.tokenSecret], creds.secrets);
 }
 
 function cliEnv(creds: ModalCredentials): Record<string, string> {

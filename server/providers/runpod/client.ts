@@ -1,5 +1,7 @@
 import { z } from "zod";
+import { parseCredentials, sensitiveValues } from "../base/credentials";
 import { codeForStatus, ProviderError, redact } from "../base/errors";
+import { DEFAULT_REQUEST_TIMEOUT_MS, type HttpFailure, requestJson, statusRetry, undefinedIfNotFound } from "../base/http";
 import type { Credentials, ProviderContext } from "../base/types";
 
 /**
@@ -20,11 +22,7 @@ export const runpodCredentialsSchema = z.object({
 export type RunpodCredentials = z.infer<typeof runpodCredentialsSchema>;
 
 export function parseRunpodCredentials(creds: Credentials | undefined): RunpodCredentials {
-  const parsed = runpodCredentialsSchema.safeParse(creds ?? {});
-  if (!parsed.success) {
-    throw new ProviderError({ provider: PROVIDER, code: "unauthorized", message: "RunPod credentials need an apiKey" });
-  }
-  return parsed.data;
+  return parseCredentials(runpodCredentialsSchema, creds, { provider: PROVIDER, code: "unauthorized", message: "RunPod credentials need an apiKey" });
 }
 
 export function runpodBases(ctx: ProviderContext = {}): { api: string; runtime: string } {
@@ -34,24 +32,16 @@ export function runpodBases(ctx: ProviderContext = {}): { api: string; runtime: 
   };
 }
 
-const REQUEST_TIMEOUT_MS = 30_000;
 const MAX_ATTEMPTS = 3;
 
 function secretsOf(creds: RunpodCredentials): string[] {
-  return [creds.apiKey, ...Object.values(creds.secrets ?? {})];
+  return sensitiveValues([creds.apiKey], creds.secrets);
 }
 
-function retryAfterMs(res: Response): number | undefined {
-  const v = res.headers.get("retry-after");
-  if (!v) return undefined;
-  const s = Number(v);
-  return Number.isFinite(s) ? s * 1000 : undefined;
-}
-
-async function errorText(res: Response): Promise<string> {
-  const text = await res.text().catch(() => "");
+/** RunPod's error envelope `{ "error": "..." }` (or `{ "error": {...} }`), else the raw text. */
+function errorText(f: HttpFailure): string {
   try {
-    const body = JSON.parse(text) as unknown;
+    const body = JSON.parse(f.text) as unknown;
     if (body && typeof body === "object" && "error" in body) {
       const e = (body as { error: unknown }).error;
       return typeof e === "string" ? e : JSON.stringify(e);
@@ -59,7 +49,7 @@ async function errorText(res: Response): Promise<string> {
   } catch {
     /* not JSON */
   }
-  return text.slice(0, 500) || res.statusText;
+  return f.text.slice(0, 500) || f.statusText;
 }
 
 export interface RunpodRequest {
@@ -75,56 +65,33 @@ export interface RunpodRequest {
  * network errors only for idempotent methods; waits honour `Retry-After`.
  */
 export async function runpodRequest<T>(creds: RunpodCredentials, req: RunpodRequest, ctx: ProviderContext = {}): Promise<T | undefined> {
-  const doFetch = ctx.fetch ?? fetch;
-  const sleep = ctx.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
   const idempotent = req.method === "GET" || req.method === "DELETE";
   const secrets = secretsOf(creds);
-  for (let attempt = 1; ; attempt++) {
-    let res: Response;
-    try {
-      const signals = [AbortSignal.timeout(REQUEST_TIMEOUT_MS), ...(ctx.signal ? [ctx.signal] : [])];
-      res = await doFetch(req.url, {
-        method: req.method,
-        headers: {
-          Authorization: `Bearer ${creds.apiKey}`,
-          Accept: "application/json",
-          ...(req.body !== undefined ? { "Content-Type": "application/json" } : {}),
-        },
-        body: req.body !== undefined ? JSON.stringify(req.body) : undefined,
-        signal: AbortSignal.any(signals),
-      });
-    } catch (err) {
-      const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
-      if (idempotent && attempt < MAX_ATTEMPTS && !ctx.signal?.aborted) {
-        await sleep(1000 * attempt);
-        continue;
-      }
-      throw new ProviderError({
+  const res = await requestJson<T>({
+    provider: PROVIDER,
+    ctx,
+    what: req.what,
+    secrets,
+    timeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
+    method: req.method,
+    url: req.url,
+    body: req.body,
+    headers: { Authorization: `Bearer ${creds.apiKey}` },
+    retry: {
+      maxAttempts: MAX_ATTEMPTS,
+      retryStatus: statusRetry(idempotent),
+      retryNetworkError: (attempt) => (idempotent ? 1000 * attempt : undefined),
+      retryAfterZero: true,
+    },
+    toError: (f) =>
+      new ProviderError({
         provider: PROVIDER,
-        code: timedOut ? "timeout" : "unavailable",
-        message: redact(`${req.what}: ${timedOut ? "request timed out" : `network error: ${(err as Error).message}`}`, secrets),
-      });
-    }
-    if (res.ok) {
-      if (res.status === 204) return undefined;
-      const text = await res.text();
-      return text ? (JSON.parse(text) as T) : undefined;
-    }
-    const retryable = res.status === 429 || (res.status >= 500 && idempotent);
-    if (retryable && attempt < MAX_ATTEMPTS) {
-      const wait = retryAfterMs(res) ?? 1000 * 2 ** (attempt - 1);
-      await res.text().catch(() => "");
-      await sleep(wait);
-      continue;
-    }
-    const msg = await errorText(res);
-    throw new ProviderError({
-      provider: PROVIDER,
-      code: codeForStatus(res.status),
-      status: res.status,
-      message: redact(`${req.what} failed (HTTP ${res.status}): ${msg}`, secrets),
-    });
-  }
+        code: codeForStatus(f.status),
+        status: f.status,
+        message: redact(`${req.what} failed (HTTP ${f.status}): ${errorText(f)}`, secrets),
+      }),
+  });
+  return res.body;
 }
 
 export interface RunpodEndpoint {
@@ -151,12 +118,7 @@ export async function updateEndpoint(creds: RunpodCredentials, id: string, body:
 
 export async function getEndpoint(creds: RunpodCredentials, id: string, ctx?: ProviderContext): Promise<RunpodEndpoint | undefined> {
   const { api } = runpodBases(ctx);
-  try {
-    return await runpodRequest<RunpodEndpoint>(creds, { method: "GET", url: `${api}/serverless/${encodeURIComponent(id)}`, what: "get endpoint" }, ctx);
-  } catch (err) {
-    if (err instanceof ProviderError && err.status === 404) return undefined;
-    throw err;
-  }
+  return undefinedIfNotFound(runpodRequest<RunpodEndpoint>(creds, { method: "GET", url: `${api}/serverless/${encodeURIComponent(id)}`, what: "get endpoint" }, ctx));
 }
 
 export async function listEndpoints(creds: RunpodCredentials, ctx?: ProviderContext): Promise<RunpodEndpoint[]> {
@@ -174,12 +136,7 @@ export async function findEndpointByName(creds: RunpodCredentials, name: string,
 /** Deletes the endpoint; an endpoint that is already gone counts as deleted. */
 export async function deleteEndpoint(creds: RunpodCredentials, id: string, ctx?: ProviderContext): Promise<void> {
   const { api } = runpodBases(ctx);
-  try {
-    await runpodRequest(creds, { method: "DELETE", url: `${api}/serverless/${encodeURIComponent(id)}`, what: "delete endpoint" }, ctx);
-  } catch (err) {
-    if (err instanceof ProviderError && err.status === 404) return;
-    throw err;
-  }
+  await undefinedIfNotFound(runpodRequest(creds, { method: "DELETE", url: `${api}/serverless/${encodeURIComponent(id)}`, what: "delete endpoint" }, ctx));
 }
 
 export interface RunpodHealth {

@@ -4,25 +4,10 @@
  * documented invalid combinations, 409 on name collision, DELETE → 204. State lives in memory.
  */
 import { randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { FakeHttpServer, INVALID_JSON, parseJsonBody, type RecordedRequest as FullRequest, readIncoming, sendJson } from "../base/fake-server";
 
-export interface RecordedRequest {
-  method: string;
-  path: string;
-  query: Record<string, string>;
-  headers: Record<string, string>;
-  body: unknown;
-}
-
-interface Failure {
-  method: string;
-  path: RegExp;
-  times: number;
-  status: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-}
+export type RecordedRequest = Omit<FullRequest, "raw">;
 
 export interface FakeGpu {
   id: string;
@@ -53,41 +38,29 @@ export const DEFAULT_FAKE_GPUS: FakeGpu[] = [
   { id: "NVIDIA H100 80GB HBM3", displayName: "H100 SXM", memoryInGb: 80, pool: "ADA_80_PRO", maxCount: 8, securePrice: 2.99, availability: "NONE", dataCenters: [] },
 ];
 
-export class RunpodFake {
-  readonly requests: RecordedRequest[] = [];
+export class RunpodFake extends FakeHttpServer<RecordedRequest> {
   readonly endpoints = new Map<string, FakeEndpoint>();
   /** Runtime `/health` worker counts per endpoint id (default: all zero = scaled to zero). */
   readonly workers = new Map<string, Record<string, number>>();
   gpus: FakeGpu[] = structuredClone(DEFAULT_FAKE_GPUS);
-  url = "";
-  private failures: Failure[] = [];
   private drops: Array<{ method: string; path: RegExp }> = [];
-  private server: Server;
 
   constructor(readonly apiKey: string) {
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err) => this.send(res, 500, { error: String(err) }));
-    });
+    super();
   }
 
   async start(): Promise<this> {
-    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", () => r()));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = await this.listen();
     return this;
   }
 
-  close(): Promise<void> {
-    return new Promise((r) => this.server.close(() => r()));
+  protected internalError(res: ServerResponse, err: unknown): void {
+    this.send(res, 500, { error: String(err) });
   }
 
   /** Base URLs for `ProviderContext.baseUrls`. */
   get baseUrls(): Record<string, string> {
     return { api: `${this.url}/v2`, runtime: `${this.url}/runtime/v2` };
-  }
-
-  /** Make the next `times` calls matching method + path fail with `status`. */
-  failNext(method: string, path: RegExp, opts: { status: number; times?: number; body?: unknown; headers?: Record<string, string> }): void {
-    this.failures.push({ method, path, times: opts.times ?? 1, status: opts.status, body: opts.body, headers: opts.headers });
   }
 
   /** Process the next matching call, then cut the connection instead of answering (a response lost in transit). */
@@ -103,34 +76,17 @@ export class RunpodFake {
       res.socket?.destroy();
       return;
     }
-    if (body === undefined) {
-      res.writeHead(status, headers).end();
-      return;
-    }
-    res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body));
+    sendJson(res, status, body, headers);
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
-    const u = new URL(req.url ?? "/", "http://fake");
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString("utf8");
-    let body: unknown;
-    if (raw) {
-      try {
-        body = JSON.parse(raw);
-      } catch {
-        return this.send(res, 400, { error: "request body is not valid JSON" });
-      }
-    }
-    const method = req.method ?? "GET";
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
-    this.requests.push({ method, path: u.pathname, query: Object.fromEntries(u.searchParams), headers, body });
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+    const { url: u, method, headers, raw, query } = await readIncoming(req);
+    const body = parseJsonBody(raw);
+    if (body === INVALID_JSON) return this.send(res, 400, { error: "request body is not valid JSON" });
+    this.requests.push({ method, path: u.pathname, query, headers, body });
 
-    const failure = this.failures.find((f) => f.method === method && f.path.test(u.pathname) && f.times > 0);
+    const failure = this.takeFailure(method, u.pathname);
     if (failure) {
-      failure.times--;
       return this.send(res, failure.status, failure.body ?? { error: `injected failure ${failure.status}` }, failure.headers);
     }
     if (headers.authorization !== `Bearer ${this.apiKey}`) return this.send(res, 401, { error: "Unauthorized: invalid or missing API key" });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { buildEngineArgs } from "../base/engine";
 import { ProviderError } from "../base/errors";
-import { makeTestSpec } from "../base/testing";
+import { assertProviderError, makeTestSpec } from "../base/testing";
 import { refFromPlan, type ProviderContext } from "../base/types";
 import { RunpodFake } from "./fake";
 import { runpodProvider } from "./index";
@@ -182,14 +182,7 @@ describe("runpod deploy → status → destroy", () => {
   test("a failed create maps to a clear error without secrets; destroy afterwards leaves the fake empty", async () => {
     const plan = planRunpod(makeTestSpec({ secretNames: ["HF_TOKEN"] }));
     fake.failNext("POST", /^\/v2\/serverless$/, { status: 500, body: { error: `internal error echoing Bearer ${API_KEY} and ${HF_TOKEN}` } });
-    await assert.rejects(runpodProvider.deploy(plan, creds, ctx), (e: unknown) => {
-      assert.ok(e instanceof ProviderError);
-      assert.equal(e.status, 500);
-      assert.equal(e.retryable, true);
-      assert.match(e.message, /create endpoint failed \(HTTP 500\)/);
-      assert.ok(!e.message.includes(API_KEY) && !e.message.includes(HF_TOKEN));
-      return true;
-    });
+    await assertProviderError(runpodProvider.deploy(plan, creds, ctx), { status: 500, retryable: true, message: /create endpoint failed \(HTTP 500\)/, hides: [API_KEY, HF_TOKEN] });
     await runpodProvider.destroy(refFromPlan(plan), creds, ctx);
     await runpodProvider.destroy(refFromPlan(plan), creds, ctx);
     assert.equal(fake.endpoints.size, 0);

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { type ServiceRecord, SkyPilotClient } from "../../skypilot";
+import { parseCredentials } from "../base/credentials";
 import { ProviderError } from "../base/errors";
 import type {
   Component,
@@ -29,15 +30,11 @@ export const skyserveCredentialsSchema = z.object({
 export type SkyServeCredentials = z.infer<typeof skyserveCredentialsSchema>;
 
 function parseCreds(creds: Credentials | undefined): SkyServeCredentials {
-  const r = skyserveCredentialsSchema.safeParse(creds ?? {});
-  if (!r.success) {
-    throw new ProviderError({
-      provider: PROVIDER,
-      code: "validation",
-      message: `invalid SkyPilot credentials: ${r.error.issues.map((i) => `${i.path.join(".") || "(root)"} ${i.message}`).join("; ")}`,
-    });
-  }
-  return r.data;
+  return parseCredentials(skyserveCredentialsSchema, creds, {
+    provider: PROVIDER,
+    code: "validation",
+    message: (error) => `invalid SkyPilot credentials: ${error.issues.map((i) => `${i.path.join(".") || "(root)"} ${i.message}`).join("; ")}`,
+  });
 }
 
 export function skypilotClient(creds: SkyServeCredentials, ctx: ProviderContext = {}): SkyPilotClient {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { after, before, beforeEach, describe, test } from "node:test";
+import { beforeEach, describe, test } from "node:test";
 import { FakeSkyPilotServer, validateServiceTask } from "../../skypilot/fake";
 import type { ProviderError } from "../base/errors";
-import { makeTestSpec } from "../base/testing";
+import { assertProviderError, makeTestSpec, useFakeServer } from "../base/testing";
 import { refFromPlan, type ProviderContext } from "../base/types";
 import { mapServiceStatus, skyserveProvider } from "./index";
 import { cloudOfRegion, planSkyServe } from "./plan";
@@ -107,12 +107,7 @@ describe("skyserve provider against the fake SkyPilot API server", () => {
   const fake = new FakeSkyPilotServer({ token: TOKEN });
   let creds: { apiServerUrl: string; token: string; secrets: Record<string, string> };
 
-  before(async () => {
-    await fake.start();
-  });
-  after(async () => {
-    await fake.close();
-  });
+  useFakeServer(fake);
   beforeEach(() => {
     fake.requests.length = 0;
     fake.services.clear();
@@ -282,13 +277,11 @@ describe("skyserve provider against the fake SkyPilot API server", () => {
   test("a failed serve up surfaces the SkyPilot error without secrets, and destroy is then a no-op", async () => {
     const plan = planSkyServe(t4Spec());
     fake.failRequest("/serve/up", 1, "ResourcesUnavailableError", `No spot capacity (token ${TOKEN}, hf ${HF})`);
-    await assert.rejects(skyserveProvider.deploy(plan, creds, ctx), (e: ProviderError) => {
-      assert.equal(e.code, "quota");
-      assert.equal(e.provider, "skyserve");
-      assert.match(e.message, /ResourcesUnavailableError: No spot capacity/);
-      assert.ok(!e.message.includes(TOKEN));
-      assert.ok(!e.message.includes(HF));
-      return true;
+    await assertProviderError(skyserveProvider.deploy(plan, creds, ctx), {
+      code: "quota",
+      provider: "skyserve",
+      message: /ResourcesUnavailableError: No spot capacity/,
+      hides: [TOKEN, HF],
     });
     await skyserveProvider.destroy(refFromPlan(plan), creds, ctx);
     assert.equal(fake.services.size, 0);
@@ -297,11 +290,7 @@ describe("skyserve provider against the fake SkyPilot API server", () => {
 
   test("deploy with an unauthorised token fails clearly without the token", async () => {
     const plan = planSkyServe(t4Spec());
-    await assert.rejects(skyserveProvider.deploy(plan, { ...creds, token: "sky_bad_token_for_test_0000" }, ctx), (e: ProviderError) => {
-      assert.equal(e.code, "unauthorized");
-      assert.ok(!e.message.includes("sky_bad_token_for_test_0000"));
-      return true;
-    });
+    await assertProviderError(skyserveProvider.deploy(plan, { ...creds, token: "sky_bad_token_for_test_0000" }, ctx), { code: "unauthorized", hides: ["sky_bad_token_for_test_0000"] });
   });
 });
 
