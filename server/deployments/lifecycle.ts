@@ -1,0 +1,468 @@
+import { Prisma, type ComponentKind, type ComponentStatus as DbComponentStatus, type DeploymentStatus } from "@prisma/client";
+import { NonRetriableError } from "inngest";
+import { db } from "../db";
+import { appendAudit, type AuditActor } from "../audit";
+import { DomainError } from "../lib/errors";
+import { notify } from "../alerts";
+import { bumpRouterConfigVersion, upstreamHeadersPurpose } from "../routerconfig";
+import { encryptForTeam, PROVIDER_SECRET_KIND, providerCredentials } from "../vault";
+import {
+  getProvider,
+  ProviderError,
+  validateSpec,
+  type ComponentStatus,
+  type Credentials,
+  type Plan,
+  type ResourceRef,
+} from "../providers";
+import { specFor, type StoredSpec } from "./plan";
+import { appendTimeline } from "./service";
+
+/**
+ * The steps of the deployment workflows, as service functions. Each is idempotent (deterministic resource
+ * names from the stored spec, "create if absent" at the provider, guarded status transitions) and writes
+ * the component status after every external call, so a retried or resumed step never duplicates anything.
+ */
+
+export const WORKFLOW_ACTOR: AuditActor = { userId: null, label: "workflow" };
+
+/** Test hook: called before every external call of the workflows with the step name ("deploy-serverless"…). */
+let faultHook: ((step: string) => void | Promise<void>) | null = null;
+export function setWorkflowFaultHook(fn: ((step: string) => void | Promise<void>) | null): void {
+  faultHook = fn;
+}
+async function checkpoint(step: string): Promise<void> {
+  if (faultHook) await faultHook(step);
+}
+
+/** Maps an error to Inngest's retry semantics: transient provider errors retry, the rest do not. */
+export function classifyError(err: unknown): Error {
+  if (err instanceof NonRetriableError) return err;
+  if (err instanceof ProviderError) return err.retryable ? err : new NonRetriableError(err.message, { cause: err });
+  if (err instanceof DomainError) return new NonRetriableError(err.message, { cause: err });
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+export function errorMessage(err: unknown): string {
+  if (err && typeof err === "object") {
+    const e = err as { message?: unknown; cause?: unknown };
+    // Inngest wraps a failed step in a StepError whose cause is the serialised original.
+    if (e.cause && typeof e.cause === "object" && typeof (e.cause as { message?: unknown }).message === "string") {
+      return String((e.cause as { message: string }).message);
+    }
+    if (typeof e.message === "string") return e.message;
+  }
+  return String(err);
+}
+
+async function withCredentials<T>(teamId: string, provider: string, purpose: "deploy" | "destroy" | "status" | "reconcile", fn: (c: Credentials) => Promise<T>): Promise<T> {
+  // Providers the vault knows nothing about (plugins, test providers) get {} when their schema accepts it.
+  if (!(provider in PROVIDER_SECRET_KIND) && getProvider(provider).credentialsSchema.safeParse({}).success) return fn({});
+  return providerCredentials(teamId, provider, purpose, WORKFLOW_ACTOR, fn);
+}
+
+export async function loadDeployment(id: string) {
+  const d = await db.deployment.findUnique({ where: { id }, include: { components: true, approval: true } });
+  if (!d) throw new NonRetriableError(`deployment ${id} does not exist`);
+  return d;
+}
+
+type LoadedDeployment = Awaited<ReturnType<typeof loadDeployment>>;
+
+function planFor(d: LoadedDeployment, kind: "serverless" | "spot"): Plan {
+  const stored = d.spec as unknown as StoredSpec;
+  const provider = kind === "serverless" ? d.serverlessProvider : stored.spotProvider;
+  const gpu = kind === "serverless" ? d.serverlessGpu : d.spotGpu;
+  if (!provider || !gpu) throw new NonRetriableError(`deployment ${d.id} has no ${kind} component`);
+  return getProvider(provider).plan(validateSpec(specFor(d, stored, gpu)));
+}
+
+export function componentKinds(mode: string): Array<"serverless" | "spot"> {
+  return mode === "hybrid" ? ["serverless", "spot"] : mode === "serverless" ? ["serverless"] : ["spot"];
+}
+
+async function setComponent(deploymentId: string, kind: ComponentKind, data: Prisma.DeploymentComponentUpdateInput): Promise<void> {
+  await db.deploymentComponent.update({ where: { deploymentId_kind: { deploymentId, kind } }, data });
+}
+
+// ------------------------------------------------------------------------------------------- approval
+
+export async function readApprovalDecision(deploymentId: string): Promise<"approved" | "rejected" | "expired" | "pending" | "none"> {
+  const a = await db.approvalRequest.findUnique({ where: { deploymentId }, select: { status: true, expiresAt: true } });
+  if (!a) return "none";
+  if (a.status === "pending" && a.expiresAt.getTime() <= Date.now()) return "expired";
+  return a.status;
+}
+
+/** Ends a request that was rejected or whose approval expired. Guarded: only from pending_approval. */
+export async function closeUnapproved(deploymentId: string, outcome: "rejected" | "expired"): Promise<boolean> {
+  const changed = await db.$transaction(async (tx) => {
+    const d = await tx.deployment.findUnique({ where: { id: deploymentId }, select: { teamId: true, status: true } });
+    if (d?.status !== "pending_approval") return null;
+    await tx.deployment.update({ where: { id: deploymentId }, data: { status: outcome } });
+    if (outcome === "expired") {
+      await tx.approvalRequest.updateMany({ where: { deploymentId, status: "pending" }, data: { status: "expired", decidedAt: new Date() } });
+    }
+    await tx.deploymentEvent.create({
+      data: { deploymentId, step: "approval", status: outcome, message: outcome === "expired" ? "no decision before the approval expired" : "the request was rejected" },
+    });
+    await appendAudit(tx, d.teamId, WORKFLOW_ACTOR, { action: `deployment.${outcome}`, targetType: "deployment", targetId: deploymentId });
+    return d.teamId;
+  });
+  return changed !== null;
+}
+
+// ------------------------------------------------------------------------------------------- deploy
+
+/** queued/pending_approval → deploying, with a pending component row (and its plan) per component. */
+export async function startDeploying(deploymentId: string): Promise<{ proceed: boolean; kinds: Array<"serverless" | "spot"> }> {
+  const d = await loadDeployment(deploymentId);
+  const kinds = componentKinds(d.mode);
+  if (d.status !== "queued" && d.status !== "pending_approval" && d.status !== "deploying") return { proceed: false, kinds };
+  const stored = d.spec as unknown as StoredSpec;
+  await db.$transaction(async (tx) => {
+    for (const kind of kinds) {
+      const plan = planFor(d, kind);
+      const provider = kind === "serverless" ? d.serverlessProvider! : stored.spotProvider!;
+      await tx.deploymentComponent.upsert({
+        where: { deploymentId_kind: { deploymentId, kind } },
+        create: { deploymentId, kind, provider, status: "pending", plan: plan as unknown as Prisma.InputJsonValue },
+        update: {},
+      });
+    }
+    if (d.status !== "deploying") {
+      await tx.deployment.update({ where: { id: deploymentId }, data: { status: "deploying" } });
+      await tx.deploymentEvent.create({ data: { deploymentId, step: "start", status: "ok", message: `deploying ${kinds.join(" + ")}` } });
+    }
+  });
+  return { proceed: true, kinds };
+}
+
+/** Stops a deploy that a destroy overtook. */
+export async function stillDeploying(deploymentId: string): Promise<boolean> {
+  const d = await db.deployment.findUnique({ where: { id: deploymentId }, select: { status: true } });
+  return d?.status === "deploying";
+}
+
+/**
+ * The external call that creates one component. Providers create-or-reuse the resource named by the plan,
+ * so a retry after a crash finds what the first attempt made.
+ */
+export async function deployComponent(deploymentId: string, kind: "serverless" | "spot"): Promise<{ endpointUrl: string }> {
+  const step = `deploy-${kind}`;
+  const d = await loadDeployment(deploymentId);
+  // Already created (a repeated or resumed step): the row written after the call is the proof.
+  const existing = d.components.find((c) => c.kind === kind);
+  if (existing?.endpointUrl && existing.status !== "failed" && existing.status !== "pending" && existing.status !== "destroyed") {
+    return { endpointUrl: existing.endpointUrl };
+  }
+  if (d.status !== "deploying") throw new NonRetriableError(`deployment is ${d.status}, not deploying`);
+  const plan = planFor(d, kind);
+  const provider = getProvider(plan.provider);
+  await setComponent(deploymentId, kind, { status: "creating", lastError: null });
+  await appendTimeline(deploymentId, step, "started", `${provider.displayName} ${plan.gpu.catalogName} × ${plan.gpu.count} (${plan.resourceName})`);
+  try {
+    await checkpoint(step);
+    const component = await withCredentials(d.teamId, plan.provider, "deploy", (creds) => provider.deploy(plan, creds));
+    await setComponent(deploymentId, kind, {
+      status: "creating",
+      endpointUrl: component.endpointUrl,
+      externalIds: component.externalIds,
+      upstreamHeadersCipher: encryptForTeam(d.teamId, upstreamHeadersPurpose(deploymentId, kind), JSON.stringify(component.upstreamHeaders)) as unknown as Prisma.InputJsonValue,
+    });
+    await appendTimeline(deploymentId, step, "ok", `endpoint created at ${component.endpointUrl}`);
+    return { endpointUrl: component.endpointUrl };
+  } catch (err) {
+    const e = classifyError(err);
+    await setComponent(deploymentId, kind, { status: e instanceof NonRetriableError ? "failed" : "creating", lastError: errorMessage(err).slice(0, 2000) });
+    await appendTimeline(deploymentId, step, e instanceof NonRetriableError ? "failed" : "retrying", errorMessage(err));
+    throw e;
+  }
+}
+
+function refOf(c: { plan: Prisma.JsonValue; externalIds: Prisma.JsonValue }): ResourceRef {
+  const plan = c.plan as unknown as Plan | null;
+  return {
+    resourceName: plan?.resourceName ?? "",
+    region: plan?.region ?? "",
+    externalIds: (c.externalIds ?? {}) as Record<string, string>,
+  };
+}
+
+const STATE_TO_DB: Record<ComponentStatus["state"], DbComponentStatus> = {
+  creating: "creating",
+  ready: "ready",
+  scaled_to_zero: "scaled_to_zero",
+  failed: "failed",
+  gone: "gone",
+};
+
+/** Asks the provider how one component is doing and records it. */
+export async function checkComponent(
+  deploymentId: string,
+  kind: "serverless" | "spot",
+  purpose: "status" | "reconcile" = "status",
+): Promise<{ state: ComponentStatus["state"]; message: string | null; ready: number | null }> {
+  const c = await db.deploymentComponent.findUnique({
+    where: { deploymentId_kind: { deploymentId, kind } },
+    include: { deployment: { select: { teamId: true } } },
+  });
+  if (!c) throw new NonRetriableError(`deployment ${deploymentId} has no ${kind} component`);
+  await checkpoint(`check-${kind}`);
+  let s: ComponentStatus;
+  try {
+    s = await withCredentials(c.deployment.teamId, c.provider, purpose, (creds) => getProvider(c.provider).status(refOf(c), creds));
+  } catch (err) {
+    throw classifyError(err);
+  }
+  // A draining spot backend stays draining until the replacement is ready.
+  const status = c.status === "draining" && s.state !== "ready" ? "draining" : STATE_TO_DB[s.state];
+  await setComponent(deploymentId, kind, {
+    status,
+    ...(s.replicas ? { replicasReady: s.replicas.ready, replicasTotal: s.replicas.total } : {}),
+    ...(s.state === "failed" ? { lastError: s.message ?? "failed" } : {}),
+  });
+  return { state: s.state, message: s.message ?? null, ready: s.replicas?.ready ?? null };
+}
+
+/** Publishes the deployment's backends in the router snapshot (new config version). */
+export async function publishToRouter(deploymentId: string, why: string): Promise<void> {
+  await checkpoint("publish-router");
+  await db.$transaction(async (tx) => {
+    await bumpRouterConfigVersion(tx);
+    await tx.deploymentEvent.create({ data: { deploymentId, step: "publish-router", status: "ok", message: why } });
+  });
+}
+
+/** deploying → active (the router serves it). Guarded, so a repeat is a no-op. */
+export async function activateDeployment(deploymentId: string): Promise<boolean> {
+  await checkpoint("activate");
+  return db.$transaction(async (tx) => {
+    const d = await tx.deployment.findUnique({ where: { id: deploymentId }, select: { teamId: true, status: true, slug: true } });
+    if (!d) return false;
+    // Conditional update: of two concurrent attempts exactly one moves the row.
+    const moved = await tx.deployment.updateMany({
+      where: { id: deploymentId, status: "deploying" },
+      data: { status: "active", activatedAt: new Date(), failureStep: null, failureReason: null },
+    });
+    // A repeated step finds its own work done: same answer. Anything else means a destroy overtook it.
+    if (moved.count === 0) return d.status === "active" || d.status === "degraded";
+    await bumpRouterConfigVersion(tx);
+    await tx.deploymentEvent.create({ data: { deploymentId, step: "activate", status: "ok", message: `${d.slug} is serving` } });
+    await appendAudit(tx, d.teamId, WORKFLOW_ACTOR, { action: "deployment.active", targetType: "deployment", targetId: deploymentId });
+    return true;
+  });
+}
+
+/** active ⇄ degraded (spot failed to warm, or lost and not replaced). */
+export async function setDegraded(deploymentId: string, degraded: boolean, message: string): Promise<boolean> {
+  return db.$transaction(async (tx) => {
+    const from: DeploymentStatus = degraded ? "active" : "degraded";
+    const moved = await tx.deployment.updateMany({ where: { id: deploymentId, status: from }, data: { status: degraded ? "degraded" : "active" } });
+    if (moved.count === 0) return false;
+    await bumpRouterConfigVersion(tx);
+    await tx.deploymentEvent.create({ data: { deploymentId, step: degraded ? "degraded" : "recovered", status: degraded ? "warning" : "ok", message } });
+    return true;
+  });
+}
+
+/** Records a spot component change the router must see (ready replicas, draining). */
+export async function markSpot(deploymentId: string, status: DbComponentStatus, message: string): Promise<void> {
+  await db.$transaction(async (tx) => {
+    await tx.deploymentComponent.updateMany({ where: { deploymentId, kind: "spot" }, data: { status, ...(status === "draining" ? { replicasReady: 0 } : {}) } });
+    await bumpRouterConfigVersion(tx);
+    await tx.deploymentEvent.create({ data: { deploymentId, step: "spot", status, message } });
+  });
+}
+
+// ------------------------------------------------------------------------------------------- teardown
+
+/**
+ * Destroys every component that may exist (by its plan's deterministic name, so a half-created one is found
+ * too) and cleans provider storage. Idempotent: providers treat "already gone" as success.
+ */
+export async function destroyComponents(deploymentId: string, stepPrefix = "destroy"): Promise<{ destroyed: string[] }> {
+  const d = await db.deployment.findUnique({ where: { id: deploymentId }, include: { components: true } });
+  if (!d) return { destroyed: [] };
+  const destroyed: string[] = [];
+  for (const c of d.components) {
+    if (c.status === "destroyed") continue;
+    const step = `${stepPrefix}-${c.kind}`;
+    if (!c.plan) {
+      await setComponent(deploymentId, c.kind, { status: "destroyed" });
+      continue;
+    }
+    await setComponent(deploymentId, c.kind, { status: "destroying" });
+    try {
+      await checkpoint(step);
+      const provider = getProvider(c.provider);
+      const ref = refOf(c);
+      await withCredentials(d.teamId, c.provider, "destroy", async (creds) => {
+        await provider.destroy(ref, creds);
+        await provider.cleanupStorage(ref, creds);
+      });
+    } catch (err) {
+      await setComponent(deploymentId, c.kind, { lastError: errorMessage(err).slice(0, 2000) });
+      await appendTimeline(deploymentId, step, "retrying", errorMessage(err));
+      // Teardown must finish: every error retries (a permanent one ends in a failed run and an alert).
+      throw err instanceof ProviderError && !err.retryable ? new Error(err.message, { cause: err }) : err;
+    }
+    await db.$transaction(async (tx) => {
+      await tx.deploymentComponent.update({
+        where: { deploymentId_kind: { deploymentId, kind: c.kind } },
+        data: { status: "destroyed", replicasReady: 0, upstreamHeadersCipher: Prisma.DbNull },
+      });
+      await bumpRouterConfigVersion(tx);
+    });
+    await appendTimeline(deploymentId, step, "ok", `${c.provider} resources removed`);
+    destroyed.push(c.kind);
+  }
+  return { destroyed };
+}
+
+/** Compensation result: the deployment is failed, naming the step and a readable reason. */
+export async function failDeployment(deploymentId: string, step: string, reason: string): Promise<void> {
+  await db.$transaction(async (tx) => {
+    const d = await tx.deployment.findUnique({ where: { id: deploymentId }, select: { teamId: true, status: true } });
+    if (!d || d.status === "destroyed" || d.status === "failed") return;
+    const next: DeploymentStatus = d.status === "destroying" ? "destroyed" : "failed";
+    await tx.deployment.update({
+      where: { id: deploymentId },
+      data: next === "failed" ? { status: "failed", failureStep: step, failureReason: reason.slice(0, 2000) } : { status: "destroyed", destroyedAt: new Date() },
+    });
+    await bumpRouterConfigVersion(tx);
+    await tx.deploymentEvent.create({ data: { deploymentId, step, status: "failed", message: reason.slice(0, 2000) } });
+    await appendAudit(tx, d.teamId, WORKFLOW_ACTOR, { action: "deployment.failed", targetType: "deployment", targetId: deploymentId, metadata: { step, reason: reason.slice(0, 500) } });
+  });
+}
+
+/** Final state of a destroy: destroyed, revoked from the router. */
+export async function finishDestroy(deploymentId: string): Promise<boolean> {
+  return db.$transaction(async (tx) => {
+    const d = await tx.deployment.findUnique({ where: { id: deploymentId }, select: { teamId: true, status: true } });
+    if (!d) return false;
+    if (d.status !== "destroyed") {
+      const keep = d.status === "rejected" || d.status === "expired";
+      await tx.deployment.update({ where: { id: deploymentId }, data: { ...(keep ? {} : { status: "destroyed" }), destroyedAt: new Date() } });
+      await tx.approvalRequest.updateMany({ where: { deploymentId, status: "pending" }, data: { status: "expired", decidedAt: new Date() } });
+    }
+    await bumpRouterConfigVersion(tx);
+    await tx.deploymentEvent.create({ data: { deploymentId, step: "destroy", status: "ok", message: "every component is gone; revoked from the router" } });
+    await appendAudit(tx, d.teamId, WORKFLOW_ACTOR, { action: "deployment.destroyed", targetType: "deployment", targetId: deploymentId });
+    return true;
+  });
+}
+
+// ------------------------------------------------------------------------------------------- alerts
+
+/** Alerts never fail a workflow: delivery has its own retries in the alerts domain. */
+export async function alert(
+  teamId: string,
+  a: { type: string; deploymentId?: string; title: string; text: string; costPerHourMicros?: number },
+): Promise<void> {
+  try {
+    await notify(teamId, a);
+  } catch (err) {
+    console.warn(`[workflows] alert ${a.type} not queued: ${errorMessage(err)}`);
+  }
+}
+
+/** Timeline row written once even if its step is retried. */
+export async function appendTimelineOnce(deploymentId: string, step: string, status: string, message: string): Promise<void> {
+  const exists = await db.deploymentEvent.findFirst({ where: { deploymentId, step, status, message }, select: { id: true } });
+  if (!exists) await appendTimeline(deploymentId, step, status, message);
+}
+
+export async function deploymentIsLive(deploymentId: string): Promise<boolean> {
+  const d = await db.deployment.findUnique({ where: { id: deploymentId }, select: { status: true } });
+  return d?.status === "active" || d?.status === "degraded" || d?.status === "deploying";
+}
+
+/** Re-creates a lost component (create-if-absent: SkyServe keeps its service, the simulator starts anew). */
+export async function relaunchComponent(deploymentId: string, kind: "serverless" | "spot"): Promise<void> {
+  const d = await loadDeployment(deploymentId);
+  if (d.status !== "active" && d.status !== "degraded") return;
+  const plan = planFor(d, kind);
+  await checkpoint(`relaunch-${kind}`);
+  try {
+    const c = await withCredentials(d.teamId, plan.provider, "deploy", (creds) => getProvider(plan.provider).deploy(plan, creds));
+    await setComponent(deploymentId, kind, {
+      endpointUrl: c.endpointUrl,
+      externalIds: c.externalIds,
+      upstreamHeadersCipher: encryptForTeam(d.teamId, upstreamHeadersPurpose(deploymentId, kind), JSON.stringify(c.upstreamHeaders)) as unknown as Prisma.InputJsonValue,
+    });
+  } catch (err) {
+    throw classifyError(err);
+  }
+  await appendTimeline(deploymentId, `relaunch-${kind}`, "ok", `${kind} replacement requested`);
+}
+
+/**
+ * Compares one deployment with what its providers report. Drift (the provider lost or failed a component
+ * we think is serving) marks the component and degrades the deployment; a serving deployment whose
+ * components are all back becomes active again. Returns what changed, for alerts.
+ */
+export async function reconcileDeployment(deploymentId: string): Promise<{ drift: string[]; recovered: boolean; spotLost: string | null }> {
+  const d = await db.deployment.findUnique({ where: { id: deploymentId }, include: { components: true } });
+  if (!d || (d.status !== "active" && d.status !== "degraded")) return { drift: [], recovered: false, spotLost: null };
+  const drift: string[] = [];
+  let spotLost: string | null = null;
+  let allReady = true;
+  for (const c of d.components) {
+    if (c.kind === "router" || c.status === "destroyed") continue;
+    const kind = c.kind;
+    const before = c.status;
+    const s = await checkComponent(deploymentId, kind, "reconcile");
+    if (s.state !== "ready" && s.state !== "scaled_to_zero") allReady = false;
+    if ((s.state === "failed" || s.state === "gone") && before !== "failed" && before !== "gone" && before !== "draining") {
+      const what = `${kind} (${c.provider}) is ${s.state}${s.message ? `: ${s.message}` : ""}`;
+      // A lost spot replica is a preemption (SkyPilot status): the spot-preempted workflow handles it.
+      if (kind === "spot" && d.mode === "hybrid") spotLost = what;
+      else drift.push(what);
+    }
+  }
+  if (drift.length) {
+    await db.$transaction(async (tx) => {
+      await bumpRouterConfigVersion(tx);
+      await tx.deploymentEvent.create({ data: { deploymentId, step: "reconcile", status: "drift", message: drift.join("; ") } });
+    });
+    await setDegraded(deploymentId, true, `provider state drifted: ${drift.join("; ")}`);
+  }
+  const recovered = allReady && d.status === "degraded" ? await setDegraded(deploymentId, false, "every component is ready again") : false;
+  return { drift, recovered, spotLost };
+}
+
+/** Components of ended deployments that were never torn down (e.g. a destroy that gave up): orphans. */
+export async function findOrphanedComponents(limit = 100): Promise<Array<{ deploymentId: string; teamId: string; kind: string; provider: string }>> {
+  const rows = await db.deploymentComponent.findMany({
+    where: {
+      status: { notIn: ["destroyed", "gone"] },
+      deployment: { status: { in: ["failed", "destroyed", "rejected", "expired"] } },
+    },
+    select: { deploymentId: true, kind: true, provider: true, deployment: { select: { teamId: true } } },
+    take: limit,
+  });
+  return rows.map((r) => ({ deploymentId: r.deploymentId, teamId: r.deployment.teamId, kind: r.kind, provider: r.provider }));
+}
+
+export async function listServingDeployments(limit = 500): Promise<Array<{ id: string; teamId: string }>> {
+  return db.deployment.findMany({ where: { status: { in: ["active", "degraded"] } }, select: { id: true, teamId: true }, orderBy: { id: "asc" }, take: limit });
+}
+
+/** Marks every live deployment of a team `destroying` (one transaction) and returns their ids. */
+export async function markTeamDestroying(teamId: string): Promise<Array<{ id: string; providerAccount: string }>> {
+  return db.$transaction(async (tx) => {
+    const rows = await tx.deployment.findMany({
+      where: { teamId, status: { in: ["pending_approval", "queued", "deploying", "active", "degraded", "failed", "destroying"] } },
+      select: { id: true, status: true, serverlessProvider: true, spec: true },
+    });
+    for (const r of rows) {
+      if (r.status !== "destroying") await tx.deployment.update({ where: { id: r.id }, data: { status: "destroying" } });
+      await tx.deploymentEvent.create({ data: { deploymentId: r.id, step: "destroy", status: "requested", message: "destroy-all requested by an admin" } });
+    }
+    return rows.map((r) => ({
+      id: r.id,
+      providerAccount: `${teamId}:${r.serverlessProvider ?? (r.spec as { spotProvider?: string } | null)?.spotProvider ?? "none"}`,
+    }));
+  });
+}

@@ -1,0 +1,140 @@
+import type { InngestFunction } from "inngest";
+import { cron } from "inngest";
+import { events, inngest } from "./client";
+import { concurrency, deployFunction, warmSpot } from "./deploy";
+import * as life from "../deployments/lifecycle";
+import { deliverAlert } from "../alerts/functions";
+import { expireApprovalsFunction } from "../approvals/functions";
+
+/** deployment/destroy.requested: tear down every component that exists, clean storage, revoke from the router. */
+export const destroyFunction = inngest.createFunction(
+  { id: "destroy", name: "Destroy a deployment", triggers: [events.destroyRequested], retries: 6, concurrency },
+  async ({ event, step }) => {
+    const { deploymentId, teamId } = event.data;
+    try {
+      const r = await step.run("destroy-components", () => life.destroyComponents(deploymentId));
+      await step.run("finish", () => life.finishDestroy(deploymentId));
+      await step.run("alert-destroyed", () =>
+        life.alert(teamId, { type: "deployment.destroyed", deploymentId, title: "Deployment destroyed", text: `Removed: ${r.destroyed.join(", ") || "nothing was running"}.` }),
+      );
+      return { status: "destroyed", destroyed: r.destroyed };
+    } catch (err) {
+      await step.run("alert-destroy-failed", () =>
+        life.alert(teamId, { type: "deployment.destroy_failed", deploymentId, title: "Destroy failed", text: `Resources may still be running and billed: ${life.errorMessage(err)}` }),
+      );
+      throw err;
+    }
+  },
+);
+
+/** deployment/destroy-all.requested: every live deployment of the team, each through the destroy workflow. */
+export const destroyAllFunction = inngest.createFunction(
+  { id: "destroy-all", name: "Destroy every deployment of a team", triggers: [events.destroyAllRequested], retries: 4, concurrency: [{ key: "event.data.teamId", limit: 1 }] },
+  async ({ event, step }) => {
+    const { teamId, actorId } = event.data;
+    const targets = await step.run("mark-destroying", () => life.markTeamDestroying(teamId));
+    if (targets.length) {
+      await step.sendEvent(
+        "fan-out",
+        targets.map((t) =>
+          events.destroyRequested.create({ deploymentId: t.id, teamId, providerAccount: t.providerAccount, reason: "destroy-all", ...(actorId ? { actorId } : {}) }),
+        ),
+      );
+    }
+    return { count: targets.length };
+  },
+);
+
+/** Cron: compare serving deployments with their providers; mark drift, failed and orphaned components; alert. */
+export const reconcileFunction = inngest.createFunction(
+  { id: "reconcile", name: "Reconcile deployments with providers", triggers: [cron("*/5 * * * *")], retries: 1, concurrency: [{ limit: 1 }] },
+  async ({ step }) => {
+    const serving = await step.run("list-serving", () => life.listServingDeployments());
+    let drifted = 0;
+    for (const d of serving) {
+      const r = await step.run(`reconcile-${d.id}`, async () => {
+        try {
+          return await life.reconcileDeployment(d.id);
+        } catch (err) {
+          return { drift: [`status check failed: ${life.errorMessage(err)}`], recovered: false, spotLost: null };
+        }
+      });
+      if (r.spotLost) {
+        await step.sendEvent(`preempted-${d.id}`, events.spotPreempted.create({ deploymentId: d.id, teamId: d.teamId, source: "skypilot-status", detail: r.spotLost }));
+      }
+      if (r.drift.length) {
+        drifted++;
+        await step.run(`alert-drift-${d.id}`, () =>
+          life.alert(d.teamId, { type: "deployment.drift", deploymentId: d.id, title: "Deployment drifted from its provider", text: r.drift.join("; ") }),
+        );
+      }
+    }
+    const orphans = await step.run("find-orphans", () => life.findOrphanedComponents());
+    for (const o of orphans) {
+      await step.run(`orphan-${o.deploymentId}-${o.kind}`, async () => {
+        await life.alert(o.teamId, { type: "deployment.orphaned", deploymentId: o.deploymentId, title: "Orphaned resources", text: `${o.kind} on ${o.provider} outlived its deployment; destroying it.` });
+        await life.destroyComponents(o.deploymentId, "reconcile-destroy");
+      });
+    }
+    return { checked: serving.length, drifted, orphans: orphans.length };
+  },
+);
+
+/**
+ * deployment/spot.preempted (router report or SkyPilot status): drain spot in the router, make sure serverless
+ * is warm, let SkyServe replace the replica (or relaunch a lost one), alert.
+ */
+export const spotPreemptedFunction = inngest.createFunction(
+  {
+    id: "spot-preempted",
+    name: "Handle a spot preemption",
+    triggers: [events.spotPreempted],
+    retries: 3,
+    // Several routers report the same preemption: one run per deployment at a time, duplicates within a minute dropped.
+    concurrency: [{ key: "event.data.deploymentId", limit: 1 }],
+    rateLimit: { key: "event.data.deploymentId", limit: 1, period: "1m" },
+  },
+  async ({ event, step }) => {
+    const { deploymentId } = event.data;
+    const dep = await step.run("load", async () => {
+      const d = await life.loadDeployment(deploymentId);
+      return { teamId: d.teamId, mode: d.mode, status: d.status, live: d.status === "active" || d.status === "degraded" };
+    });
+    if (!dep.live || dep.mode === "serverless") return { status: "ignored" };
+    await step.run("drain-spot", () => life.markSpot(deploymentId, "draining", `preemption reported by ${event.data.source ?? "router"}${event.data.detail ? `: ${event.data.detail}` : ""}`));
+    if (dep.mode === "hybrid") {
+      const svl = await step.run("check-serverless", () => life.checkComponent(deploymentId, "serverless"));
+      if (svl.state === "failed" || svl.state === "gone") {
+        await step.run("relaunch-serverless", () => life.relaunchComponent(deploymentId, "serverless"));
+      }
+    } else {
+      await step.run("degrade", () => life.setDegraded(deploymentId, true, "spot-only deployment lost its spot capacity"));
+    }
+    await step.run("alert-preempted", () =>
+      life.alert(dep.teamId, {
+        type: "spot.preempted",
+        deploymentId,
+        title: "Spot replica preempted",
+        text: dep.mode === "hybrid" ? "Serverless is serving while a replacement spot replica starts." : "Spot-only deployment is unavailable until a replacement replica is ready.",
+      }),
+    );
+    // SkyServe replaces lost replicas itself; give it a moment, then make sure the service still exists.
+    await step.sleep("grace", "10s");
+    const after = await step.run("check-spot", () => life.checkComponent(deploymentId, "spot"));
+    if (after.state === "failed" || after.state === "gone") await step.run("relaunch-spot", () => life.relaunchComponent(deploymentId, "spot"));
+    const spot = await warmSpot(step, deploymentId, dep.teamId, "replace");
+    return { status: spot === "ready" ? "replaced" : "degraded" };
+  },
+);
+
+export const functions: InngestFunction.Any[] = [
+  deployFunction,
+  destroyFunction,
+  destroyAllFunction,
+  reconcileFunction,
+  spotPreemptedFunction,
+  deliverAlert,
+  expireApprovalsFunction,
+];
+
+export { deployFunction };
