@@ -32,6 +32,18 @@ describe("deployments service and tRPC", () => {
     await assert.rejects(admin.deployments.create(recInput({ slug: "svc-one" })), (e: TRPCError) => e.code === "CONFLICT");
   });
 
+  test("the Hugging Face token is passed to the workload by name when the team has one, never by value", async () => {
+    const admin = callerFor(f.admin, f.team.id);
+    const before = await admin.deployments.create(recInput({ slug: "svc-no-hf" }));
+    const specOf = async (id: string) => (await db.deployment.findUniqueOrThrow({ where: { id } })).spec as { secretNames: string[] };
+    assert.deepEqual((await specOf(before.id)).secretNames, []);
+    await admin.vault.create({ kind: "huggingface", label: "HF", value: "hf_abcdefghijklmnopqrstuvwxyz" });
+    const after = await admin.deployments.create(recInput({ slug: "svc-with-hf" }));
+    const spec = await specOf(after.id);
+    assert.deepEqual(spec.secretNames, ["HF_TOKEN"]);
+    assert.ok(!JSON.stringify(spec).includes("hf_abcdefghijklmnopqrstuvwxyz"));
+  });
+
   test("developer requests need approval (default policy); quote says so before submitting", async () => {
     const dev = callerFor(f.developer, f.team.id);
     const q = await dev.deployments.quote(recInput({ slug: "svc-quote" }));

@@ -198,7 +198,12 @@ function planOrThrow(p: Provider, spec: DeploymentSpec): Plan {
  * Validates a request against the catalog and the providers, picks the cheapest serverless provider when
  * asked, builds both plans (pure) and estimates the hourly cost. `deploymentId` is a placeholder for quotes.
  */
-export function resolveDeployment(teamId: string, raw: DeploymentInput, deploymentId = "quote"): ResolvedDeployment {
+export function resolveDeployment(
+  teamId: string,
+  raw: DeploymentInput,
+  deploymentId = "quote",
+  opts: { secretNames?: string[] } = {},
+): ResolvedDeployment {
   const input = deploymentInputSchema.parse(raw);
   const mode = input.mode;
   const wantsServerless = mode !== "spot";
@@ -246,7 +251,8 @@ export function resolveDeployment(teamId: string, raw: DeploymentInput, deployme
     requestedProvider: input.provider,
     providerReason,
     port: 8000,
-    secretNames: [],
+    // Names only (values stay in the vault); providers wire them as provider-side secrets.
+    secretNames: opts.secretNames ?? [],
   };
   const row = {
     id: deploymentId,

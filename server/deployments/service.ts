@@ -48,6 +48,15 @@ async function approvalFor(teamId: string, role: Role, r: ResolvedDeployment) {
   return { required: decision.required, reasons: [...decision.reasons] };
 }
 
+/**
+ * Secrets the model server needs at run time, by name: HF_TOKEN when the team keeps a Hugging Face token in
+ * the vault (gated models fail to download without it; the earlier tool forgot to pass it).
+ */
+async function workloadSecretNames(teamId: string): Promise<string[]> {
+  const hf = await db.secret.findFirst({ where: { teamId, kind: "huggingface", deletedAt: null }, select: { id: true } });
+  return hf ? ["HF_TOKEN"] : [];
+}
+
 /** Validation, provider choice, cost and approval need, without writing anything (the form's live quote). */
 export async function quoteDeployment(teamId: string, role: Role, input: DeploymentInput): Promise<Quote> {
   const r = resolveDeployment(teamId, input);
@@ -77,7 +86,7 @@ export async function requestDeployment(
   input: DeploymentInput,
 ): Promise<{ id: string; status: DeploymentStatus }> {
   const id = newDeploymentId();
-  const r = resolveDeployment(teamId, input, id);
+  const r = resolveDeployment(teamId, input, id, { secretNames: await workloadSecretNames(teamId) });
   const approval = await approvalFor(teamId, actor.role, r);
   const status: DeploymentStatus = approval.required ? "pending_approval" : "queued";
   const created = await db.$transaction(async (tx) => {
