@@ -1,14 +1,15 @@
 // Router benchmark (a script, not a test): the same fast simulator reached directly, through the Tuna
-// router, through nginx proxy_pass and through the Portkey gateway when installed. Prints max RPS and the
+// router, through nginx proxy_pass and through the Portkey gateway OSS (installed on demand into a cache
+// folder outside the repo, never into its dependencies). Prints max RPS and the
 // latency each proxy adds at a fixed rate, then holds 2,000 SSE streams open through the router and
 // reports its RSS. Run: `node --import tsx bench/router/run.ts [--duration-s 5] [--connections 32]`.
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
-import { cpus } from "node:os";
-import { join } from "node:path";
+import { cpus, homedir } from "node:os";
+import { dirname, join } from "node:path";
 import { hashApiKey } from "../../router-service/src/auth.js";
 import type { RouterSnapshot } from "../../router-service/src/contract.js";
 
@@ -278,13 +279,55 @@ async function spawnBareNodeProxy(upstreamPort: number): Promise<{ port: number;
   });
 }
 
-function portkeyInstalled(): boolean {
+const PORTKEY_VERSION = "1.15.2";
+
+/**
+ * The Portkey gateway's node entry: from the repo's node_modules when resolvable, else from a cache folder
+ * outside the repo (`$TUNA_BENCH_CACHE`, default ~/.cache/tuna-bench), installed there on first use with
+ * `npm install --no-save --prefix`. Returns the entry or why it is unavailable.
+ */
+function resolvePortkey(): { entry: string } | { error: string } {
+  const entryOf = (pkgJson: string) => join(dirname(pkgJson), "build", "start-server.js");
   try {
-    createRequire(join(ROOT, "package.json")).resolve("@portkey-ai/gateway/package.json");
-    return true;
+    const pkg = createRequire(join(ROOT, "package.json")).resolve("@portkey-ai/gateway/package.json");
+    if (existsSync(entryOf(pkg))) return { entry: entryOf(pkg) };
   } catch {
-    return false;
+    /* not in the repo: use the bench cache */
   }
+  const prefix = join(process.env.TUNA_BENCH_CACHE || join(homedir(), ".cache", "tuna-bench"), "portkey");
+  const pkg = join(prefix, "node_modules", "@portkey-ai", "gateway", "package.json");
+  if (!existsSync(entryOf(pkg))) {
+    console.log(`portkey: installing @portkey-ai/gateway@${PORTKEY_VERSION} into ${prefix} (outside the repo)`);
+    mkdirSync(prefix, { recursive: true });
+    const r = spawnSync("npm", ["install", "--no-save", "--no-audit", "--no-fund", "--prefix", prefix, `@portkey-ai/gateway@${PORTKEY_VERSION}`], {
+      cwd: prefix, encoding: "utf8", timeout: 300_000,
+    });
+    if (r.error || r.status !== 0) return { error: `npm install failed (${r.error?.message ?? `exit ${r.status}`}): ${(r.stderr ?? "").trim().split("\n").slice(-3).join(" | ")}` };
+    if (!existsSync(entryOf(pkg))) return { error: `installed, but ${entryOf(pkg)} is missing` };
+  }
+  return { entry: entryOf(pkg) };
+}
+
+/** Portkey's node server (`--port=<n> --headless`), routed to the simulator as a custom OpenAI host. */
+async function startPortkey(simPort: number): Promise<{ port: number; proc: ChildProcess; headers: Record<string, string> } | { error: string }> {
+  const found = resolvePortkey();
+  if ("error" in found) return found;
+  const port = await freePort();
+  let stderr = "";
+  const proc = spawn(process.execPath, [found.entry, `--port=${port}`, "--headless"], {
+    cwd: dirname(found.entry), env: { ...process.env, NODE_ENV: "production" }, stdio: ["ignore", "ignore", "pipe"],
+  });
+  proc.stderr?.on("data", (c) => (stderr = (stderr + c).slice(-2000)));
+  children.push(proc);
+  // OpenAI provider with a custom host (loopback is on Portkey's default trusted-host list).
+  const headers = { authorization: "Bearer sk-bench", "x-portkey-provider": "openai", "x-portkey-custom-host": `http://127.0.0.1:${simPort}/v1` };
+  const exited = new Promise<false>((r) => proc.once("exit", () => r(false)));
+  const ok = await Promise.race([waitHttp(`http://127.0.0.1:${port}/v1/chat/completions`, headers, 20_000), exited]);
+  if (!ok) {
+    if (proc.exitCode === null) proc.kill("SIGTERM");
+    return { error: `did not answer 200 within 20 s (exit ${proc.exitCode}; ${stderr.trim().split("\n").slice(-3).join(" | ") || "no stderr"})` };
+  }
+  return { port, proc, headers };
 }
 
 async function main() {
@@ -315,8 +358,12 @@ async function main() {
     targets.push({ name: "nginx proxy_pass", url: `http://127.0.0.1:${nginx.port}/v1/chat/completions`, headers: {}, pids: () => [masterPid, ...childPids(masterPid)] });
   }
   else console.log("nginx: failed to start (see stderr)");
-  if (!portkeyInstalled()) console.log("portkey: not installed (npm i @portkey-ai/gateway)");
-  // (When installed, the gateway would be started with its node entry and a custom-host config header.)
+  const portkey = argv.includes("--no-portkey") ? { error: "skipped (--no-portkey)" } : await startPortkey(sim.port);
+  if ("error" in portkey) console.log(`portkey: not measured: ${portkey.error}`);
+  else {
+    const pid = portkey.proc.pid ?? 0;
+    targets.push({ name: "portkey gateway", url: `http://127.0.0.1:${portkey.port}/v1/chat/completions`, headers: portkey.headers, pids: () => [pid] });
+  }
 
   await waitHttp(targets[1].url, targets[1].headers);
   console.log(`load: ${CONNECTIONS} keep-alive connections, ${ROUNDS} interleaved rounds of ${DURATION_MS / 1000}s per target, non-streaming chat (16 tokens); load generator, simulator and proxy share ${cpus().length} CPU cores\n`);
@@ -336,19 +383,34 @@ async function main() {
   }
   // Added latency is measured at one common rate: half of the router's max RPS.
   const rate = arg("rate", 0) || Math.max(50, Math.floor((rps.get("tuna router")?.rps ?? 1000) / 2));
+  // A target whose own max is below the common rate would only measure its queue (seconds of backlog, and a
+  // saturated box for everyone else): it is measured at half of its own max instead, against direct at that rate.
+  const rateFor = (t: Target) => {
+    const own = rps.get(t.name)?.rps;
+    return own !== undefined && own < rate ? Math.max(10, Math.floor(own / 2)) : rate;
+  };
   const lat = new Map<string, number[]>();
+  const directAt = new Map<number, number[]>();
   for (let round = 0; round < ROUNDS; round++)
-    for (const t of targets) lat.set(t.name, [...(lat.get(t.name) ?? []), ...(await latencyAt(t, rate))]);
+    for (const t of targets) {
+      const tr = rateFor(t);
+      lat.set(t.name, [...(lat.get(t.name) ?? []), ...(await latencyAt(t, tr))]);
+      if (tr !== rate) directAt.set(tr, [...(directAt.get(tr) ?? []), ...(await latencyAt(targets[0], tr))]);
+    }
   for (const [k, v] of lat) lat.set(k, v.sort((a, b) => a - b));
-  const direct = lat.get("direct") ?? [];
+  for (const [k, v] of directAt) directAt.set(k, v.sort((a, b) => a - b));
   console.log("");
 
   const rows = [["target", "max RPS", "errors", "CPU µs/req", `p50 ms @${rate}/s`, `p99 ms @${rate}/s`, "added p50 ms", "added p99 ms"]];
+  const notes: string[] = [];
   for (const t of targets) {
     const l = lat.get(t.name) ?? [];
     const r = rps.get(t.name);
+    const tr = rateFor(t);
+    const direct = (tr === rate ? lat.get("direct") : directAt.get(tr)) ?? [];
+    if (tr !== rate) notes.push(`* ${t.name}: latency at ${tr}/s (half of its own max; ${rate}/s is above its max), added vs direct at ${tr}/s`);
     rows.push([
-      t.name, r ? r.rps.toFixed(0) : "-", String(r?.errors ?? "-"), r ? r.cpuUsPerReq.toFixed(0) : "-", pct(l, 50).toFixed(3), pct(l, 99).toFixed(3),
+      `${t.name}${tr !== rate ? " *" : ""}`, r ? r.rps.toFixed(0) : "-", String(r?.errors ?? "-"), r ? r.cpuUsPerReq.toFixed(0) : "-", pct(l, 50).toFixed(3), pct(l, 99).toFixed(3),
       t.name === "direct" ? "-" : (pct(l, 50) - pct(direct, 50)).toFixed(3), t.name === "direct" ? "-" : (pct(l, 99) - pct(direct, 99)).toFixed(3),
     ]);
   }
@@ -357,6 +419,7 @@ async function main() {
     console.log(`| ${r.map((c, j) => c.padEnd(widths[j])).join(" | ")} |`);
     if (i === 0) console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
   }
+  for (const n of notes) console.log(n);
   const rr = rps.get("tuna router")?.rps ?? 0;
   const fr = rps.get("bare node proxy (floor)")?.rps;
   if (fr) console.log(`\nrouter / bare node proxy RPS = ${(rr / fr).toFixed(2)} (cost of auth, limits, routing, metrics, usage)`);
@@ -365,7 +428,10 @@ async function main() {
   const rc = rps.get("tuna router")?.cpuUsPerReq;
   const nc = rps.get("nginx proxy_pass")?.cpuUsPerReq;
   if (rc && nc) console.log(`CPU per request: router ${rc.toFixed(0)} µs vs nginx ${nc.toFixed(0)} µs → one router core ≈ ${(1e6 / rc).toFixed(0)} req/s, one nginx worker ≈ ${(1e6 / nc).toFixed(0)} req/s (noise-resistant capacity)`);
-  console.log("router / portkey RPS: n/a (portkey not installed)");
+  const pr = rps.get("portkey gateway")?.rps;
+  const pc = rps.get("portkey gateway")?.cpuUsPerReq;
+  if (pr) console.log(`router / portkey RPS = ${(rr / pr).toFixed(2)} (target ≥ 2.0); CPU per request: router ${rc?.toFixed(0)} µs vs portkey ${pc?.toFixed(0)} µs`);
+  else console.log("router / portkey RPS: n/a (portkey not measured)");
 
   const s = await streamRun(targets[1].url.replace("/v1/chat/completions", ""), router.proc.pid ?? 0);
   console.log(`\n${STREAMS} concurrent SSE streams (40 tokens at 20 tok/s) through the router: ${s.completed} completed, ${s.failed} failed in ${s.seconds.toFixed(1)} s; router RSS idle ${s.idleRss.toFixed(0)} MB, peak ${s.peakRss.toFixed(0)} MB (target ≤ 250 MB)`);

@@ -7,6 +7,19 @@ export function hashApiKey(key: string): string {
   return createHash("sha256").update(key).digest("hex");
 }
 
+/**
+ * Hashes of keys that recently authenticated, so a busy key is not re-hashed on every request. Only keys that
+ * matched a configured hash get in (junk keys cannot flush it), it is bounded (oldest out first), lives only
+ * in memory, and it caches the hash only: revocation, expiry and config swaps are still decided per request
+ * by the `keysByHash` lookup.
+ */
+const HASH_CACHE_MAX = 4096;
+const hashCache = new Map<string, string>();
+function rememberHash(raw: string, hash: string): void {
+  if (hashCache.size >= HASH_CACHE_MAX) hashCache.delete(hashCache.keys().next().value as string);
+  hashCache.set(raw, hash);
+}
+
 export function extractApiKey(headers: IncomingHttpHeaders): string | undefined {
   const auth = headers.authorization;
   if (auth) {
@@ -24,8 +37,11 @@ export function authenticate(headers: IncomingHttpHeaders, keysByHash: Map<strin
   const raw = extractApiKey(headers);
   if (!raw) return { ok: false, reason: "missing" };
   // A hash-keyed Map lookup: the secret is never compared byte by byte, so there is no timing oracle on it.
-  const key = keysByHash.get(hashApiKey(raw));
+  const cached = hashCache.get(raw);
+  const hash = cached ?? hashApiKey(raw);
+  const key = keysByHash.get(hash);
   if (!key || key.revoked) return { ok: false, reason: "invalid" };
+  if (cached === undefined) rememberHash(raw, hash);
   if (key.expiresAt && Date.parse(key.expiresAt) <= now) return { ok: false, reason: "invalid" };
   return { ok: true, key };
 }

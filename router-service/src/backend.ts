@@ -64,6 +64,12 @@ export class BackendRuntime {
   readonly origin: URL;
   /** Configured upstream headers, lower-cased once (hot path). */
   upstreamHeaders: Array<[string, string]> = [];
+  upstreamHeaderNames: Set<string> = new Set();
+  /** `Host` of upstream requests and the origin's path prefix without a trailing slash, computed once. */
+  readonly hostHeader: string;
+  readonly basePath: string;
+  /** Pre-rendered metric label keys of this backend (hot path; owned by the server). */
+  metricKeys: unknown;
 
   constructor(
     readonly deploymentId: string,
@@ -77,8 +83,15 @@ export class BackendRuntime {
     // Keep-alive pool per backend; no socket cap, since the router's own in-flight bounds apply first.
     this.agent = new AgentCtor({ keepAlive: true, keepAliveMsecs: 10_000, maxFreeSockets: 256, scheduling: "lifo" });
     this.lifecycle = cfg.kind === "spot" ? "cold" : "ready";
-    this.upstreamHeaders = lowerHeaders(cfg);
+    this.setHeaders(cfg);
+    this.hostHeader = this.origin.host;
+    this.basePath = this.origin.pathname.endsWith("/") ? this.origin.pathname.slice(0, -1) : this.origin.pathname;
     this.lastState = this.state();
+  }
+
+  private setHeaders(cfg: BackendConfig): void {
+    this.upstreamHeaders = lowerHeaders(cfg);
+    this.upstreamHeaderNames = new Set(this.upstreamHeaders.map(([k]) => k));
   }
 
   get id(): string {
@@ -141,7 +154,7 @@ export class BackendRuntime {
   update(cfg: BackendConfig, routing: RoutingConfig): void {
     const prevReplicas = this.cfg.replicas;
     this.cfg = cfg;
-    this.upstreamHeaders = lowerHeaders(cfg);
+    this.setHeaders(cfg);
     this.routing = routing;
     // A changed replica count in the snapshot is news (it supersedes an older runtime report).
     if (this.kind === "spot" && cfg.replicas !== undefined && cfg.replicas !== prevReplicas) {

@@ -3,7 +3,8 @@
 
 type Labels = Record<string, string>;
 
-function labelKey(names: readonly string[], labels: Labels): string {
+/** The series key of `labels` for a metric with `names`; callers may pre-render it once and use *Key methods. */
+export function labelKey(names: readonly string[], labels: Labels): string {
   let k = "";
   for (const n of names) k += `${n}="${escapeLabel(labels[n] ?? "")}",`;
   return k.slice(0, -1);
@@ -28,6 +29,10 @@ export class Counter extends Metric {
   inc(labels: Labels = {}, by = 1): void {
     const k = labelKey(this.labelNames, labels);
     this.values.set(k, (this.values.get(k) ?? 0) + by);
+  }
+  /** Hot path: `key` from labelKey(this.labelNames, …), rendered once by the caller. */
+  incKey(key: string, by = 1): void {
+    this.values.set(key, (this.values.get(key) ?? 0) + by);
   }
   get(labels: Labels = {}): number {
     return this.values.get(labelKey(this.labelNames, labels)) ?? 0;
@@ -79,7 +84,10 @@ export class Histogram extends Metric {
     super(name, help, labelNames);
   }
   observe(labels: Labels, v: number): void {
-    const k = labelKey(this.labelNames, labels);
+    this.observeKey(labelKey(this.labelNames, labels), v);
+  }
+  /** Hot path: `k` from labelKey(this.labelNames, …), rendered once by the caller. */
+  observeKey(k: string, v: number): void {
     let s = this.series.get(k);
     if (!s) {
       s = { counts: new Array(this.bounds.length + 1).fill(0), sum: 0, count: 0 };

@@ -16,92 +16,148 @@ const STRIP_RESPONSE = new Set([
   "upgrade", "set-cookie", "server", "date",
 ]);
 
-function connectionListed(h: IncomingHttpHeaders): Set<string> {
+function connectionListed(h: IncomingHttpHeaders): Set<string> | undefined {
   const c = h.connection;
-  if (!c) return new Set();
+  // "keep-alive" (the common case) only names a header that is stripped anyway.
+  if (!c || c === "keep-alive") return undefined;
   return new Set(String(c).toLowerCase().split(",").map((s) => s.trim()).filter(Boolean));
 }
 
-export function upstreamRequestHeaders(client: IncomingHttpHeaders, backend: BackendRuntime, bodyLength: number, requestId: string): OutgoingHttpHeaders {
-  const listed = connectionListed(client);
-  const out: OutgoingHttpHeaders = {};
-  for (const k in client) if (!STRIP_REQUEST.has(k) && !listed.has(k)) out[k] = client[k];
-  out["content-type"] = "application/json";
-  out["content-length"] = bodyLength;
-  out["x-request-id"] = requestId;
-  // Per-backend credentials come from config only; the client's key never leaves the router.
-  for (const [k, v] of backend.upstreamHeaders) out[k] = v;
-  return out;
+function pushHeader(out: string[], k: string, v: string | string[] | undefined): void {
+  if (v === undefined) return;
+  if (typeof v === "string") out.push(k, v);
+  else for (const x of v) out.push(k, x);
 }
 
-export function clientResponseHeaders(up: IncomingMessage, dropLength: boolean): OutgoingHttpHeaders {
-  const listed = connectionListed(up.headers);
-  const out: OutgoingHttpHeaders = {};
-  for (const k in up.headers)
-    if (!STRIP_RESPONSE.has(k) && !listed.has(k) && !(dropLength && k === "content-length")) out[k] = up.headers[k];
+/**
+ * Upstream request headers as a flat `[name, value, …]` list (Node writes it without building a header map).
+ * `host` comes from the backend; headers the backend config sets replace the client's of the same name.
+ */
+export function upstreamRequestHeaders(client: IncomingHttpHeaders, backend: BackendRuntime, bodyLength: number, requestId: string): string[] {
+  const listed = connectionListed(client);
+  const own = backend.upstreamHeaderNames;
+  const out: string[] = ["host", backend.hostHeader];
+  for (const k in client)
+    if (!STRIP_REQUEST.has(k) && !OWN_REQUEST.has(k) && !own.has(k) && !listed?.has(k)) pushHeader(out, k, client[k]);
+  out.push("content-type", "application/json", "content-length", String(bodyLength), "x-request-id", requestId);
+  // Per-backend credentials come from config only; the client's key never leaves the router.
+  const bh = backend.upstreamHeaders;
+  for (let i = 0; i < bh.length; i++) out.push(bh[i][0], bh[i][1]);
   return out;
+}
+/** Set by the router itself on every upstream request. */
+const OWN_REQUEST = new Set(["content-type", "x-request-id"]);
+
+export interface ClientHead {
+  /** Flat `[name, value, …]` list for writeHead. */
+  headers: string[];
+  sse: boolean;
+  /** Upstream content-length, -1 when absent. */
+  contentLength: number;
+}
+
+/**
+ * Client response headers, read from the upstream's raw header lines in one pass (no header map is built):
+ * the upstream's minus hop-by-hop, cookies, server/date (and content-length for SSE, which is re-framed),
+ * then the router's own `extra` pairs, which replace upstream headers of the same name.
+ */
+export function clientResponseHead(up: IncomingMessage, extra: string[]): ClientHead {
+  const raw = up.rawHeaders;
+  const names: string[] = new Array(raw.length >> 1);
+  let sse = false;
+  let contentLength = -1;
+  let connection: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i].toLowerCase();
+    names[i >> 1] = k;
+    if (k === "content-type") sse ||= raw[i + 1].includes("text/event-stream");
+    else if (k === "content-length") contentLength = contentLength < 0 ? Number(raw[i + 1]) : contentLength;
+    else if (k === "connection") connection = connection === undefined ? raw[i + 1] : `${connection},${raw[i + 1]}`;
+  }
+  const listed = connection !== undefined && connection !== "keep-alive" ? connectionListed({ connection }) : undefined;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = names[i >> 1];
+    if (STRIP_RESPONSE.has(k) || listed?.has(k) || (sse && k === "content-length")) continue;
+    if (k === "x-tuna-backend" || (k.startsWith("x-ratelimit-") && pairHas(extra, k))) continue;
+    out.push(k, raw[i + 1]);
+  }
+  for (let i = 0; i < extra.length; i++) out.push(extra[i]);
+  return { headers: out, sse, contentLength };
+}
+
+function pairHas(pairs: string[], name: string): boolean {
+  for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === name) return true;
+  return false;
 }
 
 export type AttemptResult =
   | { ok: true; up: IncomingMessage; req: http.ClientRequest }
   | { ok: false; reason: "connect" | "timeout" | "reset" | "aborted" };
 
+const CONNECT_FAILURES = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "ECONNABORTED"]);
+
+/** State of one upstream attempt (a class rather than closures: fewer allocations on the hot path). */
+class Attempt {
+  settled = false;
+  connectTimer: NodeJS.Timeout | undefined;
+  firstByteTimer: NodeJS.Timeout | undefined;
+  constructor(
+    readonly req: http.ClientRequest,
+    readonly backend: BackendRuntime,
+    readonly clientGone: () => boolean,
+    private resolve: (r: AttemptResult) => void,
+  ) {}
+  finish(r: AttemptResult): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.firstByteTimer);
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.resolve(r);
+  }
+  fail(reason: "connect" | "timeout" | "reset" | "aborted"): void {
+    if (this.settled) return;
+    this.finish({ ok: false, reason });
+    this.req.destroy();
+  }
+  onSocket(s: import("node:net").Socket): void {
+    if (!s.connecting) return;
+    this.connectTimer = setTimeout(() => this.fail("connect"), this.backend.connectTimeoutMs);
+    s.once("connect", () => clearTimeout(this.connectTimer));
+  }
+  onResponse(up: IncomingMessage): void {
+    if (this.settled) {
+      up.resume();
+      return;
+    }
+    this.finish({ ok: true, up, req: this.req });
+  }
+  onError(err: NodeJS.ErrnoException): void {
+    this.finish({ ok: false, reason: this.clientGone() ? "aborted" : CONNECT_FAILURES.has(err.code ?? "") ? "connect" : "reset" });
+  }
+}
+
 /** Sends one request; resolves at response headers (the "first byte") or with the failure reason. */
 export function attemptUpstream(
   backend: BackendRuntime,
   apiPath: string,
-  headers: OutgoingHttpHeaders,
+  headers: OutgoingHttpHeaders | string[],
   body: Buffer,
   clientGone: () => boolean,
   onClientGone: (fn: () => void) => void,
 ): Promise<AttemptResult> {
   return new Promise((resolve) => {
     const o = backend.origin;
-    const base = o.pathname.endsWith("/") ? o.pathname.slice(0, -1) : o.pathname;
-    const mod = o.protocol === "https:" ? https : http;
-    let settled = false;
-    let connectTimer: NodeJS.Timeout | undefined;
-    const finish = (r: AttemptResult) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(firstByteTimer);
-      clearTimeout(connectTimer);
-      resolve(r);
-    };
-    const req = mod.request({
+    const req = (o.protocol === "https:" ? https : http).request({
       protocol: o.protocol, hostname: o.hostname, port: o.port || undefined, method: "POST",
-      path: base + apiPath, agent: backend.agent, headers,
+      path: backend.basePath + apiPath, agent: backend.agent, headers,
     });
-    const firstByteTimer = setTimeout(() => {
-      finish({ ok: false, reason: "timeout" });
-      req.destroy();
-    }, backend.firstByteTimeoutMs);
-    req.on("socket", (s) => {
-      if (!s.connecting) return;
-      connectTimer = setTimeout(() => {
-        finish({ ok: false, reason: "connect" });
-        req.destroy();
-      }, backend.connectTimeoutMs);
-      s.once("connect", () => clearTimeout(connectTimer));
-    });
-    req.on("response", (up) => {
-      if (settled) {
-        up.resume();
-        return;
-      }
-      finish({ ok: true, up, req });
-    });
-    req.on("error", (err: NodeJS.ErrnoException) => {
-      const code = err.code ?? "";
-      const connectFailure = ["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "ECONNABORTED"].includes(code);
-      finish({ ok: false, reason: clientGone() ? "aborted" : connectFailure ? "connect" : "reset" });
-    });
-    onClientGone(() => {
-      if (!settled) {
-        finish({ ok: false, reason: "aborted" });
-        req.destroy();
-      }
-    });
+    const a = new Attempt(req, backend, clientGone, resolve);
+    a.firstByteTimer = setTimeout(() => a.fail("timeout"), backend.firstByteTimeoutMs);
+    req.on("socket", (s) => a.onSocket(s));
+    req.on("response", (up) => a.onResponse(up));
+    req.on("error", (err: NodeJS.ErrnoException) => a.onError(err));
+    onClientGone(() => a.fail("aborted"));
     req.end(body);
   });
 }
@@ -169,14 +225,14 @@ export class SseTap {
 }
 
 export function usageFromJson(buf: Buffer): Usage | undefined {
-  // OpenAI-style bodies put `usage` last; parsing just that object is much cheaper than the whole body.
-  const text = buf.toString("latin1");
-  const at = text.lastIndexOf('"usage":{');
+  // OpenAI-style bodies put `usage` last; parsing just that object (found in the bytes, without decoding the
+  // whole body) is much cheaper than the whole body.
+  const at = buf.lastIndexOf(USAGE_MARK);
   if (at >= 0) {
-    const end = text.indexOf("}", at);
+    const end = buf.indexOf(0x7d /* } */, at);
     if (end > 0) {
       try {
-        return JSON.parse(text.slice(at + 8, end + 1)) as Usage;
+        return JSON.parse(buf.toString("utf8", at + USAGE_MARK.length - 1, end + 1)) as Usage;
       } catch {
         /* nested or odd formatting: fall back to a full parse */
       }
@@ -189,6 +245,7 @@ export function usageFromJson(buf: Buffer): Usage | undefined {
     return undefined;
   }
 }
+const USAGE_MARK = Buffer.from('"usage":{');
 
 /** Writes `data` honouring backpressure: pauses the upstream until the client drains. */
 export function writeWithBackpressure(res: ServerResponse, up: IncomingMessage, data: string | Buffer): void {

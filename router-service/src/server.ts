@@ -12,10 +12,10 @@ import { type ConfigSource, ControlPlaneSource, StaticFileSource } from "./confi
 import type { RouterSnapshot } from "./contract.js";
 import { errors, type RouterErrorSpec, sendError } from "./errors.js";
 import { createLogger, type Logger } from "./log.js";
-import { RouterMetrics } from "./metrics.js";
+import { labelKey, RouterMetrics } from "./metrics.js";
 import { chooseBackends } from "./policy.js";
 import {
-  attemptUpstream, clientResponseHeaders, SseTap, type Usage, upstreamRequestHeaders, usageFromJson, writeWithBackpressure,
+  attemptUpstream, clientResponseHead, SseTap, type Usage, upstreamRequestHeaders, usageFromJson, writeWithBackpressure,
 } from "./proxy.js";
 import { MemoryRateLimiter } from "./ratelimit/memory.js";
 import { LimiterUnavailableError, RedisRateLimiter } from "./ratelimit/redis.js";
@@ -75,6 +75,16 @@ interface Ctx {
   deploymentId: string;
   backendId: string;
   status: number;
+  /** The backend that answered (or was last tried), for its pre-rendered metric keys. */
+  backend?: BackendRuntime;
+}
+
+/** Metric series keys of one backend, rendered once instead of per request. */
+interface BackendMetricKeys {
+  /** `deployment="…",backend="…"` for the latency/TTFT histograms. */
+  labels: string;
+  /** requests_total keys by status code. */
+  byStatus: Map<number, string>;
 }
 
 export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
@@ -143,13 +153,33 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
   void reporter.sendSpool(true);
 
   let globalInflight = 0;
+  metrics.globalInflight.onCollect((g) => g.set({}, globalInflight));
   let shuttingDown = false;
   const sockets = new Set<Socket>();
 
   // ---- per-request pipeline -------------------------------------------------------------------------------
 
+  const keysOf = (b: BackendRuntime): BackendMetricKeys => {
+    let k = b.metricKeys as BackendMetricKeys | undefined;
+    if (!k) {
+      k = { labels: labelKey(metrics.latency.labelNames, { deployment: b.deploymentId, backend: b.id }), byStatus: new Map() };
+      b.metricKeys = k;
+    }
+    return k;
+  };
   const record = (ctx: Ctx) => {
-    metrics.requests.inc({ deployment: ctx.deploymentId, backend: ctx.backendId, status: String(ctx.status) });
+    const b = ctx.backend;
+    if (!b) {
+      metrics.requests.inc({ deployment: ctx.deploymentId, backend: ctx.backendId, status: String(ctx.status) });
+      return;
+    }
+    const keys = keysOf(b);
+    let k = keys.byStatus.get(ctx.status);
+    if (k === undefined) {
+      k = labelKey(metrics.requests.labelNames, { deployment: b.deploymentId, backend: b.id, status: String(ctx.status) });
+      keys.byStatus.set(ctx.status, k);
+    }
+    metrics.requests.incKey(k);
   };
   const fail = (res: ServerResponse, ctx: Ctx, spec: RouterErrorSpec, extra?: Record<string, string>) => {
     ctx.status = spec.status;
@@ -159,13 +189,15 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
   async function handleInference(req: IncomingMessage, res: ServerResponse, apiPath: string, slug: string | undefined) {
     const ctx: Ctx = { start: performance.now(), deploymentId: "", backendId: "", status: 0 };
     const cleanups: Array<() => void> = [];
+    let clientClosed = false;
+    const goneListeners: Array<() => void> = [];
     globalInflight++;
-    metrics.globalInflight.set({}, globalInflight);
     // Exactly one release point for everything a request holds: the response's close, which fires on
     // success, error and client disconnect alike. This is what keeps counters from leaking.
     res.once("close", () => {
+      clientClosed = true;
+      for (const fn of goneListeners) fn();
       globalInflight--;
-      metrics.globalInflight.set({}, globalInflight);
       for (const c of cleanups) {
         try {
           c();
@@ -238,7 +270,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     const keyLimits: LimitSpec = key.limits;
     let keyResult: AcquireResult;
     try {
-      keyResult = await limiter.acquire(keySubject, keyLimits, reserve, leaseId);
+      keyResult = limiter.acquireSync ? limiter.acquireSync(keySubject, keyLimits, reserve, leaseId) : await limiter.acquire(keySubject, keyLimits, reserve, leaseId);
     } catch (err) {
       if (err instanceof LimiterUnavailableError) return fail(res, ctx, errors.limiterUnavailable());
       throw err;
@@ -246,13 +278,13 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     const rlHeaders = rateLimitHeaders(keyLimits, keyResult);
     if (!keyResult.ok) {
       metrics.limitRejections.inc({ limit: `key_${keyResult.limit}` });
-      return fail(res, ctx, errors.rateLimited(`key ${keyResult.limit}`, keyResult.retryAfterS), rlHeaders);
+      return fail(res, ctx, errors.rateLimited(`key ${keyResult.limit}`, keyResult.retryAfterS), pairsToRecord(rlHeaders));
     }
     const reserved = reserve;
     let settledTokens: number | undefined; // real usage once known
     let refundAll = false;
-    const depLimits: LimitSpec = { rpm: dep.cfg.limits?.rpm, tpm: dep.cfg.limits?.tpm };
-    const depLimited = has(depLimits.rpm) || has(depLimits.tpm);
+    const depLimited = has(dep.cfg.limits?.rpm) || has(dep.cfg.limits?.tpm);
+    const depLimits: LimitSpec = depLimited ? { rpm: dep.cfg.limits?.rpm, tpm: dep.cfg.limits?.tpm } : NO_LIMITS;
     cleanups.push(() => {
       const delta = refundAll ? -reserved : settledTokens !== undefined ? settledTokens - reserved : 0;
       if (delta !== 0) {
@@ -265,7 +297,8 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     if (depLimited) {
       let r: AcquireResult;
       try {
-        r = await limiter.acquire(`dep:${dep.cfg.id}`, depLimits, reserve, leaseId);
+        const depSubject = `dep:${dep.cfg.id}`;
+        r = limiter.acquireSync ? limiter.acquireSync(depSubject, depLimits, reserve, leaseId) : await limiter.acquire(depSubject, depLimits, reserve, leaseId);
       } catch (err) {
         refundAll = true;
         if (err instanceof LimiterUnavailableError) return fail(res, ctx, errors.limiterUnavailable());
@@ -274,7 +307,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       if (!r.ok) {
         refundAll = true;
         metrics.limitRejections.inc({ limit: `deployment_${r.limit}` });
-        return fail(res, ctx, errors.rateLimited(`deployment ${r.limit}`, r.retryAfterS), rlHeaders);
+        return fail(res, ctx, errors.rateLimited(`deployment ${r.limit}`, r.retryAfterS), pairsToRecord(rlHeaders));
       }
       depAcquired = true;
     }
@@ -282,7 +315,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     if (depCap !== undefined && dep.inflight.n >= depCap) {
       refundAll = true;
       metrics.limitRejections.inc({ limit: "deployment_inflight" });
-      return fail(res, ctx, errors.overloaded("deployment"), rlHeaders);
+      return fail(res, ctx, errors.overloaded("deployment"), pairsToRecord(rlHeaders));
     }
     const depInflight = dep.inflight;
     depInflight.n++;
@@ -295,27 +328,13 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     if (!choice.ok) {
       refundAll = true;
       metrics.limitRejections.inc({ limit: choice.reason === "capacity" ? "backend_capacity" : "no_backend" });
-      return fail(res, ctx, choice.reason === "capacity" ? errors.overloaded("deployment") : errors.noBackend(), rlHeaders);
+      return fail(res, ctx, choice.reason === "capacity" ? errors.overloaded("deployment") : errors.noBackend(), pairsToRecord(rlHeaders));
     }
 
     // The router asks for usage on streams (TPM settlement); the client only sees it if it asked too.
     const clientWantsUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
     const needsRewrite = (stream && !clientWantsUsage && apiPath !== "/v1/embeddings") || (slug !== undefined && typeof body.model !== "string");
-    const bodyFor = (b: BackendRuntime): Buffer => {
-      if (!needsRewrite && !b.cfg.upstreamModel) return raw;
-      const copy: Record<string, unknown> = { ...body };
-      if (stream && apiPath !== "/v1/embeddings") copy.stream_options = { ...(body.stream_options as object), include_usage: true };
-      if (b.cfg.upstreamModel) copy.model = b.cfg.upstreamModel;
-      else if (typeof copy.model !== "string") copy.model = dep.cfg.models[0];
-      return Buffer.from(JSON.stringify(copy));
-    };
 
-    let clientClosed = false;
-    const goneListeners: Array<() => void> = [];
-    res.once("close", () => {
-      clientClosed = true;
-      for (const fn of goneListeners) fn();
-    });
     // Unique per router and cheap (no entropy per request); a client-supplied id is kept for tracing.
     const requestId = typeof req.headers["x-request-id"] === "string" ? req.headers["x-request-id"] : `${routerId}-${reqSeq}`;
 
@@ -327,19 +346,14 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       const attemptStart = performance.now();
       b.inflight++;
       b.noteRequest();
-      let released = false;
-      const releaseBackend = () => {
-        if (!released) {
-          released = true;
-          b.inflight--;
-        }
-      };
-      cleanups.push(releaseBackend);
+      const hold = new BackendHold(b);
+      cleanups.push(() => hold.release());
       ctx.backendId = b.id;
-      const payload = bodyFor(b);
+      ctx.backend = b;
+      const payload = !needsRewrite && !b.cfg.upstreamModel ? raw : rewriteBody(raw, body, b, dep, stream && apiPath !== "/v1/embeddings");
       const result = await attemptUpstream(b, apiPath, upstreamRequestHeaders(req.headers, b, payload.length, requestId), payload, () => clientClosed, (fn) => goneListeners.push(fn));
       if (clientClosed) {
-        releaseBackend();
+        hold.release();
         if (result.ok) result.req.destroy();
         refundAll = !result.ok;
         return;
@@ -353,7 +367,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
         lastFailure = failure;
         if (!isLast || !result.ok) {
           if (result.ok) result.up.resume();
-          releaseBackend();
+          hold.release();
           // A failed-over attempt only adds busy time; the request itself is counted once, where it ends.
           recordUsageError(b, dep, key.id, attemptStart, isLast);
           if (!isLast) {
@@ -373,7 +387,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     }
     refundAll = true;
     ctx.status = lastFailure === "timeout" ? 504 : 502;
-    sendError(res, errors.upstream(ctx.status, lastFailure === "timeout" ? "timeout before first byte" : lastFailure.startsWith("status") ? lastFailure.replace("status_", "status ") : "connection failed"), rlHeaders);
+    sendError(res, errors.upstream(ctx.status, lastFailure === "timeout" ? "timeout before first byte" : lastFailure.startsWith("status") ? lastFailure.replace("status_", "status ") : "connection failed"), pairsToRecord(rlHeaders));
   }
 
   function recordUsageError(b: BackendRuntime, dep: DeploymentRuntime, keyId: string, attemptStart: number, countRequest: boolean) {
@@ -387,18 +401,18 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
   function relay(
     _req: IncomingMessage, res: ServerResponse, up: IncomingMessage, upReq: http.ClientRequest, b: BackendRuntime,
     dep: DeploymentRuntime, ctx: Ctx, keyId: string, attemptStart: number, clientWantsUsage: boolean,
-    rlHeaders: Record<string, string>, done: (u: Usage | undefined, ok: boolean) => void,
+    rlHeaders: string[], done: (u: Usage | undefined, ok: boolean) => void,
   ) {
     const status = up.statusCode ?? 502;
     ctx.status = status;
-    const sse = String(up.headers["content-type"] ?? "").includes("text/event-stream");
+    // rlHeaders belongs to this request and is not used after the relay starts: append instead of copying.
+    rlHeaders.push("x-tuna-backend", b.id);
+    const head = clientResponseHead(up, rlHeaders);
+    const { headers, sse } = head;
     const tap = sse ? new SseTap(clientWantsUsage) : undefined;
-    const headers = clientResponseHeaders(up, sse);
-    Object.assign(headers, rlHeaders);
-    headers["x-tuna-backend"] = b.id;
     // A small JSON answer of known length is sent in one write with its headers (one syscall instead of
     // three); SSE and large or unknown-length bodies are relayed chunk by chunk with backpressure.
-    const declaredLength = Number(up.headers["content-length"] ?? -1);
+    const declaredLength = head.contentLength;
     const bufferWhole = !sse && declaredLength >= 0 && declaredLength <= 1024 * 1024;
     if (!bufferWhole) res.writeHead(status, headers);
     let ttftMs: number | undefined;
@@ -455,9 +469,9 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       const latencyMs = performance.now() - ctx.start;
       // Cut short: real usage is unknown, so the reservation stands (conservative).
       if (!finished && tap?.usage) u = tap.usage;
-      const labels = { deployment: dep.cfg.id, backend: b.id };
-      metrics.latency.observe(labels, latencyMs / 1000);
-      if (ttftMs !== undefined) metrics.ttft.observe(labels, ttftMs / 1000);
+      const labels = keysOf(b).labels;
+      metrics.latency.observeKey(labels, latencyMs / 1000);
+      if (ttftMs !== undefined) metrics.ttft.observeKey(labels, ttftMs / 1000);
       usage.record({
         keyId, deploymentId: dep.cfg.id, backendId: b.id, backendKind: b.kind, error: !finished || status >= 400,
         inputTokens: u?.prompt_tokens ?? 0, outputTokens: u?.completion_tokens ?? 0, latencyMs, ttftMs,
@@ -506,6 +520,12 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     sendJson(res, 200, { deploymentId: dep?.cfg.id, backendId: b.id, state: b.state(), replicas: b.replicas, inflight: b.inflight });
   }
 
+  function onRequestError(res: ServerResponse, apiPath: string, err: unknown) {
+    logger.error({ err: (err as Error)?.message, path: apiPath }, "request failed");
+    if (!res.headersSent) sendError(res, errors.upstream(500, "internal error"));
+    else res.destroy();
+  }
+
   const server = http.createServer(
     {
       headersTimeout: opts.headersTimeoutMs ?? 10_000,
@@ -527,14 +547,9 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
           apiPath = m[2];
         }
       }
-      const onError = (err: unknown) => {
-        logger.error({ err: (err as Error)?.message, path: apiPath }, "request failed");
-        if (!res.headersSent) sendError(res, errors.upstream(500, "internal error"));
-        else res.destroy();
-      };
       if (API_PATHS.has(apiPath)) {
         if (req.method !== "POST") return sendError(res, errors.methodNotAllowed());
-        return void handleInference(req, res, apiPath, slug).catch(onError);
+        return void handleInference(req, res, apiPath, slug).catch((err) => onRequestError(res, apiPath, err));
       }
       if (apiPath === "/v1/models" && req.method === "GET") return listModels(req, res, slug);
       if (slug === undefined) {
@@ -548,7 +563,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
           res.writeHead(200, { "content-type": "text/plain; version=0.0.4", "content-length": Buffer.byteLength(text) });
           return res.end(text);
         }
-        if (path === "/_tuna/backends" && req.method === "POST") return void handleAdmin(req, res).catch(onError);
+        if (path === "/_tuna/backends" && req.method === "POST") return void handleAdmin(req, res).catch((err) => onRequestError(res, apiPath, err));
       }
       req.resume();
       sendError(res, errors.notFound(path));
@@ -603,19 +618,57 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
   return { port, url: `http://127.0.0.1:${port}`, metrics, store, close, applySnapshot, inflight: () => globalInflight };
 }
 
-function rateLimitHeaders(limits: LimitSpec, r: AcquireResult): Record<string, string> {
-  const h: Record<string, string> = {};
+const NO_LIMITS: LimitSpec = {};
+
+/** x-ratelimit-* headers as flat `[name, value, …]` pairs (written as-is by writeHead). */
+/** One request's slot on a backend's in-flight count, released exactly once. */
+class BackendHold {
+  private released = false;
+  constructor(private b: BackendRuntime) {}
+  release(): void {
+    if (!this.released) {
+      this.released = true;
+      this.b.inflight--;
+    }
+  }
+}
+
+const INCLUDE_USAGE = Buffer.from('"stream_options":{"include_usage":true},');
+
+/** The body sent upstream when it must change: usage requested on streams, backend model name, slug's model. */
+function rewriteBody(raw: Buffer, body: Record<string, unknown>, b: BackendRuntime, dep: DeploymentRuntime, askUsage: boolean): Buffer {
+  // Common stream case: only `stream_options` is missing. The body already parsed as a non-empty object (it
+  // has a model), so its first "{" opens it: splice the member in instead of re-serialising the whole body.
+  if (askUsage && body.stream_options === undefined && !b.cfg.upstreamModel && typeof body.model === "string") {
+    const open = raw.indexOf(0x7b);
+    return Buffer.concat([raw.subarray(0, open + 1), INCLUDE_USAGE, raw.subarray(open + 1)]);
+  }
+  const copy: Record<string, unknown> = { ...body };
+  if (askUsage) copy.stream_options = { ...(body.stream_options as object), include_usage: true };
+  if (b.cfg.upstreamModel) copy.model = b.cfg.upstreamModel;
+  else if (typeof copy.model !== "string") copy.model = dep.cfg.models[0];
+  return Buffer.from(JSON.stringify(copy));
+}
+
+function rateLimitHeaders(limits: LimitSpec, r: AcquireResult): string[] {
+  const h: string[] = [];
   if (has(limits.rpm)) {
-    h["x-ratelimit-limit-requests"] = String(limits.rpm);
-    if (r.requestsRemaining !== undefined) h["x-ratelimit-remaining-requests"] = String(r.requestsRemaining);
-    if (r.requestsResetMs !== undefined) h["x-ratelimit-reset-requests"] = fmtDuration(r.requestsResetMs);
+    h.push("x-ratelimit-limit-requests", String(limits.rpm));
+    if (r.requestsRemaining !== undefined) h.push("x-ratelimit-remaining-requests", String(r.requestsRemaining));
+    if (r.requestsResetMs !== undefined) h.push("x-ratelimit-reset-requests", fmtDuration(r.requestsResetMs));
   }
   if (has(limits.tpm)) {
-    h["x-ratelimit-limit-tokens"] = String(limits.tpm);
-    if (r.tokensRemaining !== undefined) h["x-ratelimit-remaining-tokens"] = String(r.tokensRemaining);
-    if (r.tokensResetMs !== undefined) h["x-ratelimit-reset-tokens"] = fmtDuration(r.tokensResetMs);
+    h.push("x-ratelimit-limit-tokens", String(limits.tpm));
+    if (r.tokensRemaining !== undefined) h.push("x-ratelimit-remaining-tokens", String(r.tokensRemaining));
+    if (r.tokensResetMs !== undefined) h.push("x-ratelimit-reset-tokens", fmtDuration(r.tokensResetMs));
   }
   return h;
+}
+
+function pairsToRecord(pairs: string[]): Record<string, string> {
+  const o: Record<string, string> = {};
+  for (let i = 0; i < pairs.length; i += 2) o[pairs[i]] = pairs[i + 1];
+  return o;
 }
 
 /** OpenAI's duration style: "20ms", "1.5s", "6m0s". */
@@ -628,13 +681,16 @@ function fmtDuration(ms: number): string {
 
 function promptChars(body: Record<string, unknown>): number {
   let n = 0;
-  const add = (v: unknown) => {
-    if (typeof v === "string") n += v.length;
-    else if (Array.isArray(v)) for (const x of v) add(typeof x === "object" && x ? ((x as { text?: unknown }).text ?? (x as { content?: unknown }).content) : x);
-  };
-  if (Array.isArray(body.messages)) for (const m of body.messages) add((m as { content?: unknown })?.content);
-  add(body.prompt);
-  add(body.input);
+  if (Array.isArray(body.messages)) for (const m of body.messages) n += textChars((m as { content?: unknown })?.content);
+  return n + textChars(body.prompt) + textChars(body.input);
+}
+
+/** Characters of a string, or of the strings / `text` / `content` parts of an array (recursively). */
+function textChars(v: unknown): number {
+  if (typeof v === "string") return v.length;
+  if (!Array.isArray(v)) return 0;
+  let n = 0;
+  for (const x of v) n += textChars(typeof x === "object" && x ? ((x as { text?: unknown }).text ?? (x as { content?: unknown }).content) : x);
   return n;
 }
 

@@ -61,6 +61,18 @@ describe("OpenAI surface and auth", () => {
     assert.ok(!JSON.stringify(h).includes(KEY));
   });
 
+  test("streams: the router asks upstream for usage without altering the rest of the body", async () => {
+    const body = { model: "qwen-small", messages: [{ role: "user", content: "h\u00e9 \"q\"" }], max_tokens: 2, stream: true, temperature: 0.5 };
+    const r = await request(`${router.url}/v1/chat/completions`, { headers: { authorization: `Bearer ${KEY}` }, body });
+    assert.equal(r.status, 200);
+    assert.ok(r.body.includes("[DONE]"));
+    assert.deepEqual(sim.stats().lastBody, { ...body, stream_options: { include_usage: true } });
+    // A client's own stream_options are kept and merged.
+    const own = { ...body, stream_options: { include_usage: false, extra: 1 } };
+    assert.equal((await request(`${router.url}/v1/chat/completions`, { headers: { authorization: `Bearer ${KEY}` }, body: own })).status, 200);
+    assert.deepEqual(sim.stats().lastBody, { ...body, stream_options: { include_usage: true, extra: 1 } });
+  });
+
   test("completions, embeddings and the /d/<slug> prefix", async () => {
     const c = await request(`${router.url}/v1/completions`, { headers: { authorization: `Bearer ${KEY}` }, body: { model: "Qwen/Qwen3-0.6B", prompt: "abcdefgh", max_tokens: 3 } });
     assert.equal(c.status, 200);

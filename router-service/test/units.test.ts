@@ -2,7 +2,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { routerSnapshotSchema, usageReportSchema } from "../src/contract.js";
-import { SseTap } from "../src/proxy.js";
+import type { IncomingMessage } from "node:http";
+import { authenticate, hashApiKey } from "../src/auth.js";
+import type { ApiKeyConfig } from "../src/contract.js";
+import { clientResponseHead, SseTap, usageFromJson } from "../src/proxy.js";
 import { UsageAggregator } from "../src/usage.js";
 import { deployment, snapshot } from "./helpers/fixtures.js";
 
@@ -58,5 +61,39 @@ describe("UsageAggregator", () => {
     assert.equal(svl?.requests, 1);
     assert.equal(svl?.outputTokens, 9);
     assert.equal(agg.drain("router-1", 5), undefined);
+  });
+});
+
+describe("hot-path helpers", () => {
+  test("client response head: hop-by-hop and Connection-listed headers dropped, router headers replace upstream ones", () => {
+    const up = {
+      rawHeaders: [
+        "Content-Type", "application/json", "Content-Length", "12", "Connection", "keep-alive, X-Hop", "X-Hop", "1",
+        "Set-Cookie", "a=1", "Server", "s", "X-Ratelimit-Limit-Requests", "999", "x-tuna-backend", "evil", "X-Up", "kept",
+      ],
+    } as unknown as IncomingMessage;
+    const head = clientResponseHead(up, ["x-ratelimit-limit-requests", "10", "x-tuna-backend", "svl"]);
+    assert.equal(head.sse, false);
+    assert.equal(head.contentLength, 12);
+    assert.deepEqual(head.headers, ["content-type", "application/json", "content-length", "12", "x-up", "kept", "x-ratelimit-limit-requests", "10", "x-tuna-backend", "svl"]);
+    const sse = clientResponseHead({ rawHeaders: ["content-type", "text/event-stream", "content-length", "5"] } as unknown as IncomingMessage, []);
+    assert.equal(sse.sse, true);
+    assert.deepEqual(sse.headers, ["content-type", "text/event-stream"], "SSE is re-framed: no content-length");
+  });
+
+  test("usage is read from the bytes of a JSON body, with a full-parse fallback", () => {
+    assert.deepEqual(usageFromJson(Buffer.from('{"x":"é","usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}')), { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 });
+    assert.deepEqual(usageFromJson(Buffer.from('{"usage":{"prompt_tokens":1,"details":{"a":1}},"z":1}')), { prompt_tokens: 1, details: { a: 1 } });
+    assert.equal(usageFromJson(Buffer.from("not json")), undefined);
+  });
+
+  test("the key-hash cache never outlives revocation or a config swap", () => {
+    const raw = "tuna_sk_unit_cache";
+    const key: ApiKeyConfig = { id: "k", hash: hashApiKey(raw), teamId: "t", deployments: "*", limits: {}, expiresAt: null };
+    const headers = { authorization: `Bearer ${raw}` };
+    assert.equal(authenticate(headers, new Map([[key.hash, key]])).ok, true);
+    assert.equal(authenticate(headers, new Map([[key.hash, key]])).ok, true, "served from the cache");
+    assert.equal(authenticate(headers, new Map([[key.hash, { ...key, revoked: true }]])).ok, false);
+    assert.equal(authenticate(headers, new Map()).ok, false);
   });
 });

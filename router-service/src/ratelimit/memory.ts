@@ -8,6 +8,8 @@ interface Bucket {
   leases: number;
 }
 
+const DONE: Promise<void> = Promise.resolve();
+
 export class MemoryRateLimiter implements RateLimiter {
   private buckets = new Map<string, Bucket>();
   private sweep: NodeJS.Timeout;
@@ -36,7 +38,12 @@ export class MemoryRateLimiter implements RateLimiter {
     return b;
   }
 
-  async acquire(subject: string, limits: LimitSpec, tokens: number, _leaseId?: string): Promise<AcquireResult> {
+  acquire(subject: string, limits: LimitSpec, tokens: number, _leaseId?: string): Promise<AcquireResult> {
+    return Promise.resolve(this.acquireSync(subject, limits, tokens));
+  }
+
+  /** The same decision without a promise: the router's hot path calls this when the store is in-process. */
+  acquireSync(subject: string, limits: LimitSpec, tokens: number, _leaseId?: string): AcquireResult {
     const b = this.refill(subject, limits);
     let limit: AcquireResult["limit"];
     let retryAfterMs = 0;
@@ -66,16 +73,18 @@ export class MemoryRateLimiter implements RateLimiter {
     };
   }
 
-  async settle(subject: string, limits: LimitSpec, deltaTokens: number): Promise<void> {
-    if (!has(limits.tpm) || deltaTokens === 0) return;
+  settle(subject: string, limits: LimitSpec, deltaTokens: number): Promise<void> {
+    if (!has(limits.tpm) || deltaTokens === 0) return DONE;
     const b = this.refill(subject, limits);
     b.tok = Math.min(limits.tpm, b.tok - deltaTokens);
+    return DONE;
   }
 
-  async release(subject: string, limits: LimitSpec): Promise<void> {
-    if (!has(limits.maxConcurrent)) return;
+  release(subject: string, limits: LimitSpec): Promise<void> {
+    if (!has(limits.maxConcurrent)) return DONE;
     const b = this.buckets.get(subject);
     if (b && b.leases > 0) b.leases--;
+    return DONE;
   }
 
   async close(): Promise<void> {

@@ -26,6 +26,8 @@ export interface AcquireResult {
 export interface RateLimiter {
   /** Atomically checks every limit and, only if all pass, takes 1 request, `tokens` tokens and a concurrency lease. */
   acquire(subject: string, limits: LimitSpec, tokens: number, leaseId: string): Promise<AcquireResult>;
+  /** Optional synchronous form (in-process stores), so the hot path skips a promise and a microtask. */
+  acquireSync?(subject: string, limits: LimitSpec, tokens: number, leaseId: string): AcquireResult;
   /** Adjusts the token bucket once real usage is known: positive charges more, negative refunds. */
   settle(subject: string, limits: LimitSpec, deltaTokens: number): Promise<void>;
   /** Returns the concurrency lease taken by acquire. */
