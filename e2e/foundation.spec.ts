@@ -15,7 +15,7 @@ test("sign-up → team → invite → accept → role change → audit entries",
   await expect(page.getByTestId("team-switcher")).toContainText("Platform (admin)");
 
   // Invite a developer by link.
-  await page.getByLabel("Role").selectOption("developer");
+  await page.getByLabel("Role", { exact: true }).selectOption("developer");
   await page.getByRole("button", { name: "Create invite link" }).click();
   const link = await page.getByTestId("invite-link").inputValue();
   expect(link).toMatch(/\/invite\/inv_/);

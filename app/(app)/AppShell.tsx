@@ -22,8 +22,15 @@ export function useTeam() {
 
 export const NAV: Array<{ href: string; label: string; permission?: string }> = [
   { href: "/", label: "Overview" },
+  { href: "/deployments", label: "Deployments", permission: "deployment.read" },
+  { href: "/approvals", label: "Approvals", permission: "deployment.read" },
+  { href: "/api-keys", label: "API keys", permission: "apikey.read" },
+  { href: "/vault", label: "Vault", permission: "vault.read-metadata" },
+  { href: "/alerts", label: "Alerts", permission: "alerts.read" },
+  { href: "/catalog", label: "GPU catalog", permission: "deployment.read" },
   { href: "/members", label: "Members" },
   { href: "/audit", label: "Audit log", permission: "audit.read" },
+  { href: "/settings", label: "Settings", permission: "team.read" },
 ];
 
 export function AppShell(props: {

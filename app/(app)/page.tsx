@@ -4,36 +4,62 @@ import Link from "next/link";
 import { useQuery } from "@tanstack/react-query";
 import { Card, Metric, Text } from "@tremor/react";
 import { errorMessage, useTRPC } from "@/app/_lib/trpc";
-import { ErrorBox, Loading, PageHeader } from "@/app/_components/ui";
+import { Empty, ErrorBox, Loading, PageHeader } from "@/app/_components/ui";
+import { formatUsd } from "@/app/_components/format";
 
 export default function OverviewPage() {
   const trpc = useTRPC();
   const team = useQuery(trpc.team.get.queryOptions());
   const members = useQuery(trpc.team.members.queryOptions());
+  const overview = useQuery(trpc.usage.teamOverview.queryOptions());
   if (team.isPending) return <Loading />;
   if (team.error) return <ErrorBox message={errorMessage(team.error)} onRetry={() => team.refetch()} />;
+  const can = (p: string) => (team.data.permissions as string[]).includes(p);
   return (
     <>
       <PageHeader title={team.data.name} description={`You are ${team.data.role} of this team.`} />
-      <div className="grid gap-4 sm:grid-cols-3">
+      <div className="grid gap-4 sm:grid-cols-2 lg:grid-cols-4">
+        <Card>
+          <Text>Spend this month</Text>
+          <Metric data-testid="spend-month">{overview.data ? formatUsd(overview.data.spendMicros) : "–"}</Metric>
+        </Card>
+        <Card>
+          <Text>Saved vs all-serverless</Text>
+          <Metric>{overview.data?.savings?.vsServerless != null ? formatUsd(overview.data.savings.vsServerless) : "–"}</Metric>
+          {overview.data?.savings?.vsServerlessPct != null ? <Text>{overview.data.savings.vsServerlessPct}% less</Text> : null}
+        </Card>
+        <Card>
+          <Text>Requests this month</Text>
+          <Metric>{overview.data ? overview.data.requests.toLocaleString() : "–"}</Metric>
+        </Card>
         <Card>
           <Text>Members</Text>
           <Metric data-testid="member-count">{members.data?.length ?? "–"}</Metric>
         </Card>
-        <Card>
-          <Text>Your role</Text>
-          <Metric className="capitalize">{team.data.role}</Metric>
-        </Card>
-        <Card>
-          <Text>Permissions</Text>
-          <Metric>{team.data.permissions.length}</Metric>
-        </Card>
       </div>
+      <section className="card mt-6" aria-labelledby="top-heading">
+        <h2 id="top-heading" className="mb-2 font-medium text-gray-900">Top deployments by spend this month</h2>
+        {overview.isPending ? <Loading /> : overview.error ? <ErrorBox message={errorMessage(overview.error)} onRetry={() => overview.refetch()} /> : overview.data.topDeployments.length === 0 ? (
+          <Empty title="No spend yet this month" />
+        ) : (
+          <ul className="divide-y text-sm">
+            {overview.data.topDeployments.map((d) => (
+              <li key={d.deploymentId} className="flex justify-between py-1.5">
+                <Link className="text-blue-700 hover:underline" href={`/deployments/${d.deploymentId}`}>{d.slug}</Link>
+                <span className="tabular-nums text-gray-700">{formatUsd(d.spendMicros)} · {d.requests.toLocaleString()} requests</span>
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
       <div className="card mt-6 text-sm text-gray-700">
         <h2 className="mb-2 font-medium text-gray-900">Next steps</h2>
         <ul className="list-inside list-disc space-y-1">
+          {can("deployment.create") ? <li><Link className="text-blue-600 hover:underline" href="/deployments/new">Deploy a model</Link> on serverless and spot GPUs behind one endpoint.</li> : null}
+          {can("vault.write") ? <li>Add provider keys to the <Link className="text-blue-600 hover:underline" href="/vault">vault</Link>.</li> : null}
+          <li>Compare GPU prices in the <Link className="text-blue-600 hover:underline" href="/catalog">GPU catalog</Link>.</li>
           <li><Link className="text-blue-600 hover:underline" href="/members">Invite your team</Link> and give each person a role.</li>
-          {team.data.permissions.includes("audit.read") ? <li>Every change is recorded in the <Link className="text-blue-600 hover:underline" href="/audit">audit log</Link>.</li> : null}
+          {can("audit.read") ? <li>Every change is recorded in the <Link className="text-blue-600 hover:underline" href="/audit">audit log</Link>.</li> : null}
         </ul>
       </div>
     </>

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { useTestDatabase, rawClient } from "../test/db";
 import { makeTeam, makeUser } from "../test/fixtures";
 import { db } from "../db";
-import { appendAudit, verifyAuditChain } from "./index";
+import { appendAudit, listAudit, verifyAuditChain } from "./index";
 
 await useTestDatabase();
 
@@ -115,5 +115,30 @@ describe("audit chain", () => {
     );
     const r = await verifyAuditChain(team.id);
     assert.deepEqual({ ok: r.ok, checked: r.checked }, { ok: true, checked: 20 });
+  });
+
+  test("listing: newest first, cursor pages, actor/action/date filters", async () => {
+    const team = await teamWithLog(7);
+    // Back-date rows 1..3 by a year (bypassing the trigger, as only this test may).
+    await tamper(`UPDATE "AuditLog" SET "createdAt" = "createdAt" - interval '365 days' WHERE "teamId" = $1 AND seq <= 3`, [team.id]);
+    const p1 = await listAudit({ teamId: team.id, limit: 3 });
+    assert.deepEqual(p1.items.map((i) => i.seq), [7, 6, 5]);
+    const p2 = await listAudit({ teamId: team.id, limit: 3, cursor: p1.nextCursor! });
+    assert.deepEqual(p2.items.map((i) => i.seq), [4, 3, 2]);
+    const p3 = await listAudit({ teamId: team.id, limit: 3, cursor: p2.nextCursor! });
+    assert.deepEqual({ seqs: p3.items.map((i) => i.seq), next: p3.nextCursor }, { seqs: [1], next: null });
+    const monthAgo = new Date(Date.now() - 30 * 86400_000);
+    const old = await listAudit({ teamId: team.id, limit: 10, to: monthAgo });
+    assert.deepEqual(old.items.map((i) => i.seq), [3, 2, 1]);
+    const oldPage = await listAudit({ teamId: team.id, limit: 2, to: monthAgo });
+    assert.deepEqual(oldPage.items.map((i) => i.seq), [3, 2]);
+    const oldPage2 = await listAudit({ teamId: team.id, limit: 2, to: monthAgo, cursor: oldPage.nextCursor! });
+    assert.deepEqual(oldPage2.items.map((i) => i.seq), [1]);
+    const recent = await listAudit({ teamId: team.id, limit: 10, from: monthAgo });
+    assert.deepEqual(recent.items.map((i) => i.seq), [7, 6, 5, 4]);
+    assert.deepEqual((await listAudit({ teamId: team.id, limit: 10, to: new Date(Date.now() - 400 * 86400_000) })).items, []);
+    assert.deepEqual((await listAudit({ teamId: team.id, limit: 10, action: "thing.4" })).items.map((i) => i.seq), [5]);
+    const other = await makeUser("other");
+    assert.deepEqual((await listAudit({ teamId: team.id, limit: 10, actorId: other.id })).items, []);
   });
 });

@@ -146,15 +146,29 @@ export interface AuditQuery {
   limit: number;
 }
 
-/** Newest first, cursor = seq (unique per team), so pages are stable while new rows arrive. */
+/**
+ * Newest first, cursor = seq (unique per team), so pages are stable while new rows arrive.
+ * An upper date bound is turned into a seq bound first (seq grows with createdAt in the append-only chain):
+ * otherwise PostgreSQL walks back through every newer row to reach an old date range.
+ */
 export async function listAudit(q: AuditQuery) {
+  let maxSeq = q.cursor ? q.cursor - 1 : undefined;
+  if (q.to) {
+    const last = await db.auditLog.findFirst({
+      where: { teamId: q.teamId, createdAt: { lte: q.to } },
+      orderBy: [{ createdAt: "desc" }, { seq: "desc" }],
+      select: { seq: true },
+    });
+    if (!last) return { items: [], nextCursor: null };
+    maxSeq = maxSeq === undefined ? last.seq : Math.min(maxSeq, last.seq);
+  }
   const rows = await db.auditLog.findMany({
     where: {
       teamId: q.teamId,
       ...(q.actorId ? { actorId: q.actorId } : {}),
       ...(q.action ? { action: { startsWith: q.action } } : {}),
       ...(q.from || q.to ? { createdAt: { ...(q.from ? { gte: q.from } : {}), ...(q.to ? { lte: q.to } : {}) } } : {}),
-      ...(q.cursor ? { seq: { lt: q.cursor } } : {}),
+      ...(maxSeq !== undefined ? { seq: { lte: maxSeq } } : {}),
     },
     orderBy: { seq: "desc" },
     take: q.limit + 1,

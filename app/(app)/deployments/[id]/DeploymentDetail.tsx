@@ -1,0 +1,317 @@
+"use client";
+
+import Link from "next/link";
+import { useRouter } from "next/navigation";
+import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useMemo, useState, type ReactNode } from "react";
+import { errorMessage, useTRPC } from "@/app/_lib/trpc";
+import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
+import { Badge, ConfirmButton, CopyButton, DisabledWithReason, StatusBadge } from "@/app/_components/controls";
+import { formatDate, formatUsd, relativeTime } from "@/app/_components/format";
+import { UsageCharts, type SeriesPointView } from "@/app/_components/UsageCharts";
+import { useTeam } from "../../AppShell";
+
+/** Statuses in which the workflow is writing the timeline: poll every second. */
+const MOVING = ["queued", "deploying", "destroying"];
+const DESTROYABLE = ["pending_approval", "queued", "deploying", "active", "degraded", "failed"];
+const RANGES = [
+  { label: "15 min", ms: 15 * 60_000 },
+  { label: "1 hour", ms: 3_600_000 },
+  { label: "24 hours", ms: 86_400_000 },
+  { label: "7 days", ms: 7 * 86_400_000 },
+] as const;
+
+/** The control plane's view of spot, in the words the router uses (cold → warming → ready). */
+function spotState(status: string | undefined): { label: string; tone: "gray" | "amber" | "green" | "red" } {
+  switch (status) {
+    case "ready":
+      return { label: "ready", tone: "green" };
+    case "creating":
+      return { label: "warming", tone: "amber" };
+    case "failed":
+      return { label: "failed", tone: "red" };
+    case "destroying":
+    case "destroyed":
+    case "gone":
+      return { label: "gone", tone: "gray" };
+    default:
+      // pending, scaled_to_zero, draining (preempted): nothing serving yet
+      return { label: "cold", tone: "gray" };
+  }
+}
+
+export function DeploymentDetail({ id, routerUrl }: { id: string; routerUrl: string }) {
+  const trpc = useTRPC();
+  const qc = useQueryClient();
+  const router = useRouter();
+  const { can } = useTeam();
+  const dep = useQuery({
+    ...trpc.deployments.get.queryOptions({ id }),
+    refetchInterval: (q) => {
+      const s = q.state.data?.status;
+      if (s && MOVING.includes(s)) return 1000;
+      if (s === "pending_approval") return 5000;
+      if (s === "active" || s === "degraded") return 5000;
+      return false;
+    },
+  });
+  const destroy = useMutation(trpc.deployments.destroy.mutationOptions({ onSuccess: () => qc.invalidateQueries({ queryKey: trpc.deployments.get.queryKey({ id }) }) }));
+
+  if (dep.isPending) return <Loading />;
+  if (dep.error) {
+    return (
+      <>
+        <PageHeader title="Deployment" />
+        <ErrorBox message={errorMessage(dep.error)} onRetry={() => dep.refetch()} />
+        <p className="mt-4 text-sm"><Link className="text-blue-600 hover:underline" href="/deployments">Back to deployments</Link></p>
+      </>
+    );
+  }
+  const d = dep.data;
+  const serving = d.status === "active" || d.status === "degraded";
+  const spot = d.components.find((c) => c.kind === "spot");
+  const svl = d.components.find((c) => c.kind === "serverless");
+  const st = spotState(spot?.status);
+
+  return (
+    <>
+      <PageHeader
+        title={d.slug}
+        description={`${d.model} · ${d.mode === "hybrid" ? "hybrid (serverless + spot)" : d.mode === "serverless" ? "serverless only" : "spot only"}`}
+        actions={
+          can("deployment.destroy") ? (
+            DESTROYABLE.includes(d.status) ? (
+              <ConfirmButton
+                label="Destroy"
+                testId="destroy-button"
+                title={`Destroy ${d.slug}?`}
+                message="Every component (serverless, spot, router entry) is torn down and its provider storage cleaned. Clients using this endpoint get errors."
+                confirmLabel="Destroy deployment"
+                typeToConfirm={d.slug}
+                danger
+                onConfirm={() => destroy.mutate({ id })}
+              />
+            ) : null
+          ) : (
+            <DisabledWithReason label="Destroy" reason="Your role cannot destroy deployments." />
+          )
+        }
+      />
+      {destroy.error ? <div className="mb-4"><ErrorBox message={errorMessage(destroy.error)} /></div> : null}
+      <div className="mb-6 flex flex-wrap items-center gap-3 text-sm">
+        <StatusBadge status={d.status} testId="detail-status" />
+        <span className="text-gray-600">Estimated {formatUsd(d.estimatedCostPerHourMicros, { perHour: true })} while serving</span>
+        <span className="text-gray-600">Created {formatDate(d.createdAt)}</span>
+        {d.activatedAt ? <span className="text-gray-600">Active since {formatDate(d.activatedAt)}</span> : null}
+        <button type="button" className="ml-auto text-blue-600 hover:underline" onClick={() => router.push("/deployments")}>All deployments</button>
+      </div>
+      {d.status === "failed" && d.failureReason ? <div className="mb-4"><ErrorBox message={`Failed at ${d.failureStep ?? "a step"}: ${d.failureReason}`} /></div> : null}
+      {d.status === "pending_approval" && d.approval ? (
+        <div className="mb-4" data-testid="pending-approval">
+          <Notice tone="warning">
+            Waiting for an admin’s approval (expires {relativeTime(d.approval.expiresAt)}): {d.approval.reasons.join("; ")}.{" "}
+            {can("deployment.approve") ? <Link className="font-medium underline" href="/approvals">Review it</Link> : null}
+          </Notice>
+        </div>
+      ) : null}
+
+      <div className="grid gap-6 lg:grid-cols-3">
+        <div className="space-y-6 lg:col-span-2">
+          <Endpoint routerUrl={routerUrl} directUrl={d.directUrl} model={d.servedModelName} serving={serving} />
+          <section className="card" aria-labelledby="components-heading">
+            <h2 id="components-heading" className="mb-3 text-base font-semibold text-gray-900">Components</h2>
+            <ul className="divide-y text-sm" data-testid="components">
+              {d.mode !== "spot" ? (
+                <ComponentRow name="Serverless" testId="component-serverless" status={svl?.status ?? "not created"} detail={svl ? `${svl.provider} · ${d.serverlessGpu} × ${d.gpuCount}` : `${d.serverlessProvider ?? ""} · ${d.serverlessGpu ?? ""}`} error={svl?.lastError ?? null} />
+              ) : null}
+              {d.mode !== "serverless" ? (
+                <ComponentRow
+                  name="Spot"
+                  testId="component-spot"
+                  status={spot?.status ?? "not created"}
+                  detail={
+                    <>
+                      {spot ? `${spot.provider} · ` : ""}{d.spotGpu} × {d.gpuCount}{d.spotClouds.length ? ` · ${d.spotClouds.join(", ")}` : ""}
+                      {spot?.replicasTotal != null ? ` · ${spot.replicasReady ?? 0}/${spot.replicasTotal} replicas ready` : ""}
+                      <span className="ml-2">Spot state: <Badge tone={st.tone} testId="spot-state">{st.label}</Badge></span>
+                    </>
+                  }
+                  error={spot?.lastError ?? null}
+                />
+              ) : null}
+              <ComponentRow
+                name="Router"
+                testId="component-router"
+                status={serving ? "ready" : d.status === "destroyed" ? "gone" : "pending"}
+                detail={serving ? (d.direct ? "direct endpoint (router bypassed)" : "published in the router snapshot") : "not in the router snapshot"}
+                error={null}
+              />
+            </ul>
+          </section>
+          <Charts id={id} serving={serving} createdAt={d.createdAt} />
+        </div>
+        <Timeline events={d.events} live={MOVING.includes(d.status)} />
+      </div>
+    </>
+  );
+}
+
+function ComponentRow({ name, status, detail, error, testId }: { name: string; status: string; detail: ReactNode; error: string | null; testId: string }) {
+  return (
+    <li className="flex flex-wrap items-start justify-between gap-2 py-2" data-testid={testId}>
+      <div>
+        <p className="font-medium text-gray-900">{name}</p>
+        <p className="text-gray-600">{detail}</p>
+        {error ? <p className="text-red-700">{error}</p> : null}
+      </div>
+      <StatusBadge status={status} testId={`${testId}-status`} />
+    </li>
+  );
+}
+
+function Endpoint({ routerUrl, directUrl, model, serving }: { routerUrl: string; directUrl: string | null; model: string; serving: boolean }) {
+  const base = `${directUrl ?? routerUrl}/v1`;
+  const [tab, setTab] = useState<"curl" | "python" | "node">("curl");
+  const snippets = {
+    curl: `curl ${base}/chat/completions \\
+  -H "Authorization: Bearer $TUNA_API_KEY" \\
+  -H "Content-Type: application/json" \\
+  -d '{"model": "${model}", "messages": [{"role": "user", "content": "Hello!"}]}'`,
+    python: `import os
+from openai import OpenAI
+
+client = OpenAI(base_url="${base}", api_key=os.environ["TUNA_API_KEY"])
+reply = client.chat.completions.create(
+    model="${model}",
+    messages=[{"role": "user", "content": "Hello!"}],
+)
+print(reply.choices[0].message.content)`,
+    node: `import OpenAI from "openai";
+
+const client = new OpenAI({ baseURL: "${base}", apiKey: process.env.TUNA_API_KEY });
+const reply = await client.chat.completions.create({
+  model: "${model}",
+  messages: [{ role: "user", content: "Hello!" }],
+});
+console.log(reply.choices[0].message.content);`,
+  };
+  return (
+    <section className="card" aria-labelledby="endpoint-heading">
+      <h2 id="endpoint-heading" className="text-base font-semibold text-gray-900">Endpoint</h2>
+      <div className="mt-2 flex flex-wrap items-center gap-2">
+        <code className="rounded bg-gray-100 px-2 py-1 text-sm" data-testid="endpoint-url">{base}</code>
+        <CopyButton text={base} label="Copy URL" />
+        <span className="text-sm text-gray-600">model <code>{model}</code></span>
+        {!serving ? <Badge tone="amber">not serving yet</Badge> : null}
+      </div>
+      <p className="mt-2 text-xs text-gray-500">Authenticate with a team <Link className="text-blue-600 hover:underline" href="/api-keys">API key</Link>{directUrl ? "; this serverless-only deployment is reached directly, without the router’s limits." : "."}</p>
+      <div role="tablist" aria-label="Client snippets" className="mt-3 flex gap-1">
+        {(["curl", "python", "node"] as const).map((t) => (
+          <button key={t} type="button" role="tab" id={`tab-${t}`} aria-selected={tab === t} aria-controls="snippet-panel" onClick={() => setTab(t)} className={`rounded-md px-3 py-1 text-sm ${tab === t ? "bg-gray-900 text-white" : "text-gray-700 hover:bg-gray-100"}`}>
+            {t === "curl" ? "curl" : t === "python" ? "openai (Python)" : "openai (Node)"}
+          </button>
+        ))}
+      </div>
+      <div id="snippet-panel" role="tabpanel" aria-labelledby={`tab-${tab}`} className="relative mt-2">
+        <pre className="overflow-x-auto rounded-md bg-gray-900 p-3 text-xs text-gray-100" data-testid={`snippet-${tab}`}>{snippets[tab]}</pre>
+        <div className="absolute right-2 top-2"><CopyButton text={snippets[tab]} /></div>
+      </div>
+    </section>
+  );
+}
+
+interface TimelineEvent {
+  id: string;
+  step: string;
+  status: string;
+  message: string | null;
+  at: Date;
+}
+
+function Timeline({ events, live }: { events: TimelineEvent[]; live: boolean }) {
+  return (
+    <section className="card self-start" aria-labelledby="timeline-heading">
+      <h2 id="timeline-heading" className="mb-3 flex items-center gap-2 text-base font-semibold text-gray-900">
+        Timeline {live ? <span className="inline-flex items-center gap-1 text-xs font-normal text-blue-700"><span className="h-2 w-2 animate-pulse rounded-full bg-blue-600" /> live</span> : null}
+      </h2>
+      {events.length === 0 ? <Empty title="No steps yet" /> : (
+        <ol className="relative space-y-3 border-l border-gray-200 pl-4 text-sm" data-testid="timeline" aria-live={live ? "polite" : "off"}>
+          {events.map((e) => (
+            <li key={e.id} data-testid="timeline-step">
+              <span className={`absolute -left-1.5 mt-1.5 h-3 w-3 rounded-full ring-2 ring-white ${/fail|error/.test(e.status) ? "bg-red-500" : /ok|ready|done|destroyed|approved/.test(e.status) ? "bg-green-500" : "bg-blue-400"}`} aria-hidden />
+              <p className="font-medium text-gray-900"><code>{e.step}</code> <StatusBadge status={e.status} /></p>
+              {e.message ? <p className="text-gray-600">{e.message}</p> : null}
+              <p className="text-xs text-gray-400">{new Date(e.at).toLocaleTimeString()}</p>
+            </li>
+          ))}
+        </ol>
+      )}
+    </section>
+  );
+}
+
+function Charts({ id, serving, createdAt }: { id: string; serving: boolean; createdAt: Date }) {
+  const trpc = useTRPC();
+  const [range, setRange] = useState<number>(RANGES[0].ms);
+  // Re-anchored on every refetch so "the last N minutes" keeps moving.
+  const [tick, setTick] = useState(0);
+  const span = useMemo(() => {
+    void tick;
+    const to = new Date();
+    const from = new Date(Math.max(to.getTime() - range, new Date(createdAt).getTime() - 60_000));
+    return { from, to: new Date(Math.max(to.getTime(), from.getTime() + 60_000)) };
+  }, [range, createdAt, tick]);
+  const series = useQuery({
+    ...trpc.usage.deploymentSeries.queryOptions({ deploymentId: id, from: span.from, to: span.to }),
+    placeholderData: keepPreviousData,
+  });
+  useEffect(() => {
+    if (!serving) return;
+    const t = setInterval(() => setTick((n) => n + 1), 5000);
+    return () => clearInterval(t);
+  }, [serving]);
+  const points = (series.data?.points ?? []) as SeriesPointView[];
+  const total = points.reduce((s, p) => s + p.requests, 0);
+  const summary = series.data?.summary;
+  return (
+    <section className="space-y-3" aria-labelledby="charts-heading">
+      <div className="flex flex-wrap items-center justify-between gap-2">
+        <h2 id="charts-heading" className="text-base font-semibold text-gray-900">Traffic and cost</h2>
+        <div role="group" aria-label="Time range" className="flex gap-1">
+          {RANGES.map((r) => (
+            <button key={r.ms} type="button" aria-pressed={range === r.ms} onClick={() => setRange(r.ms)} className={`rounded-md px-2 py-1 text-xs ${range === r.ms ? "bg-blue-50 font-medium text-blue-700 ring-1 ring-blue-200" : "text-gray-700 hover:bg-gray-100"}`}>
+              {r.label}
+            </button>
+          ))}
+        </div>
+      </div>
+      {series.isPending ? <Loading /> : series.error ? <ErrorBox message={errorMessage(series.error)} onRetry={() => series.refetch()} /> : total === 0 ? (
+        <div data-testid="no-traffic"><Empty title="No traffic yet">Requests sent through the router show up here within a few seconds.</Empty></div>
+      ) : (
+        <>
+          <div className="grid gap-3 sm:grid-cols-4" data-testid="usage-summary">
+            <Stat label="Requests" value={String(summary?.usage.requests ?? total)} testId="stat-requests" />
+            <Stat label="Cost" value={formatUsd(summary?.actual.total ?? null)} />
+            <Stat label="All-serverless would cost" value={formatUsd(summary?.counterfactual.allServerless ?? null)} />
+            {summary?.savings?.vsServerless != null && summary.savings.vsServerless < 0 ? (
+              // Spot kept warm for little traffic can cost more than serverless would have: say so plainly.
+              <Stat label="More than all-serverless" value={formatUsd(-summary.savings.vsServerless)} />
+            ) : (
+              <Stat label="Saved" value={summary?.savings?.vsServerless != null ? `${formatUsd(summary.savings.vsServerless)}${summary.savings.vsServerlessPct != null ? ` (${summary.savings.vsServerlessPct}%)` : ""}` : "—"} />
+            )}
+          </div>
+          <UsageCharts points={points} bucketMs={series.data.bucketMs} />
+        </>
+      )}
+    </section>
+  );
+}
+
+function Stat({ label, value, testId }: { label: string; value: string; testId?: string }) {
+  return (
+    <div className="rounded-lg bg-white p-3 shadow-sm ring-1 ring-gray-200">
+      <p className="text-xs text-gray-500">{label}</p>
+      <p className="text-lg font-semibold tabular-nums" data-testid={testId}>{value}</p>
+    </div>
+  );
+}

@@ -1,0 +1,165 @@
+"use client";
+
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState, type FormEvent } from "react";
+import { errorMessage, fieldErrors, useTRPC } from "@/app/_lib/trpc";
+import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
+import { Badge, ConfirmButton, Field } from "@/app/_components/controls";
+import { formatUsd, usdToMicros } from "@/app/_components/format";
+import { useTeam } from "../AppShell";
+
+const ROLES = ["admin", "developer", "viewer"] as const;
+
+export default function SettingsPage() {
+  const { can } = useTeam();
+  return (
+    <>
+      <PageHeader title="Team settings" description="When deployments need an admin’s approval, and how much the team may spend each month." />
+      <div className="grid gap-6 lg:grid-cols-2">
+        <PolicySection editable={can("team.update")} />
+        <BudgetsSection editable={can("budget.manage")} />
+      </div>
+    </>
+  );
+}
+
+function PolicySection({ editable }: { editable: boolean }) {
+  const trpc = useTRPC();
+  const qc = useQueryClient();
+  const policy = useQuery(trpc.policy.get.queryOptions());
+  const catalog = useQuery(trpc.catalog.table.queryOptions());
+  const update = useMutation(trpc.policy.update.mutationOptions({ onSuccess: () => qc.invalidateQueries({ queryKey: trpc.policy.get.queryKey() }) }));
+  const fe = update.error ? fieldErrors(update.error) : {};
+
+  function onSubmit(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    const threshold = String(f.get("threshold") ?? "").trim();
+    update.mutate({
+      approvalRoles: f.getAll("roles").map(String) as Array<(typeof ROLES)[number]>,
+      approvalGpus: f.getAll("gpus").map(String),
+      approvalForSpot: f.get("spot") === "on",
+      approvalForServerless: f.get("serverless") === "on",
+      approvalCostThresholdMicros: threshold ? usdToMicros(Number(threshold)) : null,
+      approvalTtlHours: Number(f.get("ttl")),
+    });
+  }
+
+  return (
+    <section className="card" aria-labelledby="policy-heading">
+      <h2 id="policy-heading" className="mb-1 text-base font-semibold text-gray-900">Approval policy</h2>
+      <p className="mb-4 text-sm text-gray-600">A request needs approval when any rule matches.</p>
+      {!editable ? <div className="mb-4"><Notice>Only admins can change the policy (needs “team.update”).</Notice></div> : null}
+      {policy.isPending ? <Loading /> : policy.error ? <ErrorBox message={errorMessage(policy.error)} onRetry={() => policy.refetch()} /> : (
+        <form onSubmit={onSubmit} aria-label="Approval policy" className="space-y-4" key={JSON.stringify(policy.data)}>
+          <fieldset disabled={!editable} className="space-y-4">
+            <fieldset>
+              <legend className="field-label">Requests by these roles need approval</legend>
+              <div className="mt-1 flex gap-4 text-sm">
+                {ROLES.map((r) => (
+                  <label key={r} className="inline-flex items-center gap-1 capitalize"><input type="checkbox" name="roles" value={r} defaultChecked={policy.data.approvalRoles.includes(r)} /> {r}</label>
+                ))}
+              </div>
+            </fieldset>
+            <fieldset>
+              <legend className="field-label">These GPUs always need approval</legend>
+              <div className="mt-1 flex flex-wrap gap-x-4 gap-y-1 text-sm">
+                {(catalog.data?.gpus.map((g) => g.gpu) ?? policy.data.approvalGpus).map((g) => (
+                  <label key={g} className="inline-flex items-center gap-1"><input type="checkbox" name="gpus" value={g} defaultChecked={policy.data.approvalGpus.includes(g)} /> {g}</label>
+                ))}
+              </div>
+            </fieldset>
+            <div className="flex flex-wrap gap-4 text-sm">
+              <label className="inline-flex items-center gap-2"><input type="checkbox" name="spot" defaultChecked={policy.data.approvalForSpot} /> Any spot capacity needs approval</label>
+              <label className="inline-flex items-center gap-2"><input type="checkbox" name="serverless" defaultChecked={policy.data.approvalForServerless} /> Any serverless capacity needs approval</label>
+            </div>
+            <div className="grid gap-4 sm:grid-cols-2">
+              <Field id="policy-threshold" label="Cost threshold, USD per hour (empty = none)" error={fe.approvalCostThresholdMicros}>
+                <input id="policy-threshold" name="threshold" type="number" min={0} step="0.01" className="field-input" defaultValue={policy.data.approvalCostThresholdMicros === null ? "" : policy.data.approvalCostThresholdMicros / 1_000_000} />
+              </Field>
+              <Field id="policy-ttl" label="Requests expire after (hours)" error={fe.approvalTtlHours}>
+                <input id="policy-ttl" name="ttl" type="number" min={1} max={336} step={1} required className="field-input" defaultValue={policy.data.approvalTtlHours} />
+              </Field>
+            </div>
+          </fieldset>
+          {update.error && !Object.keys(fe).length ? <p role="alert" className="field-error">{errorMessage(update.error)}</p> : null}
+          {update.isSuccess ? <p role="status" className="text-sm text-green-700">Policy saved.</p> : null}
+          {editable ? <button type="submit" className="btn-primary" disabled={update.isPending}>{update.isPending ? "Saving…" : "Save policy"}</button> : null}
+        </form>
+      )}
+    </section>
+  );
+}
+
+function BudgetsSection({ editable }: { editable: boolean }) {
+  const trpc = useTRPC();
+  const qc = useQueryClient();
+  const budgets = useQuery(trpc.usage.budgets.list.queryOptions());
+  const deployments = useQuery({ ...trpc.deployments.list.queryOptions({ limit: 200, status: ["queued", "deploying", "active", "degraded", "pending_approval"] }), enabled: editable });
+  const keys = useQuery({ ...trpc.apiKeys.list.queryOptions(), enabled: editable });
+  const refresh = () => qc.invalidateQueries({ queryKey: trpc.usage.budgets.list.queryKey() });
+  const set = useMutation(trpc.usage.budgets.set.mutationOptions({ onSuccess: refresh }));
+  const del = useMutation(trpc.usage.budgets.delete.mutationOptions({ onSuccess: refresh }));
+  const [scope, setScope] = useState<"team" | "deployment" | "apikey">("team");
+  const fe = set.error ? fieldErrors(set.error) : {};
+
+  function onSubmit(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    const usd = Number(f.get("limit"));
+    set.mutate({ scope, targetId: scope === "team" ? null : String(f.get("target") ?? ""), monthlyLimitMicros: Number.isFinite(usd) ? usdToMicros(usd) : 0 });
+  }
+
+  const targets = scope === "deployment" ? (deployments.data?.items ?? []).map((d) => ({ id: d.id, name: d.slug })) : scope === "apikey" ? (keys.data ?? []).filter((k) => k.status === "active").map((k) => ({ id: k.id, name: k.label })) : [];
+
+  return (
+    <section className="card" aria-labelledby="budgets-heading">
+      <h2 id="budgets-heading" className="mb-1 text-base font-semibold text-gray-900">Monthly budgets</h2>
+      <p className="mb-4 text-sm text-gray-600">Alerts go out at 80%, 90% and 100%; at 100% the router refuses new requests for what the budget covers.</p>
+      {budgets.isPending ? <Loading /> : budgets.error ? <ErrorBox message={errorMessage(budgets.error)} onRetry={() => budgets.refetch()} /> : budgets.data.length === 0 ? (
+        <Empty title="No budgets set" />
+      ) : (
+        <ul className="divide-y rounded-md ring-1 ring-gray-200" data-testid="budgets-list">
+          {budgets.data.map((b) => (
+            <li key={b.id} className="flex flex-wrap items-center justify-between gap-2 px-3 py-2 text-sm">
+              <div>
+                <p className="font-medium text-gray-900">{b.name} <span className="text-xs font-normal text-gray-500">({b.scope})</span> {b.blocked ? <Badge tone="red">blocked</Badge> : null}</p>
+                <p className="text-gray-600">{formatUsd(b.spendMicros)} of {formatUsd(b.monthlyLimitMicros)} in {b.period} · {b.percent}%</p>
+                <div className="mt-1 h-1.5 w-48 rounded bg-gray-100" aria-hidden><div className={`h-1.5 rounded ${b.percent >= 100 ? "bg-red-500" : b.percent >= 80 ? "bg-amber-500" : "bg-green-500"}`} style={{ width: `${Math.min(100, b.percent)}%` }} /></div>
+              </div>
+              {editable ? (
+                <ConfirmButton label="Remove" className="btn-secondary text-red-700" title={`Remove the budget for ${b.name}?`} message="Spending is no longer limited or alerted on." confirmLabel="Remove budget" danger onConfirm={() => del.mutate({ budgetId: b.id })} />
+              ) : null}
+            </li>
+          ))}
+        </ul>
+      )}
+      {del.error ? <p role="alert" className="field-error">{errorMessage(del.error)}</p> : null}
+      {editable ? (
+        <form onSubmit={onSubmit} className="mt-4 grid gap-3 sm:grid-cols-3" aria-label="Set a budget" noValidate>
+          <Field id="budget-scope" label="Applies to" error={fe.scope}>
+            <select id="budget-scope" className="field-input" value={scope} onChange={(e) => setScope(e.target.value as typeof scope)}>
+              <option value="team">The whole team</option>
+              <option value="deployment">One deployment</option>
+              <option value="apikey">One API key</option>
+            </select>
+          </Field>
+          {scope !== "team" ? (
+            <Field id="budget-target" label={scope === "deployment" ? "Deployment" : "API key"} error={fe.targetId}>
+              <select id="budget-target" name="target" className="field-input" required>
+                {targets.length === 0 ? <option value="">None available</option> : targets.map((t) => <option key={t.id} value={t.id}>{t.name}</option>)}
+              </select>
+            </Field>
+          ) : null}
+          <Field id="budget-limit" label="Monthly limit (USD)" error={fe.monthlyLimitMicros}>
+            <input id="budget-limit" name="limit" type="number" min={0.01} step="0.01" required className="field-input" />
+          </Field>
+          {set.error && !Object.keys(fe).length ? <p role="alert" className="field-error sm:col-span-3">{errorMessage(set.error)}</p> : null}
+          <div className="sm:col-span-3"><button type="submit" className="btn-primary" disabled={set.isPending}>{set.isPending ? "Saving…" : "Set budget"}</button></div>
+        </form>
+      ) : (
+        <div className="mt-4"><Notice>Only admins can set budgets (needs “budget.manage”).</Notice></div>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,184 @@
+"use client";
+
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useRef, useState, type FormEvent } from "react";
+import { errorMessage, fieldErrors, useTRPC } from "@/app/_lib/trpc";
+import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
+import { Badge, ConfirmButton, Field } from "@/app/_components/controls";
+import { formatDate, relativeTime } from "@/app/_components/format";
+import { useTeam } from "../AppShell";
+
+export default function VaultPage() {
+  const trpc = useTRPC();
+  const { can } = useTeam();
+  const readable = can("vault.read-metadata");
+  const write = can("vault.write");
+  const qc = useQueryClient();
+  const kinds = useQuery({ ...trpc.vault.kinds.queryOptions(), enabled: readable });
+  const list = useQuery({ ...trpc.vault.list.queryOptions(), enabled: readable });
+  const [actionError, setActionError] = useState<string | null>(null);
+  const [testResult, setTestResult] = useState<{ id: string; ok: boolean; message: string } | null>(null);
+  const [rotating, setRotating] = useState<string | null>(null);
+  const refresh = () => qc.invalidateQueries({ queryKey: trpc.vault.list.queryKey() });
+  const onError = (e: unknown) => setActionError(errorMessage(e));
+  const test = useMutation(
+    trpc.vault.test.mutationOptions({
+      onSuccess: (r, v) => {
+        setTestResult({ id: v.secretId, ok: r.ok, message: r.message });
+        refresh();
+      },
+      onError,
+    }),
+  );
+  const remove = useMutation(trpc.vault.delete.mutationOptions({ onSuccess: refresh, onError }));
+  const kindName = (k: string) => kinds.data?.find((x) => x.kind === k)?.displayName ?? k;
+
+  if (!readable) {
+    return (
+      <>
+        <PageHeader title="Vault" />
+        <Notice>Your role cannot see the team’s provider credentials (needs “vault.read-metadata”).</Notice>
+      </>
+    );
+  }
+
+  return (
+    <>
+      <PageHeader title="Vault" description="Provider keys, encrypted at rest (AES-256-GCM, one data key per secret). Values are never shown again after saving: only their last 4 characters." />
+      {actionError ? <div className="mb-4"><ErrorBox message={actionError} /></div> : null}
+      {write ? <AddSecretForm kinds={kinds.data ?? []} onSaved={refresh} /> : <Notice>Only admins can add, test, rotate or delete credentials (needs “vault.write”).</Notice>}
+      <section className="mt-6" aria-labelledby="secrets-heading">
+        <h2 id="secrets-heading" className="mb-2 text-sm font-semibold text-gray-900">Credentials</h2>
+        {list.isPending ? <Loading /> : list.error ? <ErrorBox message={errorMessage(list.error)} onRetry={() => list.refetch()} /> : list.data.length === 0 ? (
+          <Empty title="No credentials yet">{write ? "Add a provider key above to deploy on that provider." : "An admin can add provider keys."}</Empty>
+        ) : (
+          <ul className="divide-y rounded-lg bg-white shadow-sm ring-1 ring-gray-200" data-testid="secrets-list">
+            {list.data.map((s) => (
+              <li key={s.id} className="px-4 py-3 text-sm" data-testid={`secret-${s.label}`}>
+                <div className="flex flex-wrap items-center justify-between gap-3">
+                  <div>
+                    <p className="font-medium text-gray-900">{s.label}</p>
+                    <p className="text-gray-600">
+                      {kindName(s.kind)} · <span className="font-mono">{s.last4 ? `••••${s.last4}` : "••••"}</span> · version {s.currentVersion} · added {formatDate(s.createdAt)}
+                      {s.createdByEmail ? ` by ${s.createdByEmail}` : ""}
+                    </p>
+                    <p className="text-xs text-gray-500">
+                      Last used {relativeTime(s.lastUsedAt)} · last tested{" "}
+                      {s.lastTestedAt ? (
+                        <>
+                          {relativeTime(s.lastTestedAt)} <Badge tone={s.lastTestOk ? "green" : "red"}>{s.lastTestOk ? "ok" : "failed"}</Badge>
+                          {s.lastTestMessage ? <span> {s.lastTestMessage}</span> : null}
+                        </>
+                      ) : "never"}
+                    </p>
+                  </div>
+                  {write ? (
+                    <div className="flex flex-wrap gap-2">
+                      <button type="button" className="btn-secondary" disabled={test.isPending} onClick={() => { setActionError(null); setTestResult(null); test.mutate({ secretId: s.id }); }}>
+                        {test.isPending && test.variables?.secretId === s.id ? "Testing…" : "Test"}
+                      </button>
+                      <button type="button" className="btn-secondary" aria-expanded={rotating === s.id} onClick={() => setRotating(rotating === s.id ? null : s.id)}>Rotate</button>
+                      <ConfirmButton
+                        label="Delete" className="btn-secondary text-red-700"
+                        title={`Delete “${s.label}”?`}
+                        message="Deployments that use this provider will not be able to deploy or destroy until a new key is added."
+                        confirmLabel="Delete credential"
+                        danger
+                        onConfirm={() => { setActionError(null); remove.mutate({ secretId: s.id }); }}
+                      />
+                    </div>
+                  ) : null}
+                </div>
+                {testResult?.id === s.id ? (
+                  <div className="mt-2" data-testid="secret-test-result">
+                    <Notice tone={testResult.ok ? "success" : "warning"}>{testResult.ok ? "Test passed" : "Test failed"}: {testResult.message}</Notice>
+                  </div>
+                ) : null}
+                {rotating === s.id ? <RotateForm secretId={s.id} label={s.label} onDone={() => { setRotating(null); refresh(); }} /> : null}
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
+    </>
+  );
+}
+
+function AddSecretForm({ kinds, onSaved }: { kinds: Array<{ kind: string; displayName: string; format: string }>; onSaved: () => void }) {
+  const trpc = useTRPC();
+  const create = useMutation(trpc.vault.create.mutationOptions({ onSuccess: onSaved }));
+  const [kind, setKind] = useState("");
+  const fe = create.error ? fieldErrors(create.error) : {};
+  const format = kinds.find((k) => k.kind === kind)?.format;
+
+  async function onSubmit(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const f = new FormData(form);
+    try {
+      await create.mutateAsync({ kind: String(f.get("kind")) as never, label: String(f.get("label") ?? ""), value: String(f.get("value") ?? "") });
+      form.reset();
+      setKind("");
+    } catch {
+      /* shown below */
+    }
+  }
+
+  return (
+    <form onSubmit={onSubmit} className="card grid gap-3 md:grid-cols-2" aria-label="Add a credential" noValidate>
+      <h2 className="text-sm font-semibold text-gray-900 md:col-span-2">Add a credential</h2>
+      <Field id="secret-kind" label="Kind" error={fe.kind}>
+        <select id="secret-kind" name="kind" className="field-input" required value={kind} onChange={(e) => setKind(e.target.value)}>
+          <option value="" disabled>Choose…</option>
+          {kinds.map((k) => <option key={k.kind} value={k.kind}>{k.displayName}</option>)}
+        </select>
+      </Field>
+      <Field id="secret-label" label="Label" error={fe.label}>
+        <input id="secret-label" name="label" className="field-input" required maxLength={80} placeholder="Production RunPod" />
+      </Field>
+      <Field
+        id="secret-value"
+        label="Value"
+        error={fe.value}
+        className="md:col-span-2"
+        hint={format === "json" ? "Paste the JSON document (e.g. a service-account file)." : format === "url" ? "An https URL (http only on loopback)." : "Paste the token; it is encrypted before it is stored."}
+      >
+        {format === "json" || format === "text-or-json" ? (
+          <textarea id="secret-value" name="value" rows={3} className="field-input font-mono" required autoComplete="off" spellCheck={false} />
+        ) : (
+          <input id="secret-value" name="value" type="password" className="field-input font-mono" required autoComplete="off" />
+        )}
+      </Field>
+      {create.error && !Object.keys(fe).length ? <p role="alert" className="field-error md:col-span-2">{errorMessage(create.error)}</p> : null}
+      {create.isSuccess ? <p role="status" className="text-sm text-green-700 md:col-span-2">Saved. The value is encrypted and will not be shown again.</p> : null}
+      <div className="md:col-span-2">
+        <button type="submit" className="btn-primary" disabled={create.isPending}>{create.isPending ? "Saving…" : "Save credential"}</button>
+      </div>
+    </form>
+  );
+}
+
+function RotateForm({ secretId, label, onDone }: { secretId: string; label: string; onDone: () => void }) {
+  const trpc = useTRPC();
+  const rotate = useMutation(trpc.vault.rotate.mutationOptions({ onSuccess: onDone }));
+  const fe = rotate.error ? fieldErrors(rotate.error) : {};
+  const id = `rotate-${secretId}`;
+  // The form opens on the user's "Rotate" click: take them to the field they are about to fill.
+  const input = useRef<HTMLInputElement>(null);
+  useEffect(() => input.current?.focus(), []);
+  return (
+    <form
+      className="mt-3 flex flex-wrap items-end gap-2"
+      aria-label={`Rotate ${label}`}
+      onSubmit={(e) => {
+        e.preventDefault();
+        rotate.mutate({ secretId, value: String(new FormData(e.currentTarget).get("value") ?? "") });
+      }}
+    >
+      <Field id={id} label={`New value for ${label}`} error={fe.value ?? (rotate.error && !Object.keys(fe).length ? errorMessage(rotate.error) : undefined)} className="min-w-[18rem] flex-1">
+        <input id={id} name="value" type="password" className="field-input font-mono" required autoComplete="off" ref={input} />
+      </Field>
+      <button type="submit" className="btn-primary" disabled={rotate.isPending}>{rotate.isPending ? "Rotating…" : "Save new version"}</button>
+    </form>
+  );
+}
