@@ -1,0 +1,393 @@
+/**
+ * Monthly budgets per team, deployment and router key (UTC calendar months).
+ *
+ * `evaluateBudgets(now)` (cron, every minute or so) prices month-to-date usage, records each threshold in
+ * `Budget.alertsSent[period]` with a conditional UPDATE (so two control-plane instances never alert twice)
+ * and sends the alert after the claim. Crossing 100% bumps the router config version in the same
+ * transaction, so every router re-reads the snapshot, where `budgetBlocks()` marks the key or deployment
+ * blocked. The block is state, not a computation: it lasts until the period changes or an admin raises the
+ * limit above the spend (both also bump the version).
+ */
+import type { BudgetScope, Prisma } from "@prisma/client";
+import { appendAudit, type AuditActor } from "../audit";
+import { formatMicros } from "../catalog";
+import { db } from "../db";
+import { DomainError, notFound } from "../lib/errors";
+import { usageLinks } from "./links";
+import { costForDeployments, type DeploymentCost, loadDeploymentsForCost } from "./pricing";
+
+export const THRESHOLDS = [80, 90, 100] as const;
+export type Threshold = (typeof THRESHOLDS)[number];
+
+export interface BudgetBlock {
+  code: "budget_exceeded";
+  message: string;
+}
+
+/** "2026-11" for any instant of November 2026, UTC. */
+export function budgetPeriod(now: Date): string {
+  return `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, "0")}`;
+}
+
+export function periodStart(now: Date): Date {
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+}
+
+function sentIn(alertsSent: Prisma.JsonValue, period: string): number[] {
+  const v = alertsSent && typeof alertsSent === "object" && !Array.isArray(alertsSent) ? (alertsSent as Record<string, unknown>)[period] : null;
+  return Array.isArray(v) ? v.filter((x): x is number => typeof x === "number") : [];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Spend
+
+export interface TeamSpend {
+  teamId: string;
+  total: number;
+  deployments: Map<string, number>;
+  keys: Map<string, number>;
+  costs: DeploymentCost[];
+  /** Deployments whose cost could not be computed (unknown price): counted as 0. */
+  unpriced: string[];
+}
+
+/** Month-to-date spend of each team (and of its deployments and keys), from the rollups and the cost model. */
+export async function monthToDateSpend(teamIds: string[], now: Date): Promise<Map<string, TeamSpend>> {
+  const from = periodStart(now);
+  const deployments = await loadDeploymentsForCost({
+    teamId: { in: teamIds },
+    createdAt: { lt: now },
+    OR: [{ destroyedAt: null }, { destroyedAt: { gte: from } }],
+  });
+  const costs = await costForDeployments(deployments, from, now, { now });
+  const out = new Map<string, TeamSpend>();
+  for (const id of teamIds) out.set(id, { teamId: id, total: 0, deployments: new Map(), keys: new Map(), costs: [], unpriced: [] });
+  for (const c of costs) {
+    const t = out.get(c.deployment.teamId)!;
+    const total = c.cost.actual.total;
+    if (total === null) t.unpriced.push(c.deployment.id);
+    t.total += total ?? 0;
+    t.deployments.set(c.deployment.id, total ?? 0);
+    for (const [k, v] of c.keys) t.keys.set(k, (t.keys.get(k) ?? 0) + v);
+    t.costs.push(c);
+  }
+  return out;
+}
+
+function spendFor(spend: TeamSpend | undefined, scope: BudgetScope, targetId: string | null): number {
+  if (!spend) return 0;
+  if (scope === "team") return spend.total;
+  if (scope === "deployment") return spend.deployments.get(targetId ?? "") ?? 0;
+  return spend.keys.get(targetId ?? "") ?? 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Names in messages
+
+interface BudgetNames {
+  teams: Map<string, string>;
+  deployments: Map<string, string>;
+  keys: Map<string, string>;
+}
+
+async function namesFor(budgets: Array<{ teamId: string; scope: BudgetScope; targetId: string | null }>): Promise<BudgetNames> {
+  const teamIds = [...new Set(budgets.map((b) => b.teamId))];
+  const depIds = budgets.filter((b) => b.scope === "deployment" && b.targetId).map((b) => b.targetId!);
+  const keyIds = budgets.filter((b) => b.scope === "apikey" && b.targetId).map((b) => b.targetId!);
+  const [teams, deps, keys] = await Promise.all([
+    db.team.findMany({ where: { id: { in: teamIds } }, select: { id: true, name: true } }),
+    depIds.length ? db.deployment.findMany({ where: { id: { in: depIds } }, select: { id: true, slug: true } }) : [],
+    keyIds.length ? db.apiKey.findMany({ where: { id: { in: keyIds } }, select: { id: true, label: true } }) : [],
+  ]);
+  return {
+    teams: new Map(teams.map((t) => [t.id, t.name])),
+    deployments: new Map(deps.map((d) => [d.id, d.slug])),
+    keys: new Map(keys.map((k) => [k.id, k.label])),
+  };
+}
+
+/** "team Acme", "deployment qwen-small", "key ci-bot". */
+function budgetSubject(b: { teamId: string; scope: BudgetScope; targetId: string | null }, n: BudgetNames): string {
+  if (b.scope === "team") return `team ${n.teams.get(b.teamId) ?? b.teamId}`;
+  if (b.scope === "deployment") return `deployment ${n.deployments.get(b.targetId ?? "") ?? b.targetId}`;
+  return `key ${n.keys.get(b.targetId ?? "") ?? b.targetId}`;
+}
+
+export function budgetExceededMessage(subject: string, limitMicros: number): string {
+  return `Monthly budget of ${subject} (${formatMicros(limitMicros)}) reached`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Set, list
+
+export interface SetBudgetInput {
+  scope: BudgetScope;
+  /** Deployment or API key id; omitted/null for the team budget. */
+  targetId?: string | null;
+  monthlyLimitMicros: number;
+}
+
+async function assertTarget(teamId: string, scope: BudgetScope, targetId: string | null): Promise<void> {
+  if (scope === "team") return;
+  if (!targetId) throw new DomainError("BAD_REQUEST", `A ${scope} budget needs a targetId.`, { reason: "missing_target" });
+  const found =
+    scope === "deployment"
+      ? await db.deployment.findFirst({ where: { id: targetId, teamId }, select: { id: true } })
+      : await db.apiKey.findFirst({ where: { id: targetId, teamId }, select: { id: true } });
+  if (!found) throw notFound(scope === "deployment" ? "Deployment" : "API key");
+}
+
+/**
+ * Creates or changes a budget (audited). Thresholds already alerted this period stay recorded only while the
+ * spend still crosses them under the new limit, so a raise re-arms the alerts above the spend; a budget
+ * that was blocked and is raised above the spend is unblocked and routers are told (config version bump).
+ */
+export async function setBudget(teamId: string, actor: AuditActor, input: SetBudgetInput, opts: { now?: Date } = {}) {
+  const now = opts.now ?? new Date();
+  const targetId = input.scope === "team" ? null : (input.targetId ?? null);
+  if (!Number.isSafeInteger(input.monthlyLimitMicros) || input.monthlyLimitMicros <= 0) {
+    throw new DomainError("BAD_REQUEST", "The monthly limit must be a positive amount.", { reason: "invalid_limit" });
+  }
+  await assertTarget(teamId, input.scope, targetId);
+  const period = budgetPeriod(now);
+  const spend = spendFor((await monthToDateSpend([teamId], now)).get(teamId), input.scope, targetId);
+  const limit = input.monthlyLimitMicros;
+  const crossed = THRESHOLDS.filter((t) => spend * 100 >= t * limit);
+
+  return db.$transaction(async (tx) => {
+    // Serialises writers of one budget (the team budget's targetId is NULL, which a unique index can't guard).
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`budget:${teamId}:${input.scope}:${targetId ?? ""}`}, 0))`;
+    const existing = await tx.budget.findFirst({ where: { teamId, scope: input.scope, targetId } });
+    const wasBlocked = existing ? sentIn(existing.alertsSent, period).includes(100) : false;
+    const keep = existing ? sentIn(existing.alertsSent, period).filter((t) => (crossed as number[]).includes(t)) : [];
+    const alertsSent = { [period]: keep } as Prisma.InputJsonValue;
+    const budget = existing
+      ? await tx.budget.update({ where: { id: existing.id }, data: { monthlyLimitMicros: BigInt(limit), alertsSent } })
+      : await tx.budget.create({ data: { teamId, scope: input.scope, targetId, monthlyLimitMicros: BigInt(limit), alertsSent } });
+    const previous = existing ? Number(existing.monthlyLimitMicros) : null;
+    await appendAudit(tx, teamId, actor, {
+      action: existing ? "budget.update" : "budget.create",
+      targetType: input.scope === "team" ? "team" : input.scope,
+      targetId: targetId ?? teamId,
+      metadata: { budgetId: budget.id, scope: input.scope, previousLimitMicros: previous, monthlyLimitMicros: limit, spendMicros: spend, period },
+    });
+    const unblocked = wasBlocked && !keep.includes(100);
+    if (unblocked) await usageLinks().bumpRouterConfigVersion(tx);
+    return { id: budget.id, scope: budget.scope, targetId: budget.targetId, monthlyLimitMicros: limit, spendMicros: spend, unblocked };
+  });
+}
+
+export async function deleteBudget(teamId: string, actor: AuditActor, budgetId: string) {
+  return db.$transaction(async (tx) => {
+    const b = await tx.budget.findFirst({ where: { id: budgetId, teamId } });
+    if (!b) throw notFound("Budget");
+    await tx.budget.delete({ where: { id: b.id } });
+    await appendAudit(tx, teamId, actor, {
+      action: "budget.delete",
+      targetType: b.scope === "team" ? "team" : b.scope,
+      targetId: b.targetId ?? teamId,
+      metadata: { budgetId: b.id, monthlyLimitMicros: Number(b.monthlyLimitMicros) },
+    });
+    if (sentIn(b.alertsSent, budgetPeriod(new Date())).includes(100)) await usageLinks().bumpRouterConfigVersion(tx);
+    return { id: b.id };
+  });
+}
+
+export async function listBudgets(teamId: string, opts: { now?: Date } = {}) {
+  const now = opts.now ?? new Date();
+  const period = budgetPeriod(now);
+  const budgets = await db.budget.findMany({ where: { teamId }, orderBy: { createdAt: "asc" } });
+  const spend = (await monthToDateSpend([teamId], now)).get(teamId);
+  const names = await namesFor(budgets);
+  return budgets.map((b) => {
+    const limit = Number(b.monthlyLimitMicros);
+    const s = spendFor(spend, b.scope, b.targetId);
+    const sent = sentIn(b.alertsSent, period);
+    return {
+      id: b.id,
+      scope: b.scope,
+      targetId: b.targetId,
+      name: budgetSubject(b, names),
+      period,
+      monthlyLimitMicros: limit,
+      spendMicros: s,
+      percent: Math.round((s / limit) * 1000) / 10,
+      alertsSent: sent,
+      blocked: sent.includes(100),
+    };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Evaluate (cron)
+
+export interface EvaluationResult {
+  period: string;
+  evaluated: number;
+  alerts: Array<{ budgetId: string; teamId: string; threshold: Threshold; spendMicros: number; limitMicros: number }>;
+  newlyBlocked: string[];
+  /** Budgets blocked in an earlier period whose block lapsed with the new period. */
+  lapsed: string[];
+}
+
+/** Atomically records `threshold` as sent for `period`; false when another evaluator already did. */
+async function claimThreshold(client: Pick<typeof db, "$queryRaw">, budgetId: string, period: string, threshold: number): Promise<boolean> {
+  const rows = await client.$queryRaw<Array<{ id: string }>>`
+    UPDATE "Budget"
+    SET "alertsSent" = jsonb_set("alertsSent", ARRAY[${period}::text], COALESCE("alertsSent"->${period}::text, '[]'::jsonb) || jsonb_build_array(${threshold}::int)),
+        "updatedAt" = ${new Date()}
+    WHERE id = ${budgetId} AND NOT (COALESCE("alertsSent"->${period}::text, '[]'::jsonb) @> jsonb_build_array(${threshold}::int))
+    RETURNING id`;
+  return rows.length === 1;
+}
+
+export async function evaluateBudgets(now: Date = new Date(), opts: { teamIds?: string[] } = {}): Promise<EvaluationResult> {
+  const period = budgetPeriod(now);
+  const budgets = await db.budget.findMany(opts.teamIds ? { where: { teamId: { in: opts.teamIds } } } : undefined);
+  const result: EvaluationResult = { period, evaluated: budgets.length, alerts: [], newlyBlocked: [], lapsed: [] };
+  if (budgets.length === 0) return result;
+
+  // A block from an earlier period lapses now: forget old periods (once) and tell the routers.
+  const stale = budgets.filter((b) => {
+    const v = b.alertsSent as Record<string, unknown> | null;
+    return v && typeof v === "object" && Object.keys(v).some((p) => p !== period);
+  });
+  if (stale.length) {
+    await db.$transaction(async (tx) => {
+      let bump = false;
+      for (const b of stale) {
+        const rows = await tx.$queryRaw<Array<{ id: string; old: Prisma.JsonValue }>>`
+          UPDATE "Budget" u SET "alertsSent" = jsonb_build_object(${period}::text, COALESCE(u."alertsSent"->${period}::text, '[]'::jsonb))
+          FROM "Budget" o WHERE u.id = ${b.id} AND o.id = u.id AND EXISTS (SELECT 1 FROM jsonb_object_keys(u."alertsSent") k WHERE k <> ${period}::text)
+          RETURNING u.id, o."alertsSent" AS old`;
+        const old = rows[0]?.old as Record<string, unknown> | undefined;
+        if (old && Object.entries(old).some(([p, v]) => p !== period && Array.isArray(v) && v.includes(100))) {
+          bump = true;
+          result.lapsed.push(b.id);
+        }
+        if (old) b.alertsSent = { [period]: sentIn(old as Prisma.JsonValue, period) };
+      }
+      if (bump) await usageLinks().bumpRouterConfigVersion(tx);
+    });
+  }
+
+  const spend = await monthToDateSpend([...new Set(budgets.map((b) => b.teamId))], now);
+  const names = await namesFor(budgets);
+  for (const b of budgets) {
+    const limit = Number(b.monthlyLimitMicros);
+    const s = spendFor(spend.get(b.teamId), b.scope, b.targetId);
+    const already = sentIn(b.alertsSent, period);
+    for (const threshold of THRESHOLDS) {
+      if (s * 100 < threshold * limit || already.includes(threshold)) continue;
+      let claimed: boolean;
+      if (threshold === 100) {
+        claimed = await db.$transaction(async (tx) => {
+          const ok = await claimThreshold(tx, b.id, period, threshold);
+          if (ok) await usageLinks().bumpRouterConfigVersion(tx);
+          return ok;
+        });
+        if (claimed) result.newlyBlocked.push(b.id);
+      } else {
+        claimed = await claimThreshold(db, b.id, period, threshold);
+      }
+      if (!claimed) continue;
+      result.alerts.push({ budgetId: b.id, teamId: b.teamId, threshold, spendMicros: s, limitMicros: limit });
+      const subject = budgetSubject(b, names);
+      const title =
+        threshold === 100 ? budgetExceededMessage(subject, limit) : `${threshold}% of the monthly budget of ${subject} used`;
+      const text =
+        `${formatMicros(s)} of ${formatMicros(limit)} spent in ${period} (${Math.floor((s / limit) * 100)}%).` +
+        (threshold === 100 ? ` Requests are refused until the period resets or an admin raises the budget.` : "");
+      try {
+        await usageLinks().notify(b.teamId, {
+          type: "budget.threshold",
+          ...(b.scope === "deployment" && b.targetId ? { deploymentId: b.targetId } : {}),
+          title,
+          text,
+          budgetId: b.id,
+          scope: b.scope,
+          targetId: b.targetId,
+          threshold,
+          period,
+          spendMicros: s,
+          limitMicros: limit,
+        });
+      } catch (err) {
+        // Recorded as sent: the alerts domain owns delivery retries; a crash here must not re-alert forever.
+        console.error("[usage] budget alert failed:", (err as Error).message);
+      }
+    }
+  }
+  return result;
+}
+
+/**
+ * Evaluation soon after usage arrives, for the teams it touched (the cron still evaluates everything):
+ * enforcement then lags usage by the report period plus this delay, not by the cron period. At most one
+ * evaluation runs at a time per process. Off under NODE_ENV=test, where tests evaluate explicitly.
+ */
+let evalDelayMs: number | null =
+  process.env.TUNA_BUDGET_EVAL_DELAY_MS !== undefined ? Number(process.env.TUNA_BUDGET_EVAL_DELAY_MS) : process.env.NODE_ENV === "test" ? null : 5000;
+const touchedTeams = new Set<string>();
+let evalTimer: NodeJS.Timeout | null = null;
+let evalRunning = false;
+
+export function setBudgetEvaluationDelay(ms: number | null): void {
+  evalDelayMs = ms;
+}
+
+export function budgetUsageArrived(teamIds: Iterable<string>): void {
+  if (evalDelayMs === null) return;
+  for (const t of teamIds) touchedTeams.add(t);
+  if (evalTimer || evalRunning || touchedTeams.size === 0) return;
+  evalTimer = setTimeout(runScheduledEvaluation, evalDelayMs);
+  evalTimer.unref();
+}
+
+async function runScheduledEvaluation(): Promise<void> {
+  evalTimer = null;
+  const teamIds = [...touchedTeams];
+  touchedTeams.clear();
+  evalRunning = true;
+  try {
+    await evaluateBudgets(new Date(), { teamIds });
+  } catch (err) {
+    console.error("[usage] budget evaluation failed:", (err as Error).message);
+  } finally {
+    evalRunning = false;
+    if (touchedTeams.size) budgetUsageArrived([]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Router snapshot
+
+/**
+ * What the snapshot builder marks `blocked`: keys over their key budget, deployments over their deployment
+ * budget, and every deployment of a team over its team budget. Messages name the budget.
+ */
+export async function budgetBlocks(now: Date = new Date()): Promise<{ apiKeys: Map<string, BudgetBlock>; deployments: Map<string, BudgetBlock> }> {
+  const period = budgetPeriod(now);
+  const blocked = await db.$queryRaw<Array<{ id: string; teamId: string; scope: BudgetScope; targetId: string | null; monthlyLimitMicros: bigint }>>`
+    SELECT id, "teamId", scope, "targetId", "monthlyLimitMicros" FROM "Budget"
+    WHERE COALESCE("alertsSent"->${period}::text, '[]'::jsonb) @> '[100]'::jsonb`;
+  const apiKeys = new Map<string, BudgetBlock>();
+  const deployments = new Map<string, BudgetBlock>();
+  if (blocked.length === 0) return { apiKeys, deployments };
+  const names = await namesFor(blocked);
+  const block = (b: (typeof blocked)[number]): BudgetBlock => ({
+    code: "budget_exceeded",
+    message: budgetExceededMessage(budgetSubject(b, names), Number(b.monthlyLimitMicros)),
+  });
+  // Team budgets first so their (broader) message wins over a deployment's own.
+  const teamBudgets = blocked.filter((b) => b.scope === "team");
+  if (teamBudgets.length) {
+    const deps = await db.deployment.findMany({ where: { teamId: { in: teamBudgets.map((b) => b.teamId) } }, select: { id: true, teamId: true } });
+    for (const d of deps) deployments.set(d.id, block(teamBudgets.find((b) => b.teamId === d.teamId)!));
+  }
+  for (const b of blocked) {
+    if (b.scope === "deployment" && b.targetId && !deployments.has(b.targetId)) deployments.set(b.targetId, block(b));
+    if (b.scope === "apikey" && b.targetId) apiKeys.set(b.targetId, block(b));
+  }
+  return { apiKeys, deployments };
+}

@@ -1,0 +1,248 @@
+/**
+ * Gathers the inputs of `computeCost` from the database (rollups, backend events, deployment and its
+ * components) and the catalog (prices, billing models). Spend of many deployments over one range is
+ * computed with three queries, whatever the number of deployments.
+ */
+import type { Prisma } from "@prisma/client";
+import {
+  cheapestServerless,
+  findGpu,
+  providerCatalogs,
+  serverlessPrice,
+  type SpotCloud,
+  SPOT_CLOUDS,
+  staticSpotPrices,
+  usdToMicros,
+} from "../catalog";
+import { db } from "../db";
+import {
+  type ActivitySample,
+  attributeToKeys,
+  type BackendKind,
+  computeCost,
+  type CostResult,
+  entry,
+  readyIntervalsFromEvents,
+  type ServerlessBilling,
+} from "./cost";
+
+export const MINUTE_MS = 60_000;
+export const HOUR_MS = 3_600_000;
+/**
+ * Minute rollups are kept 35 days (not 14) so month-to-date spend, which budgets act on, is always priced
+ * with minute precision: the serverless idle-window model needs it. See README.md "Retention".
+ */
+export const MINUTE_RETENTION_DAYS = 35;
+
+export interface DeploymentForCost {
+  id: string;
+  teamId: string;
+  slug: string;
+  mode: "hybrid" | "serverless" | "spot";
+  serverlessProvider: string | null;
+  serverlessGpu: string | null;
+  spotGpu: string | null;
+  spotClouds: string[];
+  gpuCount: number;
+  spec: Prisma.JsonValue;
+  createdAt: Date;
+  activatedAt: Date | null;
+  destroyedAt: Date | null;
+  components: Array<{ kind: "serverless" | "spot" | "router"; provider: string; plan: Prisma.JsonValue; createdAt: Date; status: string; updatedAt: Date }>;
+}
+
+const GONE = new Set(["destroyed", "gone"]);
+
+function num(v: unknown, d: number): number {
+  return typeof v === "number" && Number.isFinite(v) ? v : d;
+}
+
+function obj(v: unknown): Record<string, unknown> {
+  return v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+/** Serverless billing of `provider` for `gpu` with the deployment's scaling knobs (DeploymentSpec.serverlessScaling). */
+export function serverlessBillingFor(provider: string, gpu: string, gpuCount: number, spec: unknown): ServerlessBilling {
+  const scaling = obj(obj(spec).serverlessScaling);
+  const entry = providerCatalogs.find((e) => e.provider === provider);
+  const usd = findGpu(gpu) ? serverlessPrice(provider, gpu) : null;
+  return {
+    provider,
+    gpu,
+    gpuCount,
+    pricePerGpuHourMicros: usd === null ? null : usdToMicros(usd),
+    idleWindowS: num(scaling.idleTimeoutS, 60),
+    idleWindowBilled: entry?.billing.idleWindowBilled ?? true,
+    minimumBillableS: entry?.billing.minimumBillableS ?? 0,
+    minWorkers: num(scaling.minWorkers, 0),
+    concurrency: Math.max(1, num(scaling.concurrency, 32)),
+  };
+}
+
+/** Cheapest static spot or on-demand price for `gpu` over `clouds` (all clouds when empty). */
+export function cloudPrice(gpu: string, clouds: readonly string[], which: "spot" | "onDemand"): { cloud: string; micros: number } | null {
+  const list = (clouds.length ? clouds : SPOT_CLOUDS).filter((c): c is SpotCloud => (SPOT_CLOUDS as readonly string[]).includes(c));
+  let best: { cloud: string; micros: number } | null = null;
+  for (const cloud of list) {
+    const p = staticSpotPrices(cloud, which).find((x) => x.gpu === gpu);
+    if (p && p.pricePerGpuHourUsd > 0 && (!best || usdToMicros(p.pricePerGpuHourUsd) < best.micros)) {
+      best = { cloud, micros: usdToMicros(p.pricePerGpuHourUsd) };
+    }
+  }
+  return best;
+}
+
+function liveMs(from: number, to: number, start: Date, end: Date | null): number {
+  return Math.max(0, Math.min(to, end ? end.getTime() : to) - Math.max(from, start.getTime()));
+}
+
+export async function loadDeploymentsForCost(where: Prisma.DeploymentWhereInput): Promise<DeploymentForCost[]> {
+  return db.deployment.findMany({
+    where,
+    select: {
+      id: true, teamId: true, slug: true, mode: true, serverlessProvider: true, serverlessGpu: true, spotGpu: true,
+      spotClouds: true, gpuCount: true, spec: true, createdAt: true, activatedAt: true, destroyedAt: true,
+      components: { select: { kind: true, provider: true, plan: true, createdAt: true, status: true, updatedAt: true } },
+    },
+  });
+}
+
+interface RollupRow {
+  deploymentId: string;
+  backendId: string;
+  t: Date;
+  kind: string;
+  keyId: string;
+  requests: number;
+  busyMs: number;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+interface EventRow {
+  deploymentId: string;
+  routerId: string;
+  backendId: string;
+  backendKind: string | null;
+  state: string;
+  at: Date;
+  replicas: number;
+}
+
+/** Which rollups price a range: minute rollups while they are retained, hour rollups beyond. */
+export function granularityFor(fromMs: number, nowMs = Date.now()): "minute" | "hour" {
+  return fromMs >= nowMs - MINUTE_RETENTION_DAYS * 86_400_000 ? "minute" : "hour";
+}
+
+export interface DeploymentCost {
+  deployment: DeploymentForCost;
+  cost: CostResult;
+  /** Spend attributable to each API key (micro-dollars). */
+  keys: Map<string, number>;
+}
+
+/** Cost of each deployment over [from, to), with per-key attribution. */
+export async function costForDeployments(deployments: DeploymentForCost[], from: Date, to: Date, opts: { now?: Date } = {}): Promise<DeploymentCost[]> {
+  if (deployments.length === 0) return [];
+  const fromMs = from.getTime();
+  const toMs = to.getTime();
+  const granularity = granularityFor(fromMs, (opts.now ?? new Date()).getTime());
+  const bucketMs = granularity === "minute" ? MINUTE_MS : HOUR_MS;
+  const ids = deployments.map((d) => d.id);
+
+  const rows = await db.$queryRaw<RollupRow[]>`
+    SELECT "deploymentId", "backendId", bucket AS t, "backendKind" AS kind, "keyId",
+           SUM(requests)::int AS requests, SUM("busyMs")::float8 AS "busyMs",
+           SUM("inputTokens")::float8 AS "inputTokens", SUM("outputTokens")::float8 AS "outputTokens"
+    FROM "UsageRollup"
+    WHERE granularity = ${granularity} AND "deploymentId" = ANY(${ids}::text[])
+      AND bucket >= ${new Date(Math.floor(fromMs / bucketMs) * bucketMs)} AND bucket < ${to}
+    GROUP BY 1, 2, 3, 4, 5`;
+  // Events in range plus, per router and backend, the last one before it (the state at `from`).
+  const events = await db.$queryRaw<EventRow[]>`
+    SELECT "deploymentId", "routerId", "backendId", "backendKind", state, at, replicas FROM "UsageBackendEvent"
+    WHERE "deploymentId" = ANY(${ids}::text[]) AND at >= ${from} AND at < ${to}
+    UNION ALL
+    SELECT DISTINCT ON ("deploymentId", "routerId", "backendId") "deploymentId", "routerId", "backendId", "backendKind", state, at, replicas
+    FROM "UsageBackendEvent"
+    WHERE "deploymentId" = ANY(${ids}::text[]) AND at < ${from}
+    ORDER BY 1, 2, 3, 6 DESC`;
+
+  const rowsByDep = new Map<string, RollupRow[]>();
+  for (const r of rows) {
+    entry(rowsByDep, r.deploymentId, () => []).push(r);
+  }
+  const eventsByDep = new Map<string, EventRow[]>();
+  for (const e of events) {
+    entry(eventsByDep, e.deploymentId, () => []).push(e);
+  }
+
+  return deployments.map((d) => {
+    const drows = rowsByDep.get(d.id) ?? [];
+    const activityMap = new Map<string, ActivitySample>();
+    for (const r of drows) {
+      const kind: BackendKind = r.kind === "spot" ? "spot" : "serverless";
+      const t = r.t.getTime();
+      const k = `${t}|${kind}`;
+      const a = entry(activityMap, k, () => ({ t, kind, requests: 0, busyMs: 0, inputTokens: 0, outputTokens: 0 }));
+      a.requests += r.requests;
+      a.busyMs += Number(r.busyMs);
+      a.inputTokens += Number(r.inputTokens);
+      a.outputTokens += Number(r.outputTokens);
+    }
+    const spotBackends = new Set(drows.filter((r) => r.kind === "spot").map((r) => r.backendId));
+    const evs = (eventsByDep.get(d.id) ?? [])
+      .filter((e) => e.backendKind === "spot" || (e.backendKind === null && (spotBackends.has(e.backendId) || d.mode === "spot")))
+      .map((e) => ({ routerId: e.routerId, backendId: e.backendId, state: e.state, at: e.at.getTime(), replicas: e.replicas }));
+    const cost = computeCost(buildCostInput(d, fromMs, toMs, bucketMs, [...activityMap.values()], readyIntervalsFromEvents(evs, fromMs, toMs)));
+    const keys = attributeToKeys(
+      cost.buckets,
+      drows.map((r) => ({ t: r.t.getTime(), kind: r.kind === "spot" ? "spot" : "serverless", keyId: r.keyId, busyMs: Number(r.busyMs), requests: r.requests })),
+    );
+    return { deployment: d, cost, keys };
+  });
+}
+
+/** The pure cost input of one deployment (exported for the metrics series, which slices the range). */
+export function buildCostInput(
+  d: DeploymentForCost,
+  fromMs: number,
+  toMs: number,
+  bucketMs: number,
+  activity: ActivitySample[],
+  spotReady: ReturnType<typeof readyIntervalsFromEvents>,
+): Parameters<typeof computeCost>[0] {
+  const svlComp = d.components.find((c) => c.kind === "serverless");
+  const routerComp = d.components.find((c) => c.kind === "router");
+  const end = (c: { status: string; updatedAt: Date } | undefined) => (c && GONE.has(c.status) ? c.updatedAt : d.destroyedAt);
+  const serverless =
+    d.serverlessProvider && d.serverlessGpu && d.mode !== "spot" ? serverlessBillingFor(d.serverlessProvider, d.serverlessGpu, d.gpuCount, d.spec) : null;
+  const spotGpu = d.spotGpu ?? d.serverlessGpu;
+  const spotPrice = spotGpu && d.mode !== "serverless" ? cloudPrice(spotGpu, d.spotClouds, "spot") : null;
+  const spot =
+    spotGpu && d.mode !== "serverless"
+      ? { cloud: spotPrice?.cloud ?? d.spotClouds[0] ?? "unknown", gpu: spotGpu, gpuCount: d.gpuCount, spotPricePerGpuHourMicros: spotPrice?.micros ?? null }
+      : null;
+  let counterfactual = serverless;
+  if (!counterfactual && spotGpu && findGpu(spotGpu)) {
+    const c = cheapestServerless(spotGpu);
+    if (c.provider) counterfactual = serverlessBillingFor(c.provider, spotGpu, d.gpuCount, d.spec);
+  }
+  const routerPlan = obj(routerComp?.plan);
+  const liveStart = d.activatedAt ?? d.createdAt;
+  return {
+    fromMs,
+    toMs,
+    bucketMs,
+    activity,
+    spotReady,
+    serverless,
+    serverlessLiveMs: serverless ? liveMs(fromMs, toMs, svlComp?.createdAt ?? liveStart, end(svlComp)) : 0,
+    spot,
+    routerMicrosPerHour: routerComp ? usdToMicros(num(routerPlan.usdPerHour, 0)) : 0,
+    routerLiveMs: routerComp ? liveMs(fromMs, toMs, routerComp.createdAt, end(routerComp)) : 0,
+    counterfactualServerless: counterfactual,
+    onDemandSpotGpuMicros: spotGpu ? (cloudPrice(spotGpu, d.spotClouds, "onDemand")?.micros ?? null) : null,
+    onDemandServerlessGpuMicros: d.serverlessGpu ? (cloudPrice(d.serverlessGpu, d.spotClouds, "onDemand")?.micros ?? null) : null,
+  };
+}
