@@ -6,7 +6,7 @@ import { TRPCError } from "@trpc/server";
 import { InngestTestEngine } from "@inngest/test";
 import superjson from "superjson";
 import { rawClient, useTestDatabase } from "../test/db";
-import { callerFor, makeRoleFixture } from "../test/fixtures";
+import { callerFor, makeRoleFixture, outcomeCode } from "../test/fixtures";
 import { db } from "../db";
 import { setEventSink } from "../workflows/events";
 import { scanDatabaseFor } from "../vault/testing";
@@ -31,15 +31,7 @@ beforeEach(() => {
   sent.length = 0;
 });
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "OK";
-  } catch (e) {
-    if (e instanceof TRPCError) return e.code;
-    throw e;
-  }
-}
+const code = outcomeCode;
 
 /** Records requested sleeps instead of sleeping. */
 function recorder() {

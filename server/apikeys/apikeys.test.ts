@@ -9,7 +9,7 @@ import path from "node:path";
 import { TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { rawClient, useTestDatabase } from "../test/db";
-import { callerFor, makeRoleFixture } from "../test/fixtures";
+import { callerFor, makeRoleFixture, outcomeCode } from "../test/fixtures";
 import { db } from "../db";
 import { verifyAuditChain } from "../audit";
 import { encryptForTeam } from "../vault";
@@ -20,15 +20,7 @@ import { startRouter, startSimulator } from "../../router-service/src/index";
 await useTestDatabase();
 process.env.TUNA_ROUTER_TOKEN = "rt_test_router_token_0123456789";
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "OK";
-  } catch (e) {
-    if (e instanceof TRPCError) return e.code;
-    throw e;
-  }
-}
+const code = outcomeCode;
 
 async function makeDeployment(teamId: string, createdById: string, url: string, slug = "qwen-small") {
   const d = await db.deployment.create({

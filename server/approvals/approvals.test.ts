@@ -2,7 +2,7 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { TRPCError } from "@trpc/server";
 import { useTestDatabase } from "../test/db";
-import { callerFor, makeRoleFixture, makeUser } from "../test/fixtures";
+import { callerFor, makeRoleFixture, makeUser, outcomeCode } from "../test/fixtures";
 import { db } from "../db";
 import { verifyAuditChain } from "../audit";
 import { setEventSink } from "../workflows/events";
@@ -17,15 +17,7 @@ const sent: Array<{ name: string; data: Record<string, unknown> }> = [];
 setEventSink(async (name, data) => void sent.push({ name, data }));
 after(() => setEventSink(null));
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "OK";
-  } catch (e) {
-    if (e instanceof TRPCError) return e.code;
-    throw e;
-  }
-}
+const code = outcomeCode;
 
 const policy = (p: Partial<ApprovalPolicy> = {}): ApprovalPolicy => ({ ...DEFAULT_POLICY, approvalRoles: [], ...p });
 const req = (r: Partial<ApprovalInput> = {}): ApprovalInput => ({ requesterRole: "developer", mode: "hybrid", serverlessGpu: "L4", spotGpu: "L4", estimatedCostPerHourMicros: 1_000_000, ...r });

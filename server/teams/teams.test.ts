@@ -2,21 +2,13 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { TRPCError } from "@trpc/server";
 import { useTestDatabase } from "../test/db";
-import { callerFor, makeRoleFixture, makeUser } from "../test/fixtures";
+import { callerFor, makeRoleFixture, makeUser, outcomeCode } from "../test/fixtures";
 import { db } from "../db";
 import { verifyAuditChain } from "../audit";
 
 await useTestDatabase();
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "OK";
-  } catch (e) {
-    if (e instanceof TRPCError) return e.code;
-    throw e;
-  }
-}
+const code = outcomeCode;
 
 describe("teams", () => {
   test("create team makes the creator admin and audits it", async () => {

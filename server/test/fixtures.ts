@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Role } from "@prisma/client";
+import { TRPCError } from "@trpc/server";
+import { DomainError } from "../lib/errors";
 import { db } from "../db";
 import { createCaller } from "../trpc";
 import type { SessionUser } from "../trpc";
@@ -35,4 +37,15 @@ export async function makeRoleFixture(name = "Acme") {
   ], name);
   const otherTeam = await makeTeam([{ user: outsider, role: "admin" }], `${name}-other`);
   return { team, otherTeam, admin, developer, viewer, outsider };
+}
+
+/** "OK", or the tRPC / domain error code a call failed with (anything else is rethrown). */
+export async function outcomeCode(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return "OK";
+  } catch (e) {
+    if (e instanceof TRPCError || e instanceof DomainError) return e.code;
+    throw e;
+  }
 }

@@ -1,10 +1,10 @@
 import { describe, test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { TRPCError } from "@trpc/server";
+import type { TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { rawClient, useTestDatabase } from "../test/db";
-import { callerFor, makeRoleFixture } from "../test/fixtures";
+import { callerFor, makeRoleFixture, outcomeCode } from "../test/fixtures";
 import { db } from "../db";
 import { verifyAuditChain } from "../audit";
 import { DomainError } from "../lib/errors";
@@ -29,16 +29,7 @@ await useTestDatabase();
 const actorOf = (u: { id: string; email: string }) => ({ userId: u.id, label: u.email });
 const secretValue = (tag: string) => `${tag}_${randomBytes(16).toString("hex")}`;
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "OK";
-  } catch (e) {
-    if (e instanceof TRPCError) return e.code;
-    if (e instanceof DomainError) return e.code;
-    throw e;
-  }
-}
+const code = outcomeCode;
 
 const read = (teamId: string, id: string, actor = { userId: null, label: "test" }) =>
   withSecret(teamId, { id }, "deploy", actor, async (v) => v);
