@@ -2,7 +2,6 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { TRPCError } from "@trpc/server";
 import { InngestTestEngine } from "@inngest/test";
 import superjson from "superjson";
 import { rawClient, useTestDatabase } from "../test/db";

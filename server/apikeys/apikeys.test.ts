@@ -6,7 +6,6 @@ import type { AddressInfo } from "node:net";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { rawClient, useTestDatabase } from "../test/db";
 import { callerFor, makeRoleFixture, outcomeCode } from "../test/fixtures";

@@ -1,6 +1,5 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { TRPCError } from "@trpc/server";
 import { useTestDatabase } from "../test/db";
 import { callerFor, makeRoleFixture, makeUser, outcomeCode } from "../test/fixtures";
 import { db } from "../db";
