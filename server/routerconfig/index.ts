@@ -1,3 +1,4 @@
+import { budgetBlocks } from "../usage/budgets";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -84,7 +85,7 @@ const POLICY: Record<DeploymentConfig["mode"], DeploymentConfig["routing"]["poli
 export async function buildRouterSnapshot(now: Date = new Date()): Promise<RouterSnapshot> {
   // Version first: a change committed while we read shows up again under a higher version next poll.
   const version = await snapshotVersion();
-  const [deployments, keys] = await Promise.all([
+  const [deployments, keys, blocks] = await Promise.all([
     db.deployment.findMany({
       // Direct (serverless-only) deployments also hand out the provider URL, but stay reachable through the router.
       where: { status: { in: ["active", "degraded"] } },
@@ -95,6 +96,8 @@ export async function buildRouterSnapshot(now: Date = new Date()): Promise<Route
       where: { revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
       orderBy: { id: "asc" },
     }),
+    // Budgets at 100%: the router refuses these keys/deployments with a message naming the budget.
+    budgetBlocks(now),
   ]);
   const out: DeploymentConfig[] = [];
   for (const d of deployments) {
@@ -121,6 +124,7 @@ export async function buildRouterSnapshot(now: Date = new Date()): Promise<Route
         policy: POLICY[d.mode],
         ...(spec.serverlessScaling?.idleTimeoutS ? { idleTimeoutS: spec.serverlessScaling.idleTimeoutS } : {}),
       },
+      ...(blocks.deployments.has(d.id) ? { blocked: blocks.deployments.get(d.id) } : {}),
     });
   }
   const snapshot = {
@@ -133,6 +137,7 @@ export async function buildRouterSnapshot(now: Date = new Date()): Promise<Route
       deployments: k.deploymentIds.length ? [...k.deploymentIds] : ("*" as const),
       limits: { rpm: k.rpm, tpm: k.tpm, maxConcurrent: k.maxConcurrent },
       expiresAt: k.expiresAt ? k.expiresAt.toISOString() : null,
+      ...(blocks.apiKeys.has(k.id) ? { blocked: blocks.apiKeys.get(k.id) } : {}),
     })),
   };
   return routerSnapshotSchema.parse(snapshot);

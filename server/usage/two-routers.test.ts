@@ -1,3 +1,5 @@
+// Acceptance 3 of the usage issue: two real router processes, one control plane (the real snapshot and
+// usage handlers), a key whose monthly budget runs out while traffic flows.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -17,6 +19,7 @@ import { handleUsageRequest } from "./ingest";
 import { type BudgetAlert, setUsageLinks } from "./links";
 import { costForDeployments, loadDeploymentsForCost } from "./pricing";
 
+// biome-ignore lint/correctness/useHookAtTopLevel: a test file (not a React hook) waiting for its rename, see above
 await useTestDatabase();
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
