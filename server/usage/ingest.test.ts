@@ -10,6 +10,7 @@ import { priceMs } from "./cost";
 import { costForDeployments, loadDeploymentsForCost } from "./pricing";
 import { pruneUsage } from "./retention";
 import { hist, makeApiKey, makeDeployment, makeReport } from "./testing";
+import { captureEvents } from "../workflows/test/setup";
 
 await useTestDatabase();
 
@@ -146,6 +147,22 @@ describe("usage ingest", () => {
     // 100 → 100, 700 → 1000, +Inf → +Inf
     const counts = (m.latencyHist as { counts: number[] }).counts;
     assert.deepEqual(counts, hist([[100, 1], [1000, 1], [1e9, 1]]).counts);
+  });
+
+  test("a spot backend reported draining starts the spot-preempted workflow, once per report", async () => {
+    const sent = captureEvents();
+    const { dep } = await setup();
+    await db.deploymentComponent.create({ data: { deploymentId: dep.id, kind: "spot", provider: "local-spot", status: "ready", replicasReady: 1 } });
+    const t0 = new Date("2026-11-12T10:00:00Z");
+    const ev = (backendId: string, state: "ready" | "draining") => ({ type: "backend_state" as const, deploymentId: dep.id, backendId, state, at: t0.toISOString() });
+    await ingestUsageReport(makeReport(t0, [], [ev("spot", "ready"), ev("serverless", "draining")]));
+    assert.deepEqual(sent.filter((e) => e.name === "deployment/spot.preempted"), [], "ready spot and a draining serverless backend are not preemptions");
+    const report = makeReport(t0, [], [ev("spot", "draining"), ev("spot", "draining")]);
+    await ingestUsageReport(report);
+    await ingestUsageReport(report); // resent: a duplicate batch reports nothing again
+    const pre = sent.filter((e) => e.name === "deployment/spot.preempted");
+    assert.equal(pre.length, 1);
+    assert.deepEqual({ deploymentId: pre[0].data.deploymentId, teamId: pre[0].data.teamId, source: pre[0].data.source }, { deploymentId: dep.id, teamId: dep.teamId, source: "router" });
   });
 
   test("spot state events become ready time priced at the spot rate; retention prunes old data", async () => {

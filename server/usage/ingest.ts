@@ -9,6 +9,7 @@
  *   3. append the backend state events (spot ready intervals are derived from them at query time);
  *   4. commit, then resolve every caller; then batch the keys' last-used time.
  */
+import { sendEvent } from "../workflows/events";
 import { usageReportSchema, type UsageReport } from "@tuna/router-service/contract";
 import type pg from "pg";
 import { db } from "../db";
@@ -215,6 +216,23 @@ export class IngestBusyError extends Error {
 }
 let inflight = 0;
 
+/**
+ * A router that sees a spot backend start draining (preemption notice) reports it; the spot-preempted
+ * workflow then keeps serverless warm and lets SkyServe replace the replica. One event per deployment per
+ * batch group; the workflow itself is idempotent.
+ */
+async function reportPreemptions(events: EventParam[], teams: Map<string, string>): Promise<void> {
+  const drained = new Map<string, EventParam>();
+  for (const e of events) if (e.kind === "spot" && e.state === "draining") drained.set(e.dep, e);
+  for (const [deploymentId, e] of drained) {
+    try {
+      await sendEvent("deployment/spot.preempted", { deploymentId, teamId: teams.get(deploymentId), source: "router", detail: `router ${e.router} saw ${e.be} draining at ${e.at}` });
+    } catch (err) {
+      console.error("[usage] could not report a preemption:", (err as Error).message);
+    }
+  }
+}
+
 async function writeGroup(group: Pending[]): Promise<Map<string, IngestResult>> {
   const reports = group.map((p) => p.report);
   const depIds = [...new Set(reports.flatMap((r) => [...r.entries.map((e) => e.deploymentId), ...r.events.map((e) => e.deploymentId)]))];
@@ -225,6 +243,7 @@ async function writeGroup(group: Pending[]): Promise<Map<string, IngestResult>> 
   const out = new Map<string, IngestResult>();
   const client = await usagePool().connect();
   let fresh: UsageReport[];
+  let stateEvents: EventParam[] = [];
   try {
     await client.query("BEGIN");
     const inserted = await client.query<{ batchId: string }>(INSERT_BATCHES_SQL, [
@@ -236,6 +255,7 @@ async function writeGroup(group: Pending[]): Promise<Map<string, IngestResult>> 
       const byKey = new Map<string, RollupParam>();
       for (const r of fresh) out.set(r.batchId, { duplicate: false, skippedEntries: addRollupRows(byKey, r, teams) });
       const events = await eventRows(fresh, teams, client);
+      stateEvents = events;
       await client.query(UPSERT_SQL, [JSON.stringify([...byKey.values()]), JSON.stringify(events)]);
     }
     await client.query("COMMIT");
@@ -245,6 +265,7 @@ async function writeGroup(group: Pending[]): Promise<Map<string, IngestResult>> 
   } finally {
     client.release();
   }
+  await reportPreemptions(stateEvents, teams);
   if (fresh.length) budgetUsageArrived(fresh.flatMap((r) => r.entries.map((e) => teams.get(e.deploymentId)).filter((t): t is string => !!t)));
   // Last-used is batched by the router-config domain; a failure there must not fail the ingest.
   const keyIds = [...new Set(fresh.flatMap((r) => r.entries.filter((e) => e.requests > 0 && e.keyId).map((e) => e.keyId)))];

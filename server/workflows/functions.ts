@@ -5,6 +5,7 @@ import { concurrency, deployFunction, warmSpot } from "./deploy";
 import * as life from "../deployments/lifecycle";
 import { deliverAlert } from "../alerts/functions";
 import { expireApprovalsFunction } from "../approvals/functions";
+import { evaluateBudgetsFunction, pruneUsageFunction } from "../usage/functions";
 
 /** deployment/destroy.requested: tear down every component that exists, clean storage, revoke from the router. */
 export const destroyFunction = inngest.createFunction(
@@ -135,6 +136,8 @@ export const functions: InngestFunction.Any[] = [
   spotPreemptedFunction,
   deliverAlert,
   expireApprovalsFunction,
+  evaluateBudgetsFunction,
+  pruneUsageFunction,
 ];
 
 export { deployFunction };
