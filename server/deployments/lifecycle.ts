@@ -246,7 +246,11 @@ export async function activateDeployment(deploymentId: string): Promise<boolean>
       data: { status: "active", activatedAt: new Date(), failureStep: null, failureReason: null },
     });
     // A repeated step finds its own work done: same answer. Anything else means a destroy overtook it.
-    if (moved.count === 0) return d.status === "active" || d.status === "degraded";
+    // Re-read: a concurrent attempt may have moved the row after our first read (READ COMMITTED).
+    if (moved.count === 0) {
+      const now = await tx.deployment.findUnique({ where: { id: deploymentId }, select: { status: true } });
+      return now?.status === "active" || now?.status === "degraded";
+    }
     await bumpRouterConfigVersion(tx);
     await tx.deploymentEvent.create({ data: { deploymentId, step: "activate", status: "ok", message: `${d.slug} is serving` } });
     await appendAudit(tx, d.teamId, WORKFLOW_ACTOR, { action: "deployment.active", targetType: "deployment", targetId: deploymentId });
