@@ -1,21 +1,6 @@
-import { type Browser, expect, type Page, test } from "@playwright/test";
-import { shot, signUp, uniqueEmail } from "./helpers";
+import { expect, type Page, test } from "@playwright/test";
+import { inviteMember, shot, signUp, uniqueEmail } from "./helpers";
 
-/** The admin creates an invite link for `role`; a new person signs up in their own context and joins. */
-async function inviteMember(admin: Page, browser: Browser, role: "developer" | "viewer", name: string) {
-  await admin.goto("/members");
-  await admin.locator("#invite-role").selectOption(role);
-  await admin.getByRole("button", { name: "Create invite link" }).click();
-  const link = await admin.getByTestId("invite-link").inputValue();
-  const ctx = await browser.newContext();
-  const page = await ctx.newPage();
-  const email = uniqueEmail(role);
-  await signUp(page, name, email);
-  await page.goto(link);
-  await page.getByRole("button", { name: /^Join / }).click();
-  await expect(page.getByTestId("team-switcher")).toContainText(`(${role})`);
-  return { ctx, page, email };
-}
 
 /** A tRPC mutation over HTTP, as any script could send it (superjson body, session cookie of `page`). */
 async function mutate(page: Page, path: string, input: unknown, teamId?: string) {

@@ -1,22 +1,8 @@
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type Browser, expect, type Page, test } from "@playwright/test";
-import { shot, signUp, uniqueEmail } from "./helpers";
+import { expect, type Page, test } from "@playwright/test";
+import { inviteMember, shot, signUp, uniqueEmail } from "./helpers";
 
-async function inviteMember(admin: Page, browser: Browser, role: "developer" | "viewer", name: string) {
-  await admin.goto("/members");
-  await admin.locator("#invite-role").selectOption(role);
-  await admin.getByRole("button", { name: "Create invite link" }).click();
-  const link = await admin.getByTestId("invite-link").inputValue();
-  const ctx = await browser.newContext();
-  const page = await ctx.newPage();
-  const email = uniqueEmail(role);
-  await signUp(page, name, email);
-  await page.goto(link);
-  await page.getByRole("button", { name: /^Join / }).click();
-  await expect(page.getByTestId("team-switcher")).toContainText(`(${role})`);
-  return { ctx, page, email };
-}
 
 /** Confirms the open <dialog>, typing `text` first when it asks for it. */
 async function confirmDialog(page: Page, button: string, text?: string) {

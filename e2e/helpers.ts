@@ -1,4 +1,4 @@
-import { expect, type Page } from "@playwright/test";
+import { type Browser, expect, type Page } from "@playwright/test";
 import { randomBytes } from "node:crypto";
 
 export function uniqueEmail(label: string) {
@@ -16,4 +16,20 @@ export async function signUp(page: Page, name: string, email: string, password =
 
 export async function shot(page: Page, name: string) {
   await page.screenshot({ path: `test-results/screenshots/${name}.png`, fullPage: true });
+}
+
+/** The admin creates an invite link for `role`; a new person signs up in their own context and joins. */
+export async function inviteMember(admin: Page, browser: Browser, role: "developer" | "viewer", name: string) {
+  await admin.goto("/members");
+  await admin.locator("#invite-role").selectOption(role);
+  await admin.getByRole("button", { name: "Create invite link" }).click();
+  const link = await admin.getByTestId("invite-link").inputValue();
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const email = uniqueEmail(role);
+  await signUp(page, name, email);
+  await page.goto(link);
+  await page.getByRole("button", { name: /^Join / }).click();
+  await expect(page.getByTestId("team-switcher")).toContainText(`(${role})`);
+  return { ctx, page, email };
 }
