@@ -85,4 +85,18 @@ describe("usage metrics", () => {
     assert.equal(o.topDeployments.length, 1);
     assert.equal(o.topDeployments[0].savings, null);
   });
+
+  test("cross-tenant: another team gets NOT_FOUND for a deployment's series and sees none of its spend", async () => {
+    const f = await makeRoleFixture("Private");
+    const dep = await makeDeployment(f.team.id, f.admin.id, { slug: "private" });
+    const key = await makeApiKey(f.team.id, f.admin.id);
+    await ingestUsageReport(makeReport(new Date(BASE), [{ keyId: key.id, deploymentId: dep.id, requests: 5, busyMs: 1000, latencyMs: 100 }]));
+    const range = { deploymentId: dep.id, from: new Date(BASE - HOUR), to: new Date(BASE + HOUR) };
+    await assert.rejects(callerFor(f.outsider, f.otherTeam.id).usage.deploymentSeries(range), (e: { code?: string }) => e.code === "NOT_FOUND");
+    await assert.rejects(callerFor(f.outsider, f.team.id).usage.deploymentSeries(range), (e: { code?: string }) => e.code === "NOT_FOUND");
+    const theirs = await callerFor(f.outsider, f.otherTeam.id).usage.teamOverview();
+    assert.ok(theirs.topDeployments.every((d) => d.deploymentId !== dep.id));
+    // The owner team does see it (the refusals above are about tenancy, not a broken query).
+    await callerFor(f.viewer, f.team.id).usage.deploymentSeries(range);
+  });
 });
