@@ -117,6 +117,16 @@ export async function requestDeployment(
         createdById: actor.userId,
       },
     });
+    // What the approver sees and what the audit row records about the plan.
+    const plan = {
+      slug: r.slug,
+      model: r.model,
+      mode: r.mode,
+      serverlessProvider: r.serverlessProvider,
+      spotProvider: r.spotProvider,
+      serverlessGpu: r.serverlessGpu,
+      spotGpu: r.spotGpu,
+    };
     let expiresAt: Date | null = null;
     let approvalId: string | null = null;
     if (approval.required) {
@@ -125,17 +135,7 @@ export async function requestDeployment(
         deploymentId: id,
         requestedById: actor.userId,
         reasons: approval.reasons,
-        summary: {
-          slug: r.slug,
-          model: r.model,
-          mode: r.mode,
-          serverlessProvider: r.serverlessProvider,
-          spotProvider: r.spotProvider,
-          serverlessGpu: r.serverlessGpu,
-          spotGpu: r.spotGpu,
-          gpuCount: r.gpuCount,
-          costDisplay: r.cost.totalDisplay,
-        },
+        summary: { ...plan, gpuCount: r.gpuCount, costDisplay: r.cost.totalDisplay },
         estimatedCostPerHourMicros: BigInt(r.estimatedCostPerHourMicros),
       });
       expiresAt = req.expiresAt;
@@ -161,13 +161,7 @@ export async function requestDeployment(
       targetType: "deployment",
       targetId: id,
       metadata: {
-        slug: r.slug,
-        model: r.model,
-        mode: r.mode,
-        serverlessProvider: r.serverlessProvider,
-        spotProvider: r.spotProvider,
-        serverlessGpu: r.serverlessGpu,
-        spotGpu: r.spotGpu,
+        ...plan,
         providerReason: r.providerReason,
         estimatedCostPerHourMicros: r.estimatedCostPerHourMicros,
         approvalRequired: approval.required,

@@ -1,3 +1,4 @@
+import { processAlive } from "../test/process";
 import { describe, test, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -45,14 +46,7 @@ const waitFor = async <T>(what: string, fn: () => Promise<T | null | undefined |
   }
 };
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const alive = processAlive;
 
 describe("end to end on the local provider", () => {
   test("request → approval → active → openai completions through the router → destroy → nothing running", async () => {

@@ -1,3 +1,4 @@
+import { processAlive } from "../test/process";
 import { describe, test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -61,14 +62,7 @@ async function waitFor(what: string, pred: () => Promise<boolean>, ms = 40_000) 
   }
 }
 const timeline = async (id: string) => (await db.deploymentEvent.findMany({ where: { deploymentId: id } })).map((e) => `${e.step}:${e.status}`);
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const alive = processAlive;
 
 describe("restart", () => {
   test("runner killed between steps of deploy: a new process finishes it without repeating a provider call", async () => {
