@@ -349,9 +349,10 @@ async function main() {
     { name: "direct", url: `http://127.0.0.1:${sim.port}/v1/chat/completions`, headers: {}, pids: () => [sim.proc.pid ?? 0] },
     { name: "tuna router", url: `http://127.0.0.1:${router.port}/v1/chat/completions`, headers: { authorization: `Bearer ${KEY}` }, pids: () => [router.proc.pid ?? 0] },
   ];
-  // Floor for any Node proxy on this box: body in, one keep-alive upstream call, body out, nothing else.
-  const floor = await spawnBareNodeProxy(sim.port);
-  targets.push({ name: "bare node proxy (floor)", url: `http://127.0.0.1:${floor.port}/v1/chat/completions`, headers: {}, pids: () => [floor.pid] });
+  // A bare proxy on Node's own http server and client (body in, one keep-alive upstream call, body out,
+  // nothing else): what the router cost before it had its own HTTP/1.1 fast path and upstream pool.
+  const bare = await spawnBareNodeProxy(sim.port);
+  targets.push({ name: "bare node:http proxy", url: `http://127.0.0.1:${bare.port}/v1/chat/completions`, headers: {}, pids: () => [bare.pid] });
   const nginx = await startNginx(sim.port);
   if (nginx) {
     const masterPid = nginx.proc.pid ?? 0;
@@ -421,8 +422,8 @@ async function main() {
   }
   for (const n of notes) console.log(n);
   const rr = rps.get("tuna router")?.rps ?? 0;
-  const fr = rps.get("bare node proxy (floor)")?.rps;
-  if (fr) console.log(`\nrouter / bare node proxy RPS = ${(rr / fr).toFixed(2)} (cost of auth, limits, routing, metrics, usage)`);
+  const fr = rps.get("bare node:http proxy")?.rps;
+  if (fr) console.log(`\nrouter / bare node:http proxy RPS = ${(rr / fr).toFixed(2)} (the router does auth, limits, routing, metrics and usage on top)`);
   const nr = rps.get("nginx proxy_pass")?.rps;
   if (nr) console.log(`router / nginx RPS = ${(rr / nr).toFixed(2)} (target ≥ 0.70)`);
   const rc = rps.get("tuna router")?.cpuUsPerReq;

@@ -4,6 +4,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { BackendConfig, BackendState, DeploymentConfig, RoutingConfig } from "./contract.js";
+import { UpstreamPool, validHeader } from "./upstream.js";
 
 export type Lifecycle = "cold" | "warming" | "ready";
 
@@ -60,7 +61,10 @@ export class BackendRuntime {
   private idleTimer: NodeJS.Timeout | undefined;
   private lastState: BackendState;
   private disposed = false;
+  /** Probes and warm-up pokes (a few per second at most) use Node's client; requests use `pool`. */
   readonly agent: http.Agent;
+  /** Keep-alive connections for proxied requests (the hot path). */
+  readonly pool: UpstreamPool;
   readonly origin: URL;
   /** Configured upstream headers, lower-cased once (hot path). */
   upstreamHeaders: Array<[string, string]> = [];
@@ -81,7 +85,13 @@ export class BackendRuntime {
     this.origin = new URL(cfg.url);
     const AgentCtor = this.origin.protocol === "https:" ? https.Agent : http.Agent;
     // Keep-alive pool per backend; no socket cap, since the router's own in-flight bounds apply first.
-    this.agent = new AgentCtor({ keepAlive: true, keepAliveMsecs: 10_000, maxFreeSockets: 256, scheduling: "lifo" });
+    this.agent = new AgentCtor({ keepAlive: true, keepAliveMsecs: 10_000, maxFreeSockets: 16, scheduling: "lifo" });
+    const self = this;
+    this.pool = new UpstreamPool(this.origin, {
+      get connectTimeoutMs() {
+        return self.connectTimeoutMs;
+      },
+    });
     this.lifecycle = cfg.kind === "spot" ? "cold" : "ready";
     this.setHeaders(cfg);
     this.hostHeader = this.origin.host;
@@ -170,7 +180,8 @@ export class BackendRuntime {
     clearTimeout(this.warmTimer);
     clearTimeout(this.healthTimer);
     clearInterval(this.idleTimer);
-    // Sockets of requests still in flight finish; idle ones close when the agent is destroyed later.
+    // Idle connections close now; those of requests still in flight close when their response ends.
+    this.pool.close();
     setTimeout(() => this.agent.destroy(), 60_000).unref();
   }
 
@@ -293,8 +304,11 @@ function probe(b: BackendRuntime, path: string, timeoutMs: number): Promise<bool
   });
 }
 
+/** Configured upstream headers, lower-cased; a pair that could not be written safely (CR/LF) is left out. */
 function lowerHeaders(cfg: BackendConfig): Array<[string, string]> {
-  return Object.entries(cfg.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]);
+  return Object.entries(cfg.headers ?? {})
+    .map(([k, v]): [string, string] => [k.toLowerCase(), v])
+    .filter(([k, v]) => validHeader(k, v));
 }
 
 export function backendKey(d: DeploymentConfig, b: BackendConfig): string {

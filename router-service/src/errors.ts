@@ -1,6 +1,6 @@
 // OpenAI-shaped error bodies. Status + type + code are chosen so the official `openai` client raises
 // the matching APIError subclass (401 AuthenticationError, 404 NotFoundError, 429 RateLimitError, …).
-import type { ServerResponse } from "node:http";
+import type { RouterResponse } from "./http1.js";
 
 export interface RouterErrorSpec {
   status: number;
@@ -74,7 +74,7 @@ export const errors = {
   }),
 };
 
-export function sendError(res: ServerResponse, spec: RouterErrorSpec, extraHeaders?: Record<string, string>): void {
+export function sendError(res: RouterResponse, spec: RouterErrorSpec, extraHeaders?: Record<string, string>): void {
   if (res.headersSent) {
     res.destroy();
     return;

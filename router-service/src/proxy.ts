@@ -1,8 +1,9 @@
 // Upstream I/O: one attempt against one backend, and the relay of its response to the client.
-import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
-import https from "node:https";
+import type { IncomingHttpHeaders } from "node:http";
+import type { RouterResponse } from "./http1.js";
 import { StringDecoder } from "node:string_decoder";
 import type { BackendRuntime } from "./backend.js";
+import { type Exchange, type HeadListener, requestHead, type UpstreamFailure } from "./upstream.js";
 
 /** RFC 9110 hop-by-hop headers plus what the router owns (client credentials, framing, encoding). */
 const STRIP_REQUEST = new Set([
@@ -61,7 +62,7 @@ export interface ClientHead {
  * the upstream's minus hop-by-hop, cookies, server/date (and content-length for SSE, which is re-framed),
  * then the router's own `extra` pairs, which replace upstream headers of the same name.
  */
-export function clientResponseHead(up: IncomingMessage, extra: string[]): ClientHead {
+export function clientResponseHead(up: { rawHeaders: string[] }, extra: string[]): ClientHead {
   const raw = up.rawHeaders;
   const names: string[] = new Array(raw.length >> 1);
   let sse = false;
@@ -91,74 +92,51 @@ function pairHas(pairs: string[], name: string): boolean {
   return false;
 }
 
-export type AttemptResult =
-  | { ok: true; up: IncomingMessage; req: http.ClientRequest }
-  | { ok: false; reason: "connect" | "timeout" | "reset" | "aborted" };
-
-const CONNECT_FAILURES = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "ECONNABORTED"]);
+export type AttemptResult = { ok: true; up: Exchange } | { ok: false; reason: "connect" | "timeout" | "reset" | "aborted" };
 
 /** State of one upstream attempt (a class rather than closures: fewer allocations on the hot path). */
-class Attempt {
+class Attempt implements HeadListener {
   settled = false;
-  connectTimer: NodeJS.Timeout | undefined;
   firstByteTimer: NodeJS.Timeout | undefined;
+  x: Exchange | undefined;
   constructor(
-    readonly req: http.ClientRequest,
-    readonly backend: BackendRuntime,
     readonly clientGone: () => boolean,
     private resolve: (r: AttemptResult) => void,
   ) {}
-  finish(r: AttemptResult): void {
-    if (this.settled) return;
+  private finish(r: AttemptResult): void {
     this.settled = true;
     clearTimeout(this.firstByteTimer);
-    if (this.connectTimer) clearTimeout(this.connectTimer);
     this.resolve(r);
   }
-  fail(reason: "connect" | "timeout" | "reset" | "aborted"): void {
+  /** Timeout before the first byte, or the client left: abandon the exchange. */
+  abandon(reason: "timeout" | "aborted"): void {
     if (this.settled) return;
     this.finish({ ok: false, reason });
-    this.req.destroy();
+    this.x?.destroy();
   }
-  onSocket(s: import("node:net").Socket): void {
-    if (!s.connecting) return;
-    this.connectTimer = setTimeout(() => this.fail("connect"), this.backend.connectTimeoutMs);
-    s.once("connect", () => clearTimeout(this.connectTimer));
+  head(x: Exchange): void {
+    if (this.settled) x.destroy();
+    else this.finish({ ok: true, up: x });
   }
-  onResponse(up: IncomingMessage): void {
-    if (this.settled) {
-      up.resume();
-      return;
-    }
-    this.finish({ ok: true, up, req: this.req });
-  }
-  onError(err: NodeJS.ErrnoException): void {
-    this.finish({ ok: false, reason: this.clientGone() ? "aborted" : CONNECT_FAILURES.has(err.code ?? "") ? "connect" : "reset" });
+  fail(reason: UpstreamFailure): void {
+    if (!this.settled) this.finish({ ok: false, reason: this.clientGone() ? "aborted" : reason });
   }
 }
 
-/** Sends one request; resolves at response headers (the "first byte") or with the failure reason. */
+/** Sends one request; resolves at the response head (the "first byte") or with the failure reason. */
 export function attemptUpstream(
   backend: BackendRuntime,
   apiPath: string,
-  headers: OutgoingHttpHeaders | string[],
+  headers: string[],
   body: Buffer,
   clientGone: () => boolean,
   onClientGone: (fn: () => void) => void,
 ): Promise<AttemptResult> {
   return new Promise((resolve) => {
-    const o = backend.origin;
-    const req = (o.protocol === "https:" ? https : http).request({
-      protocol: o.protocol, hostname: o.hostname, port: o.port || undefined, method: "POST",
-      path: backend.basePath + apiPath, agent: backend.agent, headers,
-    });
-    const a = new Attempt(req, backend, clientGone, resolve);
-    a.firstByteTimer = setTimeout(() => a.fail("timeout"), backend.firstByteTimeoutMs);
-    req.on("socket", (s) => a.onSocket(s));
-    req.on("response", (up) => a.onResponse(up));
-    req.on("error", (err: NodeJS.ErrnoException) => a.onError(err));
-    onClientGone(() => a.fail("aborted"));
-    req.end(body);
+    const a = new Attempt(clientGone, resolve);
+    a.firstByteTimer = setTimeout(() => a.abandon("timeout"), backend.firstByteTimeoutMs);
+    onClientGone(() => a.abandon("aborted"));
+    a.x = backend.pool.request(requestHead("POST", backend.basePath + apiPath, headers), body, a);
   });
 }
 
@@ -248,7 +226,7 @@ export function usageFromJson(buf: Buffer): Usage | undefined {
 const USAGE_MARK = Buffer.from('"usage":{');
 
 /** Writes `data` honouring backpressure: pauses the upstream until the client drains. */
-export function writeWithBackpressure(res: ServerResponse, up: IncomingMessage, data: string | Buffer): void {
+export function writeWithBackpressure(res: RouterResponse, up: Exchange, data: string | Buffer): void {
   if (!res.write(data)) {
     up.pause();
     res.once("drain", () => up.resume());

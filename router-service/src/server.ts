@@ -1,7 +1,7 @@
 // The router's HTTP server: request pipeline (protect → auth → resolve → limit → route → proxy → account),
 // operational endpoints and graceful shutdown.
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import http, { type IncomingMessage } from "node:http";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo, Socket } from "node:net";
@@ -11,6 +11,7 @@ import { ConfigStore, type DeploymentRuntime } from "./config.js";
 import { type ConfigSource, ControlPlaneSource, StaticFileSource } from "./configSync.js";
 import type { RouterSnapshot } from "./contract.js";
 import { errors, type RouterErrorSpec, sendError } from "./errors.js";
+import { FastRequest, installFastPath, type RouterResponse } from "./http1.js";
 import { createLogger, type Logger } from "./log.js";
 import { labelKey, RouterMetrics } from "./metrics.js";
 import { chooseBackends } from "./policy.js";
@@ -20,6 +21,7 @@ import {
 import { MemoryRateLimiter } from "./ratelimit/memory.js";
 import { LimiterUnavailableError, RedisRateLimiter } from "./ratelimit/redis.js";
 import { type AcquireResult, has, type LimitSpec, type RateLimiter } from "./ratelimit/types.js";
+import type { Exchange } from "./upstream.js";
 import { UsageAggregator, UsageReporter } from "./usage.js";
 
 export interface RouterOptions {
@@ -181,12 +183,12 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     }
     metrics.requests.incKey(k);
   };
-  const fail = (res: ServerResponse, ctx: Ctx, spec: RouterErrorSpec, extra?: Record<string, string>) => {
+  const fail = (res: RouterResponse, ctx: Ctx, spec: RouterErrorSpec, extra?: Record<string, string>) => {
     ctx.status = spec.status;
     sendError(res, spec, extra);
   };
 
-  async function handleInference(req: IncomingMessage, res: ServerResponse, apiPath: string, slug: string | undefined) {
+  async function handleInference(req: IncomingMessage | FastRequest, res: RouterResponse, apiPath: string, slug: string | undefined) {
     const ctx: Ctx = { start: performance.now(), deploymentId: "", backendId: "", status: 0 };
     const cleanups: Array<() => void> = [];
     let clientClosed = false;
@@ -228,7 +230,8 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       res.shouldKeepAlive = false;
       return fail(res, ctx, errors.bodyTooLarge(maxBodyBytes), { connection: "close" });
     }
-    const raw = await readBody(req, maxBodyBytes);
+    // The fast path has read the whole body already (within the limit); Node's path streams it in.
+    const raw = req instanceof FastRequest ? req.body : await readBody(req, maxBodyBytes);
     if (raw === "aborted") return;
     if (raw === "too_large") {
       res.shouldKeepAlive = false;
@@ -354,7 +357,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       const result = await attemptUpstream(b, apiPath, upstreamRequestHeaders(req.headers, b, payload.length, requestId), payload, () => clientClosed, (fn) => goneListeners.push(fn));
       if (clientClosed) {
         hold.release();
-        if (result.ok) result.req.destroy();
+        if (result.ok) result.up.destroy();
         refundAll = !result.ok;
         return;
       }
@@ -366,7 +369,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
         b.recordFailure(failure);
         lastFailure = failure;
         if (!isLast || !result.ok) {
-          if (result.ok) result.up.resume();
+          if (result.ok) result.up.discard();
           hold.release();
           // A failed-over attempt only adds busy time; the request itself is counted once, where it ends.
           recordUsageError(b, dep, key.id, attemptStart, isLast);
@@ -379,7 +382,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
         // Last candidate answered 5xx: pass its answer through (status and body), no more retries.
       } else b.recordSuccess();
       if (!result.ok) break; // unreachable; narrows the type
-      relay(req, res, result.up, result.req, b, dep, ctx, key.id, attemptStart, clientWantsUsage, rlHeaders, (u, ok) => {
+      relay(res, result.up, b, dep, ctx, key.id, attemptStart, clientWantsUsage, rlHeaders, (u, ok) => {
         if (!ok) refundAll = true;
         else if (u) settledTokens = (u.prompt_tokens ?? 0) + (u.completion_tokens ?? 0);
       });
@@ -399,11 +402,11 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
   }
 
   function relay(
-    _req: IncomingMessage, res: ServerResponse, up: IncomingMessage, upReq: http.ClientRequest, b: BackendRuntime,
+    res: RouterResponse, up: Exchange, b: BackendRuntime,
     dep: DeploymentRuntime, ctx: Ctx, keyId: string, attemptStart: number, clientWantsUsage: boolean,
     rlHeaders: string[], done: (u: Usage | undefined, ok: boolean) => void,
   ) {
-    const status = up.statusCode ?? 502;
+    const status = up.statusCode;
     ctx.status = status;
     // rlHeaders belongs to this request and is not used after the relay starts: append instead of copying.
     rlHeaders.push("x-tuna-backend", b.id);
@@ -418,54 +421,55 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     let ttftMs: number | undefined;
     const collected: Buffer[] = [];
     let collectedBytes = 0;
-    up.on("data", (chunk: Buffer) => {
-      if (ttftMs === undefined) ttftMs = performance.now() - ctx.start;
-      if (tap) {
-        const out = tap.push(chunk);
-        if (out) writeWithBackpressure(res, up, out);
-      } else {
-        if (collectedBytes < 4 * 1024 * 1024) {
-          collected.push(chunk);
-          collectedBytes += chunk.length;
-        }
-        if (!bufferWhole) writeWithBackpressure(res, up, chunk);
-      }
-    });
     let finished = false;
-    let u: Usage | undefined;
-    up.on("end", () => {
-      let last: Buffer | string | undefined;
-      if (tap) {
-        last = tap.flush() ?? undefined;
-        u = tap.usage;
-      } else {
-        const whole = collected.length === 1 ? collected[0] : Buffer.concat(collected);
-        if (status < 300) u = usageFromJson(whole);
-        if (bufferWhole) {
-          last = whole;
-          res.writeHead(status, headers);
-        }
-      }
-      finished = true;
-      // Settle before the response closes: the request's cleanup (lease release, TPM settle) runs on close.
-      done(u, status < 400);
-      res.end(last);
-    });
     let clientGone = false;
-    up.on("error", () => undefined);
-    up.on("close", () => {
-      // Upstream died after bytes reached the client: no retry (the client has a partial answer); cut the
-      // client connection so it sees the truncation instead of a clean end. A close caused by the client
-      // leaving is not the backend's fault and must not count towards its ejection.
-      if (!finished && !clientGone) {
-        b.recordFailure("mid-stream");
-        ctx.status = 502;
-        res.destroy();
-      }
+    let u: Usage | undefined;
+    up.start({
+      data(chunk: Buffer) {
+        if (ttftMs === undefined) ttftMs = performance.now() - ctx.start;
+        if (tap) {
+          const out = tap.push(chunk);
+          if (out) writeWithBackpressure(res, up, out);
+        } else {
+          if (collectedBytes < 4 * 1024 * 1024) {
+            collected.push(chunk);
+            collectedBytes += chunk.length;
+          }
+          if (!bufferWhole) writeWithBackpressure(res, up, chunk);
+        }
+      },
+      end() {
+        let last: Buffer | string | undefined;
+        if (tap) {
+          last = tap.flush() ?? undefined;
+          u = tap.usage;
+        } else {
+          const whole = collected.length === 1 ? collected[0] : Buffer.concat(collected);
+          if (status < 300) u = usageFromJson(whole);
+          if (bufferWhole) {
+            last = whole;
+            res.writeHead(status, headers);
+          }
+        }
+        finished = true;
+        // Settle before the response closes: the request's cleanup (lease release, TPM settle) runs on close.
+        done(u, status < 400);
+        res.end(last);
+      },
+      abort() {
+        // Upstream died after bytes reached the client: no retry (the client has a partial answer); cut the
+        // client connection so it sees the truncation instead of a clean end. A close caused by the client
+        // leaving is not the backend's fault and must not count towards its ejection.
+        if (!finished && !clientGone) {
+          b.recordFailure("mid-stream");
+          ctx.status = 502;
+          res.destroy();
+        }
+      },
     });
     res.once("close", () => {
       clientGone = !finished;
-      if (!finished) upReq.destroy();
+      if (!finished) up.destroy();
       const latencyMs = performance.now() - ctx.start;
       // Cut short: real usage is unknown, so the reservation stands (conservative).
       if (!finished && tap?.usage) u = tap.usage;
@@ -482,7 +486,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
 
   // ---- other endpoints --------------------------------------------------------------------------------------
 
-  function listModels(req: IncomingMessage, res: ServerResponse, slug: string | undefined) {
+  function listModels(req: IncomingMessage | FastRequest, res: RouterResponse, slug: string | undefined) {
     const ctx: Ctx = { start: performance.now(), deploymentId: "", backendId: "", status: 200 };
     res.once("close", () => record(ctx));
     const cfg = store.current;
@@ -499,10 +503,10 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     sendJson(res, 200, { object: "list", data });
   }
 
-  async function handleAdmin(req: IncomingMessage, res: ServerResponse) {
+  async function handleAdmin(req: IncomingMessage | FastRequest, res: RouterResponse) {
     const ctx: Ctx = { start: 0, deploymentId: "", backendId: "", status: 200 };
     if (!adminToken || !sameSecret(req.headers.authorization ?? "", `Bearer ${adminToken}`)) return fail(res, ctx, errors.invalidKey());
-    const raw = await readBody(req, 64 * 1024);
+    const raw = req instanceof FastRequest ? (req.body.length > 64 * 1024 ? "too_large" : req.body) : await readBody(req, 64 * 1024);
     if (typeof raw === "string") return fail(res, ctx, errors.badRequest("body too large"));
     let body: { deploymentId?: unknown; backendId?: unknown; replicas?: unknown; draining?: unknown };
     try {
@@ -520,56 +524,70 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     sendJson(res, 200, { deploymentId: dep?.cfg.id, backendId: b.id, state: b.state(), replicas: b.replicas, inflight: b.inflight });
   }
 
-  function onRequestError(res: ServerResponse, apiPath: string, err: unknown) {
+  function onRequestError(res: RouterResponse, apiPath: string, err: unknown) {
     logger.error({ err: (err as Error)?.message, path: apiPath }, "request failed");
     if (!res.headersSent) sendError(res, errors.upstream(500, "internal error"));
     else res.destroy();
   }
 
+  const route = (req: IncomingMessage | FastRequest, res: RouterResponse) => {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q < 0 ? url : url.slice(0, q);
+    let apiPath = path;
+    let slug: string | undefined;
+    if (path.startsWith("/d/")) {
+      const m = /^\/d\/([^/]+)(\/v1\/.*)$/.exec(path);
+      if (m) {
+        try {
+          slug = decodeURIComponent(m[1]);
+        } catch {
+          // A malformed percent-escape names no deployment.
+          return sendError(res, errors.notFound(path));
+        }
+        apiPath = m[2];
+      }
+    }
+    if (API_PATHS.has(apiPath)) {
+      if (req.method !== "POST") return sendError(res, errors.methodNotAllowed());
+      return void handleInference(req, res, apiPath, slug).catch((err) => onRequestError(res, apiPath, err));
+    }
+    if (apiPath === "/v1/models" && req.method === "GET") return listModels(req, res, slug);
+    if (slug === undefined) {
+      if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
+      if (path === "/readyz") {
+        const ready = !shuttingDown && store.current !== undefined;
+        return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", configVersion: store.current?.version ?? null });
+      }
+      if (path === "/metrics" && req.method === "GET") {
+        const text = metrics.render();
+        res.writeHead(200, { "content-type": "text/plain; version=0.0.4", "content-length": Buffer.byteLength(text) });
+        return res.end(text);
+      }
+      if (path === "/_tuna/backends" && req.method === "POST") return void handleAdmin(req, res).catch((err) => onRequestError(res, apiPath, err));
+    }
+    if (!(req instanceof FastRequest)) req.resume();
+    sendError(res, errors.notFound(path));
+  };
+
+  const headersTimeoutMs = opts.headersTimeoutMs ?? 10_000;
+  const requestTimeoutMs = opts.requestTimeoutMs ?? 60_000;
+  const keepAliveTimeoutMs = opts.keepAliveTimeoutMs ?? 5000;
   const server = http.createServer(
     {
-      headersTimeout: opts.headersTimeoutMs ?? 10_000,
-      requestTimeout: opts.requestTimeoutMs ?? 60_000,
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: requestTimeoutMs,
       maxHeaderSize: 16 * 1024,
       // Timer resolution for header/request timeouts (slowloris); default 30 s is too coarse.
       connectionsCheckingInterval: 1000,
     },
-    (req, res) => {
-      const url = req.url ?? "/";
-      const q = url.indexOf("?");
-      const path = q < 0 ? url : url.slice(0, q);
-      let apiPath = path;
-      let slug: string | undefined;
-      if (path.startsWith("/d/")) {
-        const m = /^\/d\/([^/]+)(\/v1\/.*)$/.exec(path);
-        if (m) {
-          slug = decodeURIComponent(m[1]);
-          apiPath = m[2];
-        }
-      }
-      if (API_PATHS.has(apiPath)) {
-        if (req.method !== "POST") return sendError(res, errors.methodNotAllowed());
-        return void handleInference(req, res, apiPath, slug).catch((err) => onRequestError(res, apiPath, err));
-      }
-      if (apiPath === "/v1/models" && req.method === "GET") return listModels(req, res, slug);
-      if (slug === undefined) {
-        if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
-        if (path === "/readyz") {
-          const ready = !shuttingDown && store.current !== undefined;
-          return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", configVersion: store.current?.version ?? null });
-        }
-        if (path === "/metrics" && req.method === "GET") {
-          const text = metrics.render();
-          res.writeHead(200, { "content-type": "text/plain; version=0.0.4", "content-length": Buffer.byteLength(text) });
-          return res.end(text);
-        }
-        if (path === "/_tuna/backends" && req.method === "POST") return void handleAdmin(req, res).catch((err) => onRequestError(res, apiPath, err));
-      }
-      req.resume();
-      sendError(res, errors.notFound(path));
-    },
+    route,
   );
-  server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 5000;
+  // Common, well-formed requests skip Node's HTTP objects; anything else is handed to `server` as is.
+  const front = installFastPath(server, route, {
+    maxHeaderBytes: 16 * 1024, maxBodyBytes, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs,
+  });
+  server.keepAliveTimeout = keepAliveTimeoutMs;
   server.on("connection", (s: Socket) => {
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
@@ -597,14 +615,17 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       source?.stop();
       const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();
+      front.closeIdle();
       const deadline = Date.now() + shutdownTimeoutMs;
       while (globalInflight > 0 && Date.now() < deadline) {
         server.closeIdleConnections();
+        front.closeIdle();
         await new Promise((r) => setTimeout(r, 25));
       }
       if (globalInflight > 0) logger.warn({ inflight: globalInflight }, "shutdown deadline reached; cutting remaining requests");
       for (const s of sockets) s.destroy();
       await closed;
+      front.stop();
       clearInterval(usageTimer);
       await flushUsage();
       await reporter.sendSpool(true);
@@ -701,7 +722,7 @@ function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(da, db);
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown) {
+function sendJson(res: RouterResponse, status: number, body: unknown) {
   const s = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(s) });
   res.end(s);

@@ -1,0 +1,477 @@
+// Fast path for inbound HTTP/1.1: the router's listening socket is Node's `http.Server`, but each new
+// connection is first read by this small parser. Requests in a narrow, unambiguous subset (GET/POST,
+// HTTP/1.1, a Host, no duplicate header, no Transfer-Encoding / Expect / Upgrade, a plain Content-Length
+// within the body limit) are answered here without Node's IncomingMessage/ServerResponse machinery. The
+// first request outside that subset hands the connection, with every byte not yet consumed, to Node's own
+// HTTP server, which then owns it to the end: odd, malformed or hostile input always meets llhttp and Node's
+// error handling, never a second, weaker parser.
+import http, { type IncomingHttpHeaders } from "node:http";
+import type { Socket } from "node:net";
+
+export interface FastOptions {
+  maxHeaderBytes: number;
+  maxBodyBytes: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+}
+
+/** An inbound request whose body has been read completely. */
+export class FastRequest {
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    readonly headers: IncomingHttpHeaders,
+    readonly body: Buffer,
+  ) {}
+}
+
+type Handler = (req: FastRequest, res: FastResponse) => void;
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const TARGET = /^\/[\x21-\x7e]*$/;
+const CRLFCRLF = Buffer.from("\r\n\r\n");
+/** Ends a head only for a parser that accepts bare LF; a valid CRLF head never contains it. */
+const LFLF = Buffer.from("\n\n");
+const LAST_CHUNK = "0\r\n\r\n";
+const NOOP = () => undefined;
+
+let dateHeader = "";
+let dateAt = 0;
+function httpDate(): string {
+  const now = Date.now();
+  if (now - dateAt >= 1000) {
+    dateAt = now - (now % 1000);
+    dateHeader = new Date(dateAt).toUTCString();
+  }
+  return dateHeader;
+}
+
+/** The response side of one fast-path request; the subset of `ServerResponse` the router uses. */
+export class FastResponse {
+  headersSent = false;
+  shouldKeepAlive = true;
+  finished = false;
+  private head: string | undefined;
+  private chunked = false;
+  private closed = false;
+  private closeListeners: Array<() => void> | undefined;
+
+  constructor(private conn: FastConn) {}
+
+  get socket(): Socket {
+    return this.conn.socket;
+  }
+
+  writeHead(status: number, headers?: string[] | Record<string, string | number | string[]>): this {
+    if (this.headersSent) return this;
+    this.headersSent = true;
+    let s = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Unknown"}\r\ndate: ${httpDate()}\r\n`;
+    let hasLength = false;
+    let hasConnection = false;
+    const add = (k: string, v: string) => {
+      const lower = k.length === 14 || k.length === 10 ? k.toLowerCase() : "";
+      if (lower === "content-length") hasLength = true;
+      else if (lower === "connection") {
+        hasConnection = true;
+        if (v.toLowerCase().includes("close")) this.shouldKeepAlive = false;
+      }
+      s += `${k}: ${v}\r\n`;
+    };
+    if (Array.isArray(headers)) for (let i = 0; i < headers.length; i += 2) add(headers[i], headers[i + 1]);
+    else if (headers)
+      for (const k in headers) {
+        const v = headers[k];
+        if (Array.isArray(v)) for (const x of v) add(k, x);
+        else add(k, String(v));
+      }
+    if (!this.shouldKeepAlive || this.conn.closing) {
+      this.shouldKeepAlive = false;
+      if (!hasConnection) s += "connection: close\r\n";
+    }
+    if (!hasLength && status !== 204 && status !== 304) {
+      this.chunked = true;
+      s += "transfer-encoding: chunked\r\n";
+    }
+    this.head = `${s}\r\n`;
+    return this;
+  }
+
+  write(chunk: string | Buffer): boolean {
+    if (this.finished || this.closed) return false;
+    if (!this.headersSent) this.writeHead(200);
+    const sock = this.conn.socket;
+    const len = typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
+    if (len === 0) return !sock.writableNeedDrain;
+    sock.cork();
+    this.flushHead(sock);
+    if (this.chunked) {
+      if (typeof chunk === "string") sock.write(`${len.toString(16)}\r\n${chunk}\r\n`);
+      else {
+        sock.write(`${len.toString(16)}\r\n`, "latin1");
+        sock.write(chunk);
+        sock.write("\r\n", "latin1");
+      }
+    } else sock.write(chunk);
+    sock.uncork();
+    return !sock.writableNeedDrain;
+  }
+
+  end(chunk?: string | Buffer): this {
+    if (this.finished || this.closed) return this;
+    if (!this.headersSent) this.writeHead(200, chunk === undefined ? { "content-length": 0 } : { "content-length": typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length });
+    this.finished = true;
+    const sock = this.conn.socket;
+    const len = chunk === undefined ? 0 : typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
+    // Everything left goes out in one corked write; the last piece's callback is the response's "close".
+    // The head is latin1 (like Node's); body strings are UTF-8 (sizes and CRLF are ASCII either way).
+    const head = this.head;
+    this.head = undefined;
+    let last: string | Buffer | undefined = head;
+    let lastIsHead = head !== undefined;
+    sock.cork();
+    const put = (piece: string | Buffer) => {
+      if (last !== undefined) sock.write(last, lastIsHead ? "latin1" : "utf8");
+      last = piece;
+      lastIsHead = false;
+    };
+    if (this.chunked) {
+      if (len > 0) {
+        if (typeof chunk === "string") put(`${len.toString(16)}\r\n${chunk}\r\n`);
+        else {
+          put(`${len.toString(16)}\r\n`);
+          put(chunk as Buffer);
+          put("\r\n");
+        }
+      }
+      put(LAST_CHUNK);
+    } else if (len > 0) put(chunk as string | Buffer);
+    if (last !== undefined) sock.write(last, lastIsHead ? "latin1" : "utf8", () => this.emitClose());
+    else process.nextTick(() => this.emitClose());
+    sock.uncork();
+    this.conn.responseDone(this);
+    return this;
+  }
+
+  destroy(): void {
+    this.conn.socket.destroy();
+  }
+
+  once(event: string, fn: () => void): this {
+    if (event === "close") {
+      if (this.closed) process.nextTick(fn);
+      else {
+        this.closeListeners ??= [];
+        this.closeListeners.push(fn);
+      }
+    } else if (event === "drain") this.conn.socket.once("drain", fn);
+    return this;
+  }
+
+  /** Like ServerResponse's "close": after the response was handed to the kernel, or the connection died. */
+  emitClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const ls = this.closeListeners;
+    this.closeListeners = undefined;
+    if (ls) for (const fn of ls) fn();
+  }
+
+  private flushHead(sock: Socket): void {
+    if (this.head === undefined) return;
+    sock.write(this.head, "latin1");
+    this.head = undefined;
+  }
+}
+
+/** One client connection on the fast path. */
+class FastConn {
+  /** Received, not yet consumed bytes (joined lazily: a large body is copied once, not per packet). */
+  private parts: Buffer[] = [];
+  private have = 0;
+  /** The head of the request whose body is still arriving, and the byte count that completes it. */
+  private head: ParsedHead | undefined;
+  private headEnd = 0;
+  private need = 0;
+  private headPackets = 0;
+  busy: FastResponse | undefined;
+  /** When the first byte of a request still being received arrived (0: none pending). */
+  requestStart = 0;
+  idleSince = Date.now();
+  closing = false;
+  private handedOff = false;
+  private keepAlive = true;
+  private driving = false;
+  private readonly onDataBound = (d: Buffer) => this.onData(d);
+  private readonly onCloseBound = () => this.onClose();
+  /** The client finished sending (half-close): answer what is in progress, then close. */
+  private readonly onEndBound = () => {
+    this.keepAlive = false;
+    if (!this.busy) this.socket.end();
+  };
+
+  constructor(
+    readonly front: FastFront,
+    readonly socket: Socket,
+  ) {
+    socket.setNoDelay(true);
+    socket.on("data", this.onDataBound);
+    socket.on("close", this.onCloseBound);
+    socket.on("end", this.onEndBound);
+    socket.on("error", NOOP);
+  }
+
+  private onData(d: Buffer): void {
+    // After the last response (connection: close, 408) nothing more is read as a request (RFC 9112 §9.6).
+    if (this.socket.writableEnded) return;
+    this.parts.push(d);
+    this.have += d.length;
+    if (this.requestStart === 0) this.requestStart = Date.now();
+    if (this.busy) {
+      // Pipelined bytes wait for the current response; bounded, then reading stops until it is done.
+      if (this.have > this.front.opts.maxBodyBytes + this.front.opts.maxHeaderBytes) this.socket.pause();
+      return;
+    }
+    if (this.head && this.have < this.need) return; // body still arriving
+    // A head dribbling in over many packets is left to Node (and its own slow-client handling).
+    if (!this.head && ++this.headPackets > 32) {
+      this.handOff();
+      return;
+    }
+    this.drive();
+  }
+
+  private drive(): void {
+    if (this.driving) return;
+    this.driving = true;
+    try {
+      while (!this.busy && !this.handedOff && this.have > 0 && !this.socket.destroyed) {
+        const buf = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.have);
+        this.parts = [buf];
+        let parsed = this.head;
+        if (!parsed) {
+          const end = buf.indexOf(CRLFCRLF);
+          if (end < 0) {
+            // Too long, or a bare-LF head that would otherwise wait here for the head timeout: Node's answer.
+            if (buf.length > this.front.opts.maxHeaderBytes || buf.includes(LFLF)) this.handOff();
+            return;
+          }
+          // The header limit holds however the head was fragmented.
+          parsed = end > this.front.opts.maxHeaderBytes ? undefined : this.front.parseHead(buf.toString("latin1", 0, end));
+          if (!parsed || parsed.contentLength > this.front.opts.maxBodyBytes) {
+            this.handOff();
+            return;
+          }
+          this.head = parsed;
+          this.headPackets = 0;
+          this.headEnd = end + 4;
+          this.need = end + 4 + parsed.contentLength;
+        }
+        const need = this.need;
+        if (buf.length < need) return; // body still arriving
+        const body = buf.subarray(this.headEnd, need);
+        this.head = undefined;
+        if (need < buf.length) {
+          this.parts = [buf.subarray(need)];
+          this.have = buf.length - need;
+        } else {
+          this.parts = [];
+          this.have = 0;
+        }
+        this.requestStart = this.have ? Date.now() : 0;
+        this.keepAlive &&= parsed.keepAlive;
+        const res = new FastResponse(this);
+        if (!this.keepAlive) res.shouldKeepAlive = false;
+        this.busy = res;
+        this.front.handler(new FastRequest(parsed.method, parsed.url, parsed.headers, body), res);
+      }
+    } finally {
+      this.driving = false;
+    }
+  }
+
+  /** The current response ended: close, or go on with the next request already buffered. */
+  responseDone(res: FastResponse): void {
+    if (this.busy !== res) return;
+    this.busy = undefined;
+    this.idleSince = Date.now();
+    if (!this.keepAlive || !res.shouldKeepAlive || this.closing) {
+      // Requests pipelined behind the last response are not processed.
+      this.parts = [];
+      this.have = 0;
+      this.socket.end();
+      return;
+    }
+    if (this.socket.isPaused()) this.socket.resume();
+    if (this.have) this.drive();
+  }
+
+  /** Gives the connection and its unread bytes to Node's HTTP server for good. */
+  private handOff(): void {
+    if (this.handedOff) return;
+    this.handedOff = true;
+    const s = this.socket;
+    s.pause();
+    s.removeListener("data", this.onDataBound);
+    s.removeListener("close", this.onCloseBound);
+    s.removeListener("end", this.onEndBound);
+    s.removeListener("error", NOOP);
+    this.front.conns.delete(this);
+    if (this.have) s.unshift(this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.have));
+    this.parts = [];
+    this.have = 0;
+    this.front.handOff(s);
+    s.resume();
+  }
+
+  private onClose(): void {
+    this.front.conns.delete(this);
+    const res = this.busy;
+    this.busy = undefined;
+    res?.emitClose();
+  }
+
+  /** Timer sweep: slow heads/bodies get 408, idle keep-alive connections are closed. */
+  sweep(now: number): void {
+    const o = this.front.opts;
+    if (this.busy) return;
+    if (this.requestStart) {
+      if (now - this.requestStart > (this.head ? o.requestTimeoutMs : o.headersTimeoutMs)) {
+        this.parts = [];
+        this.have = 0;
+        this.socket.end("HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+        this.socket.destroySoon();
+      }
+    } else if (this.closing || now - this.idleSince > o.keepAliveTimeoutMs) this.socket.destroy();
+  }
+}
+
+interface ParsedHead {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  contentLength: number;
+  keepAlive: boolean;
+}
+
+/** Installs the fast path in front of `server`'s own connection handling. */
+export class FastFront {
+  readonly conns = new Set<FastConn>();
+  private nodeListener: (socket: Socket) => void;
+  private timer: NodeJS.Timeout;
+
+  constructor(
+    readonly server: http.Server,
+    readonly handler: Handler,
+    readonly opts: FastOptions,
+  ) {
+    // http.Server registers its connection listener in its constructor: take it over, keep it for hand-offs.
+    const listeners = server.listeners("connection") as Array<(socket: Socket) => void>;
+    if (listeners.length !== 1) throw new Error("fast path must be installed on a fresh http.Server");
+    this.nodeListener = listeners[0];
+    server.removeListener("connection", this.nodeListener);
+    server.prependListener("connection", (socket: Socket) => {
+      this.conns.add(new FastConn(this, socket));
+    });
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      for (const c of this.conns) c.sweep(now);
+    }, 1000);
+    this.timer.unref();
+  }
+
+  /** @internal */
+  handOff(socket: Socket): void {
+    this.nodeListener.call(this.server, socket);
+  }
+
+  /** Strict parse of a request head; undefined when the request is not in the fast-path subset. */
+  parseHead(head: string): ParsedHead | undefined {
+    if (!cleanHead(head)) return undefined;
+    const lines = head.split("\r\n");
+    const rl = lines[0];
+    const sp1 = rl.indexOf(" ");
+    const sp2 = rl.indexOf(" ", sp1 + 1);
+    if (sp1 < 0 || sp2 < 0 || rl.slice(sp2 + 1) !== "HTTP/1.1") return undefined;
+    const method = rl.slice(0, sp1);
+    if (method !== "POST" && method !== "GET") return undefined;
+    const url = rl.slice(sp1 + 1, sp2);
+    if (!TARGET.test(url)) return undefined;
+    const headers: IncomingHttpHeaders = {};
+    let contentLength = 0;
+    let keepAlive = true;
+    let host = false;
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i];
+      const colon = line.indexOf(":");
+      if (colon <= 0) return undefined;
+      const name = line.slice(0, colon).toLowerCase();
+      if (!TOKEN.test(name) || headers[name] !== undefined) return undefined; // also obs-fold, duplicates
+      const value = line.slice(colon + 1).trim();
+      headers[name] = value;
+      switch (name) {
+        case "content-length":
+          if (!/^\d{1,15}$/.test(value)) return undefined;
+          contentLength = Number(value);
+          break;
+        case "transfer-encoding":
+        case "expect":
+        case "upgrade":
+          return undefined;
+        case "connection": {
+          const v = value.toLowerCase();
+          if (v.includes("upgrade")) return undefined;
+          if (v.includes("close")) keepAlive = false;
+          break;
+        }
+        case "host":
+          host = true;
+          break;
+      }
+    }
+    if (!host) return undefined;
+    return { method, url, headers, contentLength, keepAlive };
+  }
+
+  /** Shutdown: idle fast-path connections close now, busy ones after their current response. */
+  closeIdle(): void {
+    for (const c of this.conns) {
+      c.closing = true;
+      if (!c.busy && !c.requestStart) c.socket.destroy();
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+/** No control character but HTAB, and CR/LF only as CRLF pairs (a bare CR or LF is never a line end here). */
+function cleanHead(head: string): boolean {
+  for (let i = 0; i < head.length; i++) {
+    const c = head.charCodeAt(i);
+    if (c >= 32 && c !== 127) continue;
+    if (c === 9) continue;
+    if (c === 13 && head.charCodeAt(i + 1) === 10) {
+      i++;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+export function installFastPath(server: http.Server, handler: Handler, opts: FastOptions): FastFront {
+  return new FastFront(server, handler, opts);
+}
+
+/** What the router's handlers need of a response: met by Node's `ServerResponse` and by `FastResponse`. */
+export interface RouterResponse {
+  headersSent: boolean;
+  shouldKeepAlive: boolean;
+  writeHead(status: number, headers?: string[] | Record<string, string | number | string[]>): unknown;
+  write(chunk: string | Buffer): boolean;
+  end(chunk?: string | Buffer): unknown;
+  destroy(): void;
+  once(event: "close" | "drain", fn: () => void): unknown;
+}

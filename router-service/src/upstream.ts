@@ -1,0 +1,598 @@
+// Upstream HTTP/1.1 client: a keep-alive connection pool per backend on plain `net`/`tls` sockets, with a
+// small response parser. It replaces `http.request` + `http.Agent` on the hot path, where Node's client
+// machinery (ClientRequest, agent bookkeeping, IncomingMessage streams) cost more CPU per request than the
+// rest of the router together. It only ever speaks to configured backends, sends one request per connection
+// at a time (no pipelining) and is strict about framing: anything it does not understand is a protocol error
+// that closes the connection, never a guess.
+import net from "node:net";
+import tls from "node:tls";
+
+export type UpstreamFailure = "connect" | "reset";
+
+/** What the consumer of one exchange hears after the response head (see `Exchange.start`). */
+export interface BodyListener {
+  data(chunk: Buffer): void;
+  /** The body ended as framed; the connection went back to the pool (or was closed if not reusable). */
+  end(): void;
+  /** The connection was lost or the framing broke before the body was complete. */
+  abort(): void;
+}
+
+/** Before the head: either the head arrives or the exchange fails (once). */
+export interface HeadListener {
+  head(x: Exchange): void;
+  fail(reason: UpstreamFailure): void;
+}
+
+export interface PoolOptions {
+  connectTimeoutMs: number;
+  /** Idle connections are closed after this long (below common server keep-alive timeouts of 5 s+). */
+  idleTimeoutMs?: number;
+  maxIdle?: number;
+  /** Extra TLS options (tests: a private CA). */
+  tls?: tls.ConnectionOptions;
+  /** Largest response head accepted. */
+  maxHeadBytes?: number;
+}
+
+const CRLF = Buffer.from("\r\n");
+const CRLFCRLF = Buffer.from("\r\n\r\n");
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+// Parser states.
+const HEAD = 0;
+const FIXED = 1;
+const CHUNK_SIZE = 2;
+const CHUNK_DATA = 3;
+const CHUNK_DATA_CRLF = 4;
+const TRAILERS = 5;
+const UNTIL_CLOSE = 6;
+const DONE = 7;
+
+/** One request/response on one pooled connection. */
+export class Exchange {
+  statusCode = 0;
+  /** Response headers as `[name, value, …]` in wire order and case, like `IncomingMessage.rawHeaders`. */
+  rawHeaders: string[] = [];
+  /** Set once the consumer attached; until then body bytes wait in `held`. */
+  private body: BodyListener | undefined;
+  private held: Buffer | undefined;
+  private heldClosed = false;
+  private pausedByConsumer = false;
+  /** Bytes of the response seen at all (a reused connection that dies before any may be retried). */
+  gotBytes = false;
+  finished = false;
+  destroyed = false;
+  conn: Conn | undefined;
+
+  constructor(
+    readonly pool: UpstreamPool,
+    readonly head: string,
+    readonly payload: Buffer,
+    readonly listener: HeadListener,
+  ) {}
+
+  /** Attaches the body consumer; bytes that arrived with the head are delivered now, synchronously. */
+  start(body: BodyListener): void {
+    if (this.body || this.destroyed) return;
+    this.body = body;
+    if (this.finished) {
+      // A response without a body completed with its head.
+      body.end();
+      return;
+    }
+    this.flushHeld();
+  }
+
+  /** Delivers held bytes (and a close seen meanwhile), unless the consumer pauses again; then reads on. */
+  private flushHeld(): void {
+    const c = this.conn;
+    if (!c) return;
+    const held = this.held;
+    this.held = undefined;
+    if (held) c.parse(held);
+    if (this.held) return; // paused again with bytes left: they wait for the next resume()
+    if (this.heldClosed) c.closedDuringBody();
+    else if (!this.pausedByConsumer && !this.finished) c.socket.resume();
+  }
+
+  /** Reads and drops the rest of the body so the connection can be reused. */
+  discard(): void {
+    this.start(DISCARD);
+  }
+
+  pause(): void {
+    this.pausedByConsumer = true;
+    if (this.body && !this.finished) this.conn?.socket.pause();
+  }
+
+  resume(): void {
+    this.pausedByConsumer = false;
+    if (this.body && !this.finished) this.flushHeld();
+  }
+
+  /** Abandons the exchange: its connection is closed, never reused; no callback fires afterwards. */
+  destroy(): void {
+    if (this.destroyed || this.finished) return;
+    this.destroyed = true;
+    this.conn?.socket.destroy();
+  }
+
+  /** @internal the parser reached the end of the head; the socket is paused until `start`. */
+  gotHead(rest: Buffer | undefined): void {
+    this.held = rest;
+    this.conn?.socket.pause();
+    this.listener.head(this);
+  }
+
+  /** @internal */
+  bodyData(chunk: Buffer): void {
+    if (this.destroyed) return;
+    if (this.body) this.body.data(chunk);
+  }
+
+  /** @internal whether body bytes should be delivered now or held for `start`. */
+  get attached(): boolean {
+    return this.body !== undefined;
+  }
+
+  /** @internal bytes are waiting for `start` or `resume` (later bytes queue behind them). */
+  get holding(): boolean {
+    return this.held !== undefined;
+  }
+
+  /** @internal */
+  get paused(): boolean {
+    return this.pausedByConsumer;
+  }
+
+  /** @internal */
+  holdMore(chunk: Buffer): void {
+    this.held = this.held ? Buffer.concat([this.held, chunk]) : chunk;
+  }
+
+  /** @internal */
+  holdClose(): void {
+    this.heldClosed = true;
+  }
+
+  /** @internal */
+  bodyEnd(): void {
+    this.finished = true;
+    if (!this.destroyed) this.body?.end();
+  }
+
+  /** @internal */
+  bodyAbort(): void {
+    if (this.destroyed || this.finished) return;
+    this.destroyed = true;
+    this.body?.abort();
+  }
+}
+
+const NOOP = () => undefined;
+const DISCARD: BodyListener = { data: NOOP, end: NOOP, abort: NOOP };
+
+/** One socket and its response parser. */
+class Conn {
+  socket: net.Socket;
+  x: Exchange | undefined;
+  connected = false;
+  /** Exchanges completed on this socket (a reused socket may have been closed by the server meanwhile). */
+  served = 0;
+  idleSince = 0;
+  private state: number = DONE;
+  private buf: Buffer | undefined;
+  private remaining = 0;
+  private reusable = true;
+  private connectTimer: NodeJS.Timeout | undefined;
+
+  constructor(readonly pool: UpstreamPool) {
+    const o = pool.origin;
+    const port = Number(o.port) || (pool.secure ? 443 : 80);
+    const host = o.hostname.startsWith("[") ? o.hostname.slice(1, -1) : o.hostname;
+    if (pool.secure) {
+      this.socket = tls.connect({
+        host, port, ALPNProtocols: ["http/1.1"], ...(net.isIP(host) ? {} : { servername: host }), ...pool.opts.tls,
+      });
+      this.socket.once("secureConnect", () => this.onConnect());
+    } else {
+      this.socket = net.connect(port, host);
+      this.socket.once("connect", () => this.onConnect());
+    }
+    this.socket.setNoDelay(true);
+    this.connectTimer = setTimeout(() => this.socket.destroy(), pool.opts.connectTimeoutMs);
+    this.socket.on("data", (d: Buffer) => this.onData(d));
+    this.socket.on("end", () => this.socket.destroy());
+    this.socket.on("error", NOOP);
+    this.socket.on("close", () => this.onClose());
+  }
+
+  private onConnect(): void {
+    clearTimeout(this.connectTimer);
+    this.connected = true;
+    this.socket.setKeepAlive(true, 10_000);
+  }
+
+  send(x: Exchange): void {
+    this.x = x;
+    x.conn = this;
+    this.state = HEAD;
+    this.buf = undefined;
+    this.reusable = true;
+    const s = this.socket;
+    s.cork();
+    s.write(x.head, "latin1");
+    s.write(x.payload);
+    s.uncork();
+    s.resume();
+  }
+
+  private onData(d: Buffer): void {
+    const x = this.x;
+    if (!x || this.state === DONE) {
+      // Bytes nobody asked for (or after the framed end): the connection is not in a state we understand.
+      this.reusable = false;
+      this.socket.destroy();
+      return;
+    }
+    x.gotBytes = true;
+    if (this.state !== HEAD && (!x.attached || x.holding)) {
+      x.holdMore(d);
+      return;
+    }
+    this.parse(d);
+  }
+
+  /** Feeds bytes to the parser (also used by `Exchange.start` for bytes held since the head). */
+  parse(d: Buffer): void {
+    const x = this.x;
+    if (!x) return;
+    let off = 0;
+    while (off < d.length || this.state === HEAD) {
+      switch (this.state) {
+        case HEAD: {
+          const b = this.buf ? Buffer.concat([this.buf, off ? d.subarray(off) : d]) : off ? d.subarray(off) : d;
+          this.buf = undefined;
+          const end = b.indexOf(CRLFCRLF);
+          if (end < 0) {
+            if (b.length > (this.pool.opts.maxHeadBytes ?? 64 * 1024)) {
+              this.protocolError();
+              return;
+            }
+            this.buf = b;
+            return;
+          }
+          if (!this.readHead(x, b.toString("latin1", 0, end))) {
+            this.protocolError();
+            return;
+          }
+          const rest = end + 4 < b.length ? b.subarray(end + 4) : undefined;
+          if (this.statusIsInterim) {
+            // 1xx: another head follows.
+            this.statusIsInterim = false;
+            x.rawHeaders = [];
+            if (!rest) return;
+            d = rest;
+            off = 0;
+            continue;
+          }
+          if (this.bodyless()) {
+            x.gotHead(undefined);
+            this.complete();
+            return;
+          }
+          x.gotHead(rest);
+          return; // the rest is parsed by start()
+        }
+        case FIXED: {
+          const n = Math.min(this.remaining, d.length - off);
+          const piece = off === 0 && n === d.length ? d : d.subarray(off, off + n);
+          off += n;
+          this.remaining -= n;
+          x.bodyData(piece);
+          if (this.remaining === 0) {
+            if (off < d.length) this.reusable = false;
+            this.state = DONE;
+            this.complete();
+            return;
+          }
+          break;
+        }
+        case UNTIL_CLOSE: {
+          x.bodyData(off ? d.subarray(off) : d);
+          return;
+        }
+        case CHUNK_SIZE:
+        case TRAILERS:
+        case CHUNK_DATA_CRLF: {
+          const b = this.buf ? Buffer.concat([this.buf, d.subarray(off)]) : d.subarray(off);
+          this.buf = undefined;
+          const eol = b.indexOf(CRLF);
+          if (eol < 0) {
+            if (b.length > 4096) {
+              this.protocolError();
+              return;
+            }
+            this.buf = b;
+            return;
+          }
+          const line = b.toString("latin1", 0, eol);
+          if (this.state === CHUNK_DATA_CRLF) {
+            if (eol !== 0) {
+              this.protocolError();
+              return;
+            }
+            this.state = CHUNK_SIZE;
+          } else if (this.state === CHUNK_SIZE) {
+            const semi = line.indexOf(";");
+            const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
+            if (!/^[0-9a-fA-F]{1,8}$/.test(hex)) {
+              this.protocolError();
+              return;
+            }
+            this.remaining = Number.parseInt(hex, 16);
+            this.state = this.remaining === 0 ? TRAILERS : CHUNK_DATA;
+          } else if (eol === 0) {
+            // Empty line after the last chunk's trailers: the body is complete.
+            this.state = DONE;
+            if (eol + 2 < b.length) this.reusable = false;
+            this.complete();
+            return;
+          }
+          d = b;
+          off = eol + 2;
+          break;
+        }
+        case CHUNK_DATA: {
+          const n = Math.min(this.remaining, d.length - off);
+          x.bodyData(d.subarray(off, off + n));
+          off += n;
+          this.remaining -= n;
+          if (this.remaining === 0) this.state = CHUNK_DATA_CRLF;
+          break;
+        }
+        default:
+          return;
+      }
+      if (x.destroyed) return;
+      if (x.paused && off < d.length && this.state !== HEAD) {
+        // One socket read can hold many chunks: the rest waits for resume(), so a paused consumer hears nothing.
+        x.holdMore(off ? d.subarray(off) : d);
+        return;
+      }
+    }
+  }
+
+  private statusIsInterim = false;
+
+  /** The head just read frames no body (204, 304, content-length 0). */
+  private bodyless(): boolean {
+    return this.state === DONE;
+  }
+
+  /** Parses the status line and headers; sets the body framing. False on anything malformed. */
+  private readHead(x: Exchange, head: string): boolean {
+    const lines = head.split("\r\n");
+    const status = lines[0];
+    // "HTTP/1.1 200 OK" (reason phrase optional).
+    if (!status.startsWith("HTTP/1.") || status.length < 12 || status[8] !== " " || (status.length > 12 && status[12] !== " ")) return false;
+    const minor = status[7];
+    if (minor !== "0" && minor !== "1") return false;
+    const code = Number(status.slice(9, 12));
+    if (!Number.isInteger(code) || code < 100 || code > 599) return false;
+    const raw: string[] = [];
+    let contentLength = -1;
+    let chunked = false;
+    let te = false;
+    let close = minor === "0";
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i];
+      const colon = line.indexOf(":");
+      if (colon <= 0) return false;
+      const name = line.slice(0, colon);
+      if (!TOKEN.test(name)) return false; // also rejects obs-fold (leading whitespace)
+      const value = line.slice(colon + 1).trim();
+      raw.push(name, value);
+      const lower = name.length === 14 || name.length === 17 || name.length === 10 ? name.toLowerCase() : "";
+      if (lower === "content-length") {
+        if (!/^\d{1,15}$/.test(value)) return false;
+        const n = Number(value);
+        if (contentLength >= 0 && contentLength !== n) return false;
+        contentLength = n;
+      } else if (lower === "transfer-encoding") {
+        te = true;
+        const codings = value.toLowerCase().split(",");
+        chunked = codings[codings.length - 1].trim() === "chunked";
+      } else if (lower === "connection") {
+        const v = value.toLowerCase();
+        if (v.includes("close")) close = true;
+        else if (minor === "0" && v.includes("keep-alive")) close = false;
+      }
+    }
+    x.statusCode = code;
+    x.rawHeaders = raw;
+    if (code < 200) {
+      if (code === 101) return false; // never asked for an upgrade
+      this.statusIsInterim = true;
+      return true;
+    }
+    this.reusable = !close;
+    if (code === 204 || code === 304) this.state = DONE;
+    else if (te) {
+      // Transfer-Encoding wins over Content-Length; a message carrying both is suspect: do not reuse.
+      if (contentLength >= 0) this.reusable = false;
+      if (chunked) this.state = CHUNK_SIZE;
+      else {
+        this.state = UNTIL_CLOSE;
+        this.reusable = false;
+      }
+    } else if (contentLength >= 0) {
+      this.remaining = contentLength;
+      this.state = contentLength === 0 ? DONE : FIXED;
+    } else {
+      this.state = UNTIL_CLOSE;
+      this.reusable = false;
+    }
+    return true;
+  }
+
+  private protocolError(): void {
+    this.reusable = false;
+    this.socket.destroy();
+  }
+
+  /** The framed end of the response: hand the socket back and tell the consumer. */
+  private complete(): void {
+    const x = this.x;
+    if (!x) return;
+    this.x = undefined;
+    this.served++;
+    x.conn = undefined;
+    if (this.reusable && !x.destroyed && !this.socket.destroyed) {
+      // Flowing while idle, so a server-side close is noticed (and the connection dropped) right away.
+      this.socket.resume();
+      this.pool.release(this);
+    } else this.socket.destroy();
+    x.bodyEnd();
+  }
+
+  /** @internal Exchange.start found the connection closed while its body was held. */
+  closedDuringBody(): void {
+    const x = this.x;
+    if (!x) return;
+    this.x = undefined;
+    if (this.state === UNTIL_CLOSE) {
+      this.state = DONE;
+      x.bodyEnd();
+    } else x.bodyAbort();
+  }
+
+  private onClose(): void {
+    clearTimeout(this.connectTimer);
+    this.pool.forget(this);
+    const x = this.x;
+    if (!x) return;
+    if (this.state === HEAD) {
+      this.x = undefined;
+      x.conn = undefined;
+      if (x.destroyed) return;
+      // A kept-alive connection the server closed just as we reused it: nothing was received, so the request
+      // was not answered; send it once more on a fresh connection (what browsers and Go's transport do).
+      if (this.served > 0 && !x.gotBytes) {
+        this.pool.dispatch(x, true);
+        return;
+      }
+      x.destroyed = true;
+      x.listener.fail(this.connected ? "reset" : "connect");
+      return;
+    }
+    if (!x.attached || x.holding) {
+      x.holdClose();
+      return;
+    }
+    this.x = undefined;
+    if (this.state === UNTIL_CLOSE) {
+      this.state = DONE;
+      x.bodyEnd();
+    } else x.bodyAbort();
+  }
+}
+
+/** Keep-alive connections to one backend origin. */
+export class UpstreamPool {
+  readonly secure: boolean;
+  private idle: Conn[] = [];
+  private all = new Set<Conn>();
+  private closed = false;
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly origin: URL,
+    readonly opts: PoolOptions,
+  ) {
+    if (origin.protocol !== "http:" && origin.protocol !== "https:") throw new Error(`unsupported backend protocol ${origin.protocol}`);
+    this.secure = origin.protocol === "https:";
+  }
+
+  /** Sends `head` (request line and headers, CRLF-terminated) and `payload`; the listener hears the head. */
+  request(head: string, payload: Buffer, listener: HeadListener): Exchange {
+    const x = new Exchange(this, head, payload, listener);
+    this.dispatch(x, false);
+    return x;
+  }
+
+  /** @internal */
+  dispatch(x: Exchange, fresh: boolean): void {
+    let c: Conn | undefined;
+    if (!fresh)
+      for (c = this.idle.pop(); c?.socket.destroyed; c = this.idle.pop()) this.all.delete(c);
+    if (!c) {
+      c = new Conn(this);
+      this.all.add(c);
+    }
+    c.send(x);
+  }
+
+  /** @internal */
+  release(c: Conn): void {
+    if (this.closed || this.idle.length >= (this.opts.maxIdle ?? 256)) {
+      c.socket.destroy();
+      return;
+    }
+    c.idleSince = Date.now();
+    this.idle.push(c);
+    if (!this.sweeper) {
+      const every = Math.max(250, Math.floor((this.opts.idleTimeoutMs ?? 4000) / 4));
+      this.sweeper = setInterval(() => this.sweep(), every);
+      this.sweeper.unref();
+    }
+  }
+
+  /** @internal */
+  forget(c: Conn): void {
+    this.all.delete(c);
+    const i = this.idle.lastIndexOf(c);
+    if (i >= 0) this.idle.splice(i, 1);
+  }
+
+  private sweep(): void {
+    const limit = Date.now() - (this.opts.idleTimeoutMs ?? 4000);
+    // Oldest first (LIFO pool: the bottom of the stack has been idle longest).
+    while (this.idle.length && this.idle[0].idleSince < limit) this.idle.shift()?.socket.destroy();
+    if (!this.idle.length) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
+  idleCount(): number {
+    return this.idle.length;
+  }
+
+  openCount(): number {
+    return this.all.size;
+  }
+
+  /** Closes idle connections now and busy ones as they finish (or all of them with `force`). */
+  close(force = false): void {
+    this.closed = true;
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    for (const c of this.idle) c.socket.destroy();
+    this.idle = [];
+    if (force) for (const c of this.all) c.socket.destroy();
+  }
+}
+
+/** The request line and headers of one upstream request, as written on the wire. */
+export function requestHead(method: string, path: string, headers: string[]): string {
+  let s = `${method} ${path} HTTP/1.1\r\n`;
+  for (let i = 0; i < headers.length; i += 2) s += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  return `${s}\r\n`;
+}
+
+/** Whether a header name/value pair may be written as-is (no CR/LF injection, no invalid name). */
+export function validHeader(name: string, value: string): boolean {
+  return TOKEN.test(name) && !/[\0\r\n]/.test(value);
+}
