@@ -26,7 +26,7 @@ export const ALERT_EVENT_LABELS: Record<AlertEventType, string> = {
   "spot.preempted": "Spot preempted",
   "serverless.fallback.engaged": "Serverless fallback engaged",
   "serverless.fallback.cleared": "Serverless fallback cleared",
-  "deployment.stuck": "Deployment stuck (or drifted, orphaned resources)",
+  "deployment.stuck": "Deployment stuck (or drifted, orphaned resources, upstream auth refresh failing)",
   "budget.threshold": "Budget thresholds",
   "deployment.destroyed": "Destroy done",
 };
@@ -43,6 +43,7 @@ const ALIASES: Record<string, AlertEventType> = {
   "approval.expired": "approval.decided",
   "deployment.drift": "deployment.stuck",
   "deployment.orphaned": "deployment.stuck",
+  "deployment.auth_refresh_failed": "deployment.stuck",
   "spot.unavailable": "serverless.fallback.engaged",
   "spot.ready": "serverless.fallback.cleared",
   "budget.exceeded": "budget.threshold",

@@ -55,7 +55,12 @@ export function errorMessage(err: unknown): string {
   return String(err);
 }
 
-async function withCredentials<T>(teamId: string, provider: string, purpose: "deploy" | "destroy" | "status" | "reconcile", fn: (c: Credentials) => Promise<T>): Promise<T> {
+export async function withCredentials<T>(
+  teamId: string,
+  provider: string,
+  purpose: "deploy" | "destroy" | "status" | "reconcile" | "refresh",
+  fn: (c: Credentials) => Promise<T>,
+): Promise<T> {
   // Providers the vault knows nothing about (plugins, test providers) get {} when their schema accepts it.
   if (!(provider in PROVIDER_SECRET_KIND) && getProvider(provider).credentialsSchema.safeParse({}).success) return fn({});
   return providerCredentials(teamId, provider, purpose, WORKFLOW_ACTOR, fn);
@@ -79,6 +84,23 @@ function planFor(d: LoadedDeployment, kind: "serverless" | "spot"): Plan {
 
 export function componentKinds(mode: string): Array<"serverless" | "spot"> {
   return mode === "hybrid" ? ["serverless", "spot"] : mode === "serverless" ? ["serverless"] : ["spot"];
+}
+
+/**
+ * The component columns holding upstream auth headers: sealed for the team and component, with the time they
+ * were minted (null when there are none, so nothing is due for refresh).
+ */
+export function sealUpstreamHeaders(
+  teamId: string,
+  deploymentId: string,
+  kind: "serverless" | "spot",
+  headers: Record<string, string>,
+  mintedAt: Date = new Date(),
+): { upstreamHeadersCipher: Prisma.InputJsonValue; upstreamHeadersAt: Date | null } {
+  return {
+    upstreamHeadersCipher: encryptForTeam(teamId, upstreamHeadersPurpose(deploymentId, kind), JSON.stringify(headers)) as unknown as Prisma.InputJsonValue,
+    upstreamHeadersAt: Object.keys(headers).length > 0 ? mintedAt : null,
+  };
 }
 
 async function setComponent(deploymentId: string, kind: ComponentKind, data: Prisma.DeploymentComponentUpdateInput): Promise<void> {
@@ -163,12 +185,13 @@ export async function deployComponent(deploymentId: string, kind: "serverless" |
   await appendTimeline(deploymentId, step, "started", `${provider.displayName} ${plan.gpu.catalogName} × ${plan.gpu.count} (${plan.resourceName})`);
   try {
     await checkpoint(step);
+    const mintedAt = new Date();
     const component = await withCredentials(d.teamId, plan.provider, "deploy", (creds) => provider.deploy(plan, creds));
     await setComponent(deploymentId, kind, {
       status: "creating",
       endpointUrl: component.endpointUrl,
       externalIds: component.externalIds,
-      upstreamHeadersCipher: encryptForTeam(d.teamId, upstreamHeadersPurpose(deploymentId, kind), JSON.stringify(component.upstreamHeaders)) as unknown as Prisma.InputJsonValue,
+      ...sealUpstreamHeaders(d.teamId, deploymentId, kind, component.upstreamHeaders, mintedAt),
     });
     await appendTimeline(deploymentId, step, "ok", `endpoint created at ${component.endpointUrl}`);
     return { endpointUrl: component.endpointUrl };
@@ -180,7 +203,7 @@ export async function deployComponent(deploymentId: string, kind: "serverless" |
   }
 }
 
-function refOf(c: { plan: Prisma.JsonValue; externalIds: Prisma.JsonValue }): ResourceRef {
+export function refOf(c: { plan: Prisma.JsonValue; externalIds: Prisma.JsonValue }): ResourceRef {
   const plan = c.plan as unknown as Plan | null;
   return {
     resourceName: plan?.resourceName ?? "",
@@ -314,7 +337,7 @@ export async function destroyComponents(deploymentId: string, stepPrefix = "dest
     await db.$transaction(async (tx) => {
       await tx.deploymentComponent.update({
         where: { deploymentId_kind: { deploymentId, kind: c.kind } },
-        data: { status: "destroyed", replicasReady: 0, upstreamHeadersCipher: Prisma.DbNull },
+        data: { status: "destroyed", replicasReady: 0, upstreamHeadersCipher: Prisma.DbNull, upstreamHeadersAt: null },
       });
       await bumpRouterConfigVersion(tx);
     });
@@ -389,11 +412,12 @@ export async function relaunchComponent(deploymentId: string, kind: "serverless"
   const plan = planFor(d, kind);
   await checkpoint(`relaunch-${kind}`);
   try {
+    const mintedAt = new Date();
     const c = await withCredentials(d.teamId, plan.provider, "deploy", (creds) => getProvider(plan.provider).deploy(plan, creds));
     await setComponent(deploymentId, kind, {
       endpointUrl: c.endpointUrl,
       externalIds: c.externalIds,
-      upstreamHeadersCipher: encryptForTeam(d.teamId, upstreamHeadersPurpose(deploymentId, kind), JSON.stringify(c.upstreamHeaders)) as unknown as Prisma.InputJsonValue,
+      ...sealUpstreamHeaders(d.teamId, deploymentId, kind, c.upstreamHeaders, mintedAt),
     });
   } catch (err) {
     throw classifyError(err);

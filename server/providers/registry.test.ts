@@ -117,6 +117,20 @@ describe("provider registry", () => {
     assert.equal(hasProvider("acme-broken"), false);
   });
 
+  test("refreshUpstreamHeaders is optional, but a provider offering it must say how long headers live", async () => {
+    const without = write("refresh-no-ttl-plugin.mjs", pluginSource("acme-refresh", "default", "refreshUpstreamHeaders: async () => ({}),"));
+    await assert.rejects(loadProviderPlugins([without]), /upstreamHeadersTtlMs: is required with refreshUpstreamHeaders/);
+    assert.equal(hasProvider("acme-refresh"), false);
+    const withTtl = write("refresh-plugin.mjs", pluginSource("acme-refresh", "default", "refreshUpstreamHeaders: async () => ({}), upstreamHeadersTtlMs: 600000,"));
+    try {
+      const [p] = await loadProviderPlugins([withTtl]);
+      assert.equal(p.upstreamHeadersTtlMs, 600_000);
+      assert.equal(typeof p.refreshUpstreamHeaders, "function");
+    } finally {
+      unregisterProvider("acme-refresh");
+    }
+  });
+
   test("missing exports, missing files and name clashes are clear errors", async () => {
     const empty = write("empty-plugin.mjs", "export const nothing = 1;\n");
     await assert.rejects(loadProviderPlugins([empty]), /must default-export a provider \(or export one named "provider"\)/);

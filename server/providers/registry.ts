@@ -52,6 +52,11 @@ export const providerShapeSchema = z.object({
   status: fn,
   destroy: fn,
   cleanupStorage: fn,
+  refreshUpstreamHeaders: fn.optional(),
+  upstreamHeadersTtlMs: z.number().int().positive().optional(),
+}).refine((p) => p.refreshUpstreamHeaders === undefined || p.upstreamHeadersTtlMs !== undefined, {
+  path: ["upstreamHeadersTtlMs"],
+  error: "is required with refreshUpstreamHeaders (how long the headers stay valid, in ms)",
 });
 
 export class ProviderRegistryError extends Error {

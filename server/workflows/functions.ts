@@ -3,6 +3,7 @@ import { cron } from "inngest";
 import { events, inngest } from "./client";
 import { concurrency, deployFunction, warmSpot } from "./deploy";
 import * as life from "../deployments/lifecycle";
+import { listComponentsDueForHeaderRefresh, refreshComponentHeaders, type HeaderRefreshOutcome } from "../deployments/upstream-headers";
 import { deliverAlert } from "../alerts/functions";
 import { expireApprovalsFunction } from "../approvals/functions";
 import { evaluateBudgetsFunction, pruneUsageFunction } from "../usage/functions";
@@ -82,6 +83,44 @@ export const reconcileFunction = inngest.createFunction(
 );
 
 /**
+ * Cron: re-mint upstream auth that expires (Cloud Run ID tokens live 1 h) for every serving component whose
+ * headers are half their lifetime old, each with its own team's credentials; routers get the new headers with
+ * the next config version. One component failing does not stop the others; a run of failures alerts once.
+ */
+export const refreshUpstreamHeadersFunction = inngest.createFunction(
+  { id: "refresh-upstream-headers", name: "Refresh expiring upstream auth", triggers: [cron("*/10 * * * *")], retries: 1, concurrency: [{ limit: 1 }] },
+  async ({ step }) => {
+    const due = await step.run("list-due", () => listComponentsDueForHeaderRefresh());
+    let refreshed = 0;
+    let failed = 0;
+    for (const c of due) {
+      const r = await step.run(`refresh-${c.deploymentId}-${c.kind}`, async (): Promise<HeaderRefreshOutcome> => {
+        try {
+          return await refreshComponentHeaders(c.componentId);
+        } catch (err) {
+          console.warn(`[refresh-headers] ${c.provider} ${c.kind} component of deployment ${c.deploymentId}: ${life.errorMessage(err)}`);
+          return { status: "failed", error: life.errorMessage(err), alert: false, expiresAt: null };
+        }
+      });
+      if (r.status === "refreshed") refreshed++;
+      if (r.status !== "failed") continue;
+      failed++;
+      if (r.alert) {
+        await step.run(`alert-refresh-${c.deploymentId}-${c.kind}`, () =>
+          life.alert(c.teamId, {
+            type: "deployment.auth_refresh_failed",
+            deploymentId: c.deploymentId,
+            title: "Upstream auth refresh failing",
+            text: `The ${c.kind} backend (${c.provider}) could not get fresh upstream credentials${r.expiresAt ? `; the router's current ones expire at ${r.expiresAt} and requests to it will fail after that` : ""}: ${r.error}`,
+          }),
+        );
+      }
+    }
+    return { due: due.length, refreshed, failed };
+  },
+);
+
+/**
  * deployment/spot.preempted (router report or SkyPilot status): drain spot in the router, make sure serverless
  * is warm, let SkyServe replace the replica (or relaunch a lost one), alert.
  */
@@ -133,6 +172,7 @@ export const functions: InngestFunction.Any[] = [
   destroyFunction,
   destroyAllFunction,
   reconcileFunction,
+  refreshUpstreamHeadersFunction,
   spotPreemptedFunction,
   deliverAlert,
   expireApprovalsFunction,

@@ -165,6 +165,21 @@ export interface Provider {
   destroy(ref: ResourceRef, creds: Credentials, ctx?: ProviderContext): Promise<void>;
   /** Idempotent: removes images, volumes, buckets, model artifacts. */
   cleanupStorage(ref: ResourceRef, creds: Credentials, ctx?: ProviderContext): Promise<void>;
+  /**
+   * Optional, for providers whose `Component.upstreamHeaders` expire (Cloud Run ID tokens live 1 h): mints
+   * fresh headers for a deployed component from its `ResourceRef` alone. The control plane calls it for every
+   * serving component whose stored headers are at least half of `upstreamHeadersTtlMs` old, stores the result
+   * encrypted in place of the old headers and publishes a new router config. Components deployed with no
+   * headers (a public service) are never refreshed.
+   */
+  refreshUpstreamHeaders?(ref: ResourceRef, creds: Credentials, ctx?: ProviderContext): Promise<Record<string, string>>;
+  /** How long headers from `deploy` or `refreshUpstreamHeaders` stay valid. Required with `refreshUpstreamHeaders`. */
+  upstreamHeadersTtlMs?: number;
+}
+
+/** Age at which stored upstream headers are re-minted: half their lifetime leaves room for failed attempts. */
+export function upstreamHeadersRefreshAfterMs(p: Pick<Provider, "upstreamHeadersTtlMs">): number | null {
+  return p.upstreamHeadersTtlMs && p.upstreamHeadersTtlMs > 0 ? Math.floor(p.upstreamHeadersTtlMs / 2) : null;
 }
 
 export function refFromPlan(plan: Plan, externalIds: Record<string, string> = {}): ResourceRef {

@@ -106,6 +106,9 @@ export async function getAccessToken(gcp: GcpCredentials, ctx: ProviderContext =
   return body.access_token;
 }
 
+/** Lifetime of a Google-signed ID token (fixed by Google: one hour from minting). */
+export const ID_TOKEN_TTL_MS = 3_600_000;
+
 /** Google-signed ID token whose audience is the service URL; what a private Cloud Run service accepts. */
 export async function mintIdToken(gcp: GcpCredentials, audience: string, ctx: ProviderContext = {}): Promise<string> {
   const body = await tokenRequest(gcp, { target_audience: audience }, ctx, "OAuth2 ID token");

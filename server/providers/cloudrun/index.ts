@@ -6,6 +6,7 @@ import {
   cloudrunCredentialsSchema,
   GcpSession,
   gcpBases,
+  ID_TOKEN_TTL_MS,
   mintIdToken,
   parseCloudrunCredentials,
   servicesPath,
@@ -103,7 +104,7 @@ async function preflight(plan: Plan, creds: Credentials | undefined, ctx: Provid
     findings.push({ level: code === "exists" ? "info" : "error", code, message: `${hint} ${err.message}` });
   }
   if (!(plan.request as { public?: boolean }).public) {
-    findings.push({ level: "info", code: "private_service", message: "The service is private: the router authenticates with an ID token that must be refreshed hourly." });
+    findings.push({ level: "info", code: "private_service", message: "The service is private: the router authenticates with an ID token (valid 1 h) that Tuna re-mints every 30 minutes with this key." });
   }
   return findings;
 }
@@ -184,7 +185,10 @@ async function destroy(ref: ResourceRef, creds: Credentials, ctx: ProviderContex
   } while (pageToken);
 }
 
-/** Re-mints the ID token the router sends to a private service (tokens live 1 h). Public services need none. */
+/**
+ * Re-mints the ID token the router sends to a private service (tokens live 1 h); the control plane calls it
+ * through the provider contract (`upstreamHeadersTtlMs`). Public services need none.
+ */
 async function refreshUpstreamHeaders(ref: ResourceRef, creds: Credentials, ctx: ProviderContext = {}): Promise<Record<string, string>> {
   const gcp = parseCloudrunCredentials(creds);
   if (ref.externalIds.public === "true") return {};
@@ -207,4 +211,5 @@ export const cloudrunProvider: Provider & { refreshUpstreamHeaders: typeof refre
   // Images are pulled from Docker Hub and weights downloaded at start; secrets go with `destroy`.
   cleanupStorage: async () => {},
   refreshUpstreamHeaders,
+  upstreamHeadersTtlMs: ID_TOKEN_TTL_MS,
 };

@@ -75,7 +75,7 @@ export function planCloudrun(input: CloudrunSpec): Plan {
   notes.push(
     isPublic
       ? "Public: allUsers gets roles/run.invoker; the router sends no upstream auth."
-      : "Private (default): the router sends a Google ID token for the service URL. ID tokens expire after 1 h: call cloudrunProvider.refreshUpstreamHeaders (every ≤ 45 min) to re-mint it.",
+      : "Private (default): the router sends a Google ID token for the service URL. ID tokens expire after 1 h; Tuna re-mints it with the team's service-account key every 30 minutes and publishes it to the routers.",
   );
   if (s.minWorkers > 0) notes.push(`minWorkers=${s.minWorkers}: GPU instances stay up and are billed continuously.`);
 
