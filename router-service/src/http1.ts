@@ -54,6 +54,8 @@ export class FastResponse {
   finished = false;
   private head: string | undefined;
   private chunked = false;
+  private hasLength = false;
+  private hasConnection = false;
   private closed = false;
   private closeListeners: Array<() => void> | undefined;
 
@@ -67,34 +69,36 @@ export class FastResponse {
     if (this.headersSent) return this;
     this.headersSent = true;
     let s = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Unknown"}\r\ndate: ${httpDate()}\r\n`;
-    let hasLength = false;
-    let hasConnection = false;
-    const add = (k: string, v: string) => {
-      const lower = k.length === 14 || k.length === 10 ? k.toLowerCase() : "";
-      if (lower === "content-length") hasLength = true;
-      else if (lower === "connection") {
-        hasConnection = true;
-        if (v.toLowerCase().includes("close")) this.shouldKeepAlive = false;
-      }
-      s += `${k}: ${v}\r\n`;
-    };
-    if (Array.isArray(headers)) for (let i = 0; i < headers.length; i += 2) add(headers[i], headers[i + 1]);
+    this.hasLength = false;
+    this.hasConnection = false;
+    if (Array.isArray(headers)) for (let i = 0; i < headers.length; i += 2) s += this.headerLine(headers[i], headers[i + 1]);
     else if (headers)
       for (const k in headers) {
         const v = headers[k];
-        if (Array.isArray(v)) for (const x of v) add(k, x);
-        else add(k, String(v));
+        if (Array.isArray(v)) for (const x of v) s += this.headerLine(k, x);
+        else s += this.headerLine(k, String(v));
       }
     if (!this.shouldKeepAlive || this.conn.closing) {
       this.shouldKeepAlive = false;
-      if (!hasConnection) s += "connection: close\r\n";
+      if (!this.hasConnection) s += "connection: close\r\n";
     }
-    if (!hasLength && status !== 204 && status !== 304) {
+    if (!this.hasLength && status !== 204 && status !== 304) {
       this.chunked = true;
       s += "transfer-encoding: chunked\r\n";
     }
     this.head = `${s}\r\n`;
     return this;
+  }
+
+  /** One header line; notes the framing and connection headers the handler set itself. */
+  private headerLine(k: string, v: string): string {
+    const lower = k.length === 14 || k.length === 10 ? k.toLowerCase() : "";
+    if (lower === "content-length") this.hasLength = true;
+    else if (lower === "connection") {
+      this.hasConnection = true;
+      if (v.toLowerCase().includes("close")) this.shouldKeepAlive = false;
+    }
+    return `${k}: ${v}\r\n`;
   }
 
   write(chunk: string | Buffer): boolean {
@@ -127,26 +131,16 @@ export class FastResponse {
     // The head is latin1 (like Node's); body strings are UTF-8 (sizes and CRLF are ASCII either way).
     const head = this.head;
     this.head = undefined;
-    let last: string | Buffer | undefined = head;
-    let lastIsHead = head !== undefined;
     sock.cork();
-    const put = (piece: string | Buffer) => {
-      if (last !== undefined) sock.write(last, lastIsHead ? "latin1" : "utf8");
-      last = piece;
-      lastIsHead = false;
-    };
+    if (head !== undefined && (len > 0 || this.chunked)) sock.write(head, "latin1");
     if (this.chunked) {
-      if (len > 0) {
-        if (typeof chunk === "string") put(`${len.toString(16)}\r\n${chunk}\r\n`);
-        else {
-          put(`${len.toString(16)}\r\n`);
-          put(chunk as Buffer);
-          put("\r\n");
-        }
-      }
-      put(LAST_CHUNK);
-    } else if (len > 0) put(chunk as string | Buffer);
-    if (last !== undefined) sock.write(last, lastIsHead ? "latin1" : "utf8", () => this.emitClose());
+      if (len > 0 && typeof chunk !== "string") {
+        sock.write(`${len.toString(16)}\r\n`, "latin1");
+        sock.write(chunk as Buffer);
+        sock.write(`\r\n${LAST_CHUNK}`, "latin1", () => this.emitClose());
+      } else sock.write(len > 0 ? `${len.toString(16)}\r\n${chunk}\r\n${LAST_CHUNK}` : LAST_CHUNK, "utf8", () => this.emitClose());
+    } else if (len > 0) sock.write(chunk as string | Buffer, () => this.emitClose());
+    else if (head !== undefined) sock.write(head, "latin1", () => this.emitClose());
     else process.nextTick(() => this.emitClose());
     sock.uncork();
     this.conn.responseDone(this);

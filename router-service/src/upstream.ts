@@ -118,10 +118,12 @@ export class Exchange {
     this.conn?.socket.destroy();
   }
 
-  /** @internal the parser reached the end of the head; the socket is paused until `start`. */
+  /**
+   * @internal the parser reached the end of the head. Body bytes are held until `start` (the consumer calls it
+   * in the microtask that follows, so the socket keeps flowing; `holdMore` stops it if bytes pile up).
+   */
   gotHead(rest: Buffer | undefined): void {
     this.held = rest;
-    this.conn?.socket.pause();
     this.listener.head(this);
   }
 
@@ -149,6 +151,7 @@ export class Exchange {
   /** @internal */
   holdMore(chunk: Buffer): void {
     this.held = this.held ? Buffer.concat([this.held, chunk]) : chunk;
+    if (this.held.length > HOLD_LIMIT) this.conn?.socket.pause();
   }
 
   /** @internal */
@@ -171,6 +174,8 @@ export class Exchange {
 }
 
 const NOOP = () => undefined;
+/** Body bytes held for a consumer that has not attached (or is paused) before the socket stops reading. */
+const HOLD_LIMIT = 1024 * 1024;
 const DISCARD: BodyListener = { data: NOOP, end: NOOP, abort: NOOP };
 
 /** One socket and its response parser. */
