@@ -7,6 +7,7 @@
 // error handling, never a second, weaker parser.
 import http, { type IncomingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
+import { joinLatin1 } from "./upstream.js";
 
 export interface FastOptions {
   maxHeaderBytes: number;
@@ -132,14 +133,17 @@ export class FastResponse {
     const head = this.head;
     this.head = undefined;
     sock.cork();
-    if (head !== undefined && (len > 0 || this.chunked)) sock.write(head, "latin1");
+    if (head !== undefined && this.chunked) sock.write(head, "latin1");
     if (this.chunked) {
       if (len > 0 && typeof chunk !== "string") {
         sock.write(`${len.toString(16)}\r\n`, "latin1");
         sock.write(chunk as Buffer);
         sock.write(`\r\n${LAST_CHUNK}`, "latin1", () => this.emitClose());
       } else sock.write(len > 0 ? `${len.toString(16)}\r\n${chunk}\r\n${LAST_CHUNK}` : LAST_CHUNK, "utf8", () => this.emitClose());
-    } else if (len > 0) sock.write(chunk as string | Buffer, () => this.emitClose());
+    } else if (len > 0) {
+      if (head !== undefined) sock.write(joinLatin1(head, chunk as string | Buffer), () => this.emitClose());
+      else sock.write(chunk as string | Buffer, () => this.emitClose());
+    }
     else if (head !== undefined) sock.write(head, "latin1", () => this.emitClose());
     else process.nextTick(() => this.emitClose());
     sock.uncork();

@@ -225,12 +225,9 @@ class Conn {
     this.state = HEAD;
     this.buf = undefined;
     this.reusable = true;
-    const s = this.socket;
-    s.cork();
-    s.write(x.head, "latin1");
-    s.write(x.payload);
-    s.uncork();
-    s.resume();
+    // One buffer, one write: cheaper than a corked writev of a string and a buffer for request-sized data.
+    this.socket.write(joinLatin1(x.head, x.payload));
+    this.socket.resume();
   }
 
   private onData(d: Buffer): void {
@@ -588,6 +585,16 @@ export class UpstreamPool {
     this.idle = [];
     if (force) for (const c of this.all) c.socket.destroy();
   }
+}
+
+/** `head` (latin1, as Node writes headers) followed by `body`, in one buffer. */
+export function joinLatin1(head: string, body: Buffer | string): Buffer {
+  const bodyLength = typeof body === "string" ? Buffer.byteLength(body) : body.length;
+  const out = Buffer.allocUnsafe(head.length + bodyLength);
+  out.write(head, 0, "latin1");
+  if (typeof body === "string") out.write(body, head.length, "utf8");
+  else body.copy(out, head.length);
+  return out;
 }
 
 /** The request line and headers of one upstream request, as written on the wire. */
