@@ -121,6 +121,18 @@ describe("SkyPilot API client against the fake server", () => {
     });
   });
 
+  test("serve update: exact body, a new version of an existing service; an unknown service or mode is refused", async () => {
+    const task = "service:\n  readiness_probe:\n    path: /health\n  replicas: 1\nresources:\n  ports: 8000\nrun: echo hi\n";
+    await client.serveUp(task, "svc");
+    await client.serveUpdate(task.replace("echo hi", "echo v2"), "svc", "rolling");
+    const body = fake.requestsTo("/serve/update")[0].body as Record<string, unknown>;
+    assert.deepEqual([body.task, body.service_name, body.mode], [task.replace("echo hi", "echo v2"), "svc", "rolling"]);
+    assert.equal((await client.serveStatus(["svc"]))[0].version, 2);
+    assert.equal(fake.services.get("svc")?.task.includes("echo v2"), true);
+    await assert.rejects(client.serveUpdate(task, "nope", "blue_green"), (err: ProviderError) => /Service 'nope' does not exist/.test(err.message));
+    await assert.rejects(client.submit("POST", "/serve/update", { task, service_name: "svc", mode: "sideways" }), (err: ProviderError) => err.status === 422);
+  });
+
   test("unreachable server is an 'unavailable' error naming the URL", async () => {
     const c = new SkyPilotClient({ baseUrl: "http://127.0.0.1:1", token: TOKEN, sleep: instant });
     await assert.rejects(c.health(), (err: ProviderError) => err.code === "unavailable" && /cannot reach the SkyPilot API server/.test(err.message) && !err.message.includes(TOKEN));

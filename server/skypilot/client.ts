@@ -357,6 +357,14 @@ export class SkyPilotClient {
     return { name: serviceName, endpoint: null };
   }
 
+  /**
+   * `sky serve update`: a new version of an existing service from `taskYaml`. `rolling` replaces replicas one
+   * by one; `blue_green` switches traffic once the new version is ready.
+   */
+  async serveUpdate(taskYaml: string, serviceName: string, mode: "rolling" | "blue_green", opts?: WaitOptions): Promise<void> {
+    await this.call<null>("POST", "/serve/update", { task: taskYaml, service_name: serviceName, mode }, opts);
+  }
+
   /** `sky serve status`; `null` lists every service. */
   async serveStatus(serviceNames: string[] | null, opts?: WaitOptions): Promise<ServiceRecord[]> {
     const rv = await this.call<ServiceRecord[] | null>("POST", "/serve/status", { service_names: serviceNames }, opts);

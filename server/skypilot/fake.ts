@@ -39,6 +39,8 @@ export interface FakeService {
   nextReplicaId: number;
   /** When false, status polls no longer advance this service (tests set states by hand). */
   autoProgress: boolean;
+  /** Bumped by every `serve update`. */
+  version: number;
 }
 
 export interface FakeStorage {
@@ -54,7 +56,7 @@ export type FakeOffer = [string, string, string, number, number, number, number,
 
 type Failure =
   | { kind: "http"; status: number; body: unknown }
-  | { kind: "request"; type: string; message: string };
+  | { kind: "request"; type: string; message: string | ((body: Record<string, unknown>) => string) };
 
 interface FakeRequest {
   request_id: string;
@@ -89,6 +91,7 @@ export interface FakeSkyPilotOptions {
 
 const REQUIRED_FIELDS: Record<string, string[]> = {
   "/serve/up": ["task", "service_name"],
+  "/serve/update": ["task", "service_name", "mode"],
   "/serve/status": ["service_names"],
   "/serve/down": ["service_names"],
   "/storage/delete": ["name"],
@@ -97,6 +100,7 @@ const REQUIRED_FIELDS: Record<string, string[]> = {
 
 const ROUTE_NAMES: Record<string, string> = {
   "/serve/up": "sky.serve.up",
+  "/serve/update": "sky.serve.update",
   "/serve/status": "sky.serve.status",
   "/serve/down": "sky.serve.down",
   "/storage/ls": "sky.storage_ls",
@@ -157,8 +161,11 @@ export class FakeSkyPilotServer extends FakeHttpServer<RecordedRequest> {
     this.queueFailure(route, times, { kind: "http", status, body });
   }
 
-  /** The next `times` requests to `route` are accepted, then FAIL inside with a Python exception. */
-  failRequest(route: string, times: number, type: string, message: string): void {
+  /**
+   * The next `times` requests to `route` are accepted, then FAIL inside with a Python exception (a message
+   * function gets the request body, e.g. to echo the task the way a YAML error does).
+   */
+  failRequest(route: string, times: number, type: string, message: string | ((body: Record<string, unknown>) => string)): void {
     this.queueFailure(route, times, { kind: "request", type, message });
   }
 
@@ -275,6 +282,11 @@ export class FakeSkyPilotServer extends FakeHttpServer<RecordedRequest> {
 
     const failure = this.failures.next(route);
     if (failure?.kind === "http") return this.json(res, failure.status, failure.body);
+    if (route === "/serve/update" && obj.mode !== "rolling" && obj.mode !== "blue_green") {
+      return this.json(res, 422, {
+        detail: [{ type: "enum", loc: ["body", "mode"], msg: "Input should be 'rolling' or 'blue_green'", input: obj.mode }],
+      });
+    }
 
     if (route === "/validate") {
       const problem = validateServiceTask(String(obj.dag));
@@ -292,7 +304,7 @@ export class FakeSkyPilotServer extends FakeHttpServer<RecordedRequest> {
       finished_at: null,
       return_value: null,
       error: null,
-      failure: failure?.kind === "request" ? { type: failure.type, message: failure.message } : undefined,
+      failure: failure?.kind === "request" ? { type: failure.type, message: typeof failure.message === "function" ? failure.message(obj) : failure.message } : undefined,
       waiters: [],
     };
     this.pending.set(r.request_id, r);
@@ -412,6 +424,8 @@ export class FakeSkyPilotServer extends FakeHttpServer<RecordedRequest> {
     switch (route) {
       case "/serve/up":
         return this.serveUp(String(body.task), String(body.service_name));
+      case "/serve/update":
+        return this.serveUpdate(String(body.task), String(body.service_name));
       case "/serve/status":
         return this.serveStatus(body.service_names);
       case "/serve/down":
@@ -471,8 +485,34 @@ export class FakeSkyPilotServer extends FakeHttpServer<RecordedRequest> {
       replicas: [],
       nextReplicaId: 1,
       autoProgress: true,
+      version: 1,
     });
     return [name, endpoint];
+  }
+
+  /** A new version: its replicas replace the old ones (the fake rolls them all at once). */
+  private serveUpdate(task: string, name: string): null {
+    const s = this.services.get(name);
+    if (!s) throw new FakeRequestError("ValueError", `Service '${name}' does not exist.`);
+    if (["SHUTTING_DOWN", "FAILED", "CONTROLLER_FAILED", "FAILED_CLEANUP"].includes(s.status)) {
+      throw new FakeRequestError("RuntimeError", `Service '${name}' is ${s.status}; cannot update it.`);
+    }
+    const problem = validateServiceTask(task);
+    if (problem) throw new FakeRequestError("ValueError", problem);
+    s.task = task;
+    s.version++;
+    s.minReplicas = Number(/^\s+min_replicas:\s*(\d+)/m.exec(task)?.[1] ?? s.minReplicas);
+    s.maxReplicas = Number(/^\s+max_replicas:\s*(\d+)/m.exec(task)?.[1] ?? s.minReplicas);
+    s.replicas = [];
+    for (let i = 0; i < s.minReplicas; i++) this.addReplica(s);
+    s.autoProgress = true;
+    if (s.status !== "CONTROLLER_INIT") this.recomputeServiceStatus(s);
+    return null;
+  }
+
+  private addReplica(s: FakeService): void {
+    const id = s.nextReplicaId++;
+    s.replicas.push({ replica_id: id, name: `${s.name}-${id}`, status: "PENDING", version: s.version, launched_at: 1764200000, endpoint: null, is_spot: true });
   }
 
   private serveStatus(names: unknown): unknown {
@@ -491,8 +531,8 @@ export class FakeSkyPilotServer extends FakeHttpServer<RecordedRequest> {
       requested_resources_str: "1x [Spot]",
       load_balancing_policy: "least_load",
       tls_encrypted: false,
-      active_versions: [1],
-      version: 1,
+      active_versions: [s.version],
+      version: s.version,
       replica_info: s.replicas.map((r) => ({ ...r, handle: "gAROLg==" })),
     }));
   }
@@ -503,16 +543,14 @@ export class FakeSkyPilotServer extends FakeHttpServer<RecordedRequest> {
     if (s.status === "CONTROLLER_INIT") {
       s.status = "REPLICA_INIT";
       if (this.lateEndpoints.has(s.name)) s.endpoint = this.lateEndpoints.get(s.name) ?? null;
-      for (let i = 0; i < s.minReplicas; i++) {
-        const id = s.nextReplicaId++;
-        s.replicas.push({ replica_id: id, name: `${s.name}-${id}`, status: "PENDING", version: 1, launched_at: 1764200000, endpoint: null, is_spot: true });
-      }
+      for (let i = 0; i < s.minReplicas; i++) this.addReplica(s);
       return;
     }
     for (const r of s.replicas) {
       const i = REPLICA_PROGRESSION.indexOf(r.status);
       if (i >= 0 && i < REPLICA_PROGRESSION.length - 1) {
         r.status = REPLICA_PROGRESSION[i + 1];
+        if (r.status === "READY" && probeLockedOut(s.task)) r.status = "FAILED_INITIAL_DELAY";
         if (r.status === "READY") r.endpoint = `http://10.0.1.${r.replica_id}:8000`;
       }
     }
@@ -566,6 +604,17 @@ class FakeRequestError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * What the engine in a replica does to SkyServe's readiness probe: with an API key set (vLLM `VLLM_API_KEY`,
+ * given a value in `secrets:`), `/v1/*` answers 401 to a probe that sends no headers, so the replica never
+ * becomes READY; `/health` stays open.
+ */
+export function probeLockedOut(task: string): boolean {
+  const path = /^\s+path:\s*"?([^"\n]*)"?/m.exec(task)?.[1] ?? "";
+  const keyed = /^\s+VLLM_API_KEY:\s*(?!null\s*$)\S/m.test(task);
+  return keyed && path.startsWith("/v1") && !/^\s+headers:/m.test(task);
 }
 
 /**

@@ -1,11 +1,12 @@
 # SkyServe service of one Tuna deployment, rendered by server/providers/skyserve (variables: README.md).
 # Secret values are never written here: `secrets:` lists names with null values and the provider fills them
-# in only in the request it sends to the SkyPilot API server.
+# in only in the request it sends to the SkyPilot API server. VLLM_API_KEY is the endpoint's upstream key: the
+# engine answers /v1/* only with it, so the readiness probe uses the open health path.
 name: {{ service_name | yaml }}
 
 service:
   readiness_probe:
-    path: /v1/models
+    path: {{ readiness_path | yaml }}
     initial_delay_seconds: {{ readiness_initial_delay_s | int }}
     timeout_seconds: 15
   replica_policy:

@@ -122,6 +122,7 @@ describe("buildEngineArgs / engineCommandShell", () => {
     }
     assert.match(extraArgProblem("--a\n--b") ?? "", /control character U\+000a/);
     assert.match(extraArgProblem("--port=9") ?? "", /--port is set by Tuna/);
+    assert.match(extraArgProblem("--api-key=k") ?? "", /--api-key is set by Tuna/, "upstream auth is Tuna's: a key here would lock the router out");
     assert.equal(extraArgProblem("--kv-cache-dtype=fp8_e5m2"), null);
   });
 });

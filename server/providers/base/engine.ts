@@ -14,8 +14,11 @@ import type { DeploymentSpec, ServerlessScaling, SpotScaling } from "./types";
  * Both come from the same pieces, so they always agree.
  */
 
-/** Flags Tuna sets itself; extraArgs may not override them. */
-const RESERVED_FLAGS = ["--host", "--port", "--served-model-name", "--model", "--model-path"];
+/**
+ * Flags Tuna sets itself; extraArgs may not override them. `--api-key` too: upstream auth belongs to Tuna
+ * (`upstream-key.ts`); a key in extraArgs would sit in plans and process lists and lock the router out.
+ */
+const RESERVED_FLAGS = ["--host", "--port", "--served-model-name", "--model", "--model-path", "--api-key"];
 
 /**
  * extraArgs are inserted into shell lines, YAML and JSON; only a conservative alphabet is allowed, so no

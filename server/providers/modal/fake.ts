@@ -17,6 +17,8 @@ export interface FakeModalApp {
   state: "deployed" | "stopped";
   tasks: number;
   source: string;
+  /** Environment its containers get from the attached secrets, as of the last deploy (which restarts them). */
+  env: Record<string, string>;
 }
 
 export class FakeModalCli {
@@ -28,7 +30,7 @@ export class FakeModalCli {
   workspace = "tuna-team";
   /** When false, deploy prints no `=> https://…modal.run` line (only the dashboard link). */
   printWebUrl = true;
-  private readonly failures = new OutcomeQueues<{ code: number; stderr: string }>();
+  private readonly failures = new OutcomeQueues<{ code: number; stderr: string | (() => string) }>();
   private nextId = 1;
 
   constructor(
@@ -36,8 +38,11 @@ export class FakeModalCli {
     readonly tokenSecret = "as-fake-token-secret-5678",
   ) {}
 
-  /** The next `times` runs of `modal <sub>` (e.g. "deploy", "app stop") exit `code` with `stderr`. */
-  fail(sub: string, times: number, stderr: string, code = 1): void {
+  /**
+   * The next `times` runs of `modal <sub>` (e.g. "deploy", "app stop") exit `code` with `stderr` (a function
+   * is called at run time, e.g. to echo a secret the fake holds by then).
+   */
+  fail(sub: string, times: number, stderr: string | (() => string), code = 1): void {
     this.failures.add(sub, times, { code, stderr });
   }
 
@@ -63,7 +68,7 @@ export class FakeModalCli {
 
     const sub = args[0] === "app" || args[0] === "secret" || args[0] === "volume" ? `${args[0]} ${args[1]}` : args[0];
     const failure = this.failures.next(sub);
-    if (failure) return { code: failure.code, stdout: "", stderr: failure.stderr };
+    if (failure) return { code: failure.code, stdout: "", stderr: typeof failure.stderr === "function" ? failure.stderr() : failure.stderr };
 
     if (call.env.MODAL_TOKEN_ID !== this.tokenId || call.env.MODAL_TOKEN_SECRET !== this.tokenSecret) {
       return { code: 1, stdout: "", stderr: "Error: Token validation failed: invalid token id or secret (AuthError)\n" };
@@ -123,13 +128,17 @@ export class FakeModalCli {
     const name = literal("APP_NAME");
     if (typeof name !== "string" || !/modal\.App\(APP_NAME\)/.test(source)) return { code: 1, stdout: "", stderr: "Error: no modal.App found in app.py\n" };
     if (!/@modal\.web_server\(/.test(source)) return { code: 1, stdout: "", stderr: "Error: app has no web endpoint\n" };
+    const env: Record<string, string> = {};
     for (const s of (literal("SECRET_NAMES") as string[] | undefined) ?? []) {
-      if (!this.secrets.has(s)) return { code: 1, stdout: "", stderr: `Error: Secret '${s}' not found in environment 'main'\n` };
+      const values = this.secrets.get(s);
+      if (!values) return { code: 1, stdout: "", stderr: `Error: Secret '${s}' not found in environment 'main'\n` };
+      Object.assign(env, values);
     }
     for (const m of source.matchAll(/modal\.Volume\.from_name\(("[^"]*"), create_if_missing=True\)/g)) this.volumes.add(JSON.parse(m[1]) as string);
     const existing = this.apps.get(name);
-    const app: FakeModalApp = existing && existing.state === "deployed" ? existing : { id: `ap-${this.nextId++}`, name, state: "deployed", tasks: 0, source };
+    const app: FakeModalApp = existing && existing.state === "deployed" ? existing : { id: `ap-${this.nextId++}`, name, state: "deployed", tasks: 0, source, env };
     app.source = source;
+    app.env = env;
     this.apps.set(name, app);
     const url = `https://${this.workspace}--${name}-serve.modal.run`;
     return cliOk(

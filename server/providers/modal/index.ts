@@ -4,12 +4,16 @@ import { parseCredentials, sensitiveValues } from "../base/credentials";
 import { ProviderError, type ProviderErrorCode } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, ExecResult, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
 import { cliOutputTail, runCli, stripAnsi, withTempFiles } from "../base/cli";
+import { mintUpstreamKey, UPSTREAM_KEY_ENV, upstreamKeyHeaders } from "../base/upstream-key";
 import { APP_FILE, FUNCTION_NAME, modalNames, PROVIDER, planModal } from "./plan";
 
 /**
  * Modal: functions (and web endpoints) can only be defined in Python and deployed with the `modal` CLI
  * (there is no REST deploy API), so this provider renders `templates/modal/app.py.tpl` and drives the CLI
  * through `ctx.exec`. The token reaches only the subprocess, via `MODAL_TOKEN_ID` / `MODAL_TOKEN_SECRET`.
+ *
+ * A web endpoint answers anyone with its URL, so every deploy mints an upstream key (`base/upstream-key.ts`),
+ * puts it in the app's Modal Secret as `VLLM_API_KEY` and returns it as the router's `authorization` header.
  */
 export const modalCredentialsSchema = z.object({
   tokenId: z.string().min(1),
@@ -29,8 +33,9 @@ function parseCreds(creds: Credentials | undefined): ModalCredentials {
   return parseCredentials(modalCredentialsSchema, creds, { provider: PROVIDER, code: "validation", message: "Modal credentials need tokenId and tokenSecret" });
 }
 
-function secretsOf(creds: ModalCredentials): string[] {
-  return sensitiveValues([creds.tokenId, creds.tokenSecret], creds.secrets);
+/** Values scrubbed from messages; `extra` holds the upstream key while a deploy runs. */
+function secretsOf(creds: ModalCredentials, extra: string[] = []): string[] {
+  return [...sensitiveValues([creds.tokenId, creds.tokenSecret], creds.secrets), ...extra];
 }
 
 function cliEnv(creds: ModalCredentials): Record<string, string> {
@@ -41,7 +46,7 @@ function cliEnv(creds: ModalCredentials): Record<string, string> {
   };
 }
 
-async function modal(ctx: ProviderContext, creds: ModalCredentials, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
+async function modal(ctx: ProviderContext, creds: ModalCredentials, args: string[], opts: { cwd?: string; timeoutMs?: number; secrets?: string[] } = {}): Promise<ExecResult> {
   return runCli(ctx, {
     provider: PROVIDER,
     installHint: INSTALL_HINT,
@@ -50,7 +55,7 @@ async function modal(ctx: ProviderContext, creds: ModalCredentials, args: string
     env: cliEnv(creds),
     cwd: opts.cwd,
     timeoutMs: opts.timeoutMs ?? SHORT_TIMEOUT_MS,
-    secrets: secretsOf(creds),
+    secrets: secretsOf(creds, opts.secrets),
   });
 }
 
@@ -64,10 +69,10 @@ function isFailure(res: ExecResult): boolean {
   return AUTH_FAILURE.test(text) || !NOT_FOUND.test(text);
 }
 
-function cliFailure(what: string, res: ExecResult, creds: ModalCredentials): ProviderError {
+function cliFailure(what: string, res: ExecResult, creds: ModalCredentials, extraSecrets: string[] = []): ProviderError {
   const text = `${res.stderr}\n${res.stdout}`;
   const code: ProviderErrorCode = AUTH_FAILURE.test(text) ? "unauthorized" : res.code === 124 ? "timeout" : "failed";
-  return new ProviderError({ provider: PROVIDER, code, message: `${what} failed (exit ${res.code}): ${cliOutputTail(res, secretsOf(creds))}` });
+  return new ProviderError({ provider: PROVIDER, code, message: `${what} failed (exit ${res.code}): ${cliOutputTail(res, secretsOf(creds, extraSecrets))}` });
 }
 
 /**
@@ -156,28 +161,31 @@ async function deploy(plan: Plan, credsIn: Credentials, ctx: ProviderContext = {
   const file = plan.files[APP_FILE];
   if (!file) throw new ProviderError({ provider: PROVIDER, code: "validation", message: `plan has no ${APP_FILE}` });
 
-  if (plan.secretEnv.length) {
-    const values: Record<string, string> = {};
-    for (const n of plan.secretEnv) {
-      const v = creds.secrets?.[n];
-      if (v === undefined) throw new ProviderError({ provider: PROVIDER, code: "validation", message: `secret ${n} has no value in the vault` });
-      values[n] = v;
-    }
-    // From a 0600 file, so values never show up in a process listing; --force makes re-runs idempotent.
-    const res = await withTempFiles({ "secret.json": JSON.stringify(values) }, (dir) =>
-      modal(ctx, creds, ["secret", "create", names.secret, "--from-json", "secret.json", "--force"], { cwd: dir }),
-    );
-    if (res.code !== 0) throw cliFailure("modal secret create", res, creds);
+  const values: Record<string, string> = {};
+  for (const n of plan.secretEnv) {
+    const v = creds.secrets?.[n];
+    if (v === undefined) throw new ProviderError({ provider: PROVIDER, code: "validation", message: `secret ${n} has no value in the vault` });
+    values[n] = v;
   }
+  // A new key on every run: the secret is overwritten and `modal deploy` restarts the containers with it, so
+  // the key returned is always the one the app holds (a retried or relaunching deploy included).
+  const key = mintUpstreamKey();
+  values[UPSTREAM_KEY_ENV] = key;
+  const hidden = [key];
+  // From a 0600 file, so values never show up in a process listing; --force makes re-runs idempotent.
+  const secret = await withTempFiles({ "secret.json": JSON.stringify(values) }, (dir) =>
+    modal(ctx, creds, ["secret", "create", names.secret, "--from-json", "secret.json", "--force"], { cwd: dir, secrets: hidden }),
+  );
+  if (secret.code !== 0) throw cliFailure("modal secret create", secret, creds, hidden);
 
   // `modal deploy` creates or updates the app of that name: re-running it is idempotent.
-  const res = await withTempFiles({ [APP_FILE]: file }, (dir) => modal(ctx, creds, ["deploy", APP_FILE], { cwd: dir, timeoutMs: DEPLOY_TIMEOUT_MS }));
-  if (res.code !== 0) throw cliFailure("modal deploy", res, creds);
+  const res = await withTempFiles({ [APP_FILE]: file }, (dir) => modal(ctx, creds, ["deploy", APP_FILE], { cwd: dir, timeoutMs: DEPLOY_TIMEOUT_MS, secrets: hidden }));
+  if (res.code !== 0) throw cliFailure("modal deploy", res, creds, hidden);
   const url = webUrlFromDeployOutput(res.stdout, names.app);
   if (!url) {
-    throw new ProviderError({ provider: PROVIDER, code: "failed", message: `modal deploy succeeded but printed no web URL for ${names.app}: ${cliOutputTail(res, secretsOf(creds))}` });
+    throw new ProviderError({ provider: PROVIDER, code: "failed", message: `modal deploy succeeded but printed no web URL for ${names.app}: ${cliOutputTail(res, secretsOf(creds, hidden))}` });
   }
-  return { provider: PROVIDER, kind: "serverless", endpointUrl: url, upstreamHeaders: {}, externalIds: { app: names.app, webUrl: url } };
+  return { provider: PROVIDER, kind: "serverless", endpointUrl: url, upstreamHeaders: upstreamKeyHeaders(key), externalIds: { app: names.app, webUrl: url } };
 }
 
 async function status(ref: ResourceRef, credsIn: Credentials, ctx: ProviderContext = {}): Promise<ComponentStatus> {

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeEach, describe, test } from "node:test";
-import type { ProviderError } from "../base/errors";
+import { ProviderError } from "../base/errors";
+import { buildEngineArgs, validateSpec } from "../base/engine";
 import { assertProviderError, makeTestSpec } from "../base/testing";
 import { refFromPlan, type ProviderContext } from "../base/types";
 import { FakeModalCli } from "./fake";
@@ -12,6 +13,8 @@ import { modalProvider, webUrlFromDeployOutput } from "./index";
 import { planModal } from "./plan";
 
 const HF = "hf_modal_secret_value_987654";
+const KEY_SHAPE = /^tuna_up_[A-Za-z0-9_-]{43}$/;
+const SECRET = "tuna-qwen-small-k3j9-serverless-secrets";
 /** Quotes of every kind, a comment, a literal backslash-n and a command substitution. */
 const HOSTILE = `x"; rm -rf / #'\\n$(id)`;
 
@@ -41,6 +44,41 @@ function pythonArgv(source: string): string[] {
   }
 }
 
+/** A stand-in `modal` module: every attribute, call and decorator is a no-op that returns the decorated function. */
+const MODAL_STUB = `class _Any:
+    def __init__(self, *a, **k): pass
+    def __call__(self, *a, **k):
+        return a[0] if len(a) == 1 and callable(a[0]) and not k else self
+    def __getattr__(self, name): return _Any()
+def __getattr__(name): return _Any()
+`;
+
+/**
+ * Runs the rendered app's \`serve()\` with the stub \`modal\` and a recording \`subprocess.Popen\`, with
+ * VLLM_API_KEY set to \`key\` (or unset): the argv the container would start, or the error it raises.
+ */
+function runServe(source: string, key: string | null): { argv?: string[]; error?: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), "tuna-modal-serve-"));
+  try {
+    writeFileSync(path.join(dir, "modal.py"), MODAL_STUB);
+    writeFileSync(path.join(dir, "app.py"), source);
+    const script = [
+      "import json, os, subprocess, sys",
+      "sys.path.insert(0, sys.argv[1])",
+      "seen = []",
+      "subprocess.Popen = lambda argv: seen.append(argv)",
+      "ns = {}",
+      "exec(open(os.path.join(sys.argv[1], 'app.py')).read(), ns)",
+      "try:\n    ns['serve']()\n    print(json.dumps({'argv': seen[0]}))\nexcept RuntimeError as e:\n    print(json.dumps({'error': str(e)}))",
+    ].join("\n");
+    const env: Record<string, string> = { PATH: process.env.PATH ?? "" };
+    if (key !== null) env.VLLM_API_KEY = key;
+    return JSON.parse(execFileSync("python3", ["-c", script, dir], { env: env as NodeJS.ProcessEnv }).toString()) as { argv?: string[]; error?: string };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const EXPECTED_FUNCTION = `@app.function(
     image=image,
     gpu="T4",
@@ -54,7 +92,10 @@ const EXPECTED_FUNCTION = `@app.function(
 @modal.concurrent(max_inputs=32)
 @modal.web_server(port=PORT, startup_timeout=600)
 def serve():
-    subprocess.Popen(ENGINE_ARGV)
+    if not os.environ.get(UPSTREAM_KEY_ENV):
+        raise RuntimeError(f"{UPSTREAM_KEY_ENV} is not set: refusing to serve without the upstream key")
+    argv = ENGINE_ARGV + ([ENGINE_KEY_FLAG, os.environ[UPSTREAM_KEY_ENV]] if ENGINE_KEY_FLAG else [])
+    subprocess.Popen(argv)
 `;
 
 describe("modal plan (pure)", () => {
@@ -68,11 +109,27 @@ describe("modal plan (pure)", () => {
       ),
     );
     assert.ok(app.includes(`SECRET_NAMES = ["tuna-qwen-small-k3j9-serverless-secrets"]\n`));
+    assert.ok(app.includes(`UPSTREAM_KEY_ENV = "VLLM_API_KEY"\nENGINE_KEY_FLAG = ""\n`), "vLLM reads the key from its env: no flag");
     assert.ok(app.endsWith(EXPECTED_FUNCTION), app);
+    assert.deepEqual(plan.request.secretKeys, ["HF_TOKEN", "VLLM_API_KEY"]);
     assert.deepEqual(plan.gpu, { catalogName: "T4", providerGpuId: "T4", count: 1 });
     assert.deepEqual(plan.secretEnv, ["HF_TOKEN"]);
     assert.ok(!app.includes("HF_TOKEN"), "the secret value or env is not in the file");
     assert.ok(plan.notes.includes("T4 is Turing: --dtype half"));
+    assert.ok(plan.notes.some((n) => n.includes("upstream key") && n.includes("/health stays open")));
+    assert.ok(!plan.notes.some((n) => /public|anyone/i.test(n)));
+  });
+
+  test("upstream key: the secret is attached without workload secrets; SGLang gets --api-key from the env at start; the name and flag are reserved", () => {
+    const plain = planModal(makeTestSpec());
+    assert.ok(plain.files["app.py"].includes(`SECRET_NAMES = ["${SECRET}"]\n`));
+    assert.equal(plain.request.secret, SECRET);
+    assert.deepEqual(plain.secretEnv, [], "the key is not a vault secret");
+    const sglang = planModal(makeTestSpec({ engine: { kind: "sglang" } })).files["app.py"];
+    assert.ok(sglang.includes(`ENGINE_KEY_FLAG = "--api-key"\n`));
+    assert.ok(!/ENGINE_ARGV = .*--api-key/.test(sglang), "the flag's value is read from the env at start, not rendered");
+    assert.throws(() => planModal(makeTestSpec({ secretNames: ["HF_TOKEN", "VLLM_API_KEY"] })), /VLLM_API_KEY is reserved/);
+    assert.throws(() => planModal(makeTestSpec({ engine: { kind: "vllm", extraArgs: ["--api-key=abc"] } })), /--api-key is set by Tuna/);
   });
 
   test("A10G maps to Modal's A10, several GPUs use gpu=\"<id>:<n>\", knobs come from the spec", () => {
@@ -87,7 +144,7 @@ describe("modal plan (pure)", () => {
       }),
     );
     const app = plan.files["app.py"];
-    for (const line of ['gpu="A10:2"', "scaledown_window=300", "min_containers=1", "max_containers=4", 'region="us-east",', "max_inputs=8", "startup_timeout=900", "SECRET_NAMES = []"]) {
+    for (const line of ['gpu="A10:2"', "scaledown_window=300", "min_containers=1", "max_containers=4", 'region="us-east",', "max_inputs=8", "startup_timeout=900", `SECRET_NAMES = ["${SECRET}"]`]) {
       assert.ok(app.includes(line), line);
     }
     assert.throws(() => planModal(makeTestSpec({ gpu: "A4000" })), /not offered by Modal/);
@@ -98,6 +155,16 @@ describe("modal plan (pure)", () => {
     const argv = pythonArgv(plan.files["app.py"]);
     assert.equal(argv[2], HOSTILE);
     assert.equal(argv[argv.indexOf("--served-model-name") + 1], HOSTILE);
+  });
+
+  test("serve() starts vLLM with the key only in its env, SGLang with --api-key from the env, and nothing without a key", { skip: !hasPython() && "python3 not available" }, () => {
+    const key = "tuna_up_test-key-value";
+    const vllm = planModal(makeTestSpec()).files["app.py"];
+    assert.deepEqual(runServe(vllm, key).argv, buildEngineArgs(validateSpec(makeTestSpec())));
+    const sglangSpec = makeTestSpec({ engine: { kind: "sglang" } });
+    const sglang = runServe(planModal(sglangSpec).files["app.py"], key).argv ?? [];
+    assert.deepEqual(sglang, [...buildEngineArgs(validateSpec(sglangSpec)), "--api-key", key]);
+    assert.deepEqual(runServe(vllm, null), { error: "VLLM_API_KEY is not set: refusing to serve without the upstream key" });
   });
 
   test("line breaks in the model name are refused by spec validation", () => {
@@ -144,18 +211,24 @@ describe("modal provider against the fake CLI", () => {
     const plan = planModal(makeTestSpec({ secretNames: ["HF_TOKEN"] }));
     const comp = await modalProvider.deploy(plan, creds, ctx);
     const app = "tuna-qwen-small-k3j9-serverless";
+    const key = fake.secrets.get(`${app}-secrets`)?.VLLM_API_KEY ?? "";
+    assert.match(key, KEY_SHAPE);
     assert.deepEqual(comp, {
       provider: "modal",
       kind: "serverless",
       endpointUrl: `https://tuna-team--${app}-serve.modal.run`,
-      upstreamHeaders: {},
+      upstreamHeaders: { authorization: `Bearer ${key}` },
       externalIds: { app, webUrl: `https://tuna-team--${app}-serve.modal.run` },
     });
     assert.deepEqual(fake.commandLines(), [`modal secret create ${app}-secrets --from-json secret.json --force`, "modal deploy app.py"]);
     for (const c of fake.calls) assert.deepEqual(c.env, { MODAL_TOKEN_ID: fake.tokenId, MODAL_TOKEN_SECRET: fake.tokenSecret });
     assert.equal(fake.calls[1].files["app.py"], plan.files["app.py"]);
-    assert.deepEqual(fake.secrets.get(`${app}-secrets`), { HF_TOKEN: HF });
-    assert.ok(!fake.calls.some((c) => c.args.join(" ").includes(HF)), "the secret value is never a CLI argument");
+    assert.deepEqual(fake.secrets.get(`${app}-secrets`), { HF_TOKEN: HF, VLLM_API_KEY: key });
+    assert.equal(fake.apps.get(app)?.env.VLLM_API_KEY, key, "the deployed app's containers hold the key the router got");
+    for (const secret of [HF, key]) {
+      assert.ok(!fake.calls.some((c) => c.args.join(" ").includes(secret) || Object.values(c.env).join(" ").includes(secret)), "secrets are never CLI arguments or CLI env");
+    }
+    assert.ok(!fake.calls[1].files["app.py"].includes(key) && !JSON.stringify(plan).includes(key), "the key is in no rendered file or plan");
 
     const ref = refFromPlan(plan, comp.externalIds);
     assert.deepEqual(await modalProvider.status(ref, creds, ctx), {
@@ -168,9 +241,14 @@ describe("modal provider against the fake CLI", () => {
     const ready = await modalProvider.status(ref, creds, ctx);
     assert.deepEqual([ready.state, ready.replicas], ["ready", { ready: 2, total: 2 }]);
 
-    // Redeploy updates the same app (no second app).
-    await modalProvider.deploy(plan, creds, ctx);
+    // Redeploy (a retried step or a relaunch) updates the same app with a new key, and returns that key.
+    const again = await modalProvider.deploy(plan, creds, ctx);
     assert.equal(fake.apps.size, 1);
+    const newKey = fake.apps.get(app)?.env.VLLM_API_KEY ?? "";
+    assert.match(newKey, KEY_SHAPE);
+    assert.notEqual(newKey, key);
+    assert.deepEqual(again.upstreamHeaders, { authorization: `Bearer ${newKey}` });
+    assert.deepEqual(fake.secrets.get(`${app}-secrets`), { HF_TOKEN: HF, VLLM_API_KEY: newKey });
 
     fake.calls.length = 0;
     await modalProvider.destroy(ref, creds, ctx);
@@ -180,6 +258,43 @@ describe("modal provider against the fake CLI", () => {
     await modalProvider.cleanupStorage(ref, creds, ctx);
     await modalProvider.cleanupStorage(ref, creds, ctx);
     assert.deepEqual([fake.liveApps().length, fake.secrets.size, fake.volumes.size], [0, 0, 0]);
+  });
+
+  test("every deployment gets its own key, even without workload secrets", async () => {
+    const a = await modalProvider.deploy(planModal(makeTestSpec()), { tokenId: fake.tokenId, tokenSecret: fake.tokenSecret }, ctx);
+    const b = await modalProvider.deploy(planModal(makeTestSpec({ name: "tuna-other-model-x1y2" })), creds, ctx);
+    assert.deepEqual(Object.keys(fake.secrets.get(SECRET) ?? {}), ["VLLM_API_KEY"]);
+    const keyA = fake.apps.get("tuna-qwen-small-k3j9-serverless")?.env.VLLM_API_KEY ?? "";
+    const keyB = fake.apps.get("tuna-other-model-x1y2-serverless")?.env.VLLM_API_KEY ?? "";
+    assert.match(keyA, KEY_SHAPE);
+    assert.match(keyB, KEY_SHAPE);
+    assert.notEqual(keyA, keyB);
+    assert.deepEqual([a.upstreamHeaders, b.upstreamHeaders], [{ authorization: `Bearer ${keyA}` }, { authorization: `Bearer ${keyB}` }]);
+  });
+
+  test("a failing secret create or deploy that echoes the key reports the error without it", async () => {
+    const plan = planModal(makeTestSpec({ secretNames: ["HF_TOKEN"] }));
+    const echoed: string[] = [];
+    // The CLI prints the secret file it was given: every value in it must be scrubbed.
+    fake.fail("secret create", 1, () => {
+      const call = fake.calls.at(-1);
+      const file = readFileSync(path.join(call?.cwd ?? ".", "secret.json"), "utf8");
+      echoed.push((JSON.parse(file) as Record<string, string>).VLLM_API_KEY);
+      return `Error: invalid secret payload ${file}`;
+    });
+    const first = await modalProvider.deploy(plan, creds, ctx).then(() => null, (e: unknown) => e);
+    fake.fail("deploy", 1, () => {
+      echoed.push(fake.secrets.get(SECRET)?.VLLM_API_KEY ?? "");
+      return `Error: container exited: env VLLM_API_KEY=${echoed[1]}`;
+    });
+    const second = await modalProvider.deploy(plan, creds, ctx).then(() => null, (e: unknown) => e);
+    assert.equal(echoed.length, 2);
+    for (const k of echoed) assert.match(k, KEY_SHAPE);
+    for (const [err, what] of [[first, /modal secret create failed \(exit 1\): Error: invalid secret payload/], [second, /modal deploy failed \(exit 1\): Error: container exited: env VLLM_API_KEY=\[redacted\]/]] as const) {
+      assert.ok(err instanceof ProviderError, String(err));
+      assert.match(err.message, what);
+      for (const secret of [...echoed, HF]) assert.ok(!err.message.includes(secret), `the error leaks a secret: ${err.message}`);
+    }
   });
 
   test("destroy after a half-finished deploy (secret created, deploy failed) leaves the fake empty", async () => {

@@ -4,6 +4,7 @@ import { buildEngineArgs, engineNotes, validateSpec } from "../base/engine";
 import { ProviderError } from "../base/errors";
 import { renderTemplate } from "../base/templates";
 import type { DeploymentSpec, Plan } from "../base/types";
+import { assertNoUpstreamKeyClash, engineKeyFlag, UPSTREAM_KEY_ENV } from "../base/upstream-key";
 
 export const PROVIDER = "modal";
 export const APP_FILE = "app.py";
@@ -41,17 +42,21 @@ export function planModal(input: DeploymentSpec): Plan {
       message: `${gpu.name} is not offered by Modal; choose one of ${modalCatalog.offers.map((o) => o.gpu).join(", ")}`,
     });
   }
+  assertNoUpstreamKeyClash(spec, PROVIDER);
   const resourceName = `${spec.name}-serverless`;
   const names = modalNames(resourceName);
   const s = spec.serverlessScaling;
   const gpuArg = spec.gpuCount > 1 ? `${offer.providerGpuId}:${spec.gpuCount}` : offer.providerGpuId;
   const argv = buildEngineArgs(spec);
-  const secretNames = spec.secretNames.length ? [names.secret] : [];
+  // Always attached: besides the workload secrets it carries the upstream key that deploy mints.
+  const secretNames = [names.secret];
 
   const app = renderTemplate("modal/app.py.tpl", {
     app_name: names.app,
     port: spec.port,
     engine_argv: argv,
+    upstream_key_env: UPSTREAM_KEY_ENV,
+    engine_key_flag: engineKeyFlag(spec) ?? "",
     secret_names: secretNames,
     engine_pip: ENGINE_PIP[spec.engine.kind],
     hf_cache_volume: names.hfCacheVolume,
@@ -68,7 +73,10 @@ export function planModal(input: DeploymentSpec): Plan {
     startup_timeout_s: s.coldStartTimeoutS,
   });
 
-  const notes = [...engineNotes(spec)];
+  const notes = [
+    ...engineNotes(spec),
+    `the endpoint only answers requests with this deployment's upstream key (minted at deploy, kept in the Modal Secret ${names.secret}, sent by the router); /health stays open`,
+  ];
   if (s.idleTimeoutS < 2) notes.push("Modal's scaledown_window is at least 2 s: idle timeout raised to 2 s");
   if (spec.region) notes.push(`pinned to Modal region ${spec.region} (needs a Team or Enterprise plan; region pinning costs more)`);
 
@@ -82,7 +90,9 @@ export function planModal(input: DeploymentSpec): Plan {
       deploy: ["modal", "deploy", APP_FILE],
       app: names.app,
       function: FUNCTION_NAME,
-      secret: spec.secretNames.length ? names.secret : null,
+      secret: names.secret,
+      // Names only: the values (workload secrets and the upstream key) are set at deploy time.
+      secretKeys: [...spec.secretNames, UPSTREAM_KEY_ENV],
       volumes: [names.hfCacheVolume, names.engineCacheVolume],
     },
     files: { [APP_FILE]: app },

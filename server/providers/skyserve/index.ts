@@ -13,6 +13,7 @@ import type {
   ProviderContext,
   ResourceRef,
 } from "../base/types";
+import { mintUpstreamKey, UPSTREAM_KEY_ENV, upstreamKeyHeaders } from "../base/upstream-key";
 import { candidateLabel, PROVIDER, planSkyServe, SERVICE_FILE, type SpotCandidate, skyserveGpus, taskWithSecrets } from "./plan";
 
 /**
@@ -21,6 +22,10 @@ import { candidateLabel, PROVIDER, planSkyServe, SERVICE_FILE, type SpotCandidat
  * Credentials: the API server holds the cloud credentials (AWS/GCP/Azure, configured by its admin and
  * checked with `sky check`); Tuna only needs the server's URL and a service-account token. `secrets` carries
  * the workload secret values (e.g. HF_TOKEN) the caller took from the vault for `plan.secretEnv`.
+ *
+ * The load balancer's endpoint answers anyone who can reach it, so deploy mints an upstream key
+ * (`base/upstream-key.ts`), passes it as the SkyPilot secret `VLLM_API_KEY` and returns it as the router's
+ * `authorization` header.
  */
 export const skyserveCredentialsSchema = z.object({
   apiServerUrl: z.string().regex(/^https?:\/\/[^\s]+$/, { error: "must be an http(s) URL" }),
@@ -37,12 +42,13 @@ function parseCreds(creds: Credentials | undefined): SkyServeCredentials {
   });
 }
 
-export function skypilotClient(creds: SkyServeCredentials, ctx: ProviderContext = {}): SkyPilotClient {
+/** `extraSecrets`: further values to scrub from errors (the upstream key while a deploy sends it). */
+export function skypilotClient(creds: SkyServeCredentials, ctx: ProviderContext = {}, extraSecrets: string[] = []): SkyPilotClient {
   return new SkyPilotClient({
     baseUrl: ctx.baseUrls?.skypilot ?? creds.apiServerUrl,
     token: creds.token,
     providerName: PROVIDER,
-    redactValues: Object.values(creds.secrets ?? {}),
+    redactValues: [...Object.values(creds.secrets ?? {}), ...extraSecrets],
     fetch: ctx.fetch,
     sleep: ctx.sleep,
     now: ctx.now,
@@ -236,8 +242,14 @@ async function waitForEndpoint(client: SkyPilotClient, name: string, ctx: Provid
 
 async function deploy(plan: Plan, credsIn: Credentials, ctx: ProviderContext = {}): Promise<Component> {
   const creds = parseCreds(credsIn);
-  const client = skypilotClient(creds, ctx);
   const name = plan.resourceName;
+  const key = mintUpstreamKey();
+  const client = skypilotClient(creds, ctx, [key]);
+  const taskWithKey = (): string => {
+    const file = plan.files[SERVICE_FILE];
+    if (!file) throw new ProviderError({ provider: PROVIDER, code: "validation", message: `plan has no ${SERVICE_FILE}` });
+    return taskWithSecrets(file, [...plan.secretEnv, UPSTREAM_KEY_ENV], { ...(creds.secrets ?? {}), [UPSTREAM_KEY_ENV]: key });
+  };
   let endpoint: string | null = null;
 
   const existing = await findService(client, name);
@@ -251,21 +263,26 @@ async function deploy(plan: Plan, credsIn: Credentials, ctx: ProviderContext = {
         message: `service ${name} already exists in state ${existing.status}; destroy it before deploying again`,
       });
     }
+    // The key of a service an earlier attempt started cannot be read back (SkyPilot never returns secrets), so
+    // the reused service gets the new key through `serve update`: its replicas restart with it, and the header
+    // returned always matches the service (a retried deploy, a relaunch of a failed service).
+    const task = taskWithKey();
+    await client.validate(task);
+    await client.serveUpdate(task, name, "rolling");
     endpoint = existing.endpoint;
   } else {
-    const file = plan.files[SERVICE_FILE];
-    if (!file) throw new ProviderError({ provider: PROVIDER, code: "validation", message: `plan has no ${SERVICE_FILE}` });
-    const task = taskWithSecrets(file, plan.secretEnv, creds.secrets ?? {});
+    const task = taskWithKey();
     await client.validate(task);
     try {
       endpoint = (await client.serveUp(task, name)).endpoint;
     } catch (err) {
-      // Lost a race with a concurrent attempt: the service exists, carry on with it.
+      // Lost a race with a concurrent attempt: the service exists with that attempt's key; carry on with ours.
       if (!(err instanceof ProviderError && /already exists/i.test(err.message))) throw err;
+      await client.serveUpdate(task, name, "rolling");
     }
   }
   if (!endpoint) endpoint = await waitForEndpoint(client, name, ctx);
-  return { provider: PROVIDER, kind: "spot", endpointUrl: endpoint, upstreamHeaders: {}, externalIds: { serviceName: name } };
+  return { provider: PROVIDER, kind: "spot", endpointUrl: endpoint, upstreamHeaders: upstreamKeyHeaders(key), externalIds: { serviceName: name } };
 }
 
 async function status(ref: ResourceRef, credsIn: Credentials, ctx: ProviderContext = {}): Promise<ComponentStatus> {

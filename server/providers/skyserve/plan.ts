@@ -3,14 +3,19 @@ import { engineCommandShell, engineNotes, validateSpec } from "../base/engine";
 import { ProviderError } from "../base/errors";
 import { renderTemplate } from "../base/templates";
 import type { DeploymentSpec, Plan } from "../base/types";
+import { assertNoUpstreamKeyClash, engineKeyArgShell, UPSTREAM_KEY_ENV } from "../base/upstream-key";
 
 export const PROVIDER = "skyserve";
 export const SERVICE_FILE = "service.yaml";
 /** Container images the replica runs the engine in (SkyPilot `image_id: docker:<image>`). */
 export const ENGINE_IMAGES = { vllm: "vllm/vllm-openai:v0.15.1", sglang: "lmsysorg/sglang:v0.5.5" } as const;
 export const DISK_SIZE_GB = 100;
-/** Readiness path: vLLM and SGLang both answer it only once the model is loaded. */
-export const READINESS_PATH = "/v1/models";
+/**
+ * Readiness path of SkyServe's probe. Not `/v1/models`: the engine requires the upstream key there, and the
+ * probe cannot send it. vLLM and SGLang open their port only once the model is loaded, so `/health` passes
+ * no earlier than `/v1/models` would.
+ */
+export const READINESS_PATH = "/health";
 
 /** One `any_of` alternative: a cloud, optionally pinned to a region. */
 export interface SpotCandidate {
@@ -84,6 +89,7 @@ export function planSkyServe(input: DeploymentSpec): Plan {
       message: `${gpu.name} is not offered by SkyPilot for spot; choose one of ${skyserveGpus().join(", ")}`,
     });
   }
+  assertNoUpstreamKeyClash(spec, PROVIDER);
   const name = serviceName(spec);
   const { candidates, notes } = spotCandidates(spec);
   const accelerators = `${gpu.skypilotName}:${spec.gpuCount}`;
@@ -97,11 +103,13 @@ export function planSkyServe(input: DeploymentSpec): Plan {
   const env: Record<string, string> = {};
   const envLines = Object.entries(env).map(([k, v]) => `  ${k}: ${q(v)}`);
   const envsBlock = envLines.length ? `envs:\n${envLines.join("\n")}\n\n` : "";
-  // Secret names are env-var names (validated by the spec schema); values are added at deploy time only.
-  const secretsBlock = spec.secretNames.length ? `secrets:\n${spec.secretNames.map((n) => `  ${n}: null`).join("\n")}\n\n` : "";
+  // Secret names are env-var names (validated by the spec schema); values are added at deploy time only. The
+  // upstream key is always one of them: deploy mints it, vLLM reads it from the environment.
+  const secretsBlock = `secrets:\n${[...spec.secretNames, UPSTREAM_KEY_ENV].map((n) => `  ${n}: null`).join("\n")}\n\n`;
 
   const yaml = renderTemplate("skyserve/service.yaml.tpl", {
     service_name: name,
+    readiness_path: READINESS_PATH,
     readiness_initial_delay_s: s.readinessInitialDelayS,
     min_replicas: s.minReplicas,
     max_replicas: s.maxReplicas,
@@ -115,10 +123,14 @@ export function planSkyServe(input: DeploymentSpec): Plan {
     any_of: candidates.map((c) => `    - {cloud: ${c.cloud}${c.region ? `, region: ${q(c.region)}` : ""}}`).join("\n"),
     envs_block: envsBlock,
     secrets_block: secretsBlock,
-    run: engineCommandShell(spec),
+    run: `${engineCommandShell(spec)}${engineKeyArgShell(spec)}`,
   });
 
-  const planNotes = [...engineNotes(spec), ...notes];
+  const planNotes = [
+    ...engineNotes(spec),
+    ...notes,
+    `the endpoint only answers requests with this deployment's upstream key (minted at deploy, passed as the SkyPilot secret ${UPSTREAM_KEY_ENV}, sent by the router); the readiness probe uses ${READINESS_PATH}`,
+  ];
   if (s.minReplicas === 0) planNotes.push("spot scales to zero (min_replicas 0): the first request after idle triggers a replica launch");
 
   return {
@@ -144,7 +156,8 @@ export function planSkyServe(input: DeploymentSpec): Plan {
 
 /**
  * The task YAML actually sent to the API server: the plan's file with each `NAME: null` line of the
- * `secrets:` block replaced by the value. SkyPilot keeps `secrets` out of its dashboard and logs.
+ * `secrets:` block replaced by the value (the workload secrets and the upstream key). SkyPilot keeps `secrets`
+ * out of its dashboard and logs.
  */
 export function taskWithSecrets(yaml: string, secretNames: string[], values: Record<string, string>): string {
   let out = yaml;

@@ -1,26 +1,35 @@
 import assert from "node:assert/strict";
 import { beforeEach, describe, test } from "node:test";
-import { FakeSkyPilotServer, validateServiceTask } from "../../skypilot/fake";
+import { FakeSkyPilotServer, probeLockedOut, validateServiceTask } from "../../skypilot/fake";
 import type { ProviderError } from "../base/errors";
 import { assertProviderError, makeTestSpec, useFakeServer } from "../base/testing";
 import { refFromPlan, type ProviderContext } from "../base/types";
 import { mapServiceStatus, skyserveProvider } from "./index";
-import { cloudOfRegion, planSkyServe } from "./plan";
+import { cloudOfRegion, planSkyServe, taskWithSecrets } from "./plan";
 
 const TOKEN = "sky_service_account_token_abcdef123456";
 const HF = "hf_secret_value_do_not_leak_123";
 /** Quotes of every kind, a comment, a literal backslash-n and a command substitution. */
 const HOSTILE = `x"; rm -rf / #'\\n$(id)`;
 const ctx: ProviderContext = { sleep: async () => {}, timeoutMs: 10_000 };
+const KEY_SHAPE = /^tuna_up_[A-Za-z0-9_-]{43}$/;
+
+/** The upstream key inside a task YAML sent to the API server. */
+function keyInTask(task: unknown): string {
+  const m = /^ {2}VLLM_API_KEY: "([^"]*)"$/m.exec(String(task));
+  assert.ok(m, "the task carries VLLM_API_KEY in its secrets");
+  return m[1];
+}
 
 const EXPECTED_T4_YAML = `# SkyServe service of one Tuna deployment, rendered by server/providers/skyserve (variables: README.md).
 # Secret values are never written here: \`secrets:\` lists names with null values and the provider fills them
-# in only in the request it sends to the SkyPilot API server.
+# in only in the request it sends to the SkyPilot API server. VLLM_API_KEY is the endpoint's upstream key: the
+# engine answers /v1/* only with it, so the readiness probe uses the open health path.
 name: "tuna-qwen-small-k3j9-spot"
 
 service:
   readiness_probe:
-    path: /v1/models
+    path: "/health"
     initial_delay_seconds: 900
     timeout_seconds: 15
   replica_policy:
@@ -42,6 +51,7 @@ resources:
 
 secrets:
   HF_TOKEN: null
+  VLLM_API_KEY: null
 
 run: "vllm serve 'Qwen/Qwen3-0.6B' --host 0.0.0.0 --port 8001 --served-model-name 'qwen-small' --max-model-len 4096 --dtype half"
 `;
@@ -58,7 +68,7 @@ function t4Spec() {
 }
 
 describe("skyserve plan (pure)", () => {
-  test("T4 renders the exact service YAML: spot, any_of, /v1/models probe, scale to zero, --dtype half, no secret value", () => {
+  test("T4 renders the exact service YAML: spot, any_of, /health probe, scale to zero, --dtype half, no secret value", () => {
     const plan = planSkyServe(t4Spec());
     assert.equal(plan.files["service.yaml"], EXPECTED_T4_YAML);
     assert.equal(plan.resourceName, "tuna-qwen-small-k3j9-spot");
@@ -67,6 +77,7 @@ describe("skyserve plan (pure)", () => {
     assert.equal(plan.region, "aws/us-east-1,gcp/us-central1");
     assert.deepEqual(plan.secretEnv, ["HF_TOKEN"]);
     assert.ok(plan.notes.includes("T4 is Turing: --dtype half"));
+    assert.ok(plan.notes.some((n) => n.includes("upstream key") && n.includes("/health")));
     assert.equal(validateServiceTask(plan.files["service.yaml"]), null);
     assert.deepEqual(planSkyServe(t4Spec()), plan, "plan is deterministic");
   });
@@ -86,9 +97,21 @@ describe("skyserve plan (pure)", () => {
     assert.match(plan.files["service.yaml"], /any_of:\n {4}- \{cloud: gcp\}\n/);
     assert.match(plan.files["service.yaml"], /--tensor-parallel-size 4/);
     assert.doesNotMatch(plan.files["service.yaml"], /--dtype/);
-    assert.doesNotMatch(plan.files["service.yaml"], /^secrets:/m);
-    assert.match(plan.files["service.yaml"], /- \{cloud: gcp\}\n\nrun: /);
+    assert.match(plan.files["service.yaml"], /- \{cloud: gcp\}\n\nsecrets:\n {2}VLLM_API_KEY: null\n\nrun: /, "the key is declared even without workload secrets");
+    assert.deepEqual(plan.secretEnv, [], "the key is not a vault secret");
     assert.match(planSkyServe(makeTestSpec({ gpu: "A100-80GB" })).files["service.yaml"], /accelerators: "A100-80GB:1"/);
+  });
+
+  test("upstream key: SGLang reads it from the env at start; the name and the flag are reserved; a /v1 probe would lock the replicas out", () => {
+    const sglang = planSkyServe(makeTestSpec({ engine: { kind: "sglang" } })).files["service.yaml"];
+    const run = sglang.split("\n").find((l) => l.startsWith("run: ")) ?? "";
+    assert.equal(JSON.parse(run.slice(5)), `python3 -m sglang.launch_server --model-path 'Qwen/Qwen3-0.6B' --host 0.0.0.0 --port 8000 --served-model-name 'qwen-small' --api-key "$VLLM_API_KEY"`);
+    assert.throws(() => planSkyServe(makeTestSpec({ secretNames: ["VLLM_API_KEY"] })), (e: ProviderError) => e.code === "validation" && /VLLM_API_KEY is reserved/.test(e.message));
+    assert.throws(() => planSkyServe(makeTestSpec({ engine: { kind: "vllm", extraArgs: ["--api-key", "abc"] } })), /--api-key is set by Tuna/);
+    // Why /health: with the key set, the engine answers a header-less probe on /v1/models with 401.
+    const task = taskWithSecrets(planSkyServe(makeTestSpec()).files["service.yaml"], ["VLLM_API_KEY"], { VLLM_API_KEY: "tuna_up_x" });
+    assert.equal(probeLockedOut(task), false);
+    assert.equal(probeLockedOut(task.replace('path: "/health"', "path: /v1/models")), true);
   });
 
   test("regions are paired only with their own cloud; GPUs without a SkyPilot name are rejected", () => {
@@ -165,18 +188,22 @@ describe("skyserve provider against the fake SkyPilot API server", () => {
     fake.requests.length = 0;
 
     const comp = await skyserveProvider.deploy(plan, creds, ctx);
+    assert.deepEqual(fake.submittedRoutes(), ["POST /serve/status", "POST /validate", "POST /serve/up"]);
+    const up = fake.requestsTo("/serve/up")[0].body as Record<string, unknown>;
+    const key = keyInTask(up.task);
+    assert.match(key, KEY_SHAPE);
     assert.deepEqual(comp, {
       provider: "skyserve",
       kind: "spot",
       endpointUrl: "http://10.0.0.1:30001",
-      upstreamHeaders: {},
+      upstreamHeaders: { authorization: `Bearer ${key}` },
       externalIds: { serviceName: "tuna-qwen-small-k3j9-spot" },
     });
-    assert.deepEqual(fake.submittedRoutes(), ["POST /serve/status", "POST /validate", "POST /serve/up"]);
-    const up = fake.requestsTo("/serve/up")[0].body as Record<string, unknown>;
     assert.equal(up.service_name, "tuna-qwen-small-k3j9-spot");
-    assert.equal(up.task, EXPECTED_T4_YAML.replace("  HF_TOKEN: null", `  HF_TOKEN: "${HF}"`));
-    assert.ok(!JSON.stringify(plan).includes(HF), "the plan never holds the secret");
+    // The key travels only as a SkyPilot secret (an env var on the replica), never on the run line.
+    assert.equal(up.task, EXPECTED_T4_YAML.replace("  HF_TOKEN: null", `  HF_TOKEN: "${HF}"`).replace("  VLLM_API_KEY: null", `  VLLM_API_KEY: "${key}"`));
+    assert.equal((fake.requestsTo("/validate")[0].body as Record<string, unknown>).dag, up.task);
+    for (const secret of [HF, key]) assert.ok(!JSON.stringify(plan).includes(secret), "the plan never holds a secret");
 
     const ref = refFromPlan(plan, comp.externalIds);
     // min_replicas 0: controller starts, then SkyServe sits at NO_REPLICA (scaled to zero).
@@ -186,12 +213,20 @@ describe("skyserve provider against the fake SkyPilot API server", () => {
     assert.deepEqual(zero.replicas, { ready: 0, total: 0 });
     assert.equal(zero.endpointUrl, "http://10.0.0.1:30001");
 
-    // Deploying again reuses the service instead of creating a second one.
+    // Deploying again reuses the service instead of creating a second one; SkyPilot cannot tell the old key,
+    // so a new one is rolled out with `serve update` and returned.
     fake.requests.length = 0;
     const again = await skyserveProvider.deploy(plan, creds, ctx);
     assert.equal(again.endpointUrl, comp.endpointUrl);
-    assert.deepEqual(fake.submittedRoutes(), ["POST /serve/status"]);
+    assert.deepEqual(fake.submittedRoutes(), ["POST /serve/status", "POST /validate", "POST /serve/update"]);
     assert.equal(fake.services.size, 1);
+    const update = fake.requestsTo("/serve/update")[0].body as Record<string, unknown>;
+    assert.deepEqual([update.service_name, update.mode], ["tuna-qwen-small-k3j9-spot", "rolling"]);
+    const newKey = keyInTask(update.task);
+    assert.match(newKey, KEY_SHAPE);
+    assert.notEqual(newKey, key);
+    assert.deepEqual(again.upstreamHeaders, { authorization: `Bearer ${newKey}` });
+    assert.equal(keyInTask(fake.services.get(plan.resourceName)?.task), newKey, "the service runs the key the router got");
 
     fake.addStorage("tuna-qwen-small-k3j9-spot-cache");
     fake.addStorage("someone-elses-bucket");
@@ -228,6 +263,64 @@ describe("skyserve provider against the fake SkyPilot API server", () => {
     assert.equal((await skyserveProvider.status(ref, creds, ctx)).state, "failed");
     await skyserveProvider.destroy(ref, creds, ctx);
     assert.equal(fake.services.size, 0);
+  });
+
+  test("every deployment gets its own key; replicas become READY behind the /health probe", async () => {
+    const base = makeTestSpec();
+    const a = await skyserveProvider.deploy(planSkyServe(makeTestSpec({ spotScaling: { ...base.spotScaling, minReplicas: 1 } })), creds, ctx);
+    const b = await skyserveProvider.deploy(planSkyServe(makeTestSpec({ name: "tuna-other-model-x1y2" })), { apiServerUrl: fake.url, token: TOKEN }, ctx);
+    const [keyA, keyB] = fake.requestsTo("/serve/up").map((r) => keyInTask((r.body as Record<string, unknown>).task));
+    assert.match(keyA, KEY_SHAPE);
+    assert.match(keyB, KEY_SHAPE);
+    assert.notEqual(keyA, keyB);
+    assert.deepEqual([a.upstreamHeaders, b.upstreamHeaders], [{ authorization: `Bearer ${keyA}` }, { authorization: `Bearer ${keyB}` }]);
+    const ref = refFromPlan(planSkyServe(makeTestSpec()), a.externalIds);
+    const seen: string[] = [];
+    for (let i = 0; i < 5; i++) seen.push((await skyserveProvider.status(ref, creds, ctx)).state);
+    assert.equal(seen.at(-1), "ready", seen.join(" → "));
+  });
+
+  test("relaunching a failed service rolls a new key out to fresh replicas and returns it", async () => {
+    const base = makeTestSpec();
+    const plan = planSkyServe(makeTestSpec({ spotScaling: { ...base.spotScaling, minReplicas: 1 } }));
+    const first = await skyserveProvider.deploy(plan, creds, ctx);
+    const ref = refFromPlan(plan, first.externalIds);
+    await skyserveProvider.status(ref, creds, ctx);
+    fake.setReplicaStatus(plan.resourceName, 1, "FAILED_PROVISION");
+    assert.equal((await skyserveProvider.status(ref, creds, ctx)).state, "failed");
+
+    fake.requests.length = 0;
+    const relaunched = await skyserveProvider.deploy(plan, creds, ctx);
+    assert.deepEqual(fake.submittedRoutes(), ["POST /serve/status", "POST /validate", "POST /serve/update"]);
+    const key = keyInTask(fake.services.get(plan.resourceName)?.task);
+    assert.deepEqual(relaunched.upstreamHeaders, { authorization: `Bearer ${key}` });
+    assert.notDeepEqual(relaunched.upstreamHeaders, first.upstreamHeaders);
+    assert.equal(relaunched.endpointUrl, first.endpointUrl);
+    const states: string[] = [];
+    for (let i = 0; i < 4; i++) states.push((await skyserveProvider.status(ref, creds, ctx)).state);
+    assert.equal(states.at(-1), "ready", states.join(" → "));
+    assert.equal(fake.services.get(plan.resourceName)?.version, 2);
+  });
+
+  test("errors that echo the task (serve up, serve update) never carry the key or the workload secrets", async () => {
+    const plan = planSkyServe(t4Spec());
+    const echoed: string[] = [];
+    const echo = (body: Record<string, unknown>) => {
+      echoed.push(keyInTask(body.task));
+      return `could not parse task:\n${String(body.task)}`;
+    };
+    fake.failRequest("/serve/up", 1, "ValueError", echo);
+    const up = await skyserveProvider.deploy(plan, creds, ctx).then(() => null, (e: unknown) => e as ProviderError);
+    await skyserveProvider.deploy(plan, creds, ctx);
+    fake.failRequest("/serve/update", 1, "ValueError", echo);
+    const update = await skyserveProvider.deploy(plan, creds, ctx).then(() => null, (e: unknown) => e as ProviderError);
+    assert.equal(echoed.length, 2);
+    for (const err of [up, update]) {
+      assert.ok(err, "deploy failed");
+      assert.equal(err.code, "validation");
+      assert.match(err.message, /ValueError: could not parse task/);
+      for (const secret of [...echoed, HF, TOKEN]) assert.ok(!err.message.includes(secret), `the error leaks a secret: ${err.message}`);
+    }
   });
 
   test("an endpoint that appears only after the controller starts (and without a scheme) is waited for and normalised", async () => {
