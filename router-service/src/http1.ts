@@ -386,27 +386,36 @@ export class FastFront {
   /** Strict parse of a request head; undefined when the request is not in the fast-path subset. */
   parseHead(head: string): ParsedHead | undefined {
     if (!cleanHead(head)) return undefined;
-    const lines = head.split("\r\n");
-    const rl = lines[0];
-    const sp1 = rl.indexOf(" ");
-    const sp2 = rl.indexOf(" ", sp1 + 1);
-    if (sp1 < 0 || sp2 < 0 || rl.slice(sp2 + 1) !== "HTTP/1.1") return undefined;
-    const method = rl.slice(0, sp1);
+    const n = head.length;
+    let eol = head.indexOf("\r\n");
+    if (eol < 0) eol = n;
+    const sp1 = head.indexOf(" ");
+    const sp2 = sp1 < 0 ? -1 : head.indexOf(" ", sp1 + 1);
+    if (sp1 <= 0 || sp2 < 0 || sp2 > eol || eol - sp2 !== 9 || !head.startsWith("HTTP/1.1", sp2 + 1)) return undefined;
+    const method = head.slice(0, sp1);
     if (method !== "POST" && method !== "GET") return undefined;
-    const url = rl.slice(sp1 + 1, sp2);
+    const url = head.slice(sp1 + 1, sp2);
     if (!TARGET.test(url)) return undefined;
+    // A name that reads as defined before it is set (duplicate, or an Object.prototype member) is handed off.
     const headers: IncomingHttpHeaders = {};
     let contentLength = 0;
     let keepAlive = true;
     let host = false;
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i];
-      const colon = line.indexOf(":");
-      if (colon <= 0) return undefined;
-      const name = line.slice(0, colon).toLowerCase();
+    for (let pos = eol + 2; pos < n; ) {
+      let end = head.indexOf("\r\n", pos);
+      if (end < 0) end = n;
+      const colon = head.indexOf(":", pos);
+      if (colon <= pos || colon > end) return undefined;
+      const name = head.slice(pos, colon).toLowerCase();
       if (!TOKEN.test(name) || headers[name] !== undefined) return undefined; // also obs-fold, duplicates
-      const value = line.slice(colon + 1).trim();
+      // Optional whitespace is SP/HTAB only (RFC 9110 §5.6.3), as llhttp trims it.
+      let vs = colon + 1;
+      let ve = end;
+      while (vs < ve && isOws(head.charCodeAt(vs))) vs++;
+      while (ve > vs && isOws(head.charCodeAt(ve - 1))) ve--;
+      const value = head.slice(vs, ve);
       headers[name] = value;
+      pos = end + 2;
       switch (name) {
         case "content-length":
           if (!/^\d{1,15}$/.test(value)) return undefined;
@@ -443,6 +452,8 @@ export class FastFront {
     clearInterval(this.timer);
   }
 }
+
+const isOws = (c: number) => c === 32 || c === 9;
 
 /** No control character but HTAB, and CR/LF only as CRLF pairs (a bare CR or LF is never a line end here). */
 function cleanHead(head: string): boolean {
