@@ -286,21 +286,25 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     const reserved = reserve;
     let settledTokens: number | undefined; // real usage once known
     let refundAll = false;
-    const depLimited = has(dep.cfg.limits?.rpm) || has(dep.cfg.limits?.tpm);
-    const depLimits: LimitSpec = depLimited ? { rpm: dep.cfg.limits?.rpm, tpm: dep.cfg.limits?.tpm } : NO_LIMITS;
+    // Deployment caps across all keys: RPM/TPM buckets and the in-flight cap as a concurrency lease, in one
+    // atomic check on the same store as the key's limits (so with Redis the in-flight cap spans all routers).
+    const depCaps = dep.cfg.limits;
+    const depLimited = has(depCaps?.rpm) || has(depCaps?.tpm) || has(depCaps?.maxInflight);
+    const depLimits: LimitSpec = depLimited ? { rpm: depCaps?.rpm, tpm: depCaps?.tpm, maxConcurrent: depCaps?.maxInflight } : NO_LIMITS;
+    const depSubject = `dep:${dep.cfg.id}`;
+    let depAcquired = false;
     cleanups.push(() => {
       const delta = refundAll ? -reserved : settledTokens !== undefined ? settledTokens - reserved : 0;
       if (delta !== 0) {
         void limiter.settle(keySubject, keyLimits, delta);
-        if (depLimited && depAcquired) void limiter.settle(`dep:${dep.cfg.id}`, depLimits, delta);
+        if (depAcquired) void limiter.settle(depSubject, depLimits, delta);
       }
       void limiter.release(keySubject, keyLimits, leaseId);
+      if (depAcquired) void limiter.release(depSubject, depLimits, leaseId);
     });
-    let depAcquired = false;
     if (depLimited) {
       let r: AcquireResult;
       try {
-        const depSubject = `dep:${dep.cfg.id}`;
         r = limiter.acquireSync ? limiter.acquireSync(depSubject, depLimits, reserve, leaseId) : await limiter.acquire(depSubject, depLimits, reserve, leaseId);
       } catch (err) {
         refundAll = true;
@@ -309,16 +313,20 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       }
       if (!r.ok) {
         refundAll = true;
+        if (r.limit === "maxConcurrent") {
+          metrics.limitRejections.inc({ limit: "deployment_inflight" });
+          return fail(res, ctx, errors.overloaded("deployment"), pairsToRecord(rlHeaders));
+        }
         metrics.limitRejections.inc({ limit: `deployment_${r.limit}` });
         return fail(res, ctx, errors.rateLimited(`deployment ${r.limit}`, r.retryAfterS), pairsToRecord(rlHeaders));
       }
       depAcquired = true;
-    }
-    const depCap = dep.cfg.limits?.maxInflight;
-    if (depCap !== undefined && dep.inflight.n >= depCap) {
-      refundAll = true;
-      metrics.limitRejections.inc({ limit: "deployment_inflight" });
-      return fail(res, ctx, errors.overloaded("deployment"), pairsToRecord(rlHeaders));
+      // Store unreachable and failing open: the in-flight cap still holds per router (it protects the backend).
+      if (r.degraded && has(depCaps?.maxInflight) && dep.inflight.n >= depCaps.maxInflight) {
+        refundAll = true;
+        metrics.limitRejections.inc({ limit: "deployment_inflight" });
+        return fail(res, ctx, errors.overloaded("deployment"), pairsToRecord(rlHeaders));
+      }
     }
     const depInflight = dep.inflight;
     depInflight.n++;

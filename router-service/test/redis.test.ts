@@ -4,12 +4,13 @@ import { writeFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { hashApiKey } from "../src/auth.js";
 import { type SimulatorHandle, startRouter, startSimulator } from "../src/index.js";
-import { chat, deployment, freePort, request, type Resp, type Spawned, snapshot, spawnTs } from "./helpers/fixtures.js";
+import { chat, deployment, freePort, KEY, request, type Resp, type Spawned, snapshot, spawnTs } from "./helpers/fixtures.js";
 import { type RedisProc, startRedis, startRedisCluster } from "./helpers/redis.js";
 
 const K_RPM = "tuna_sk_rpm_shared";
 const K_TPM = "tuna_sk_tpm_shared";
 const RPM = 600;
+const CAP = 4;
 const TPM = 6000;
 
 /**
@@ -38,12 +39,17 @@ async function drive(urls: string[], key: string, workers: number, durationMs: n
 describe("Redis-backed limits across 3 router processes", () => {
   let redis: RedisProc;
   let sim: SimulatorHandle;
+  let slow: SimulatorHandle;
   const routers: Spawned[] = [];
 
   before(async () => {
     redis = await startRedis();
     sim = await startSimulator({ model: "qwen-small", defaultMaxTokens: 16 });
-    const snap = snapshot([deployment({ svlUrl: sim.url, routing: { policy: "serverless-only" } })]);
+    slow = await startSimulator({ model: "capped-model", ttftMs: 1500 });
+    const snap = snapshot([
+      deployment({ svlUrl: sim.url, routing: { policy: "serverless-only" } }),
+      deployment({ id: "dep_cap", slug: "capped", models: ["capped-model"], svlUrl: slow.url, routing: { policy: "serverless-only" }, limits: { maxInflight: CAP } }),
+    ]);
     snap.apiKeys.push(
       { id: "k_rpm", hash: hashApiKey(K_RPM), teamId: "team_1", deployments: "*", limits: { rpm: RPM, tpm: null, maxConcurrent: null } },
       { id: "k_tpm", hash: hashApiKey(K_TPM), teamId: "team_1", deployments: "*", limits: { rpm: null, tpm: TPM, maxConcurrent: 50 } },
@@ -58,7 +64,23 @@ describe("Redis-backed limits across 3 router processes", () => {
   after(async () => {
     await Promise.all(routers.map((r) => r.stop("SIGKILL")));
     await sim.close();
+    await slow.close();
     await redis.stop();
+  });
+
+  test("a deployment's in-flight cap holds across all routers, and its leases come back", async () => {
+    const urls = routers.map((r) => `http://127.0.0.1:${r.port}`);
+    // 4 per router: 12 in flight at once against a cap of 4 for the whole fleet (the old per-router count let 12 in).
+    const burst = () => Promise.all(Array.from({ length: 12 }, (_, i) => chat(urls[i % 3], KEY, { model: "capped-model", max_tokens: 2 })));
+    const first = await burst();
+    const ok = first.filter((r) => r.status === 200).length;
+    const refused = first.filter((r) => r.status === 503);
+    assert.equal(ok, CAP, `exactly the cap was admitted: ${first.map((r) => r.status).join(",")}`);
+    assert.equal(refused.length, 12 - CAP);
+    assert.ok(refused.every((r) => r.json().error.code === "overloaded" && r.headers["retry-after"]));
+    // Every lease was released when those requests ended: the next burst gets the full cap again.
+    const second = await burst();
+    assert.equal(second.filter((r) => r.status === 200).length, CAP);
   });
 
   test("per-key RPM holds within 1% under concurrent load", async (t) => {
