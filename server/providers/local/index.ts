@@ -210,6 +210,8 @@ export function createLocalProvider(opts: LocalProviderOptions): Provider {
           return componentOf(name, kind, state, file);
         }
         if (exited || !isOurProcessAlive(spawned.pid, plan.resourceName)) {
+          // The process can be gone a moment before Node reports its exit: give the exit code a moment to arrive.
+          for (let i = 0; !exited && i < 40; i++) await sleep(25);
           throw fail("failed", `simulator exited before listening (${exited ?? "gone"}): ${logTail(spawned.logFile)}`);
         }
         if (Date.now() > deadline) {
