@@ -1,10 +1,8 @@
 // Runtime state of one backend of one deployment: in-flight count, passive/active health and, for spot,
 // the COLD → WARMING → READY lifecycle. It survives config reloads while id and URL stay the same, so
 // in-flight counters and health are never reset (or leaked) by a new snapshot.
-import http from "node:http";
-import https from "node:https";
 import type { BackendConfig, BackendState, DeploymentConfig, RoutingConfig } from "./contract.js";
-import { UpstreamPool, validHeader } from "./upstream.js";
+import { requestHead, UpstreamPool, validHeader } from "./upstream.js";
 
 export type Lifecycle = "cold" | "warming" | "ready";
 
@@ -61,9 +59,7 @@ export class BackendRuntime {
   private idleTimer: NodeJS.Timeout | undefined;
   private lastState: BackendState;
   private disposed = false;
-  /** Probes and warm-up pokes (a few per second at most) use Node's client; requests use `pool`. */
-  readonly agent: http.Agent;
-  /** Keep-alive connections for proxied requests (the hot path). */
+  /** Keep-alive connections for proxied requests, probes and warm-up pokes. */
   readonly pool: UpstreamPool;
   readonly origin: URL;
   /** Configured upstream headers, lower-cased once (hot path). */
@@ -83,9 +79,7 @@ export class BackendRuntime {
     private defaults: BackendDefaults = DEFAULTS,
   ) {
     this.origin = new URL(cfg.url);
-    const AgentCtor = this.origin.protocol === "https:" ? https.Agent : http.Agent;
     // Keep-alive pool per backend; no socket cap, since the router's own in-flight bounds apply first.
-    this.agent = new AgentCtor({ keepAlive: true, keepAliveMsecs: 10_000, maxFreeSockets: 16, scheduling: "lifo" });
     const self = this;
     this.pool = new UpstreamPool(this.origin, {
       get connectTimeoutMs() {
@@ -182,7 +176,6 @@ export class BackendRuntime {
     clearInterval(this.idleTimer);
     // Idle connections close now; those of requests still in flight close when their response ends.
     this.pool.close();
-    setTimeout(() => this.agent.destroy(), 60_000).unref();
   }
 
   noteRequest(): void {
@@ -287,22 +280,29 @@ export class BackendRuntime {
   }
 }
 
+/** GET on the backend through its pool, with the configured upstream headers; true on a 2xx within the timeout. */
 function probe(b: BackendRuntime, path: string, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const mod = b.origin.protocol === "https:" ? https : http;
-    const req = mod.request(
-      new URL(path, b.origin),
-      { method: "GET", agent: b.agent, headers: { ...b.cfg.headers }, timeout: timeoutMs },
-      (res) => {
-        res.resume();
-        resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300);
+    const headers = ["host", b.hostHeader];
+    for (const [k, v] of b.upstreamHeaders) headers.push(k, v);
+    const timer = setTimeout(() => {
+      x.destroy();
+      resolve(false);
+    }, timeoutMs);
+    const x = b.pool.request(requestHead("GET", new URL(path, b.origin).pathname, headers), NO_BODY, {
+      head(ex) {
+        clearTimeout(timer);
+        resolve(ex.statusCode >= 200 && ex.statusCode < 300);
+        ex.discard();
       },
-    );
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", () => resolve(false));
-    req.end();
+      fail() {
+        clearTimeout(timer);
+        resolve(false);
+      },
+    });
   });
 }
+const NO_BODY = Buffer.alloc(0);
 
 /** Configured upstream headers, lower-cased; a pair that could not be written safely (CR/LF) is left out. */
 function lowerHeaders(cfg: BackendConfig): Array<[string, string]> {
