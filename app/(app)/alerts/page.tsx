@@ -6,19 +6,11 @@ import { errorMessage, fieldErrors, useTRPC } from "@/app/_lib/trpc";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
 import { Badge, ConfirmButton, Field, StatusBadge } from "@/app/_components/controls";
 import { formatDate, relativeTime } from "@/app/_components/format";
+import type { ChannelView } from "@/server/alerts";
 import { useTeam } from "../AppShell";
 
-interface Channel {
-  id: string;
-  name: string;
-  kind: "slack" | "webhook";
-  events: string[];
-  enabled: boolean;
-  urlLast4: string;
-  lastDeliveryStatus: string | null;
-  lastDeliveryAt: Date | null;
-  lastDeliveryError: string | null;
-}
+/** A channel as the alerts router returns it (the URL itself never leaves the server). */
+type Channel = ChannelView;
 
 export default function AlertsPage() {
   const trpc = useTRPC();
