@@ -77,7 +77,9 @@ function promptText(body: Record<string, unknown>): string {
   return "";
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+// No timer for a zero delay: Node clamps setTimeout(0) to 1 ms, which would put a millisecond of timer
+// latency (and its jitter) into every answer of a "fast" simulator.
+const sleep = (ms: number) => (ms > 0 ? new Promise<void>((r) => setTimeout(r, ms)) : Promise.resolve());
 
 export function startSimulator(opts: SimulatorOptions = {}): Promise<SimulatorHandle> {
   const models = Array.isArray(opts.model) ? opts.model : [opts.model ?? "sim-model"];
