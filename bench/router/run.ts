@@ -100,69 +100,37 @@ function childPids(pid: number): number[] {
   }
 }
 
-function once(agent: http.Agent, t: Target): Promise<number> {
+interface LoadResult {
+  n: number;
+  errors: number;
+  ms: number;
+  latencies?: number[];
+}
+
+/** Runs the load generator (bench/router/loadgen.ts) in its own process; see that file for the modes. */
+function loadgen(spec: { url: string; headers: Record<string, string>; mode: "closed" | "open"; durationMs: number; rate?: number }): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const start = performance.now();
-    const req = http.request(t.url, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(BODY), ...t.headers } }, (res) => {
-      res.on("data", () => undefined);
-      res.on("end", () => (res.statusCode === 200 ? resolve(performance.now() - start) : reject(new Error(`status ${res.statusCode}`))));
-    });
-    req.on("error", reject);
-    req.end(BODY);
+    const full = { ...spec, body: BODY, connections: CONNECTIONS };
+    const p = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bench/router/loadgen.ts"), JSON.stringify(full)], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+    children.push(p);
+    let out = "";
+    p.stdout?.on("data", (c) => (out += c));
+    p.once("exit", (code) => (code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`loadgen exited ${code}`))));
   });
 }
 
-/** Closed loop: CONNECTIONS workers back to back for DURATION_MS. */
+/** Closed loop: CONNECTIONS connections back to back for durationMs; CPU per request of the target's processes. */
 async function maxRps(t: Target, durationMs = DURATION_MS): Promise<{ rps: number; errors: number; cpuUsPerReq: number }> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
-  let n = 0;
-  let errors = 0;
-  // Warm-up: fill keep-alive pools on every hop.
-  await Promise.all(Array.from({ length: CONNECTIONS }, () => once(agent, t).catch(() => undefined)));
-  const start = performance.now();
   const cpu0 = cpuMs(t.pids());
-  await Promise.all(
-    Array.from({ length: CONNECTIONS }, async () => {
-      while (performance.now() - start < durationMs) {
-        try {
-          await once(agent, t);
-          n++;
-        } catch {
-          errors++;
-        }
-      }
-    }),
-  );
+  const r = await loadgen({ url: t.url, headers: t.headers, mode: "closed", durationMs });
   const cpu = cpuMs(t.pids()) - cpu0;
-  agent.destroy();
-  return { rps: n / ((performance.now() - start) / 1000), errors, cpuUsPerReq: n ? (cpu * 1000) / n : Number.NaN };
+  return { rps: r.n / (r.ms / 1000), errors: r.errors, cpuUsPerReq: r.n ? (cpu * 1000) / r.n : Number.NaN };
 }
 
 /** Open loop at a fixed rate: latency distribution without coordinated omission from back-pressure. */
 async function latencyAt(t: Target, rate: number): Promise<number[]> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS * 2 });
-  await Promise.all(Array.from({ length: CONNECTIONS }, () => once(agent, t).catch(() => undefined)));
-  const lat: number[] = [];
-  const pending: Promise<void>[] = [];
-  const start = performance.now();
-  let sent = 0;
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const elapsed = performance.now() - start;
-      if (elapsed >= DURATION_MS) return resolve();
-      const due = Math.floor((elapsed / 1000) * rate);
-      while (sent < due) {
-        sent++;
-        pending.push(once(agent, t).then((ms) => void lat.push(ms), () => undefined));
-      }
-      // A timer, not setImmediate: a spinning generator would steal a core from the proxy under test.
-      setTimeout(tick, 1);
-    };
-    tick();
-  });
-  await Promise.all(pending);
-  agent.destroy();
-  return lat.sort((a, b) => a - b);
+  const r = await loadgen({ url: t.url, headers: t.headers, mode: "open", durationMs: DURATION_MS, rate });
+  return r.latencies ?? [];
 }
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
@@ -367,7 +335,7 @@ async function main() {
   }
 
   await waitHttp(targets[1].url, targets[1].headers);
-  console.log(`load: ${CONNECTIONS} keep-alive connections, ${ROUNDS} interleaved rounds of ${DURATION_MS / 1000}s per target, non-streaming chat (16 tokens); load generator, simulator and proxy share ${cpus().length} CPU cores\n`);
+  console.log(`load: ${CONNECTIONS} keep-alive connections from a raw-socket load generator in its own process, ${ROUNDS} interleaved rounds of ${DURATION_MS / 1000}s per target, non-streaming chat (16 tokens); load generator, simulator and proxy share ${cpus().length} CPU cores\n`);
 
   // The machine is shared (2 cores, other jobs): targets run interleaved over several rounds and the
   // median round counts, so a burst of outside load does not land on one target only.
