@@ -39,7 +39,8 @@ const NOOP = () => undefined;
 
 let dateHeader = "";
 let dateAt = 0;
-function httpDate(): string {
+/** The `date` header value (RFC 9110 §6.6.1), rendered at most once a second. */
+export function httpDate(): string {
   const now = Date.now();
   if (now - dateAt >= 1000) {
     dateAt = now - (now % 1000);
@@ -337,7 +338,7 @@ class FastConn {
       if (now - this.requestStart > (this.head ? o.requestTimeoutMs : o.headersTimeoutMs)) {
         this.parts = [];
         this.have = 0;
-        this.socket.end("HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+        this.socket.end(`HTTP/1.1 408 Request Timeout\r\ndate: ${httpDate()}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
         this.socket.destroySoon();
       }
     } else if (this.closing || now - this.idleSince > o.keepAliveTimeoutMs) this.socket.destroy();

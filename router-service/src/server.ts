@@ -11,7 +11,7 @@ import { ConfigStore, type DeploymentRuntime } from "./config.js";
 import { type ConfigSource, ControlPlaneSource, StaticFileSource } from "./configSync.js";
 import type { RouterSnapshot } from "./contract.js";
 import { errors, type RouterErrorSpec, sendError } from "./errors.js";
-import { FastRequest, installFastPath, type RouterResponse } from "./http1.js";
+import { FastRequest, httpDate, installFastPath, type RouterResponse } from "./http1.js";
 import { createLogger, type Logger } from "./log.js";
 import { labelKey, RouterMetrics } from "./metrics.js";
 import { chooseBackends } from "./policy.js";
@@ -603,7 +603,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
   server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
     if (socket.writable && !socket.destroyed) {
       const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ndate: ${httpDate()}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     } else socket.destroy();
   });
 

@@ -475,6 +475,7 @@ describe("inbound fast path over raw sockets", () => {
       await c.drip(big, Math.ceil(big.length / pieces));
       const r = await c.read();
       assert.equal(r.status, 431, `${pieces} piece(s)`);
+      assert.ok(!Number.isNaN(Date.parse(r.headers.date ?? "")), "431 carries a date");
       await c.untilClosed(2000);
     }
   });
@@ -616,6 +617,7 @@ describe("inbound fast path: timeouts", () => {
     const waited = Date.now() - started;
     assert.equal(r.status, 408);
     assert.ok(waited >= HEADERS - 50, `408 after ${waited} ms`);
+    assert.ok(!Number.isNaN(Date.parse(r.headers.date ?? "")), "408 carries a date");
     assert.ok(waited < REQUEST - 100, `408 after ${waited} ms: the head timeout applies, not the request timeout`);
     await c.untilClosed(2000);
   });
