@@ -5,7 +5,7 @@ import { appendAudit, type AuditActor } from "../audit";
 import { DomainError } from "../lib/errors";
 import { notify } from "../alerts";
 import { bumpRouterConfigVersion, upstreamHeadersPurpose } from "../routerconfig";
-import { encryptForTeam, PROVIDER_SECRET_KIND, providerCredentials } from "../vault";
+import { decryptForTeam, encryptForTeam, PROVIDER_SECRET_KIND, providerCredentials } from "../vault";
 import {
   getProvider,
   ProviderError,
@@ -103,6 +103,22 @@ export function sealUpstreamHeaders(
   };
 }
 
+/**
+ * The upstream key sealed on a component (`authorization: Bearer <key>`), for a re-run or relaunch to push again
+ * instead of rolling a new one. Undefined when there is none, or the headers are not a bearer key (Cloud Run's
+ * ID tokens are minted by the provider and refreshed on their own schedule).
+ */
+export function storedUpstreamKey(
+  teamId: string,
+  deploymentId: string,
+  c: { kind: string; upstreamHeadersCipher: Prisma.JsonValue | null } | undefined,
+): string | undefined {
+  if (!c || c.upstreamHeadersCipher === null || c.upstreamHeadersCipher === undefined) return undefined;
+  const headers = JSON.parse(decryptForTeam(teamId, upstreamHeadersPurpose(deploymentId, c.kind), c.upstreamHeadersCipher)) as Record<string, unknown>;
+  const m = typeof headers.authorization === "string" ? /^Bearer (tuna_up_\S+)$/.exec(headers.authorization) : null;
+  return m ? m[1] : undefined;
+}
+
 async function setComponent(deploymentId: string, kind: ComponentKind, data: Prisma.DeploymentComponentUpdateInput): Promise<void> {
   await db.deploymentComponent.update({ where: { deploymentId_kind: { deploymentId, kind } }, data });
 }
@@ -186,7 +202,8 @@ export async function deployComponent(deploymentId: string, kind: "serverless" |
   try {
     await checkpoint(step);
     const mintedAt = new Date();
-    const component = await withCredentials(d.teamId, plan.provider, "deploy", (creds) => provider.deploy(plan, creds));
+    const upstreamKey = storedUpstreamKey(d.teamId, deploymentId, existing);
+    const component = await withCredentials(d.teamId, plan.provider, "deploy", (creds) => provider.deploy(plan, creds, { upstreamKey }));
     await setComponent(deploymentId, kind, {
       status: "creating",
       endpointUrl: component.endpointUrl,
@@ -413,7 +430,9 @@ export async function relaunchComponent(deploymentId: string, kind: "serverless"
   await checkpoint(`relaunch-${kind}`);
   try {
     const mintedAt = new Date();
-    const c = await withCredentials(d.teamId, plan.provider, "deploy", (creds) => getProvider(plan.provider).deploy(plan, creds));
+    // The key the router holds goes out again: replicas that keep running keep accepting its requests.
+    const upstreamKey = storedUpstreamKey(d.teamId, deploymentId, d.components.find((c) => c.kind === kind));
+    const c = await withCredentials(d.teamId, plan.provider, "deploy", (creds) => getProvider(plan.provider).deploy(plan, creds, { upstreamKey }));
     await setComponent(deploymentId, kind, {
       endpointUrl: c.endpointUrl,
       externalIds: c.externalIds,

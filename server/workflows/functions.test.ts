@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { InngestTestEngine } from "@inngest/test";
 import { useTestDatabase } from "../test/db";
 import { db } from "../db";
+import { lifecycle } from "../deployments";
 import { decideApproval } from "../approvals";
 import { deployFunction, destroyAllFunction, destroyFunction, reconcileFunction, spotPreemptedFunction } from "./functions";
 import { actorOf, captureEvents, workflowFixture } from "./test/setup";
@@ -54,7 +55,7 @@ describe("deploy", () => {
     assert.ok(d.activatedAt);
     assert.deepEqual(d.components.map((c) => [c.kind, c.status]).sort(), [["serverless", "ready"], ["spot", "ready"]]);
     // Headers are stored encrypted, never in clear.
-    assert.ok(!JSON.stringify(d.components.map((c) => c.upstreamHeadersCipher)).includes("secret-"));
+    assert.ok(!JSON.stringify(d.components.map((c) => c.upstreamHeadersCipher)).includes("tuna_up_rec"));
     assert.equal(recSvl.resources.size, 1);
     assert.equal(recSpot.resources.size, 1);
     assert.ok((await routerVersion()) > v0, "router snapshot version moved");
@@ -241,5 +242,27 @@ describe("reconcile and spot-preempted", () => {
     assert.equal(d.components.find((c) => c.kind === "spot")!.status, "ready");
     assert.equal(d.status, "active");
     assert.ok((await routerVersion()) > v0);
+  });
+
+  test("a lost spot service is relaunched with the key the router already holds (no 401s from replicas still running)", async () => {
+    const id = await deployActive();
+    const spotOf = async () => (await dep(id)).components.find((c) => c.kind === "spot");
+    const key = lifecycle.storedUpstreamKey(f.team.id, id, await spotOf());
+    assert.match(key ?? "", /^tuna_up_rec-/);
+    assert.deepEqual(recSpot.deployKeys, [undefined], "the first deploy mints a key");
+    const t = new InngestTestEngine({ function: spotPreemptedFunction });
+    const { result } = await t.execute({
+      events: [{ name: "deployment/spot.preempted", data: { deploymentId: id, source: "router" } }],
+      steps: [
+        { id: "grace", handler: () => null },
+        // The service is gone after the grace period (SkyServe could not replace the replica): relaunch.
+        { id: "check-spot", handler: () => ({ state: "failed" }) },
+        ...Array.from({ length: 5 }, (_, i) => ({ id: `replace-wait-${i}`, handler: () => null })),
+      ],
+    });
+    assert.deepEqual(result, { status: "replaced" });
+    assert.deepEqual(recSpot.deployKeys, [undefined, key], "the relaunch pushed the stored key");
+    assert.equal(lifecycle.storedUpstreamKey(f.team.id, id, await spotOf()), key, "the router keeps the same key");
+    assert.ok((await dep(id)).events.some((e) => e.step === "relaunch-spot" && e.status === "ok"));
   });
 });

@@ -147,6 +147,12 @@ export interface ProviderContext {
   timeoutMs?: number;
   signal?: AbortSignal;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /**
+   * The endpoint's current upstream key, when the lifecycle holds one (a re-run or relaunch of an existing
+   * resource). Providers that mint upstream keys push this one again instead of rolling a new key, so running
+   * replicas keep accepting the router's requests while the resource is updated.
+   */
+  upstreamKey?: string;
 }
 
 export interface Provider {

@@ -167,9 +167,10 @@ async function deploy(plan: Plan, credsIn: Credentials, ctx: ProviderContext = {
     if (v === undefined) throw new ProviderError({ provider: PROVIDER, code: "validation", message: `secret ${n} has no value in the vault` });
     values[n] = v;
   }
-  // A new key on every run: the secret is overwritten and `modal deploy` restarts the containers with it, so
-  // the key returned is always the one the app holds (a retried or relaunching deploy included).
-  const key = mintUpstreamKey();
+  // The secret is overwritten on every run and `modal deploy` restarts the containers with it, so the key
+  // returned is always the one the app holds. A re-run or relaunch pushes the key the router already has
+  // (containers still on the old version keep accepting it); a first deploy mints one.
+  const key = ctx.upstreamKey ?? mintUpstreamKey();
   values[UPSTREAM_KEY_ENV] = key;
   const hidden = [key];
   // From a 0600 file, so values never show up in a process listing; --force makes re-runs idempotent.

@@ -250,6 +250,12 @@ describe("modal provider against the fake CLI", () => {
     assert.deepEqual(again.upstreamHeaders, { authorization: `Bearer ${newKey}` });
     assert.deepEqual(fake.secrets.get(`${app}-secrets`), { HF_TOKEN: HF, VLLM_API_KEY: newKey });
 
+    // Given the key the router holds (the lifecycle passes it on re-runs and relaunches), that key is pushed again.
+    const kept = await modalProvider.deploy(plan, creds, { ...ctx, upstreamKey: newKey });
+    assert.deepEqual(kept.upstreamHeaders, again.upstreamHeaders);
+    assert.equal(fake.apps.get(app)?.env.VLLM_API_KEY, newKey);
+    assert.deepEqual(fake.secrets.get(`${app}-secrets`), { HF_TOKEN: HF, VLLM_API_KEY: newKey });
+
     fake.calls.length = 0;
     await modalProvider.destroy(ref, creds, ctx);
     await modalProvider.destroy(ref, creds, ctx);

@@ -243,7 +243,8 @@ async function waitForEndpoint(client: SkyPilotClient, name: string, ctx: Provid
 async function deploy(plan: Plan, credsIn: Credentials, ctx: ProviderContext = {}): Promise<Component> {
   const creds = parseCreds(credsIn);
   const name = plan.resourceName;
-  const key = mintUpstreamKey();
+  // The key the router already has, on a re-run or relaunch; a first deploy mints one.
+  const key = ctx.upstreamKey ?? mintUpstreamKey();
   const client = skypilotClient(creds, ctx, [key]);
   const taskWithKey = (): string => {
     const file = plan.files[SERVICE_FILE];
@@ -263,9 +264,9 @@ async function deploy(plan: Plan, credsIn: Credentials, ctx: ProviderContext = {
         message: `service ${name} already exists in state ${existing.status}; destroy it before deploying again`,
       });
     }
-    // The key of a service an earlier attempt started cannot be read back (SkyPilot never returns secrets), so
-    // the reused service gets the new key through `serve update`: its replicas restart with it, and the header
-    // returned always matches the service (a retried deploy, a relaunch of a failed service).
+    // SkyPilot never returns secrets, so the service's key cannot be read back: the reused service gets `key`
+    // through `serve update` and the header returned always matches it. When the lifecycle passed the key it
+    // holds, that is the same key, and replicas not yet replaced keep accepting the router's requests.
     const task = taskWithKey();
     await client.validate(task);
     await client.serveUpdate(task, name, "rolling");

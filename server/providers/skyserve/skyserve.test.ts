@@ -302,6 +302,18 @@ describe("skyserve provider against the fake SkyPilot API server", () => {
     assert.equal(fake.services.get(plan.resourceName)?.version, 2);
   });
 
+  test("given the key the router holds (ctx.upstreamKey), a re-run pushes that key again instead of rolling a new one", async () => {
+    const plan = planSkyServe(makeTestSpec());
+    const first = await skyserveProvider.deploy(plan, creds, ctx);
+    const key = keyInTask(fake.services.get(plan.resourceName)?.task);
+    fake.requests.length = 0;
+    const again = await skyserveProvider.deploy(plan, creds, { ...ctx, upstreamKey: key });
+    assert.deepEqual(fake.submittedRoutes(), ["POST /serve/status", "POST /validate", "POST /serve/update"]);
+    assert.equal(keyInTask((fake.requestsTo("/serve/update")[0].body as Record<string, unknown>).task), key);
+    assert.deepEqual(again.upstreamHeaders, first.upstreamHeaders);
+    assert.equal(keyInTask(fake.services.get(plan.resourceName)?.task), key, "the service still runs the router's key");
+  });
+
   test("errors that echo the task (serve up, serve update) never carry the key or the workload secrets", async () => {
     const plan = planSkyServe(t4Spec());
     const echoed: string[] = [];

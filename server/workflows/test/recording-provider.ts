@@ -25,6 +25,8 @@ export interface RecordingProvider extends Provider {
   resources: Map<string, { state: ComponentStatus["state"]; creates: number }>;
   storage: Set<string>;
   calls: Array<{ method: Method; resource: string }>;
+  /** `ctx.upstreamKey` of every deploy call (undefined: the provider minted a new key). */
+  deployKeys: Array<string | undefined>;
   /** Next `times` calls of `method` throw `error`. */
   failNext(method: Method, error: Error, times?: number): void;
   /** Status reports this state for every resource until changed. */
@@ -35,6 +37,7 @@ export interface RecordingProvider extends Provider {
 
 export function createRecordingProvider(name: string, kind: "serverless" | "spot"): RecordingProvider {
   const failures = new Map<Method, { error: Error; times: number }>();
+  let minted = 0;
   const maybeFail = (method: Method) => {
     const f = failures.get(method);
     if (f && f.times > 0) {
@@ -66,8 +69,9 @@ export function createRecordingProvider(name: string, kind: "serverless" | "spot
     async preflight() {
       return [];
     },
-    async deploy(plan): Promise<Component> {
+    async deploy(plan, _creds, ctx): Promise<Component> {
       p.calls.push({ method: "deploy", resource: plan.resourceName });
+      p.deployKeys.push(ctx?.upstreamKey);
       maybeFail("deploy");
       const existing = p.resources.get(plan.resourceName);
       // Create if absent: a retried deploy reuses the resource.
@@ -78,7 +82,8 @@ export function createRecordingProvider(name: string, kind: "serverless" | "spot
         provider: name,
         kind,
         endpointUrl: `http://127.0.0.1:9/${plan.resourceName}`,
-        upstreamHeaders: { authorization: `Bearer secret-${plan.resourceName}` },
+        // Like Modal and SkyServe: the key handed in is pushed again, else a new one is minted.
+        upstreamHeaders: { authorization: `Bearer ${ctx?.upstreamKey ?? `tuna_up_rec-${plan.resourceName}-${++minted}`}` },
         externalIds: { id: `ext-${plan.resourceName}` },
       };
     },
@@ -103,6 +108,7 @@ export function createRecordingProvider(name: string, kind: "serverless" | "spot
     resources: new Map(),
     storage: new Set(),
     calls: [],
+    deployKeys: [],
     statusOverride: null,
     failNext(method, error, times = 1) {
       failures.set(method, { error, times });
@@ -114,6 +120,7 @@ export function createRecordingProvider(name: string, kind: "serverless" | "spot
       p.resources.clear();
       p.storage.clear();
       p.calls.length = 0;
+      p.deployKeys.length = 0;
       p.statusOverride = null;
       failures.clear();
     },
