@@ -8,7 +8,7 @@ import { useTestDatabase } from "../test/db";
 import { db } from "../db";
 import { deliverLocalEvent, drainLocalRunner, setLocalFunctions, startLocalRunner } from "./runner";
 import { durationMs, evaluateCondition, latestCronSlot } from "./expr";
-import { probeFunctions, resetFlaky } from "./test/probe-functions";
+import { debounced, probeFunctions, resetFlaky } from "./test/probe-functions";
 
 await useTestDatabase();
 setLocalFunctions(probeFunctions);
@@ -121,6 +121,25 @@ describe("local runner (Open Source SDK Spec against the SDK's serve handler)", 
     const [s3] = span(3);
     assert.ok(e1 <= s2 || e2 <= s1, "the two x runs did not overlap");
     assert.ok(s3 < Math.max(e1, e2), "the y run did not wait for the x runs");
+  });
+
+  test("rateLimit: one run per key and period; an event over the limit starts nothing", async () => {
+    const runs = async (k: string) => (await deliverLocalEvent("test/rated", { k })).runIds.length;
+    assert.deepEqual([await runs("a"), await runs("a"), await runs("b"), await runs("a")], [1, 0, 1, 0]);
+    // Runs older than the period no longer count.
+    await db.workflowRun.updateMany({ where: { functionId: "tuna-rated" }, data: { createdAt: new Date(Date.now() - 61_000) } });
+    assert.equal(await runs("a"), 1);
+    await drainLocalRunner();
+    assert.equal(await db.workflowRun.count({ where: { functionId: "tuna-rated", status: "completed" } }), 3);
+  });
+
+  test("flow control the runner does not implement (debounce) is refused, not ignored", async () => {
+    setLocalFunctions([...probeFunctions, debounced]);
+    try {
+      await assert.rejects(deliverLocalEvent("test/debounced", {}), /tuna-debounced uses debounce, which the local workflow runner does not implement/);
+    } finally {
+      setLocalFunctions(probeFunctions);
+    }
   });
 
   test("cron: one run per slot even with two runners polling", async () => {

@@ -88,6 +88,7 @@ let functionsOverride: AnyFunction[] | null = null;
 async function getRegistry(): Promise<Registry> {
   if (registry) return registry;
   const fns = functionsOverride ?? (await import("./functions")).functions;
+  assertSupported(fns);
   // The serve handler verifies signatures in cloud mode; without a configured key this process signs its
   // own requests with an ephemeral key only it knows (so the public /api/inngest route stays closed).
   if (!inngest.signingKey) inngest.setEnvVars({ INNGEST_SIGNING_KEY: `signkey-local-${randomBytes(32).toString("hex")}` });
@@ -108,8 +109,22 @@ export function setLocalFunctions(fns: AnyFunction[] | null): void {
   registry = null;
 }
 
-type FnOpts = { triggers?: Array<{ event?: unknown; cron?: string; if?: string; expression?: string }>; retries?: number };
+type RateLimit = { limit: number; period: string; key?: string };
+type FnOpts = { triggers?: Array<{ event?: unknown; cron?: string; if?: string; expression?: string }>; retries?: number; rateLimit?: RateLimit };
 const optsOf = (fn: AnyFunction) => (fn as unknown as { opts: FnOpts }).opts;
+
+/** Flow control Inngest offers that this runner does not implement: refused at start, never silently ignored. */
+const UNSUPPORTED_OPTIONS = ["debounce", "throttle", "batchEvents", "priority", "cancelOn", "idempotency", "singleton", "timeouts", "onFailure"];
+
+function assertSupported(fns: AnyFunction[]): void {
+  for (const fn of fns) {
+    const opts = optsOf(fn) as Record<string, unknown>;
+    const used = UNSUPPORTED_OPTIONS.filter((o) => opts[o] !== undefined);
+    if (used.length) throw new Error(`function ${fn.id(APP_ID)} uses ${used.join(", ")}, which the local workflow runner does not implement`);
+    const rl = opts.rateLimit as RateLimit | undefined;
+    if (rl) durationMs(rl.period); // throws on a period it cannot read
+  }
+}
 
 function triggerEventName(t: { event?: unknown }): string | null {
   if (typeof t.event === "string") return t.event;
@@ -203,6 +218,7 @@ export async function deliverLocalEvent(name: string, data: Record<string, unkno
       if (triggerEventName(t) !== name) continue;
       const cond = t.if ?? t.expression;
       if (cond && !safeCondition(cond, { event })) continue;
+      if (await rateLimited(fn, event)) break;
       runIds.push(await createRun(fn.id(APP_ID), event));
       break;
     }
@@ -210,6 +226,35 @@ export async function deliverLocalEvent(name: string, data: Record<string, unkno
   await resumeWaiting(event);
   wake();
   return { eventId: row.id, runIds };
+}
+
+/** The rate-limit key's value for an event ("" without a key; null when the key does not evaluate). */
+function rateKeyOf(rl: RateLimit, event: unknown): string | null {
+  if (!rl.key) return "";
+  try {
+    const v = evaluateValue(rl.key, { event });
+    return v === undefined || v === null ? null : String(v);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Inngest's `rateLimit`: at most `limit` runs per key value within `period`; an event over the limit starts no
+ * run (it is skipped, not queued). Counted over this function's runs created within the period, so it holds
+ * across restarts; two processes delivering at the same instant may both pass (best effort, like the original).
+ */
+async function rateLimited(fn: AnyFunction, event: ReturnType<typeof newEvent>): Promise<boolean> {
+  const rl = optsOf(fn).rateLimit;
+  if (!rl) return false;
+  const value = rateKeyOf(rl, event);
+  if (value === null) return false;
+  const recent = await db.workflowRun.findMany({
+    where: { functionId: fn.id(APP_ID), createdAt: { gte: new Date(Date.now() - durationMs(rl.period)) } },
+    select: { event: true },
+  });
+  const same = recent.filter((r) => rateKeyOf(rl, (r.event as { event?: unknown } | null)?.event) === value).length;
+  return same >= rl.limit;
 }
 
 async function createRun(functionId: string, event: ReturnType<typeof newEvent>): Promise<string> {

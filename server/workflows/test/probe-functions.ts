@@ -96,4 +96,16 @@ export const limited = inngest.createFunction(
   },
 );
 
-export const probeFunctions = [probe, waiter, retrier, catcher, ticker, sender, limited];
+/** At most one run per key a minute (Inngest's `rateLimit`): events over it start nothing. */
+export const rated = inngest.createFunction(
+  { id: "rated", triggers: [{ event: "test/rated" }], retries: 0, rateLimit: { key: "event.data.k", limit: 1, period: "1m" } },
+  async ({ event }) => ({ k: (event.data as { k: string }).k }),
+);
+
+/** Uses flow control the local runner does not implement: the runner must refuse it. */
+export const debounced = inngest.createFunction(
+  { id: "debounced", triggers: [{ event: "test/debounced" }], retries: 0, debounce: { period: "5s" } },
+  async () => "ran",
+);
+
+export const probeFunctions = [probe, waiter, retrier, catcher, ticker, sender, limited, rated];
