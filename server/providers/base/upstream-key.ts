@@ -10,7 +10,9 @@ import type { DeploymentSpec } from "./types";
  *
  * vLLM reads the key from `VLLM_API_KEY` and then requires `Authorization: Bearer <key>` on `/v1/*`, while
  * `/health` stays open for platform health checks. SGLang has no such variable: it gets `--api-key` with the
- * value read from the same variable inside the container at start (`engineKeyArgShell`, or the Modal app).
+ * value read from the same variable inside the container at start (`engineKeyArgShell`, or the Modal app); its
+ * key middleware (`add_api_key_middleware` in sglang/srt/utils.py) likewise leaves `/health` and `/metrics` open
+ * and requires `Authorization: Bearer <key>` everywhere else.
  */
 export const UPSTREAM_KEY_ENV = "VLLM_API_KEY";
 
