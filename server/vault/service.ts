@@ -30,7 +30,7 @@ import {
   type SecretKind,
 } from "./kinds";
 
-export type SecretPurpose = "deploy" | "destroy" | "test" | "status" | "alert" | "reconcile" | "refresh";
+export type SecretPurpose = "deploy" | "destroy" | "test" | "status" | "alert" | "reconcile" | "refresh" | "prices";
 
 export interface SecretMetadata {
   id: string;

@@ -31,8 +31,8 @@ export default function CatalogPage() {
             </div>
             <ul className="text-xs text-gray-600">
               {table.data.spotSources.map((s) => (
-                <li key={s.cloud}>
-                  <span className="font-medium uppercase">{s.cloud}</span> spot: {s.source === "live" ? "live prices" : `static table${s.asOf ? ` as of ${s.asOf}` : ""}`}
+                <li key={s.cloud} title={s.reason}>
+                  <span className="font-medium uppercase">{s.cloud}</span> spot: {s.source === "live" ? "live prices from your SkyPilot API server" : `static table${s.asOf ? ` as of ${s.asOf}` : ""}`}
                 </li>
               ))}
             </ul>

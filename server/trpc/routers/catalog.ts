@@ -1,6 +1,6 @@
+import type { AuditActor } from "../../audit";
 import {
   cheapestServerless,
-  getSpotPrices,
   GPUS,
   offersFor,
   providerCatalogs,
@@ -9,15 +9,17 @@ import {
   usdToMicros,
 } from "../../catalog";
 import { defaultScaling, listProviders } from "../../providers";
+import { teamSpotPrices } from "../../skypilot/team-prices";
 import { router, teamProcedure } from "../init";
 
 /**
  * The GPU catalog as the dashboard shows it: every GPU × serverless provider price, spot prices per cloud,
- * the cheapest serverless pick and the saving if served from spot. Prices are public list prices, the same
- * for every team, so nothing here is team data; the procedure still needs a team member (deployment.read).
+ * the cheapest serverless pick and the saving if served from spot. Serverless prices are public list prices;
+ * spot prices are live from the team's own SkyPilot API server when its vault has one (else the static table),
+ * so the procedure needs a team member (deployment.read).
  */
-async function catalogTable() {
-  const spot = await Promise.all(SPOT_CLOUDS.map((c) => getSpotPrices(c)));
+async function catalogTable(teamId: string, actor: AuditActor) {
+  const spot = await teamSpotPrices(teamId, actor);
   const spotPrices = spot.flatMap((s) => s.prices);
   const installed = new Set(listProviders().map((p) => p.name));
   const providers = [...providerCatalogs]
@@ -56,7 +58,7 @@ async function catalogTable() {
 }
 
 export const catalogRouter = router({
-  table: teamProcedure("deployment.read").query(() => catalogTable()),
+  table: teamProcedure("deployment.read").query(({ ctx }) => catalogTable(ctx.teamId, ctx.actor)),
   /** Installed (registered) providers, for the new-deployment form. */
   providers: teamProcedure("deployment.read").query(() =>
     listProviders().map((p) => ({ name: p.name, displayName: p.displayName, kind: p.kind, gpus: p.supportedGpus() })),
