@@ -4,8 +4,8 @@ import { db } from "../db";
 import { appendAudit, type AuditActor } from "../audit";
 import { DomainError } from "../lib/errors";
 import { notify } from "../alerts";
-import { bumpRouterConfigVersion, upstreamHeadersPurpose } from "../routerconfig";
-import { decryptForTeam, encryptForTeam, PROVIDER_SECRET_KIND, providerCredentials } from "../vault";
+import { bumpRouterConfigVersion, openUpstreamHeaders, upstreamHeadersPurpose } from "../routerconfig";
+import { encryptForTeam, PROVIDER_SECRET_KIND, providerCredentials } from "../vault";
 import {
   getProvider,
   ProviderError,
@@ -113,9 +113,8 @@ export function storedUpstreamKey(
   deploymentId: string,
   c: { kind: string; upstreamHeadersCipher: Prisma.JsonValue | null } | undefined,
 ): string | undefined {
-  if (!c || c.upstreamHeadersCipher === null || c.upstreamHeadersCipher === undefined) return undefined;
-  const headers = JSON.parse(decryptForTeam(teamId, upstreamHeadersPurpose(deploymentId, c.kind), c.upstreamHeadersCipher)) as Record<string, unknown>;
-  const m = typeof headers.authorization === "string" ? /^Bearer (tuna_up_\S+)$/.exec(headers.authorization) : null;
+  if (!c) return undefined;
+  const m = /^Bearer (tuna_up_\S+)$/.exec(openUpstreamHeaders(teamId, deploymentId, c.kind, c.upstreamHeadersCipher).authorization ?? "");
   return m ? m[1] : undefined;
 }
 

@@ -37,6 +37,13 @@ export function upstreamHeadersPurpose(deploymentId: string, kind: string): stri
   return `deployment-component:${deploymentId}:${kind}`;
 }
 
+/** A component's sealed upstream headers, opened: string values only (empty when none are sealed). */
+export function openUpstreamHeaders(teamId: string, deploymentId: string, kind: string, cipher: unknown): Record<string, string> {
+  if (cipher === null || cipher === undefined) return {};
+  const parsed = JSON.parse(decryptForTeam(teamId, upstreamHeadersPurpose(deploymentId, kind), cipher)) as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(parsed).filter(([, v]) => typeof v === "string")) as Record<string, string>;
+}
+
 const LIVE_COMPONENT = new Set(["creating", "ready", "scaled_to_zero", "draining"]);
 const DEFAULT_MAX_INFLIGHT_PER_REPLICA = 32;
 
@@ -46,12 +53,8 @@ interface StoredSpecish {
 
 function backendOf(teamId: string, deploymentId: string, c: DeploymentComponent, spec: StoredSpecish): BackendConfig | null {
   if (!c.endpointUrl || !LIVE_COMPONENT.has(c.status) || (c.kind !== "serverless" && c.kind !== "spot")) return null;
-  let headers: Record<string, string> | undefined;
-  if (c.upstreamHeadersCipher !== null && c.upstreamHeadersCipher !== undefined) {
-    const parsed = JSON.parse(decryptForTeam(teamId, upstreamHeadersPurpose(deploymentId, c.kind), c.upstreamHeadersCipher)) as Record<string, unknown>;
-    headers = Object.fromEntries(Object.entries(parsed).filter(([, v]) => typeof v === "string")) as Record<string, string>;
-    if (Object.keys(headers).length === 0) headers = undefined;
-  }
+  const opened = openUpstreamHeaders(teamId, deploymentId, c.kind, c.upstreamHeadersCipher);
+  const headers = Object.keys(opened).length > 0 ? opened : undefined;
   const concurrency = spec.serverlessScaling?.concurrency ?? 0;
   if (c.kind === "serverless") {
     const workers = spec.serverlessScaling?.maxWorkers ?? 0;
