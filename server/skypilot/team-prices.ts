@@ -2,7 +2,7 @@ import type { AuditActor } from "../audit";
 import { getSpotPrices, SPOT_CLOUDS, type SpotPriceResult } from "../catalog";
 import { DomainError } from "../lib/errors";
 import { providerCredentials } from "../vault";
-import { SkyPilotClient } from "./client";
+import { type SkyServeCredentials, skypilotClient } from "../providers/skyserve";
 import { skypilotPriceSource } from "./prices";
 
 /** Live prices are reused for this long (SkyPilot's catalog changes slowly; each read is an audited secret use). */
@@ -25,9 +25,8 @@ export async function teamSpotPrices(teamId: string, actor: AuditActor, now: num
   let results: SpotPriceResult[];
   try {
     results = await providerCredentials(teamId, "skyserve", "prices", actor, async (creds) => {
-      const c = creds as { apiServerUrl: string; token?: string };
-      const client = new SkyPilotClient({ baseUrl: c.apiServerUrl, token: c.token, providerName: "skyserve", timeoutMs: QUERY_TIMEOUT_MS });
-      const source = skypilotPriceSource(client);
+      // The SkyServe provider's own client: same credential shape, and the vault values are redacted from errors.
+      const source = skypilotPriceSource(skypilotClient(creds as SkyServeCredentials, { timeoutMs: QUERY_TIMEOUT_MS }));
       return Promise.all(SPOT_CLOUDS.map((cloud) => getSpotPrices(cloud, source)));
     });
   } catch (err) {
