@@ -133,6 +133,12 @@ describe("local runner (Open Source SDK Spec against the SDK's serve handler)", 
     assert.equal(await db.workflowRun.count({ where: { functionId: "tuna-rated", status: "completed" } }), 3);
   });
 
+  test("rateLimit holds when the same key's events arrive at once", async () => {
+    const started = await Promise.all(Array.from({ length: 8 }, () => deliverLocalEvent("test/rated", { k: "burst" })));
+    assert.equal(started.reduce((n, r) => n + r.runIds.length, 0), 1);
+    await drainLocalRunner();
+  });
+
   test("flow control the runner does not implement (debounce) is refused, not ignored", async () => {
     setLocalFunctions([...probeFunctions, debounced]);
     try {

@@ -218,8 +218,8 @@ export async function deliverLocalEvent(name: string, data: Record<string, unkno
       if (triggerEventName(t) !== name) continue;
       const cond = t.if ?? t.expression;
       if (cond && !safeCondition(cond, { event })) continue;
-      if (await rateLimited(fn, event)) break;
-      runIds.push(await createRun(fn.id(APP_ID), event));
+      const runId = await startRun(fn, event);
+      if (runId) runIds.push(runId);
       break;
     }
   }
@@ -239,26 +239,33 @@ function rateKeyOf(rl: RateLimit, event: unknown): string | null {
   }
 }
 
+type Tx = Pick<typeof db, "workflowRun">;
+
 /**
- * Inngest's `rateLimit`: at most `limit` runs per key value within `period`; an event over the limit starts no
- * run (it is skipped, not queued). Counted over this function's runs created within the period, so it holds
- * across restarts; two processes delivering at the same instant may both pass (best effort, like the original).
+ * Starts a run of `fn` for `event`, or none when Inngest's `rateLimit` says so: at most `limit` runs per key
+ * value within `period`; an event over the limit starts no run (it is skipped, not queued). Counted over this
+ * function's runs created within the period, so it holds across restarts; the count and the new run share a
+ * transaction under an advisory lock per function, so concurrent deliveries (other processes included) are
+ * counted one after another and never both pass.
  */
-async function rateLimited(fn: AnyFunction, event: ReturnType<typeof newEvent>): Promise<boolean> {
+async function startRun(fn: AnyFunction, event: ReturnType<typeof newEvent>): Promise<string | null> {
+  const functionId = fn.id(APP_ID);
   const rl = optsOf(fn).rateLimit;
-  if (!rl) return false;
-  const value = rateKeyOf(rl, event);
-  if (value === null) return false;
-  const recent = await db.workflowRun.findMany({
-    where: { functionId: fn.id(APP_ID), createdAt: { gte: new Date(Date.now() - durationMs(rl.period)) } },
-    select: { event: true },
+  const value = rl ? rateKeyOf(rl, event) : null;
+  if (!rl || value === null) return createRun(db, functionId, event);
+  return db.$transaction(async (tx) => {
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`tuna-local-runner-rate:${functionId}`}, 0))`;
+    const recent = await tx.workflowRun.findMany({
+      where: { functionId, createdAt: { gte: new Date(Date.now() - durationMs(rl.period)) } },
+      select: { event: true },
+    });
+    const same = recent.filter((r) => rateKeyOf(rl, (r.event as { event?: unknown } | null)?.event) === value).length;
+    return same >= rl.limit ? null : createRun(tx, functionId, event);
   });
-  const same = recent.filter((r) => rateKeyOf(rl, (r.event as { event?: unknown } | null)?.event) === value).length;
-  return same >= rl.limit;
 }
 
-async function createRun(functionId: string, event: ReturnType<typeof newEvent>): Promise<string> {
-  const run = await db.workflowRun.create({
+async function createRun(tx: Tx, functionId: string, event: ReturnType<typeof newEvent>): Promise<string> {
+  const run = await tx.workflowRun.create({
     data: { functionId, event: { event, events: [event] } as unknown as Prisma.InputJsonValue, status: "running" },
   });
   return run.id;
@@ -602,7 +609,7 @@ async function fireCrons(): Promise<void> {
         RETURNING value`;
       if (claimed.length) {
         const ev = await db.workflowEvent.create({ data: { name: "inngest/scheduled.timer", data: { cron: t.cron } } });
-        await createRun(fn.id(APP_ID), newEvent("inngest/scheduled.timer", { cron: t.cron }, ev.id));
+        await createRun(db, fn.id(APP_ID), newEvent("inngest/scheduled.timer", { cron: t.cron }, ev.id));
       }
     }
   }
