@@ -4,10 +4,15 @@
 // proxies under test the CPU and adds little jitter of its own to the latencies it measures.
 //
 //   node --import tsx bench/router/loadgen.ts '<json spec>'   → one JSON line on stdout
-// spec: { url, headers, body, mode: "closed" | "open", connections, durationMs, rate? }
-//   closed: `connections` workers send back to back; reports { n, errors, ms }.
+// spec: { url, headers, body, mode: "closed" | "open", connections, durationMs, warmupMs?, rate? }
+//   closed: `connections` workers send back to back; reports { n, errors, ms, total } (total: answers
+//           including the warm-up's, for CPU per request over the whole run).
 //   open:   `rate` requests/s on a fixed schedule (a request that finds no idle connection waits in a queue
-//           and its wait counts); reports { n, errors, ms, latencies } with latencies in ms, sorted.
+//           and its wait counts); reports { n, errors, ms, latencies, warmupP99 } with latencies in ms, sorted.
+// Both modes first run the same load for `warmupMs` and leave it out of what they report (steady state, as
+// wrk2 leaves out its calibration period): this process starts cold and opens its connections then, and
+// the first tens of milliseconds of every run measured the start of the generator as much as the target.
+// The open mode reports the warm-up's own p99 as `warmupP99`, so what was left out stays visible.
 import { connect, type Socket } from "node:net";
 
 interface Spec {
@@ -17,6 +22,7 @@ interface Spec {
   mode: "closed" | "open";
   connections: number;
   durationMs: number;
+  warmupMs?: number;
   rate?: number;
 }
 
@@ -115,11 +121,12 @@ function buildRequest(spec: Spec): { host: string; port: number; request: Buffer
   return { host: u.hostname, port: Number(u.port), request: Buffer.concat([Buffer.from(`${head}\r\n`, "latin1"), body]) };
 }
 
-async function closed(spec: Spec): Promise<{ n: number; errors: number; ms: number }> {
+async function closed(spec: Spec): Promise<{ n: number; errors: number; ms: number; total: number }> {
   const { host, port, request } = buildRequest(spec);
   let n = 0;
+  let total = 0;
   let errors = 0;
-  const start = performance.now();
+  const start = performance.now() + (spec.warmupMs ?? 0);
   const conns = Array.from({ length: spec.connections }, () => new Conn(host, port, request));
   await Promise.all(
     conns.map(
@@ -127,9 +134,14 @@ async function closed(spec: Spec): Promise<{ n: number; errors: number; ms: numb
         new Promise<void>((resolve) => {
           const next = () => {
             if (performance.now() - start >= spec.durationMs) return resolve();
-            c.send(performance.now(), (ok) => {
-              if (ok) n++;
-              else errors++;
+            const sentAt = performance.now();
+            c.send(sentAt, (ok) => {
+              // Errors count in the warm-up too; answers only after it.
+              if (!ok) errors++;
+              else {
+                total++;
+                if (sentAt >= start) n++;
+              }
               next();
             });
           };
@@ -139,10 +151,10 @@ async function closed(spec: Spec): Promise<{ n: number; errors: number; ms: numb
   );
   const ms = performance.now() - start;
   for (const c of conns) c.destroy();
-  return { n, errors, ms };
+  return { n, errors, ms, total };
 }
 
-async function open(spec: Spec): Promise<{ n: number; errors: number; ms: number; latencies: number[] }> {
+async function open(spec: Spec): Promise<{ n: number; errors: number; ms: number; latencies: number[]; warmupP99: number }> {
   const { host, port, request } = buildRequest(spec);
   const rate = spec.rate ?? 1000;
   const idle: Conn[] = Array.from({ length: spec.connections }, () => new Conn(host, port, request));
@@ -150,6 +162,8 @@ async function open(spec: Spec): Promise<{ n: number; errors: number; ms: number
   const maxConns = spec.connections * 4;
   const queue: number[] = [];
   const latencies: number[] = [];
+  const warmup: number[] = [];
+  const warmupMs = spec.warmupMs ?? 0;
   let errors = 0;
   let sent = 0;
   let inflight = 0;
@@ -158,8 +172,10 @@ async function open(spec: Spec): Promise<{ n: number; errors: number; ms: number
     inflight++;
     c.send(at, (ok, ms) => {
       inflight--;
-      if (ok) latencies.push(ms);
-      else errors++;
+      // Errors count in the warm-up too; latencies only after it.
+      if (!ok) errors++;
+      else if (at - start < warmupMs) warmup.push(ms);
+      else latencies.push(ms);
       const q = queue.shift();
       if (q !== undefined) dispatch(c, q);
       else idle.push(c);
@@ -169,7 +185,7 @@ async function open(spec: Spec): Promise<{ n: number; errors: number; ms: number
     const tick = () => {
       const now = performance.now();
       const elapsed = now - start;
-      if (elapsed < spec.durationMs) {
+      if (elapsed < warmupMs + spec.durationMs) {
         const due = Math.floor((elapsed / 1000) * rate);
         while (sent < due) {
           sent++;
@@ -187,9 +203,11 @@ async function open(spec: Spec): Promise<{ n: number; errors: number; ms: number
     };
     tick();
   });
-  const ms = performance.now() - start;
+  const ms = performance.now() - start - warmupMs;
   for (const c of all) c.destroy();
-  return { n: latencies.length, errors, ms, latencies: latencies.sort((a, b) => a - b) };
+  warmup.sort((a, b) => a - b);
+  const warmupP99 = warmup.length ? warmup[Math.min(warmup.length - 1, Math.floor(0.99 * warmup.length))] : Number.NaN;
+  return { n: latencies.length, errors, ms, latencies: latencies.sort((a, b) => a - b), warmupP99 };
 }
 
 const spec = JSON.parse(process.argv[2] ?? "{}") as Spec;

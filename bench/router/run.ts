@@ -2,7 +2,9 @@
 // router, through nginx proxy_pass and through the Portkey gateway OSS (installed on demand into a cache
 // folder outside the repo, never into its dependencies). Prints max RPS and the
 // latency each proxy adds at a fixed rate, then holds 2,000 SSE streams open through the router and
-// reports its RSS. Run: `node --import tsx bench/router/run.ts [--duration-s 5] [--connections 32]`.
+// reports its RSS. Run: `node --import tsx bench/router/run.ts [--duration-s 3] [--rounds 3] [--warmup-s 1]
+// [--connections 32] [--rate <req/s>] [--streams 2000] [--no-portkey]`. Every load run starts with --warmup-s
+// of the same load that is not counted (its p99 is printed, so the start-up transient stays visible).
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -20,6 +22,7 @@ const arg = (name: string, d: number) => {
 };
 const DURATION_MS = arg("duration-s", 3) * 1000;
 const ROUNDS = arg("rounds", 3);
+const WARMUP_MS = arg("warmup-s", 1) * 1000;
 const CONNECTIONS = arg("connections", 32);
 const STREAMS = arg("streams", 2000);
 const SKIP_RPS = argv.includes("--latency-only");
@@ -105,12 +108,15 @@ interface LoadResult {
   errors: number;
   ms: number;
   latencies?: number[];
+  warmupP99?: number;
+  /** Closed mode: answers including the warm-up's. */
+  total?: number;
 }
 
 /** Runs the load generator (bench/router/loadgen.ts) in its own process; see that file for the modes. */
 function loadgen(spec: { url: string; headers: Record<string, string>; mode: "closed" | "open"; durationMs: number; rate?: number }): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const full = { ...spec, body: BODY, connections: CONNECTIONS };
+    const full = { ...spec, body: BODY, connections: CONNECTIONS, warmupMs: WARMUP_MS };
     const p = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bench/router/loadgen.ts"), JSON.stringify(full)], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
     children.push(p);
     let out = "";
@@ -124,13 +130,15 @@ async function maxRps(t: Target, durationMs = DURATION_MS): Promise<{ rps: numbe
   const cpu0 = cpuMs(t.pids());
   const r = await loadgen({ url: t.url, headers: t.headers, mode: "closed", durationMs });
   const cpu = cpuMs(t.pids()) - cpu0;
-  return { rps: r.n / (r.ms / 1000), errors: r.errors, cpuUsPerReq: r.n ? (cpu * 1000) / r.n : Number.NaN };
+  // The CPU reading spans the warm-up too, so it is divided by every answer, the warm-up's included.
+  const answered = r.total ?? r.n;
+  return { rps: r.n / (r.ms / 1000), errors: r.errors, cpuUsPerReq: answered ? (cpu * 1000) / answered : Number.NaN };
 }
 
 /** Open loop at a fixed rate: latency distribution without coordinated omission from back-pressure. */
-async function latencyAt(t: Target, rate: number): Promise<number[]> {
+async function latencyAt(t: Target, rate: number): Promise<{ latencies: number[]; warmupP99: number }> {
   const r = await loadgen({ url: t.url, headers: t.headers, mode: "open", durationMs: DURATION_MS, rate });
-  return r.latencies ?? [];
+  return { latencies: r.latencies ?? [], warmupP99: r.warmupP99 ?? Number.NaN };
 }
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
@@ -358,29 +366,40 @@ async function main() {
     const own = rps.get(t.name)?.rps;
     return own !== undefined && own < rate ? Math.max(10, Math.floor(own / 2)) : rate;
   };
-  const lat = new Map<string, number[]>();
-  const directAt = new Map<number, number[]>();
+  // Latency per round (each sorted); a target is compared with direct in the same round at the same rate.
+  const lat = new Map<string, number[][]>();
+  const warmupP99s = new Map<string, number[]>();
+  const directAt = new Map<number, number[][]>();
   for (let round = 0; round < ROUNDS; round++)
     for (const t of targets) {
       const tr = rateFor(t);
-      lat.set(t.name, [...(lat.get(t.name) ?? []), ...(await latencyAt(t, tr))]);
-      if (tr !== rate) directAt.set(tr, [...(directAt.get(tr) ?? []), ...(await latencyAt(targets[0], tr))]);
+      const r = await latencyAt(t, tr);
+      lat.set(t.name, [...(lat.get(t.name) ?? []), r.latencies]);
+      warmupP99s.set(t.name, [...(warmupP99s.get(t.name) ?? []), r.warmupP99]);
+      if (tr !== rate) directAt.set(tr, [...(directAt.get(tr) ?? []), (await latencyAt(targets[0], tr)).latencies]);
     }
-  for (const [k, v] of lat) lat.set(k, v.sort((a, b) => a - b));
-  for (const [k, v] of directAt) directAt.set(k, v.sort((a, b) => a - b));
   console.log("");
 
+  // As for RPS, the median round counts (one burst of outside load on a shared box moves one round, not the
+  // result); every round's added p99 and the p99 of all rounds pooled are printed below the table.
   const rows = [["target", "max RPS", "errors", "CPU µs/req", `p50 ms @${rate}/s`, `p99 ms @${rate}/s`, "added p50 ms", "added p99 ms"]];
   const notes: string[] = [];
+  const perRound: string[] = [];
+  const pooled = (rounds: number[][]) => rounds.flat().sort((x, y) => x - y);
   for (const t of targets) {
-    const l = lat.get(t.name) ?? [];
+    const rounds = lat.get(t.name) ?? [];
     const r = rps.get(t.name);
     const tr = rateFor(t);
     const direct = (tr === rate ? lat.get("direct") : directAt.get(tr)) ?? [];
     if (tr !== rate) notes.push(`* ${t.name}: latency at ${tr}/s (half of its own max; ${rate}/s is above its max), added vs direct at ${tr}/s`);
+    const isDirect = t.name === "direct";
+    const added = (p: number) => rounds.map((l, i) => pct(l, p) - pct(direct[i] ?? [], p));
+    if (!isDirect)
+      perRound.push(`${t.name} ${added(99).map((x) => x.toFixed(2)).join("/")} (pooled ${(pct(pooled(rounds), 99) - pct(pooled(direct), 99)).toFixed(2)})`);
     rows.push([
-      `${t.name}${tr !== rate ? " *" : ""}`, r ? r.rps.toFixed(0) : "-", String(r?.errors ?? "-"), r ? r.cpuUsPerReq.toFixed(0) : "-", pct(l, 50).toFixed(3), pct(l, 99).toFixed(3),
-      t.name === "direct" ? "-" : (pct(l, 50) - pct(direct, 50)).toFixed(3), t.name === "direct" ? "-" : (pct(l, 99) - pct(direct, 99)).toFixed(3),
+      `${t.name}${tr !== rate ? " *" : ""}`, r ? r.rps.toFixed(0) : "-", String(r?.errors ?? "-"), r ? r.cpuUsPerReq.toFixed(0) : "-",
+      median(rounds.map((l) => pct(l, 50))).toFixed(3), median(rounds.map((l) => pct(l, 99))).toFixed(3),
+      isDirect ? "-" : median(added(50)).toFixed(3), isDirect ? "-" : median(added(99)).toFixed(3),
     ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
@@ -389,6 +408,8 @@ async function main() {
     if (i === 0) console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
   }
   for (const n of notes) console.log(n);
+  console.log(`added p99 ms per round: ${perRound.join("; ")}`);
+  console.log(`latency after ${WARMUP_MS / 1000} s of the same load per run, left out (--warmup-s); p99 within those warm-ups, per round: ${targets.map((t) => `${t.name} ${(warmupP99s.get(t.name) ?? []).map((x) => x.toFixed(1)).join("/")} ms`).join("; ")}`);
   const rr = rps.get("tuna router")?.rps ?? 0;
   const fr = rps.get("bare node:http proxy")?.rps;
   if (fr) console.log(`\nrouter / bare node:http proxy RPS = ${(rr / fr).toFixed(2)} (the router does auth, limits, routing, metrics and usage on top)`);
