@@ -165,6 +165,21 @@ describe("usage ingest", () => {
     assert.deepEqual({ deploymentId: pre[0].data.deploymentId, teamId: pre[0].data.teamId, source: pre[0].data.source }, { deploymentId: dep.id, teamId: dep.teamId, source: "router" });
   });
 
+  test("the spot state at the start of a range is the last event before it, not an older one", async () => {
+    const { dep } = await setup();
+    await db.deploymentComponent.create({ data: { deploymentId: dep.id, kind: "spot", provider: "skyserve", status: "ready", replicasReady: 1 } });
+    const t0 = new Date("2026-11-12T14:00:00Z");
+    const ev = (state: "ready" | "cold", at: Date) => ({ type: "backend_state" as const, deploymentId: dep.id, backendId: "spot", state, at: at.toISOString() });
+    const ago = (ms: number) => new Date(t0.getTime() - ms);
+    // Cold two hours before the range, ready one hour before it, nothing inside it: ready all the way through.
+    await ingestUsageReport(makeReport(ago(7_200_000), [], [ev("cold", ago(7_200_000))]));
+    await ingestUsageReport(makeReport(ago(3_600_000), [], [ev("ready", ago(3_600_000))]));
+    const deps = await loadDeploymentsForCost({ id: dep.id });
+    const [c] = await costForDeployments(deps, t0, new Date(t0.getTime() + 3_600_000), { now: new Date("2026-11-13T00:00:00Z") });
+    assert.equal(c.cost.usage.spotReadyReplicaMs, 3_600_000);
+    assert.equal(c.cost.actual.spot, 280_000); // one hour × $0.28/h (AWS L4 spot, static table)
+  });
+
   test("spot state events become ready time priced at the spot rate; retention prunes old data", async () => {
     const { dep, key } = await setup();
     await db.deploymentComponent.create({ data: { deploymentId: dep.id, kind: "spot", provider: "skyserve", status: "ready", replicasReady: 1 } });

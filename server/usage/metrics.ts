@@ -75,9 +75,10 @@ export async function deploymentSeries(teamId: string, input: { deploymentId: st
     SELECT "routerId", "backendId", "backendKind", state, at, replicas FROM "UsageBackendEvent"
     WHERE "deploymentId" = ${dep.id} AND at >= ${new Date(start)} AND at < ${new Date(to)}
     UNION ALL
-    SELECT DISTINCT ON ("routerId", "backendId") "routerId", "backendId", "backendKind", state, at, replicas FROM "UsageBackendEvent"
-    WHERE "deploymentId" = ${dep.id} AND at < ${new Date(start)}
-    ORDER BY 1, 2, 5 DESC`;
+    -- Parenthesised so this ORDER BY picks the latest row per group: the union's own ORDER BY would not.
+    (SELECT DISTINCT ON ("routerId", "backendId") "routerId", "backendId", "backendKind", state, at, replicas FROM "UsageBackendEvent"
+     WHERE "deploymentId" = ${dep.id} AND at < ${new Date(start)}
+     ORDER BY "routerId", "backendId", at DESC)`;
   const spotIds = new Set(rows.filter((r) => r.kind === "spot").map((r) => r.backendId));
   const spotEvents = events
     .filter((e) => e.backendKind === "spot" || (e.backendKind === null && (spotIds.has(e.backendId) || dep.mode === "spot")))

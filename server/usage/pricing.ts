@@ -163,10 +163,11 @@ export async function costForDeployments(deployments: DeploymentForCost[], from:
     SELECT "deploymentId", "routerId", "backendId", "backendKind", state, at, replicas FROM "UsageBackendEvent"
     WHERE "deploymentId" = ANY(${ids}::text[]) AND at >= ${from} AND at < ${to}
     UNION ALL
-    SELECT DISTINCT ON ("deploymentId", "routerId", "backendId") "deploymentId", "routerId", "backendId", "backendKind", state, at, replicas
-    FROM "UsageBackendEvent"
-    WHERE "deploymentId" = ANY(${ids}::text[]) AND at < ${from}
-    ORDER BY 1, 2, 3, 6 DESC`;
+    -- Parenthesised so this ORDER BY picks the latest row per group: the union's own ORDER BY would not.
+    (SELECT DISTINCT ON ("deploymentId", "routerId", "backendId") "deploymentId", "routerId", "backendId", "backendKind", state, at, replicas
+     FROM "UsageBackendEvent"
+     WHERE "deploymentId" = ANY(${ids}::text[]) AND at < ${from}
+     ORDER BY "deploymentId", "routerId", "backendId", at DESC)`;
 
   const rowsByDep = new Map<string, RollupRow[]>();
   for (const r of rows) {
