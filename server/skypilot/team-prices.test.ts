@@ -6,7 +6,7 @@ import { useTestDatabase } from "../test/db";
 import { callerFor, makeTeam, makeUser } from "../test/fixtures";
 import { createSecret } from "../vault";
 import { FakeSkyPilotServer, type FakeOffer } from "./fake";
-import { clearTeamSpotPrices, teamSpotPrices } from "./team-prices";
+import { clearTeamSpotPrices, sampleTeamSpotPrices, teamSpotPrices } from "./team-prices";
 
 await useTestDatabase();
 const TOKEN = "sky_team_prices_token_0123456789";
@@ -73,5 +73,30 @@ describe("spot prices per team: live from the team's SkyPilot API server, else t
       assert.ok(!s.reason.includes("sky_wrong_token"), "the token never appears in a reason");
     }
     assert.ok(r.find((s) => s.cloud === "aws")?.prices.length, "static prices are still there");
+  });
+
+  test("hourly sampling keeps a price history: every team with a server, one row per change, none for the static table", async () => {
+    const user = await makeUser("admin");
+    const team = await makeTeam([{ user, role: "admin" }], "PricesHistory");
+    await createSecret(team.id, SYSTEM_ACTOR, { kind: "skypilot", label: "api server", value: JSON.stringify({ apiServerUrl: fake.url, token: TOKEN }) });
+    const none = await makeTeam([{ user, role: "admin" }], "PricesHistoryNone");
+    const rows = async (teamId: string) =>
+      (await db.spotPriceSample.findMany({ where: { teamId }, orderBy: [{ observedAt: "asc" }, { cloud: "asc" }, { gpu: "asc" }] })).map((r) => `${r.cloud} ${r.gpu} ${r.pricePerGpuHourMicros}`);
+
+    const t = Date.now();
+    const first = await sampleTeamSpotPrices(t);
+    assert.ok(first.teams >= 1 && first.live >= 1);
+    assert.deepEqual(await rows(team.id), ["aws H100 2050000", "aws L4 310000", "gcp L4 220000"]);
+    assert.deepEqual(await rows(none.id), [], "no server: nothing sampled");
+    // An hour later, unchanged prices add nothing; a changed one adds one row.
+    await sampleTeamSpotPrices(t + 3_600_000);
+    assert.equal((await rows(team.id)).length, 3);
+    fake.offers = offers.map((o) => (o[2] === "L4" && o[0] === "AWS" ? [...o.slice(0, 8), 0.4, o[9]] as FakeOffer : o));
+    try {
+      await sampleTeamSpotPrices(t + 7_200_000);
+    } finally {
+      fake.offers = offers;
+    }
+    assert.deepEqual((await rows(team.id)).slice(3), ["aws L4 400000"]);
   });
 });

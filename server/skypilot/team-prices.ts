@@ -1,5 +1,6 @@
-import type { AuditActor } from "../audit";
-import { getSpotPrices, SPOT_CLOUDS, type SpotPriceResult } from "../catalog";
+import { type AuditActor, SYSTEM_ACTOR } from "../audit";
+import { getSpotPrices, SPOT_CLOUDS, type SpotPriceResult, usdToMicros } from "../catalog";
+import { db } from "../db";
 import { DomainError } from "../lib/errors";
 import { providerCredentials } from "../vault";
 import { type SkyServeCredentials, skypilotClient } from "../providers/skyserve";
@@ -38,7 +39,45 @@ export async function teamSpotPrices(teamId: string, actor: AuditActor, now: num
     }));
   }
   cache.set(teamId, { at: now, ttlMs: results.some((r) => r.source === "live") ? LIVE_TTL_MS : FALLBACK_TTL_MS, results });
+  await recordSpotPriceSamples(teamId, results, new Date(now));
   return results;
+}
+
+/**
+ * Keeps the history cost is priced with (server/usage/pricing.ts): one SpotPriceSample per cloud × GPU whose
+ * live spot price differs from the team's latest sample of it. Static-table answers are not samples.
+ * Returns how many rows were written.
+ */
+export async function recordSpotPriceSamples(teamId: string, results: SpotPriceResult[], at: Date): Promise<number> {
+  const live = results.filter((r) => r.source === "live" && r.kind === "spot").flatMap((r) => r.prices);
+  if (live.length === 0) return 0;
+  const latest = await db.$queryRaw<Array<{ cloud: string; gpu: string; micros: bigint }>>`
+    SELECT DISTINCT ON (cloud, gpu) cloud, gpu, "pricePerGpuHourMicros" AS micros FROM "SpotPriceSample"
+    WHERE "teamId" = ${teamId} ORDER BY cloud, gpu, "observedAt" DESC, id DESC`;
+  const last = new Map(latest.map((r) => [`${r.cloud}|${r.gpu}`, Number(r.micros)]));
+  const changed = live
+    .map((p) => ({ cloud: p.cloud, gpu: p.gpu, micros: usdToMicros(p.pricePerGpuHourUsd) }))
+    .filter((p) => last.get(`${p.cloud}|${p.gpu}`) !== p.micros);
+  if (changed.length === 0) return 0;
+  await db.spotPriceSample.createMany({
+    data: changed.map((p) => ({ teamId, cloud: p.cloud, gpu: p.gpu, pricePerGpuHourMicros: BigInt(p.micros), observedAt: at })),
+  });
+  return changed.length;
+}
+
+/**
+ * The hourly sampling run: live prices for every team with a SkyPilot API server in its vault, so the price
+ * history does not depend on someone opening the catalog. A team whose server fails is skipped (its catalog
+ * falls back to the static table); the others are still sampled.
+ */
+export async function sampleTeamSpotPrices(now: number = Date.now()): Promise<{ teams: number; live: number }> {
+  const teams = await db.secret.findMany({ where: { kind: "skypilot", deletedAt: null }, select: { teamId: true }, distinct: ["teamId"] });
+  let live = 0;
+  for (const { teamId } of teams) {
+    const results = await teamSpotPrices(teamId, SYSTEM_ACTOR, now);
+    if (results.some((r) => r.source === "live")) live++;
+  }
+  return { teams: teams.length, live };
 }
 
 /** Tests: forget cached prices. */

@@ -37,10 +37,24 @@ export interface ServerlessBilling {
 }
 
 export interface SpotPricing {
+  /** Cloud and price in force at the start of the range. */
   cloud: string;
   gpu: string;
   gpuCount: number;
   spotPricePerGpuHourMicros: number | null;
+  /** Later prices inside the range (live samples), ascending by `at`; each holds until the next. */
+  priceChanges?: Array<{ at: number; cloud: string; micros: number }>;
+}
+
+/** Intervals clipped to [from, to). */
+function clipIntervals(intervals: readonly ReadyInterval[], from: number, to: number): ReadyInterval[] {
+  const out: ReadyInterval[] = [];
+  for (const iv of intervals) {
+    const start = Math.max(iv.start, from);
+    const end = Math.min(iv.end, to);
+    if (end > start) out.push({ start, end, replicas: iv.replicas });
+  }
+  return out;
 }
 
 export interface ReadyInterval {
@@ -322,22 +336,29 @@ export function computeCost(input: CostInput): CostResult {
     explanation.push(`${fmtS(svlBusy)} of serverless busy time reported but the deployment has no serverless component: not priced`);
   }
 
-  // ── Spot: every ready replica-second is billed, busy or idle.
+  // ── Spot: every ready replica-second is billed, busy or idle, at the price in force at that moment.
   let spot: number | null = 0;
   const sp = input.spot;
   if (sp) {
-    if (sp.spotPricePerGpuHourMicros === null) {
-      spot = spotReadyReplicaMs > 0 ? null : 0;
-      explanation.push(`spot ${sp.cloud} ${sp.gpu}: spot price unknown, cost not computed`);
-    } else {
-      const price = sp.spotPricePerGpuHourMicros;
-      spot = priceMs(spotReadyReplicaMs, sp.gpuCount, price);
-      for (const [t, ms] of splitIntervalsByBucket(input.spotReady, bucketMs)) bucket(t).spot += priceMs(ms, sp.gpuCount, price);
-      explanation.push(
-        `spot ${sp.cloud} ${sp.gpu}×${sp.gpuCount} at ${fmt(price)}/GPU-h: ${fmtS(spotReadyReplicaMs)} ready replica time ` +
-          `(idle included; ${fmtS(spotBusy)} of it busy) = ${fmt(spot)}`,
-      );
+    const periods = [{ at: Number.NEGATIVE_INFINITY, cloud: sp.cloud, micros: sp.spotPricePerGpuHourMicros }, ...(sp.priceChanges ?? [])];
+    const priced: string[] = [];
+    for (const [i, p] of periods.entries()) {
+      const ready = clipIntervals(input.spotReady, p.at, periods[i + 1]?.at ?? Number.POSITIVE_INFINITY);
+      const ms = ready.reduce((n, iv) => n + (iv.end - iv.start) * iv.replicas, 0);
+      if (ms === 0 && periods.length > 1) continue;
+      if (p.micros === null) {
+        if (ms > 0) spot = null;
+        explanation.push(`spot ${p.cloud} ${sp.gpu}: spot price unknown, cost not computed`);
+        continue;
+      }
+      const price = p.micros;
+      if (spot !== null) spot += priceMs(ms, sp.gpuCount, price);
+      for (const [t, bms] of splitIntervalsByBucket(ready, bucketMs)) bucket(t).spot += priceMs(bms, sp.gpuCount, price);
+      priced.push(periods.length > 1 ? `${fmtS(ms)} on ${p.cloud} at ${fmt(price)}/GPU-h` : `${p.cloud} ${sp.gpu}×${sp.gpuCount} at ${fmt(price)}/GPU-h`);
     }
+    const tail = `${fmtS(spotReadyReplicaMs)} ready replica time (idle included; ${fmtS(spotBusy)} of it busy) = ${fmt(spot)}`;
+    if (periods.length === 1 && priced.length) explanation.push(`spot ${priced[0]}: ${tail}`);
+    else if (priced.length) explanation.push(`spot ${sp.gpu}×${sp.gpuCount} at the prices in force (${priced.join(", then ")}): ${tail}`);
   } else if (spotReadyReplicaMs > 0) {
     explanation.push("spot ready time reported but the deployment has no spot component: not priced");
   }

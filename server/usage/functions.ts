@@ -1,4 +1,5 @@
 import { cron } from "inngest";
+import { sampleTeamSpotPrices } from "../skypilot/team-prices";
 import { inngest } from "../workflows/client";
 import { evaluateBudgets } from "./budgets";
 import { pruneUsage } from "./retention";
@@ -21,4 +22,10 @@ export const evaluateBudgetsFunction = inngest.createFunction(
 export const pruneUsageFunction = inngest.createFunction(
   { id: "prune-usage", name: "Prune old usage", triggers: [cron("17 3 * * *")], retries: 1, concurrency: [{ limit: 1 }] },
   async ({ step }) => step.run("prune", async () => jsonSafe(await pruneUsage(new Date()))),
+);
+
+/** Hourly live spot prices of every team with a SkyPilot API server, the history spot cost is priced with. */
+export const sampleSpotPricesFunction = inngest.createFunction(
+  { id: "sample-spot-prices", name: "Sample live spot prices", triggers: [cron("23 * * * *")], retries: 1, concurrency: [{ limit: 1 }] },
+  async ({ step }) => step.run("sample", () => sampleTeamSpotPrices()),
 );

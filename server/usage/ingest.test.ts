@@ -180,6 +180,39 @@ describe("usage ingest", () => {
     assert.equal(c.cost.actual.spot, 280_000); // one hour × $0.28/h (AWS L4 spot, static table)
   });
 
+  test("spot time is priced at the live price in force at each moment, the static table before the first sample", async () => {
+    const { team, dep } = await setup();
+    await db.deploymentComponent.create({ data: { deploymentId: dep.id, kind: "spot", provider: "skyserve", status: "ready", replicasReady: 1 } });
+    const t0 = new Date("2026-11-14T10:00:00Z");
+    const at = (ms: number) => new Date(t0.getTime() + ms);
+    const ev = (state: "ready" | "cold", when: Date) => ({ type: "backend_state" as const, deploymentId: dep.id, backendId: "spot", state, at: when.toISOString() });
+    await ingestUsageReport(makeReport(t0, [], [ev("ready", t0)]));
+    await ingestUsageReport(makeReport(at(3_600_000), [], [ev("cold", at(3_600_000))]));
+    const range = [t0, at(3_600_000)] as const;
+    const now = { now: new Date("2026-11-15T00:00:00Z") };
+    const costOf = async () => (await costForDeployments(await loadDeploymentsForCost({ id: dep.id }), ...range, now))[0].cost;
+
+    // No samples: the static table (AWS L4 $0.28/h).
+    assert.equal((await costOf()).actual.spot, 280_000);
+    // A live $0.30 in force since yesterday, $0.40 from half past; a cheaper GCP price does not count (the
+    // deployment runs on AWS only), nor does another team's sample.
+    const other = await makeTeam([{ user: await makeUser("admin"), role: "admin" }], "Other");
+    await db.spotPriceSample.createMany({
+      data: [
+        { teamId: team.id, cloud: "aws", gpu: "L4", pricePerGpuHourMicros: 300_000n, observedAt: at(-86_400_000) },
+        { teamId: team.id, cloud: "aws", gpu: "L4", pricePerGpuHourMicros: 400_000n, observedAt: at(1_800_000) },
+        { teamId: team.id, cloud: "gcp", gpu: "L4", pricePerGpuHourMicros: 100_000n, observedAt: at(600_000) },
+        { teamId: other.id, cloud: "aws", gpu: "L4", pricePerGpuHourMicros: 900_000n, observedAt: at(900_000) },
+      ],
+    });
+    const c = await costOf();
+    assert.equal(c.actual.spot, priceMs(1_800_000, 1, 300_000) + priceMs(1_800_000, 1, 400_000));
+    assert.match(c.explanation.join("\n"), /at the prices in force \(1800.0 s on aws at \$0\.3000\/GPU-h, then 1800.0 s on aws at \$0\.4000\/GPU-h\)/);
+    // Per-minute buckets follow the change too: the last minute is billed at $0.40.
+    const last = c.buckets.find((b) => b.t === at(3_540_000).getTime());
+    assert.equal(last?.spot, priceMs(60_000, 1, 400_000));
+  });
+
   test("spot state events become ready time priced at the spot rate; retention prunes old data", async () => {
     const { dep, key } = await setup();
     await db.deploymentComponent.create({ data: { deploymentId: dep.id, kind: "spot", provider: "skyserve", status: "ready", replicasReady: 1 } });

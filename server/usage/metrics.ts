@@ -7,7 +7,7 @@ import { notFound } from "../lib/errors";
 import { monthToDateSpend, budgetPeriod } from "./budgets";
 import { type ActivitySample, computeCost, entry, readyIntervalsFromEvents } from "./cost";
 import { addInto, emptyHistogram, type Histogram, quantile, toCanonical } from "./histogram";
-import { buildCostInput, granularityFor, HOUR_MS, loadDeploymentsForCost, MINUTE_MS } from "./pricing";
+import { buildCostInput, granularityFor, HOUR_MS, loadDeploymentsForCost, loadSpotPriceSamples, MINUTE_MS } from "./pricing";
 
 const DAY_MS = 86_400_000;
 /** Bucket sizes offered to charts, smallest first; the first one that keeps a range under ~200 points wins. */
@@ -79,6 +79,8 @@ export async function deploymentSeries(teamId: string, input: { deploymentId: st
     (SELECT DISTINCT ON ("routerId", "backendId") "routerId", "backendId", "backendKind", state, at, replicas FROM "UsageBackendEvent"
      WHERE "deploymentId" = ${dep.id} AND at < ${new Date(start)}
      ORDER BY "routerId", "backendId", at DESC)`;
+  const spotGpu = dep.spotGpu ?? dep.serverlessGpu;
+  const priceSamples = spotGpu ? await loadSpotPriceSamples([dep.teamId], [spotGpu], new Date(start), new Date(to)) : [];
   const spotIds = new Set(rows.filter((r) => r.kind === "spot").map((r) => r.backendId));
   const spotEvents = events
     .filter((e) => e.backendKind === "spot" || (e.backendKind === null && (spotIds.has(e.backendId) || dep.mode === "spot")))
@@ -118,7 +120,7 @@ export async function deploymentSeries(teamId: string, input: { deploymentId: st
     }
     // Each point is priced on its own slice of time: an idle window running past the slice's end is billed
     // in the next slice only if that slice has activity, so a series' sum can be slightly below the total.
-    const cost = computeCost(buildCostInput(dep, a, b, srcMs, [...activity.values()], readyIntervalsFromEvents(spotEvents, a, b)));
+    const cost = computeCost(buildCostInput(dep, a, b, srcMs, [...activity.values()], readyIntervalsFromEvents(spotEvents, a, b), priceSamples));
     points.push({
       t: new Date(t).toISOString(),
       requests: p.requests,
@@ -143,6 +145,7 @@ export async function deploymentSeries(teamId: string, input: { deploymentId: st
       srcMs,
       aggregate(rows),
       readyIntervalsFromEvents(spotEvents, from, to),
+      priceSamples,
     ),
   );
   return {

@@ -92,6 +92,70 @@ export function cloudPrice(gpu: string, clouds: readonly string[], which: "spot"
   return best;
 }
 
+/** A live spot price of a team's SkyPilot API server (SpotPriceSample), `at` in epoch ms. */
+export interface SpotPriceSampleRow {
+  teamId: string;
+  cloud: string;
+  gpu: string;
+  micros: number;
+  at: number;
+}
+
+/**
+ * Live spot price samples of `teamIds` for `gpus` that price [from, to): every sample inside it plus, per team,
+ * cloud and GPU, the last one before it (the price in force at `from`).
+ */
+export async function loadSpotPriceSamples(teamIds: string[], gpus: string[], from: Date, to: Date): Promise<SpotPriceSampleRow[]> {
+  if (teamIds.length === 0 || gpus.length === 0) return [];
+  const rows = await db.$queryRaw<Array<{ teamId: string; cloud: string; gpu: string; micros: bigint; at: Date }>>`
+    SELECT "teamId", cloud, gpu, "pricePerGpuHourMicros" AS micros, "observedAt" AS at FROM "SpotPriceSample"
+    WHERE "teamId" = ANY(${teamIds}::text[]) AND gpu = ANY(${gpus}::text[]) AND "observedAt" >= ${from} AND "observedAt" < ${to}
+    UNION ALL
+    (SELECT DISTINCT ON ("teamId", cloud, gpu) "teamId", cloud, gpu, "pricePerGpuHourMicros", "observedAt" FROM "SpotPriceSample"
+     WHERE "teamId" = ANY(${teamIds}::text[]) AND gpu = ANY(${gpus}::text[]) AND "observedAt" < ${from}
+     ORDER BY "teamId", cloud, gpu, "observedAt" DESC, id DESC)`;
+  return rows.map((r) => ({ teamId: r.teamId, cloud: r.cloud, gpu: r.gpu, micros: Number(r.micros), at: r.at.getTime() }));
+}
+
+/**
+ * Spot price of `gpu` over [fromMs, toMs) for a deployment allowed on `clouds` (all when empty): at every
+ * moment the cheapest cloud, each cloud at its latest live sample or, before its first one, the static table.
+ * Returns the price at `fromMs` and the changes after it.
+ */
+export function spotPriceSchedule(
+  gpu: string,
+  clouds: readonly string[],
+  samples: readonly SpotPriceSampleRow[],
+  fromMs: number,
+  toMs: number,
+): { cloud: string | null; micros: number | null; changes: Array<{ at: number; cloud: string; micros: number }> } {
+  const allowed = (clouds.length ? clouds : SPOT_CLOUDS).filter((c): c is SpotCloud => (SPOT_CLOUDS as readonly string[]).includes(c));
+  const mine = samples.filter((x) => x.gpu === gpu && (allowed as string[]).includes(x.cloud)).sort((a, b) => a.at - b.at);
+  const live = new Map<string, number>();
+  const cheapest = (): { cloud: string; micros: number } | null => {
+    let best: { cloud: string; micros: number } | null = null;
+    for (const cloud of allowed) {
+      const micros = live.get(cloud) ?? cloudPrice(gpu, [cloud], "spot")?.micros;
+      if (micros !== undefined && micros > 0 && (!best || micros < best.micros)) best = { cloud, micros };
+    }
+    return best;
+  };
+  let i = 0;
+  for (; i < mine.length && mine[i].at <= fromMs; i++) live.set(mine[i].cloud, mine[i].micros);
+  const start = cheapest();
+  const changes: Array<{ at: number; cloud: string; micros: number }> = [];
+  let last = start;
+  for (; i < mine.length && mine[i].at < toMs; i++) {
+    live.set(mine[i].cloud, mine[i].micros);
+    const now = cheapest();
+    if (now && (now.micros !== last?.micros || now.cloud !== last?.cloud)) {
+      changes.push({ at: mine[i].at, ...now });
+      last = now;
+    }
+  }
+  return { cloud: start?.cloud ?? null, micros: start?.micros ?? null, changes };
+}
+
 function liveMs(from: number, to: number, start: Date, end: Date | null): number {
   return Math.max(0, Math.min(to, end ? end.getTime() : to) - Math.max(from, start.getTime()));
 }
@@ -169,6 +233,13 @@ export async function costForDeployments(deployments: DeploymentForCost[], from:
      WHERE "deploymentId" = ANY(${ids}::text[]) AND at < ${from}
      ORDER BY "deploymentId", "routerId", "backendId", at DESC)`;
 
+  const samples = await loadSpotPriceSamples(
+    [...new Set(deployments.map((d) => d.teamId))],
+    [...new Set(deployments.flatMap((d) => d.spotGpu ?? d.serverlessGpu ?? []))],
+    from,
+    to,
+  );
+
   const rowsByDep = new Map<string, RollupRow[]>();
   for (const r of rows) {
     entry(rowsByDep, r.deploymentId, () => []).push(r);
@@ -195,7 +266,7 @@ export async function costForDeployments(deployments: DeploymentForCost[], from:
     const evs = (eventsByDep.get(d.id) ?? [])
       .filter((e) => e.backendKind === "spot" || (e.backendKind === null && (spotBackends.has(e.backendId) || d.mode === "spot")))
       .map((e) => ({ routerId: e.routerId, backendId: e.backendId, state: e.state, at: e.at.getTime(), replicas: e.replicas }));
-    const cost = computeCost(buildCostInput(d, fromMs, toMs, bucketMs, [...activityMap.values()], readyIntervalsFromEvents(evs, fromMs, toMs)));
+    const cost = computeCost(buildCostInput(d, fromMs, toMs, bucketMs, [...activityMap.values()], readyIntervalsFromEvents(evs, fromMs, toMs), samples));
     const keys = attributeToKeys(
       cost.buckets,
       drows.map((r) => ({ t: r.t.getTime(), kind: r.kind === "spot" ? "spot" : "serverless", keyId: r.keyId, busyMs: Number(r.busyMs), requests: r.requests })),
@@ -212,6 +283,8 @@ export function buildCostInput(
   bucketMs: number,
   activity: ActivitySample[],
   spotReady: ReturnType<typeof readyIntervalsFromEvents>,
+  /** The team's live spot price samples (loadSpotPriceSamples); none → the static table throughout. */
+  priceSamples: readonly SpotPriceSampleRow[] = [],
 ): Parameters<typeof computeCost>[0] {
   const svlComp = d.components.find((c) => c.kind === "serverless");
   const routerComp = d.components.find((c) => c.kind === "router");
@@ -219,10 +292,16 @@ export function buildCostInput(
   const serverless =
     d.serverlessProvider && d.serverlessGpu && d.mode !== "spot" ? serverlessBillingFor(d.serverlessProvider, d.serverlessGpu, d.gpuCount, d.spec) : null;
   const spotGpu = d.spotGpu ?? d.serverlessGpu;
-  const spotPrice = spotGpu && d.mode !== "serverless" ? cloudPrice(spotGpu, d.spotClouds, "spot") : null;
-  const spot =
+  const spotPrice =
     spotGpu && d.mode !== "serverless"
-      ? { cloud: spotPrice?.cloud ?? d.spotClouds[0] ?? "unknown", gpu: spotGpu, gpuCount: d.gpuCount, spotPricePerGpuHourMicros: spotPrice?.micros ?? null }
+      ? spotPriceSchedule(spotGpu, d.spotClouds, priceSamples.filter((x) => x.teamId === d.teamId), fromMs, toMs)
+      : null;
+  const spot =
+    spotGpu && spotPrice
+      ? {
+          cloud: spotPrice.cloud ?? d.spotClouds[0] ?? "unknown", gpu: spotGpu, gpuCount: d.gpuCount,
+          spotPricePerGpuHourMicros: spotPrice.micros, priceChanges: spotPrice.changes,
+        }
       : null;
   let counterfactual = serverless;
   if (!counterfactual && spotGpu && findGpu(spotGpu)) {

@@ -6,7 +6,7 @@ import * as life from "../deployments/lifecycle";
 import { listComponentsDueForHeaderRefresh, refreshComponentHeaders, type HeaderRefreshOutcome } from "../deployments/upstream-headers";
 import { deliverAlert } from "../alerts/functions";
 import { expireApprovalsFunction } from "../approvals/functions";
-import { evaluateBudgetsFunction, pruneUsageFunction } from "../usage/functions";
+import { evaluateBudgetsFunction, pruneUsageFunction, sampleSpotPricesFunction } from "../usage/functions";
 
 /** deployment/destroy.requested: tear down every component that exists, clean storage, revoke from the router. */
 export const destroyFunction = inngest.createFunction(
@@ -178,6 +178,7 @@ export const functions: InngestFunction.Any[] = [
   expireApprovalsFunction,
   evaluateBudgetsFunction,
   pruneUsageFunction,
+  sampleSpotPricesFunction,
 ];
 
 export { deployFunction };
