@@ -61,6 +61,11 @@ test("deploy on the local provider → live timeline → traffic through the rou
   for (const chart of ["chart-rps", "chart-latency", "chart-ttft", "chart-errors", "chart-backends", "chart-cost"]) {
     await expect(page.getByTestId(chart).locator("svg").first()).toBeVisible();
   }
+  // The figures' working: each priced part with its price, the router included.
+  const explained = page.getByTestId("cost-explanation");
+  await explained.getByText("How this cost is computed").click();
+  await expect(explained).toContainText("/GPU-h");
+  await expect(explained).toContainText("router");
   await shot(page, "deployment-detail");
 
   // The list shows it active with its cost per hour.

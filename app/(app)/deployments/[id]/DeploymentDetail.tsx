@@ -300,6 +300,16 @@ function Charts({ id, serving, createdAt }: { id: string; serving: boolean; crea
               <Stat label="Saved" value={summary?.savings?.vsServerless != null ? `${formatUsd(summary.savings.vsServerless)}${summary.savings.vsServerlessPct != null ? ` (${summary.savings.vsServerlessPct}%)` : ""}` : "—"} />
             )}
           </div>
+          {summary?.explanation.length ? (
+            <details className="rounded-md border border-gray-200 bg-white px-3 py-2 text-sm" data-testid="cost-explanation">
+              <summary className="cursor-pointer text-gray-700">How this cost is computed</summary>
+              <ul className="mt-2 list-disc space-y-1 pl-5 text-gray-600">
+                {summary.explanation.map((line) => (
+                  <li key={line}>{line}</li>
+                ))}
+              </ul>
+            </details>
+          ) : null}
           <UsageCharts points={points} bucketMs={series.data.bucketMs} />
         </>
       )}
