@@ -13,6 +13,9 @@ const FALLBACK_TTL_MS = 60_000;
 /** Upper bound for one price query, so a slow API server cannot hold the catalog page. */
 const QUERY_TIMEOUT_MS = 10_000;
 
+/** Teams sampled at once by the hourly run. */
+const SAMPLE_CONCURRENCY = 8;
+
 const cache = new Map<string, { at: number; ttlMs: number; results: SpotPriceResult[] }>();
 
 /**
@@ -73,10 +76,15 @@ export async function recordSpotPriceSamples(teamId: string, results: SpotPriceR
 export async function sampleTeamSpotPrices(now: number = Date.now()): Promise<{ teams: number; live: number }> {
   const teams = await db.secret.findMany({ where: { kind: "skypilot", deletedAt: null }, select: { teamId: true }, distinct: ["teamId"] });
   let live = 0;
-  for (const { teamId } of teams) {
-    const results = await teamSpotPrices(teamId, SYSTEM_ACTOR, now);
-    if (results.some((r) => r.source === "live")) live++;
-  }
+  // A few teams at a time: one unreachable server may take the whole query timeout.
+  const queue = teams.map((t) => t.teamId);
+  const worker = async () => {
+    for (let teamId = queue.shift(); teamId !== undefined; teamId = queue.shift()) {
+      const results = await teamSpotPrices(teamId, SYSTEM_ACTOR, now);
+      if (results.some((r) => r.source === "live")) live++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(SAMPLE_CONCURRENCY, queue.length) }, worker));
   return { teams: teams.length, live };
 }
 
