@@ -79,9 +79,14 @@ export function serverlessBillingFor(provider: string, gpu: string, gpuCount: nu
   };
 }
 
+/** A deployment's `spotClouds` that the catalog knows (all of them when it names none). */
+function allowedClouds(clouds: readonly string[]): SpotCloud[] {
+  return (clouds.length ? clouds : SPOT_CLOUDS).filter((c): c is SpotCloud => (SPOT_CLOUDS as readonly string[]).includes(c));
+}
+
 /** Cheapest static spot or on-demand price for `gpu` over `clouds` (all clouds when empty). */
 export function cloudPrice(gpu: string, clouds: readonly string[], which: "spot" | "onDemand"): { cloud: string; micros: number } | null {
-  const list = (clouds.length ? clouds : SPOT_CLOUDS).filter((c): c is SpotCloud => (SPOT_CLOUDS as readonly string[]).includes(c));
+  const list = allowedClouds(clouds);
   let best: { cloud: string; micros: number } | null = null;
   for (const cloud of list) {
     const p = staticSpotPrices(cloud, which).find((x) => x.gpu === gpu);
@@ -129,24 +134,24 @@ export function spotPriceSchedule(
   fromMs: number,
   toMs: number,
 ): { cloud: string | null; micros: number | null; changes: Array<{ at: number; cloud: string; micros: number }> } {
-  const allowed = (clouds.length ? clouds : SPOT_CLOUDS).filter((c): c is SpotCloud => (SPOT_CLOUDS as readonly string[]).includes(c));
+  const allowed = allowedClouds(clouds);
   const mine = samples.filter((x) => x.gpu === gpu && (allowed as string[]).includes(x.cloud)).sort((a, b) => a.at - b.at);
-  const live = new Map<string, number>();
+  // Each cloud's current price: its latest live sample once there is one, the static table until then.
+  const current = new Map(allowed.map((cloud) => [cloud as string, cloudPrice(gpu, [cloud], "spot")?.micros]));
   const cheapest = (): { cloud: string; micros: number } | null => {
     let best: { cloud: string; micros: number } | null = null;
-    for (const cloud of allowed) {
-      const micros = live.get(cloud) ?? cloudPrice(gpu, [cloud], "spot")?.micros;
+    for (const [cloud, micros] of current) {
       if (micros !== undefined && micros > 0 && (!best || micros < best.micros)) best = { cloud, micros };
     }
     return best;
   };
   let i = 0;
-  for (; i < mine.length && mine[i].at <= fromMs; i++) live.set(mine[i].cloud, mine[i].micros);
+  for (; i < mine.length && mine[i].at <= fromMs; i++) current.set(mine[i].cloud, mine[i].micros);
   const start = cheapest();
   const changes: Array<{ at: number; cloud: string; micros: number }> = [];
   let last = start;
   for (; i < mine.length && mine[i].at < toMs; i++) {
-    live.set(mine[i].cloud, mine[i].micros);
+    current.set(mine[i].cloud, mine[i].micros);
     const now = cheapest();
     if (now && (now.micros !== last?.micros || now.cloud !== last?.cloud)) {
       changes.push({ at: mine[i].at, ...now });
@@ -233,12 +238,14 @@ export async function costForDeployments(deployments: DeploymentForCost[], from:
      WHERE "deploymentId" = ANY(${ids}::text[]) AND at < ${from}
      ORDER BY "deploymentId", "routerId", "backendId", at DESC)`;
 
+  const samplesByTeam = new Map<string, SpotPriceSampleRow[]>();
   const samples = await loadSpotPriceSamples(
     [...new Set(deployments.map((d) => d.teamId))],
     [...new Set(deployments.flatMap((d) => d.spotGpu ?? d.serverlessGpu ?? []))],
     from,
     to,
   );
+  for (const x of samples) entry(samplesByTeam, x.teamId, () => []).push(x);
 
   const rowsByDep = new Map<string, RollupRow[]>();
   for (const r of rows) {
@@ -266,7 +273,7 @@ export async function costForDeployments(deployments: DeploymentForCost[], from:
     const evs = (eventsByDep.get(d.id) ?? [])
       .filter((e) => e.backendKind === "spot" || (e.backendKind === null && (spotBackends.has(e.backendId) || d.mode === "spot")))
       .map((e) => ({ routerId: e.routerId, backendId: e.backendId, state: e.state, at: e.at.getTime(), replicas: e.replicas }));
-    const cost = computeCost(buildCostInput(d, fromMs, toMs, bucketMs, [...activityMap.values()], readyIntervalsFromEvents(evs, fromMs, toMs), samples));
+    const cost = computeCost(buildCostInput(d, fromMs, toMs, bucketMs, [...activityMap.values()], readyIntervalsFromEvents(evs, fromMs, toMs), samplesByTeam.get(d.teamId)));
     const keys = attributeToKeys(
       cost.buckets,
       drows.map((r) => ({ t: r.t.getTime(), kind: r.kind === "spot" ? "spot" : "serverless", keyId: r.keyId, busyMs: Number(r.busyMs), requests: r.requests })),
@@ -283,7 +290,7 @@ export function buildCostInput(
   bucketMs: number,
   activity: ActivitySample[],
   spotReady: ReturnType<typeof readyIntervalsFromEvents>,
-  /** The team's live spot price samples (loadSpotPriceSamples); none → the static table throughout. */
+  /** Live spot price samples of this deployment's team (loadSpotPriceSamples); none → the static table throughout. */
   priceSamples: readonly SpotPriceSampleRow[] = [],
 ): Parameters<typeof computeCost>[0] {
   const svlComp = d.components.find((c) => c.kind === "serverless");
@@ -294,7 +301,7 @@ export function buildCostInput(
   const spotGpu = d.spotGpu ?? d.serverlessGpu;
   const spotPrice =
     spotGpu && d.mode !== "serverless"
-      ? spotPriceSchedule(spotGpu, d.spotClouds, priceSamples.filter((x) => x.teamId === d.teamId), fromMs, toMs)
+      ? spotPriceSchedule(spotGpu, d.spotClouds, priceSamples, fromMs, toMs)
       : null;
   const spot =
     spotGpu && spotPrice
