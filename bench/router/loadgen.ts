@@ -5,14 +5,16 @@
 //
 //   node --import tsx bench/router/loadgen.ts '<json spec>'   → one JSON line on stdout
 // spec: { url, headers, body, mode: "closed" | "open", connections, durationMs, warmupMs?, rate? }
-//   closed: `connections` workers send back to back; reports { n, errors, ms, total } (total: answers
-//           including the warm-up's, for CPU per request over the whole run).
+//   closed: `connections` workers send back to back; reports { n, errors, ms, total, cpuMs } (total:
+//           answers including the warm-up's, for CPU per request over the whole run; cpuMs: this process's
+//           own user+system CPU over the same span).
 //   open:   `rate` requests/s on a fixed schedule (a request that finds no idle connection waits in a queue
 //           and its wait counts); reports { n, errors, ms, latencies, warmupP99 } with latencies in ms, sorted.
 // Both modes first run the same load for `warmupMs` and leave it out of what they report (steady state, as
 // wrk2 leaves out its calibration period): this process starts cold and opens its connections then, and
 // the first tens of milliseconds of every run measured the start of the generator as much as the target.
-// The open mode reports the warm-up's own p99 as `warmupP99`, so what was left out stays visible.
+// The open mode reports the warm-up's own p99 as `warmupP99`, so what was left out stays visible, and between
+// warm-up and measurement it waits for every answer and collects its own heap (see `open`).
 import { connect, type Socket } from "node:net";
 
 interface Spec {
@@ -121,8 +123,9 @@ function buildRequest(spec: Spec): { host: string; port: number; request: Buffer
   return { host: u.hostname, port: Number(u.port), request: Buffer.concat([Buffer.from(`${head}\r\n`, "latin1"), body]) };
 }
 
-async function closed(spec: Spec): Promise<{ n: number; errors: number; ms: number; total: number }> {
+async function closed(spec: Spec): Promise<{ n: number; errors: number; ms: number; total: number; cpuMs: number }> {
   const { host, port, request } = buildRequest(spec);
+  const cpu0 = process.cpuUsage();
   let n = 0;
   let total = 0;
   let errors = 0;
@@ -150,8 +153,10 @@ async function closed(spec: Spec): Promise<{ n: number; errors: number; ms: numb
     ),
   );
   const ms = performance.now() - start;
+  const cpu = process.cpuUsage(cpu0);
   for (const c of conns) c.destroy();
-  return { n, errors, ms, total };
+  // The generator's own CPU over the load (warm-up included, like `total`), for the bench's CPU breakdown.
+  return { n, errors, ms, total, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
 async function open(spec: Spec): Promise<{ n: number; errors: number; ms: number; latencies: number[]; warmupP99: number }> {
@@ -160,50 +165,57 @@ async function open(spec: Spec): Promise<{ n: number; errors: number; ms: number
   const idle: Conn[] = Array.from({ length: spec.connections }, () => new Conn(host, port, request));
   const all = [...idle];
   const maxConns = spec.connections * 4;
-  const queue: number[] = [];
-  const latencies: number[] = [];
-  const warmup: number[] = [];
-  const warmupMs = spec.warmupMs ?? 0;
   let errors = 0;
-  let sent = 0;
-  let inflight = 0;
-  const start = performance.now();
-  const dispatch = (c: Conn, at: number) => {
-    inflight++;
-    c.send(at, (ok, ms) => {
-      inflight--;
-      // Errors count in the warm-up too; latencies only after it.
-      if (!ok) errors++;
-      else if (at - start < warmupMs) warmup.push(ms);
-      else latencies.push(ms);
-      const q = queue.shift();
-      if (q !== undefined) dispatch(c, q);
-      else idle.push(c);
+
+  /** Sends `rate` requests/s for `ms` on a fixed schedule and resolves once every answer is in. */
+  const phase = (ms: number, out: number[]) => {
+    const queue: number[] = [];
+    let sent = 0;
+    let inflight = 0;
+    const start = performance.now();
+    const dispatch = (c: Conn, at: number) => {
+      inflight++;
+      c.send(at, (ok, took) => {
+        inflight--;
+        if (!ok) errors++;
+        else out.push(took);
+        const q = queue.shift();
+        if (q !== undefined) dispatch(c, q);
+        else idle.push(c);
+      });
+    };
+    return new Promise<number>((resolve) => {
+      const tick = () => {
+        const now = performance.now();
+        const elapsed = now - start;
+        if (elapsed < ms) {
+          const due = Math.floor((elapsed / 1000) * rate);
+          while (sent < due) {
+            sent++;
+            let c = idle.pop();
+            if (!c && all.length < maxConns) {
+              c = new Conn(host, port, request);
+              all.push(c);
+            }
+            if (c) dispatch(c, now);
+            else queue.push(now);
+          }
+        } else if (inflight === 0 && queue.length === 0) return resolve(now - start);
+        // A timer, not setImmediate: a spinning generator would take a core from the proxy under test.
+        setTimeout(tick, 1);
+      };
+      tick();
     });
   };
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const now = performance.now();
-      const elapsed = now - start;
-      if (elapsed < warmupMs + spec.durationMs) {
-        const due = Math.floor((elapsed / 1000) * rate);
-        while (sent < due) {
-          sent++;
-          let c = idle.pop();
-          if (!c && all.length < maxConns) {
-            c = new Conn(host, port, request);
-            all.push(c);
-          }
-          if (c) dispatch(c, now);
-          else queue.push(now);
-        }
-      } else if (inflight === 0 && queue.length === 0) return resolve();
-      // A timer, not setImmediate: a spinning generator would take a core from the proxy under test.
-      setTimeout(tick, 1);
-    };
-    tick();
-  });
-  const ms = performance.now() - start - warmupMs;
+
+  const warmup: number[] = [];
+  if (spec.warmupMs) await phase(spec.warmupMs, warmup);
+  // Between warm-up and measurement, with nothing in flight: a full collection of this process's own heap
+  // (when started with --expose-gc). A fresh generator otherwise reaches its first old-space collection
+  // about 1.5 s into the measured load, and that pause (4–10 ms here) landed in every target's p99.
+  (globalThis as { gc?: () => void }).gc?.();
+  const latencies: number[] = [];
+  const ms = await phase(spec.durationMs, latencies);
   for (const c of all) c.destroy();
   warmup.sort((a, b) => a - b);
   const warmupP99 = warmup.length ? warmup[Math.min(warmup.length - 1, Math.floor(0.99 * warmup.length))] : Number.NaN;

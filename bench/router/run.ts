@@ -41,8 +41,14 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-function spawnListening(args: string[], env: Record<string, string> = {}): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, ["--import", "tsx", ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: "warn", ...env }, stdio: ["ignore", "pipe", "inherit"] });
+// The harness (load generator and simulator) collects garbage on its own thread only. By default V8 spreads a
+// collection over helper threads on every core, so each harness GC also preempted the proxy under test on the
+// other core; on this 2-core box that alone put 5–14 ms spikes into direct's own latency. The proxies keep
+// their defaults: their own GC is part of what is measured.
+const HARNESS_NODE_FLAGS = ["--single-threaded-gc"];
+
+function spawnListening(args: string[], nodeFlags: string[] = []): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn(process.execPath, [...nodeFlags, "--import", "tsx", ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "inherit"] });
   children.push(proc);
   return new Promise((resolve, reject) => {
     let out = "";
@@ -111,13 +117,16 @@ interface LoadResult {
   warmupP99?: number;
   /** Closed mode: answers including the warm-up's. */
   total?: number;
+  /** Closed mode: the generator's own CPU over the run, warm-up included. */
+  cpuMs?: number;
 }
 
 /** Runs the load generator (bench/router/loadgen.ts) in its own process; see that file for the modes. */
 function loadgen(spec: { url: string; headers: Record<string, string>; mode: "closed" | "open"; durationMs: number; rate?: number }): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const full = { ...spec, body: BODY, connections: CONNECTIONS, warmupMs: WARMUP_MS };
-    const p = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bench/router/loadgen.ts"), JSON.stringify(full)], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+    const args = ["--expose-gc", ...HARNESS_NODE_FLAGS, "--import", "tsx", join(ROOT, "bench/router/loadgen.ts"), JSON.stringify(full)];
+    const p = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
     children.push(p);
     let out = "";
     p.stdout?.on("data", (c) => (out += c));
@@ -125,14 +134,52 @@ function loadgen(spec: { url: string; headers: Record<string, string>; mode: "cl
   });
 }
 
-/** Closed loop: CONNECTIONS connections back to back for durationMs; CPU per request of the target's processes. */
-async function maxRps(t: Target, durationMs = DURATION_MS): Promise<{ rps: number; errors: number; cpuUsPerReq: number }> {
-  const cpu0 = cpuMs(t.pids());
+/** Prints rows (the first is the header) as a Markdown table. */
+function printTable(rows: string[][]): void {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const [i, r] of rows.entries()) {
+    console.log(`| ${r.map((c, j) => c.padEnd(widths[j])).join(" | ")} |`);
+    if (i === 0) console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  }
+}
+
+/** Busy and total CPU time of the whole box in ms so far (/proc/stat "cpu" line, ticks of 10 ms). */
+function boxCpuMs(): { busy: number; all: number } {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const all = f.reduce((a, b) => a + b, 0);
+  // idle + iowait are not busy.
+  return { busy: (all - f[3] - f[4]) * 10, all: all * 10 };
+}
+
+interface RpsRun {
+  rps: number;
+  errors: number;
+  /** The target's own processes' CPU per answer. */
+  cpuUsPerReq: number;
+  /** CPU per answer of the load generator and of the simulator (NaN for direct, where it is the target). */
+  loadgenUsPerReq: number;
+  simUsPerReq: number;
+  /** Share of the box's CPU time that was busy over the run, 0..1. */
+  boxBusy: number;
+}
+
+/** Closed loop: CONNECTIONS connections back to back for durationMs; CPU per answer of every process involved. */
+async function maxRps(t: Target, simPid: number, durationMs = DURATION_MS): Promise<RpsRun> {
+  const own = t.pids();
+  const [cpu0, sim0, box0] = [cpuMs(own), cpuMs([simPid]), boxCpuMs()];
   const r = await loadgen({ url: t.url, headers: t.headers, mode: "closed", durationMs });
-  const cpu = cpuMs(t.pids()) - cpu0;
-  // The CPU reading spans the warm-up too, so it is divided by every answer, the warm-up's included.
+  const [cpu, sim, box1] = [cpuMs(own) - cpu0, cpuMs([simPid]) - sim0, boxCpuMs()];
+  // The CPU readings span the warm-up too, so they are divided by every answer, the warm-up's included.
   const answered = r.total ?? r.n;
-  return { rps: r.n / (r.ms / 1000), errors: r.errors, cpuUsPerReq: answered ? (cpu * 1000) / answered : Number.NaN };
+  const per = (ms: number) => (answered ? (ms * 1000) / answered : Number.NaN);
+  return {
+    rps: r.n / (r.ms / 1000),
+    errors: r.errors,
+    cpuUsPerReq: per(cpu),
+    loadgenUsPerReq: per(r.cpuMs ?? Number.NaN),
+    simUsPerReq: own.includes(simPid) ? Number.NaN : per(sim),
+    boxBusy: (box1.busy - box0.busy) / Math.max(1, box1.all - box0.all),
+  };
 }
 
 /** Open loop at a fixed rate: latency distribution without coordinated omission from back-pressure. */
@@ -306,8 +353,58 @@ async function startPortkey(simPort: number): Promise<{ port: number; proc: Chil
   return { port, proc, headers };
 }
 
+// Spins on the clock for the given ms and reports every gap between two consecutive reads longer than 0.2 ms:
+// time this thread did not run although it never yielded.
+const SPIN = `const d=+process.argv[1],t0=performance.now();let l=t0;const g=[];for(;;){const n=performance.now();if(n-l>0.2)g.push(n-l);l=n;if(n-t0>d)break}process.stdout.write(JSON.stringify(g))`;
+
+/**
+ * The box's own noise floor: one spinning process per core, nothing else running. On this VM each core loses
+ * the CPU for 1–13 ms about once a second without a context switch or any steal time in /proc/stat, and every
+ * request in flight on that core then waits as long: that sets a floor under any target's p99.
+ */
+async function noiseFloor(ms: number): Promise<{ perCore: Array<{ over1: number; over3: number; lostMs: number; maxMs: number }> }> {
+  const runs = Array.from({ length: cpus().length }, () => new Promise<number[]>((resolve) => {
+    const p = spawn(process.execPath, ["-e", SPIN, String(ms)], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    p.stdout?.on("data", (c) => (out += c));
+    p.once("exit", () => resolve(out ? (JSON.parse(out) as number[]) : []));
+  }));
+  const gaps = await Promise.all(runs);
+  return {
+    perCore: gaps.map((g) => ({
+      over1: g.filter((x) => x > 1).length,
+      over3: g.filter((x) => x > 3).length,
+      lostMs: g.reduce((a, b) => a + b, 0),
+      maxMs: Math.max(0, ...g),
+    })),
+  };
+}
+
+interface LatencyRounds {
+  /** Per target, each round's latencies (sorted). */
+  lat: Map<string, number[][]>;
+  warmupP99s: Map<string, number[]>;
+  /** Direct at a target's own lower rate (Portkey), per round. */
+  directAt: Map<number, number[][]>;
+}
+
+/** ROUNDS rounds over every target, interleaved; a target is compared with direct in the same round at the same rate. */
+async function latencyRounds(targets: Target[], rateFor: (t: Target) => number, rate: number): Promise<LatencyRounds> {
+  const out: LatencyRounds = { lat: new Map(), warmupP99s: new Map(), directAt: new Map() };
+  const add = <K, V>(m: Map<K, V[]>, k: K, v: V) => m.set(k, [...(m.get(k) ?? []), v]);
+  for (let round = 0; round < ROUNDS; round++)
+    for (const t of targets) {
+      const tr = rateFor(t);
+      const r = await latencyAt(t, tr);
+      add(out.lat, t.name, r.latencies);
+      add(out.warmupP99s, t.name, r.warmupP99);
+      if (tr !== rate) add(out.directAt, tr, (await latencyAt(targets[0], tr)).latencies);
+    }
+  return out;
+}
+
 async function main() {
-  const sim = await spawnListening(["router-service/src/sim/main.ts", "--port", "0", "--model", "bench-model"]);
+  const sim = await spawnListening(["router-service/src/sim/main.ts", "--port", "0", "--model", "bench-model"], HARNESS_NODE_FLAGS);
   const streamSim = await spawnListening(["router-service/src/sim/main.ts", "--port", "0", "--model", "stream-model", "--tokens-per-s", "20"]);
   const snap: RouterSnapshot = {
     version: 1,
@@ -343,20 +440,42 @@ async function main() {
   }
 
   await waitHttp(targets[1].url, targets[1].headers);
+  const noiseMs = arg("noise-s", 5) * 1000;
+  if (noiseMs > 0) {
+    const n = await noiseFloor(noiseMs);
+    console.log(`box noise floor (${noiseMs / 1000} s, one spinning process per core, nothing else running): ${n.perCore.map((c, i) => `spinner ${i + 1}: ${c.over1} stalls > 1 ms (${c.over3} > 3 ms), ${c.lostMs.toFixed(0)} ms lost, longest ${c.maxMs.toFixed(1)} ms`).join("; ")}`);
+  }
   console.log(`load: ${CONNECTIONS} keep-alive connections from a raw-socket load generator in its own process, ${ROUNDS} interleaved rounds of ${DURATION_MS / 1000}s per target, non-streaming chat (16 tokens); load generator, simulator and proxy share ${cpus().length} CPU cores\n`);
 
   // The machine is shared (2 cores, other jobs): targets run interleaved over several rounds and the
   // median round counts, so a burst of outside load does not land on one target only.
-  const rpsRuns = new Map<string, Array<{ rps: number; errors: number; cpuUsPerReq: number }>>();
+  const simPid = sim.proc.pid ?? 0;
+  const rpsRuns = new Map<string, RpsRun[]>();
   // Warm-up (JIT, keep-alive pools on every hop), discarded.
-  for (const t of targets) await maxRps(t, 1000);
+  for (const t of targets) await maxRps(t, simPid, 1000);
   for (let round = 0; round < (SKIP_RPS ? 0 : ROUNDS); round++)
-    for (const t of targets) rpsRuns.set(t.name, [...(rpsRuns.get(t.name) ?? []), await maxRps(t)]);
+    for (const t of targets) rpsRuns.set(t.name, [...(rpsRuns.get(t.name) ?? []), await maxRps(t, simPid)]);
   const rps = new Map<string, { rps: number; errors: number; cpuUsPerReq: number }>();
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const us = (x: number) => (Number.isNaN(x) ? "-" : x.toFixed(0));
   for (const [name, runs] of rpsRuns) {
     rps.set(name, { rps: median(runs.map((r) => r.rps)), errors: runs.reduce((s, r) => s + r.errors, 0), cpuUsPerReq: median(runs.map((r) => r.cpuUsPerReq)) });
     console.log(`${name}: RPS per round ${runs.map((r) => r.rps.toFixed(0)).join(", ")}; CPU µs/req ${runs.map((r) => r.cpuUsPerReq.toFixed(0)).join(", ")}`);
+  }
+  // Where the box's CPU goes per answer (median round each): the proxy is one of three processes on 2 cores,
+  // so its own cost is only part of why one target's max RPS differs from another's.
+  const breakdown = [["target", "load generator µs/req", "simulator µs/req", "proxy µs/req", "sum µs/req", "box busy %"]];
+  for (const [name, runs] of rpsRuns) {
+    const m = (f: (r: RpsRun) => number) => median(runs.map(f));
+    const lg = m((r) => r.loadgenUsPerReq);
+    const sm = m((r) => r.simUsPerReq);
+    const px = m((r) => r.cpuUsPerReq);
+    const sum = lg + (Number.isNaN(sm) ? 0 : sm) + px;
+    breakdown.push([name, us(lg), us(sm), us(px), us(sum), (m((r) => r.boxBusy) * 100).toFixed(0)]);
+  }
+  if (rpsRuns.size) {
+    console.log("\nCPU per answer at max RPS (direct: the simulator is the target):");
+    printTable(breakdown);
   }
   // Added latency is measured at one common rate: half of the router's max RPS.
   const rate = arg("rate", 0) || Math.max(50, Math.floor((rps.get("tuna router")?.rps ?? 1000) / 2));
@@ -367,17 +486,7 @@ async function main() {
     return own !== undefined && own < rate ? Math.max(10, Math.floor(own / 2)) : rate;
   };
   // Latency per round (each sorted); a target is compared with direct in the same round at the same rate.
-  const lat = new Map<string, number[][]>();
-  const warmupP99s = new Map<string, number[]>();
-  const directAt = new Map<number, number[][]>();
-  for (let round = 0; round < ROUNDS; round++)
-    for (const t of targets) {
-      const tr = rateFor(t);
-      const r = await latencyAt(t, tr);
-      lat.set(t.name, [...(lat.get(t.name) ?? []), r.latencies]);
-      warmupP99s.set(t.name, [...(warmupP99s.get(t.name) ?? []), r.warmupP99]);
-      if (tr !== rate) directAt.set(tr, [...(directAt.get(tr) ?? []), (await latencyAt(targets[0], tr)).latencies]);
-    }
+  const lat = await latencyRounds(targets, rateFor, rate);
   console.log("");
 
   // As for RPS, the median round counts (one burst of outside load on a shared box moves one round, not the
@@ -387,10 +496,10 @@ async function main() {
   const perRound: string[] = [];
   const pooled = (rounds: number[][]) => rounds.flat().sort((x, y) => x - y);
   for (const t of targets) {
-    const rounds = lat.get(t.name) ?? [];
+    const rounds = lat.lat.get(t.name) ?? [];
     const r = rps.get(t.name);
     const tr = rateFor(t);
-    const direct = (tr === rate ? lat.get("direct") : directAt.get(tr)) ?? [];
+    const direct = (tr === rate ? lat.lat.get("direct") : lat.directAt.get(tr)) ?? [];
     if (tr !== rate) notes.push(`* ${t.name}: latency at ${tr}/s (half of its own max; ${rate}/s is above its max), added vs direct at ${tr}/s`);
     const isDirect = t.name === "direct";
     const added = (p: number) => rounds.map((l, i) => pct(l, p) - pct(direct[i] ?? [], p));
@@ -402,14 +511,10 @@ async function main() {
       isDirect ? "-" : median(added(50)).toFixed(3), isDirect ? "-" : median(added(99)).toFixed(3),
     ]);
   }
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  for (const [i, r] of rows.entries()) {
-    console.log(`| ${r.map((c, j) => c.padEnd(widths[j])).join(" | ")} |`);
-    if (i === 0) console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
-  }
+  printTable(rows);
   for (const n of notes) console.log(n);
   console.log(`added p99 ms per round: ${perRound.join("; ")}`);
-  console.log(`latency after ${WARMUP_MS / 1000} s of the same load per run, left out (--warmup-s); p99 within those warm-ups, per round: ${targets.map((t) => `${t.name} ${(warmupP99s.get(t.name) ?? []).map((x) => x.toFixed(1)).join("/")} ms`).join("; ")}`);
+  console.log(`latency after ${WARMUP_MS / 1000} s of the same load per run, left out (--warmup-s); p99 within those warm-ups, per round: ${targets.map((t) => `${t.name} ${(lat.warmupP99s.get(t.name) ?? []).map((x) => x.toFixed(1)).join("/")} ms`).join("; ")}`);
   const rr = rps.get("tuna router")?.rps ?? 0;
   const fr = rps.get("bare node:http proxy")?.rps;
   if (fr) console.log(`\nrouter / bare node:http proxy RPS = ${(rr / fr).toFixed(2)} (the router does auth, limits, routing, metrics and usage on top)`);
