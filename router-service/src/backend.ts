@@ -137,6 +137,10 @@ export class BackendRuntime {
   hasCapacity(): boolean {
     return this.inflight < this.capacity();
   }
+  /** When the current ejection began (epoch ms); undefined while not ejected. */
+  ejectedSince(): number | undefined {
+    return this.ejected ? this.ejectedAt : undefined;
+  }
   state(): BackendState {
     if (this.draining) return "draining";
     if (this.ejected) return "ejected";
