@@ -362,22 +362,19 @@ const SPIN = `const d=+process.argv[1],t0=performance.now();let l=t0;const g=[];
  * the CPU for 1–13 ms about once a second without a context switch or any steal time in /proc/stat, and every
  * request in flight on that core then waits as long: that sets a floor under any target's p99.
  */
-async function noiseFloor(ms: number): Promise<{ perCore: Array<{ over1: number; over3: number; lostMs: number; maxMs: number }> }> {
+async function noiseFloor(ms: number): Promise<Array<{ over1: number; over3: number; lostMs: number; maxMs: number }>> {
   const runs = Array.from({ length: cpus().length }, () => new Promise<number[]>((resolve) => {
     const p = spawn(process.execPath, ["-e", SPIN, String(ms)], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     p.stdout?.on("data", (c) => (out += c));
     p.once("exit", () => resolve(out ? (JSON.parse(out) as number[]) : []));
   }));
-  const gaps = await Promise.all(runs);
-  return {
-    perCore: gaps.map((g) => ({
-      over1: g.filter((x) => x > 1).length,
-      over3: g.filter((x) => x > 3).length,
-      lostMs: g.reduce((a, b) => a + b, 0),
-      maxMs: Math.max(0, ...g),
-    })),
-  };
+  return (await Promise.all(runs)).map((g) => ({
+    over1: g.filter((x) => x > 1).length,
+    over3: g.filter((x) => x > 3).length,
+    lostMs: g.reduce((a, b) => a + b, 0),
+    maxMs: Math.max(0, ...g),
+  }));
 }
 
 interface LatencyRounds {
@@ -443,7 +440,7 @@ async function main() {
   const noiseMs = arg("noise-s", 5) * 1000;
   if (noiseMs > 0) {
     const n = await noiseFloor(noiseMs);
-    console.log(`box noise floor (${noiseMs / 1000} s, one spinning process per core, nothing else running): ${n.perCore.map((c, i) => `spinner ${i + 1}: ${c.over1} stalls > 1 ms (${c.over3} > 3 ms), ${c.lostMs.toFixed(0)} ms lost, longest ${c.maxMs.toFixed(1)} ms`).join("; ")}`);
+    console.log(`box noise floor (${noiseMs / 1000} s, one spinning process per core, nothing else running): ${n.map((c, i) => `spinner ${i + 1}: ${c.over1} stalls > 1 ms (${c.over3} > 3 ms), ${c.lostMs.toFixed(0)} ms lost, longest ${c.maxMs.toFixed(1)} ms`).join("; ")}`);
   }
   console.log(`load: ${CONNECTIONS} keep-alive connections from a raw-socket load generator in its own process, ${ROUNDS} interleaved rounds of ${DURATION_MS / 1000}s per target, non-streaming chat (16 tokens); load generator, simulator and proxy share ${cpus().length} CPU cores\n`);
 
