@@ -1,9 +1,10 @@
 // Whole-process behaviour: SIGTERM with streams in flight, and a spot backend killed under steady load.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import { describe, test } from "node:test";
 import { startRouter, startSimulator } from "../src/index.js";
-import { chat, deployment, KEY, request, sleep, snapshot, spawnTs, waitFor } from "./helpers/fixtures.js";
+import { chat, deployment, KEY, request, sleep, snapshot, spawnListening, spawnTs, waitFor } from "./helpers/fixtures.js";
 import { startControlPlane, totalRequests } from "./helpers/controlPlane.js";
 
 function openStream(port: number): { firstByte: Promise<void>; done: Promise<{ text: string; clean: boolean }> } {
@@ -25,12 +26,30 @@ function openStream(port: number): { firstByte: Promise<void>; done: Promise<{ t
   return { firstByte, done };
 }
 
+/**
+ * The router image's start command (the exec-form CMD of router-service/Dockerfile), so the SIGTERM test
+ * covers what `docker stop` does to a real container: the image runs it from /app, which holds what
+ * router-service/ holds here.
+ */
+function imageCommand(): string[] {
+  const dockerfile = readFileSync(new URL("../Dockerfile", import.meta.url), "utf8");
+  const line = dockerfile.split("\n").filter((l) => l.startsWith("CMD ")).at(-1);
+  assert.ok(line, "router-service/Dockerfile has a CMD");
+  const cmd = JSON.parse(line.slice(4)) as string[];
+  return cmd[0] === "node" ? [process.execPath, ...cmd.slice(1)] : cmd;
+}
+
 describe("router process", () => {
-  test("SIGTERM: stops accepting, finishes in-flight streams, flushes usage, exits 0", async () => {
+  test("SIGTERM to the image's command: stops accepting, finishes in-flight streams, flushes usage, exits 0", async () => {
     const sim = await startSimulator({ model: "qwen-small", tokensPerS: 25 }); // 20 tokens ≈ 0.8 s per stream
     const cp = await startControlPlane();
     cp.setSnapshot(snapshot([deployment({ svlUrl: sim.url, routing: { policy: "serverless-only" } })]));
-    const router = await spawnTs("router-service/src/main.ts", ["--port", "0", "--host", "127.0.0.1", "--state-dir", `/tmp/tuna-rt-term-${process.pid}`, "--usage-flush-ms", "60000"], {
+    const router = await spawnListening(imageCommand(), new URL("..", import.meta.url).pathname, {
+      NODE_ENV: "production",
+      PORT: "0",
+      HOST: "127.0.0.1",
+      TUNA_ROUTER_STATE_DIR: `/tmp/tuna-rt-term-${process.pid}`,
+      TUNA_USAGE_FLUSH_MS: "60000",
       TUNA_CONTROL_PLANE_URL: cp.url,
       TUNA_ROUTER_TOKEN: cp.token,
     });

@@ -99,13 +99,15 @@ export interface Spawned {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Spawns `node --import tsx <script> ...` and waits for its {"event":"listening"} line. */
-export async function spawnTs(script: string, args: string[], env: Record<string, string> = {}): Promise<Spawned> {
-  const proc = spawn(process.execPath, ["--import", "tsx", script, ...args], {
-    cwd: new URL("../../..", import.meta.url).pathname,
-    env: { ...process.env, LOG_LEVEL: "warn", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+/** Spawns `node --import tsx <script> ...` from the repository root and waits for its {"event":"listening"} line. */
+export function spawnTs(script: string, args: string[], env: Record<string, string> = {}): Promise<Spawned> {
+  return spawnListening([process.execPath, "--import", "tsx", script, ...args], new URL("../../..", import.meta.url).pathname, env);
+}
+
+/** Spawns `command` in `cwd` and waits for its {"event":"listening"} line. */
+export async function spawnListening(command: string[], cwd: string, env: Record<string, string> = {}): Promise<Spawned> {
+  const script = command.join(" ");
+  const proc = spawn(command[0], command.slice(1), { cwd, env: { ...process.env, LOG_LEVEL: "warn", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   proc.stdout?.on("data", (c) => (out += c));
   proc.stderr?.on("data", (c) => (out += c));
