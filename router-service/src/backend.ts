@@ -85,6 +85,9 @@ export class BackendRuntime {
       get connectTimeoutMs() {
         return self.connectTimeoutMs;
       },
+      get idleTimeoutMs() {
+        return self.cfg.connectionIdleMs;
+      },
     });
     this.lifecycle = cfg.kind === "spot" ? "cold" : "ready";
     this.setHeaders(cfg);

@@ -29,6 +29,12 @@ export const backendSchema = z.object({
   draining: z.boolean().optional(),
   /** Model name the upstream serves, when it differs from what clients send. */
   upstreamModel: z.string().optional(),
+  /**
+   * How long an idle keep-alive connection to this backend is kept for the next request (ms; default 4000,
+   * below the 5 s of uvicorn/vLLM). Set it below the backend front end's own idle timeout; a response's
+   * `Keep-Alive: timeout=N` header still shortens it to N − 1 s.
+   */
+  connectionIdleMs: positiveInt.max(600_000).optional(),
 });
 
 export const routingRuleSchema = z.object({

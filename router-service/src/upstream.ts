@@ -26,7 +26,10 @@ export interface HeadListener {
 
 export interface PoolOptions {
   connectTimeoutMs: number;
-  /** Idle connections are closed after this long (below common server keep-alive timeouts of 5 s+). */
+  /**
+   * Idle connections are closed after this long (default 4 s: below the 5 s keep-alive of uvicorn, vLLM's
+   * server, and of Node). A response's `Keep-Alive: timeout=N` can only shorten it, to N − 1 s.
+   */
   idleTimeoutMs?: number;
   maxIdle?: number;
   /** Extra TLS options (tests: a private CA). */
@@ -185,7 +188,10 @@ class Conn {
   connected = false;
   /** Exchanges completed on this socket (a reused socket may have been closed by the server meanwhile). */
   served = 0;
+  /** When it went back to the pool (Date.now() ms). */
   idleSince = 0;
+  /** The server's own idle timeout from its last `Keep-Alive: timeout=N` header, in ms. */
+  serverKeepAliveMs: number | undefined;
   private state: number = DONE;
   private buf: Buffer | undefined;
   private remaining = 0;
@@ -410,6 +416,9 @@ class Conn {
         const v = value.toLowerCase();
         if (v.includes("close")) close = true;
         else if (minor === "0" && v.includes("keep-alive")) close = false;
+      } else if (lower === "keep-alive") {
+        const m = /(?:^|[,;\s])timeout\s*=\s*(\d{1,9})(?:$|[,;\s])/i.exec(value);
+        if (m) this.serverKeepAliveMs = Number(m[1]) * 1000;
       }
     }
     x.statusCode = code;
@@ -527,8 +536,13 @@ export class UpstreamPool {
   /** @internal */
   dispatch(x: Exchange, fresh: boolean): void {
     let c: Conn | undefined;
-    if (!fresh)
-      for (c = this.idle.pop(); c?.socket.destroyed; c = this.idle.pop()) this.all.delete(c);
+    if (!fresh && this.idle.length) {
+      const now = Date.now();
+      for (c = this.idle.pop(); c && (c.socket.destroyed || this.expired(c, now)); c = this.idle.pop()) {
+        this.all.delete(c);
+        c.socket.destroy();
+      }
+    }
     if (!c) {
       c = new Conn(this);
       this.all.add(c);
@@ -538,17 +552,32 @@ export class UpstreamPool {
 
   /** @internal */
   release(c: Conn): void {
-    if (this.closed || this.idle.length >= (this.opts.maxIdle ?? 256)) {
+    const limit = this.idleLimitOf(c);
+    if (this.closed || limit <= 0 || this.idle.length >= (this.opts.maxIdle ?? 256)) {
       c.socket.destroy();
       return;
     }
     c.idleSince = Date.now();
     this.idle.push(c);
     if (!this.sweeper) {
-      const every = Math.max(250, Math.floor((this.opts.idleTimeoutMs ?? 4000) / 4));
+      const every = Math.max(250, Math.min(1000, Math.floor(limit / 4)));
       this.sweeper = setInterval(() => this.sweep(), every);
       this.sweeper.unref();
     }
+  }
+
+  /**
+   * How long `c` may idle: the configured time, shortened to 1 s below the server's own keep-alive timeout
+   * when it announced one, so the server never closes a connection we are about to reuse. 0: do not keep.
+   */
+  private idleLimitOf(c: Conn): number {
+    const configured = this.opts.idleTimeoutMs ?? 4000;
+    return c.serverKeepAliveMs === undefined ? configured : Math.min(configured, c.serverKeepAliveMs - 1000);
+  }
+
+  /** Idle too long for reuse, by the limit in force now (a new config applies to idle connections too). */
+  private expired(c: Conn, now: number): boolean {
+    return now - c.idleSince > this.idleLimitOf(c);
   }
 
   /** @internal */
@@ -559,9 +588,13 @@ export class UpstreamPool {
   }
 
   private sweep(): void {
-    const limit = Date.now() - (this.opts.idleTimeoutMs ?? 4000);
-    // Oldest first (LIFO pool: the bottom of the stack has been idle longest).
-    while (this.idle.length && this.idle[0].idleSince < limit) this.idle.shift()?.socket.destroy();
+    const now = Date.now();
+    // Connections may have different limits (server keep-alive hints): check each one.
+    const keep = this.idle.filter((c) => !this.expired(c, now));
+    if (keep.length !== this.idle.length) {
+      for (const c of this.idle) if (this.expired(c, now)) c.socket.destroy();
+      this.idle = keep;
+    }
     if (!this.idle.length) {
       clearInterval(this.sweeper);
       this.sweeper = undefined;

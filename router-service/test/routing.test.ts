@@ -295,6 +295,30 @@ describe("failover", () => {
 });
 
 describe("resource hygiene", () => {
+  test("upstream keep-alive: a backend's connectionIdleMs decides reuse after a quiet spell, and a new snapshot changes it", async () => {
+    const svl = await startSimulator({ model: "qwen-small" });
+    const dep = (idleMs: number) => {
+      const d = deployment({ svlUrl: svl.url, routing: { policy: "serverless-only" } });
+      d.backends[0].connectionIdleMs = idleMs;
+      return d;
+    };
+    const router = await startRouter({ config: snapshot([dep(200)]), logLevel: "silent", stateDir: `/tmp/tuna-rt-idle-${process.pid}` });
+    try {
+      assert.equal((await chat(router.url, KEY)).status, 200);
+      await sleep(400);
+      assert.equal((await chat(router.url, KEY)).status, 200);
+      assert.equal(svl.stats().connections, 2, "idle 400 ms > 200 ms: a fresh connection");
+
+      router.applySnapshot(snapshot([dep(5000)], { version: 2 }));
+      await sleep(400);
+      assert.equal((await chat(router.url, KEY)).status, 200);
+      assert.equal(svl.stats().connections, 2, "idle 400 ms < 5 s: the connection is reused");
+    } finally {
+      await router.close();
+      await svl.close();
+    }
+  });
+
   test("client disconnect aborts upstream; in-flight counters return to zero after errors and churn", async () => {
     const r = await rig(() => ({}), { tokensPerS: 20 }, { tokensPerS: 20 });
     try {

@@ -688,6 +688,49 @@ describe("upstream client: framing over real sockets", () => {
     await waitFor(() => capped.openCount() === 0 && up.open === 0, 2000);
   });
 
+  test("idle time: reused within idleTimeoutMs, a fresh connection after it (even before the sweep runs)", async (t) => {
+    const up = await FakeUpstream.start(t, (_req, sock) => sock.write(OK));
+    const pool = up.pool({ idleTimeoutMs: 1500 });
+    await fetchVia(pool);
+    await sleep(300);
+    await fetchVia(pool);
+    assert.equal(up.accepted, 1, "reused after 300 ms idle");
+    // 300 ms limit, sweep every 250 ms: whatever the sweep did, a connection idle 400 ms is never reused.
+    const short = up.pool({ idleTimeoutMs: 300 });
+    await fetchVia(short);
+    await sleep(400);
+    await fetchVia(short);
+    assert.equal(up.accepted, 3, "not reused after 400 ms idle");
+  });
+
+  test("Keep-Alive: timeout=N keeps a connection at most N − 1 s and never longer than configured; timeout=1 → not kept", async (t) => {
+    const answer = (ka: string) => `HTTP/1.1 200 OK\r\nKeep-Alive: ${ka}\r\nContent-Length: 11\r\n\r\nhello world`;
+    const one = await FakeUpstream.start(t, (_req, sock) => sock.write(answer("timeout=1")));
+    const p1 = one.pool({ idleTimeoutMs: 60_000 });
+    await fetchVia(p1);
+    assert.equal(p1.idleCount(), 0, "timeout=1 leaves no safe idle time");
+    await waitFor(() => one.open === 0, 2000);
+    await fetchVia(p1);
+    assert.equal(one.accepted, 2);
+
+    const two = await FakeUpstream.start(t, (_req, sock) => sock.write(answer("max=100, timeout=2")));
+    const p2 = two.pool({ idleTimeoutMs: 60_000 });
+    await fetchVia(p2);
+    await sleep(300);
+    await fetchVia(p2);
+    assert.equal(two.accepted, 1, "reused within N − 1 s");
+    await sleep(1200);
+    await fetchVia(p2);
+    assert.equal(two.accepted, 2, "not reused after N − 1 s");
+
+    const long = await FakeUpstream.start(t, (_req, sock) => sock.write(answer("timeout=60")));
+    const p3 = long.pool({ idleTimeoutMs: 300 });
+    await fetchVia(p3);
+    await sleep(400);
+    await fetchVia(p3);
+    assert.equal(long.accepted, 2, "a longer server timeout does not lengthen the configured one");
+  });
+
   test("TLS: https backend with a private CA; the connection is reused; an untrusted certificate fails to connect", async (t) => {
     if (spawnSync("openssl", ["version"]).status !== 0) {
       t.skip("openssl is not installed");

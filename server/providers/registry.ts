@@ -54,6 +54,7 @@ export const providerShapeSchema = z.object({
   cleanupStorage: fn,
   refreshUpstreamHeaders: fn.optional(),
   upstreamHeadersTtlMs: z.number().int().positive().optional(),
+  routerConnectionIdleMs: z.number().int().positive().max(600_000).optional(),
 }).refine((p) => p.refreshUpstreamHeaders === undefined || p.upstreamHeadersTtlMs !== undefined, {
   path: ["upstreamHeadersTtlMs"],
   error: "is required with refreshUpstreamHeaders (how long the headers stay valid, in ms)",

@@ -6,6 +6,7 @@ import type { DeploymentComponent } from "@prisma/client";
 import { routerSnapshotSchema, type BackendConfig, type DeploymentConfig, type RouterSnapshot } from "../../router-service/src/contract";
 import { db, type Tx } from "../db";
 import { dataDir } from "../lib/keys";
+import { getProvider, hasProvider } from "../providers";
 import { decryptForTeam } from "../vault";
 
 /**
@@ -56,6 +57,9 @@ function backendOf(teamId: string, deploymentId: string, c: DeploymentComponent,
   const opened = openUpstreamHeaders(teamId, deploymentId, c.kind, c.upstreamHeadersCipher);
   const headers = Object.keys(opened).length > 0 ? opened : undefined;
   const concurrency = spec.serverlessScaling?.concurrency ?? 0;
+  // How long routers keep idle connections to this provider's endpoints (the router's default when unset).
+  const idleMs = hasProvider(c.provider) ? getProvider(c.provider).routerConnectionIdleMs : undefined;
+  const connectionIdle = idleMs ? { connectionIdleMs: idleMs } : {};
   if (c.kind === "serverless") {
     const workers = spec.serverlessScaling?.maxWorkers ?? 0;
     return {
@@ -65,6 +69,7 @@ function backendOf(teamId: string, deploymentId: string, c: DeploymentComponent,
       ...(headers ? { headers } : {}),
       ...(workers > 0 && concurrency > 0 ? { maxInflight: workers * concurrency } : {}),
       ...(c.status === "draining" ? { draining: true } : {}),
+      ...connectionIdle,
     };
   }
   return {
@@ -76,6 +81,7 @@ function backendOf(teamId: string, deploymentId: string, c: DeploymentComponent,
     replicas: c.status === "ready" ? Math.max(0, c.replicasReady ?? 1) : 0,
     maxInflightPerReplica: concurrency > 0 ? concurrency : DEFAULT_MAX_INFLIGHT_PER_REPLICA,
     ...(c.status === "draining" ? { draining: true } : {}),
+    ...connectionIdle,
   };
 }
 

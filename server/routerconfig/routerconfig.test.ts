@@ -56,7 +56,8 @@ describe("router snapshot", () => {
       models: ["qwen", "Qwen/Qwen3-0.6B"],
       mode: "hybrid",
       backends: [
-        { id: svl.id, kind: "serverless", url: "https://api.runpod.ai/v2/abc/openai", headers: { authorization: "Bearer rp-upstream" }, maxInflight: 12 },
+        { id: svl.id, kind: "serverless", url: "https://api.runpod.ai/v2/abc/openai", headers: { authorization: "Bearer rp-upstream" }, maxInflight: 12, connectionIdleMs: 30_000 },
+        // SkyServe's load balancer is a uvicorn server (5 s keep-alive): the router's own 4 s default applies.
         { id: spot.id, kind: "spot", url: "http://10.0.0.5:30001", replicas: 2, maxInflightPerReplica: 4 },
       ],
       routing: { policy: "spot-first", idleTimeoutS: 30 },

@@ -39,6 +39,8 @@ export interface SimulatorStats {
   queued: number;
   completed: number;
   probes: number;
+  /** TCP connections accepted (shows whether clients reuse their keep-alive connections). */
+  connections: number;
   byPath: Record<string, number>;
   /** Headers of the most recent inference request (lets tests check what a proxy forwarded). */
   lastHeaders: Record<string, string | string[] | undefined>;
@@ -93,7 +95,7 @@ export function startSimulator(opts: SimulatorOptions = {}): Promise<SimulatorHa
   const sockets = new Set<Socket>();
   const waiting: Array<() => void> = [];
   const stats: SimulatorStats = {
-    requests: 0, inflight: 0, queued: 0, completed: 0, probes: 0, byPath: {}, lastHeaders: {}, lastBody: null,
+    requests: 0, inflight: 0, queued: 0, completed: 0, probes: 0, connections: 0, byPath: {}, lastHeaders: {}, lastBody: null,
     fault,
   };
   let created = Math.floor(Date.now() / 1000);
@@ -292,6 +294,7 @@ export function startSimulator(opts: SimulatorOptions = {}): Promise<SimulatorHa
   server.on("connection", (s: Socket) => {
     // "down" is enforced per request (socket destroyed before any byte) so /_sim/* stays reachable.
     sockets.add(s);
+    stats.connections++;
     s.on("close", () => sockets.delete(s));
   });
 

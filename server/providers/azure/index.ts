@@ -1,6 +1,7 @@
 import { azureCatalog, azureOffer } from "../../catalog/providers/azure";
 import { ProviderError } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
+import { MANAGED_FRONT_END_IDLE_MS } from "../base/types";
 import { ArmSession, azureCredentialsSchema, RESOURCES_API_VERSION } from "./client";
 import { azureEnvironmentName, azureSecretName, planAzure, type AzurePlanRequest } from "./plan";
 
@@ -232,6 +233,7 @@ async function cleanupStorage(ref: ResourceRef, creds: Credentials, ctx: Provide
 
 export const azureProvider: Provider = {
   name: "azure",
+  routerConnectionIdleMs: MANAGED_FRONT_END_IDLE_MS,
   displayName: azureCatalog.displayName,
   kind: "serverless",
   credentialsSchema: azureCredentialsSchema,

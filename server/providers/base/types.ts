@@ -181,7 +181,22 @@ export interface Provider {
   refreshUpstreamHeaders?(ref: ResourceRef, creds: Credentials, ctx?: ProviderContext): Promise<Record<string, string>>;
   /** How long headers from `deploy` or `refreshUpstreamHeaders` stay valid. Required with `refreshUpstreamHeaders`. */
   upstreamHeadersTtlMs?: number;
+  /**
+   * How long routers keep an idle keep-alive connection to this provider's endpoints for the next request
+   * (the snapshot's `connectionIdleMs`). Unset: the router's 4 s, safe in front of uvicorn/vLLM's 5 s. Endpoints
+   * behind a managed HTTPS front end use `MANAGED_FRONT_END_IDLE_MS`.
+   */
+  routerConnectionIdleMs?: number;
 }
+
+/**
+ * Idle time for connections to endpoints behind a managed HTTPS front end. These keep idle client connections
+ * open much longer than 4 s (Cloudflare 400 s, Google's external load balancers 610 s, AWS ALB 60 s by
+ * default), and a new connection to them costs a TCP and TLS handshake over the internet, paid again by the
+ * first request after every quiet spell. 30 s stays below all of those. A front end that closes sooner is
+ * noticed when it closes, and a request that meets the close is sent again on a fresh connection.
+ */
+export const MANAGED_FRONT_END_IDLE_MS = 30_000;
 
 /** Age at which stored upstream headers are re-minted: half their lifetime leaves room for failed attempts. */
 export function upstreamHeadersRefreshAfterMs(p: Pick<Provider, "upstreamHeadersTtlMs">): number | null {

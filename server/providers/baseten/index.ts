@@ -1,6 +1,7 @@
 import { basetenCatalog, basetenOffer } from "../../catalog/providers/baseten";
 import { ProviderError } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, ExecResult, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
+import { MANAGED_FRONT_END_IDLE_MS } from "../base/types";
 import { cliOutputTail, runCli, stripAnsi, withTempFiles } from "../base/cli";
 import { BasetenClient, type BasetenCredentials, basetenCredentialsSchema, basetenSecrets, parseBasetenCredentials } from "./client";
 import { CONFIG_FILE, PROVIDER, planBaseten } from "./plan";
@@ -172,6 +173,7 @@ async function cleanupStorage(): Promise<void> {}
 
 export const basetenProvider: Provider = {
   name: PROVIDER,
+  routerConnectionIdleMs: MANAGED_FRONT_END_IDLE_MS,
   displayName: "Baseten",
   kind: "serverless",
   credentialsSchema: basetenCredentialsSchema,

@@ -4,6 +4,7 @@ import { parseCredentials, sensitiveValues } from "../base/credentials";
 import { ProviderError } from "../base/errors";
 import { requestJson, restError, undefinedIfNotFound } from "../base/http";
 import type { Component, ComponentStatus, Credentials, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
+import { MANAGED_FRONT_END_IDLE_MS } from "../base/types";
 import { cliOutputTail, runCli, stripAnsi, withTempFiles } from "../base/cli";
 import { CONFIG_FILE, cerebriumAppId, DEFAULT_REGION, PROVIDER, planCerebrium } from "./plan";
 
@@ -165,6 +166,7 @@ async function cleanupStorage(): Promise<void> {}
 
 export const cerebriumProvider: Provider = {
   name: PROVIDER,
+  routerConnectionIdleMs: MANAGED_FRONT_END_IDLE_MS,
   displayName: "Cerebrium",
   kind: "serverless",
   credentialsSchema: cerebriumCredentialsSchema,

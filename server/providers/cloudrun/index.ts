@@ -1,6 +1,7 @@
 import { cloudrunCatalog, cloudrunOffer } from "../../catalog/providers/cloudrun";
 import { ProviderError } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
+import { MANAGED_FRONT_END_IDLE_MS } from "../base/types";
 import {
   addIamBinding,
   cloudrunCredentialsSchema,
@@ -199,6 +200,7 @@ async function refreshUpstreamHeaders(ref: ResourceRef, creds: Credentials, ctx:
 
 export const cloudrunProvider: Provider & { refreshUpstreamHeaders: typeof refreshUpstreamHeaders } = {
   name: "cloudrun",
+  routerConnectionIdleMs: MANAGED_FRONT_END_IDLE_MS,
   displayName: cloudrunCatalog.displayName,
   kind: "serverless",
   credentialsSchema: cloudrunCredentialsSchema,

@@ -3,6 +3,7 @@ import { modalCatalog, modalOffer } from "../../catalog/providers/modal";
 import { parseCredentials, sensitiveValues } from "../base/credentials";
 import { ProviderError, type ProviderErrorCode } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, ExecResult, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
+import { MANAGED_FRONT_END_IDLE_MS } from "../base/types";
 import { cliOutputTail, runCli, stripAnsi, withTempFiles } from "../base/cli";
 import { mintUpstreamKey, UPSTREAM_KEY_ENV, upstreamKeyHeaders } from "../base/upstream-key";
 import { APP_FILE, FUNCTION_NAME, modalNames, PROVIDER, planModal } from "./plan";
@@ -227,6 +228,7 @@ async function cleanupStorage(ref: ResourceRef, credsIn: Credentials, ctx: Provi
 
 export const modalProvider: Provider = {
   name: PROVIDER,
+  routerConnectionIdleMs: MANAGED_FRONT_END_IDLE_MS,
   displayName: "Modal",
   kind: "serverless",
   credentialsSchema: modalCredentialsSchema,

@@ -1,6 +1,7 @@
 import { fetchRunpodLiveCatalog, runpodCatalog } from "../../catalog/providers/runpod";
 import { ProviderError } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
+import { MANAGED_FRONT_END_IDLE_MS } from "../base/types";
 import {
   createEndpoint,
   deleteEndpoint,
@@ -138,6 +139,7 @@ async function destroy(ref: ResourceRef, credsIn: Credentials, ctx: ProviderCont
 
 export const runpodProvider: Provider = {
   name: "runpod",
+  routerConnectionIdleMs: MANAGED_FRONT_END_IDLE_MS,
   displayName: runpodCatalog.displayName,
   kind: "serverless",
   credentialsSchema: runpodCredentialsSchema,
