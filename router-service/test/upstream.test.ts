@@ -688,18 +688,19 @@ describe("upstream client: framing over real sockets", () => {
     await waitFor(() => capped.openCount() === 0 && up.open === 0, 2000);
   });
 
+  /** Two requests through `pool` with `idleMs` of quiet between them. */
+  async function quietSpell(pool: UpstreamPool, idleMs: number): Promise<void> {
+    await fetchVia(pool);
+    await sleep(idleMs);
+    await fetchVia(pool);
+  }
+
   test("idle time: reused within idleTimeoutMs, a fresh connection after it (even before the sweep runs)", async (t) => {
     const up = await FakeUpstream.start(t, (_req, sock) => sock.write(OK));
-    const pool = up.pool({ idleTimeoutMs: 1500 });
-    await fetchVia(pool);
-    await sleep(300);
-    await fetchVia(pool);
+    await quietSpell(up.pool({ idleTimeoutMs: 1500 }), 300);
     assert.equal(up.accepted, 1, "reused after 300 ms idle");
     // 300 ms limit, sweep every 250 ms: whatever the sweep did, a connection idle 400 ms is never reused.
-    const short = up.pool({ idleTimeoutMs: 300 });
-    await fetchVia(short);
-    await sleep(400);
-    await fetchVia(short);
+    await quietSpell(up.pool({ idleTimeoutMs: 300 }), 400);
     assert.equal(up.accepted, 3, "not reused after 400 ms idle");
   });
 
@@ -715,19 +716,14 @@ describe("upstream client: framing over real sockets", () => {
 
     const two = await FakeUpstream.start(t, (_req, sock) => sock.write(answer("max=100, timeout=2")));
     const p2 = two.pool({ idleTimeoutMs: 60_000 });
-    await fetchVia(p2);
-    await sleep(300);
-    await fetchVia(p2);
+    await quietSpell(p2, 300);
     assert.equal(two.accepted, 1, "reused within N − 1 s");
     await sleep(1200);
     await fetchVia(p2);
     assert.equal(two.accepted, 2, "not reused after N − 1 s");
 
     const long = await FakeUpstream.start(t, (_req, sock) => sock.write(answer("timeout=60")));
-    const p3 = long.pool({ idleTimeoutMs: 300 });
-    await fetchVia(p3);
-    await sleep(400);
-    await fetchVia(p3);
+    await quietSpell(long.pool({ idleTimeoutMs: 300 }), 400);
     assert.equal(long.accepted, 2, "a longer server timeout does not lengthen the configured one");
   });
 
