@@ -1,6 +1,6 @@
 // Whole-process behaviour: SIGTERM with streams in flight, and a spot backend killed under steady load.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { describe, test } from "node:test";
 import { startRouter, startSimulator } from "../src/index.js";
@@ -74,6 +74,28 @@ describe("router process", () => {
     } finally {
       await router.stop("SIGKILL");
       await cp.close();
+      await sim.close();
+    }
+  });
+
+  test("SIGTERM to `npm run router` (a supervisor signalling one PID) reaches the router: graceful stop, nothing left running", async () => {
+    const sim = await startSimulator({ model: "qwen-small" });
+    const cfgPath = `/tmp/tuna-rt-npm-${process.pid}.json`;
+    writeFileSync(cfgPath, JSON.stringify(snapshot([deployment({ svlUrl: sim.url, routing: { policy: "serverless-only" } })])));
+    const root = new URL("../..", import.meta.url).pathname;
+    const npm = await spawnListening(
+      ["npm", "run", "--silent", "router", "--", "--config", cfgPath, "--port", "0", "--host", "127.0.0.1", "--state-dir", `/tmp/tuna-rt-npm-${process.pid}`],
+      root,
+      { LOG_LEVEL: "info" },
+    );
+    try {
+      assert.equal((await chat(`http://127.0.0.1:${npm.port}`, KEY)).status, 200);
+      const code = await npm.stop("SIGTERM");
+      assert.equal(code, 0, "npm exits with the router's exit code");
+      assert.match(npm.output(), /"msg":"router stopped"/, "the router ran its shutdown");
+      await assert.rejects(request(`http://127.0.0.1:${npm.port}/healthz`, { agent: new http.Agent() }), "the router process is gone");
+    } finally {
+      await npm.stop("SIGKILL");
       await sim.close();
     }
   });
