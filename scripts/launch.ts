@@ -12,13 +12,25 @@ import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { startEmbeddedPostgres, withDatabase } from "../server/db/embedded";
 import { ensureDatabase, migrateDatabase } from "../server/db/migrate";
+import { loadKey } from "../server/lib/keys";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const mode = process.argv[2] === "dev" ? "dev" : "start";
 const DATA = path.resolve(process.env.TUNA_DATA_DIR ?? path.join(ROOT, ".tuna"));
-const PORT = Number(process.env.PORT ?? 3000);
-const ROUTER_PORT = Number(process.env.TUNA_ROUTER_PORT ?? 8080);
+const PORT = portFromEnv("PORT", 3000);
+const ROUTER_PORT = portFromEnv("TUNA_ROUTER_PORT", 8080);
+const PG_PORT = portFromEnv("TUNA_PG_PORT", 54329);
 const log = (s: string) => console.log(`[tuna] ${s}`);
+
+/** A port number from the environment; anything else stops the launcher with the variable's name. */
+function portFromEnv(variable: string, fallback: number): number {
+  const raw = process.env[variable];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (Number.isInteger(n) && n >= 1 && n <= 65535) return n;
+  console.error(`[tuna] failed to start: ${variable} must be a port number (1–65535), got "${raw}"`);
+  process.exit(1);
+}
 
 function secretFile(name: string, make: () => string): string {
   const file = path.join(DATA, name);
@@ -73,7 +85,7 @@ async function checkPorts(): Promise<void> {
   if (process.env.TUNA_START_ROUTER !== "0")
     wanted.push({ port: ROUTER_PORT, host: process.env.HOST ?? "0.0.0.0", variable: "TUNA_ROUTER_PORT", what: "the router" });
   if (!process.env.DATABASE_URL)
-    wanted.push({ port: Number(process.env.TUNA_PG_PORT ?? 54329), host: "127.0.0.1", variable: "TUNA_PG_PORT", what: "the embedded PostgreSQL" });
+    wanted.push({ port: PG_PORT, host: "127.0.0.1", variable: "TUNA_PG_PORT", what: "the embedded PostgreSQL" });
   for (const w of wanted) {
     if (await portFree(w.port, w.host)) continue;
     throw new Error(`port ${w.port} for ${w.what} is already in use (another \`npm start\`?): stop what uses it, or set ${w.variable} to a free port`);
@@ -81,13 +93,15 @@ async function checkPorts(): Promise<void> {
 }
 
 async function main() {
+  // Keys given in the environment are checked now, not at the first vault or audit write.
+  for (const [variable, file] of [["TUNA_MASTER_KEY", "master.key"], ["TUNA_AUDIT_KEY", "audit.key"]] as const)
+    if (process.env[variable]) loadKey(variable, file);
   await checkPorts();
   mkdirSync(DATA, { recursive: true, mode: 0o755 });
   let databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) {
-    const pgPort = Number(process.env.TUNA_PG_PORT ?? 54329);
-    log(`no DATABASE_URL: starting the embedded PostgreSQL (data in ${path.join(DATA, "pg")}, port ${pgPort})`);
-    const pg = await startEmbeddedPostgres({ dataDir: path.join(DATA, "pg"), port: pgPort, log });
+    log(`no DATABASE_URL: starting the embedded PostgreSQL (data in ${path.join(DATA, "pg")}, port ${PG_PORT})`);
+    const pg = await startEmbeddedPostgres({ dataDir: path.join(DATA, "pg"), port: PG_PORT, log });
     stopDb = pg.stop;
     databaseUrl = withDatabase(pg.adminUrl, "tuna");
   }
