@@ -1,16 +1,20 @@
 // Minimal `--flag value` / `--flag=value` parser: the CLIs have few flags and we avoid a dependency.
-export function parseArgs(argv: string[]): Record<string, string> {
+// A flag outside `known` or a bare word is an error: a typo must not be ignored silently.
+export function parseArgs(argv: string[], known: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
+  const allowed = new Set(known);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (!a.startsWith("--")) continue;
+    if (!a.startsWith("--")) throw new Error(`unexpected argument ${JSON.stringify(a)}: options are --name value`);
     const eq = a.indexOf("=");
+    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
+    if (!allowed.has(name)) throw new Error(`unknown option --${name}; known: ${known.map((k) => `--${k}`).join(", ")}`);
     if (eq > 0) {
-      out[a.slice(2, eq)] = a.slice(eq + 1);
+      out[name] = a.slice(eq + 1);
     } else if (i + 1 < argv.length && !argv[i + 1].startsWith("--")) {
-      out[a.slice(2)] = argv[++i];
+      out[name] = argv[++i];
     } else {
-      out[a.slice(2)] = "true";
+      out[name] = "true";
     }
   }
   return out;

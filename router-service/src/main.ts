@@ -4,8 +4,23 @@ import { numArg, parseArgs } from "./args.js";
 import { createLogger } from "./log.js";
 import { startRouter } from "./server.js";
 
-const args = parseArgs(process.argv.slice(2));
+const FLAGS = [
+  "config", "port", "host", "redis", "ratelimit-fail-mode", "max-inflight", "max-body-bytes", "headers-timeout-ms",
+  "request-timeout-ms", "keep-alive-timeout-ms", "shutdown-timeout-ms", "state-dir", "usage-flush-ms", "max-spool-files",
+  "config-poll-ms", "router-id", "log-level", "help",
+] as const;
 const env = process.env;
+let args: Record<string, string>;
+try {
+  args = parseArgs(process.argv.slice(2), FLAGS);
+} catch (err) {
+  createLogger(env.LOG_LEVEL).fatal({ err: (err as Error).message }, "router failed to start");
+  process.exit(2);
+}
+if (args.help) {
+  process.stdout.write(`usage: npm run router -- [${FLAGS.filter((f) => f !== "help").map((f) => `--${f}`).join("] [")}]\nevery option and environment variable: router-service/README.md ("Running")\n`);
+  process.exit(0);
+}
 // `npm run router` runs in the workspace folder; relative paths are meant from where the user typed it.
 const userCwd = env.INIT_CWD ?? process.cwd();
 const fromUser = (p: string | undefined) => (p === undefined ? undefined : resolve(userCwd, p));

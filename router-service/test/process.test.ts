@@ -1,5 +1,6 @@
 // Whole-process behaviour: SIGTERM with streams in flight, and a spot backend killed under steady load.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { describe, test } from "node:test";
@@ -98,6 +99,21 @@ describe("router process", () => {
       await npm.stop("SIGKILL");
       await sim.close();
     }
+  });
+
+  test("CLIs: a mistyped option stops the router and the simulator with exit 2 and says which; --help lists the router's", () => {
+    const root = new URL("../..", import.meta.url).pathname;
+    const run = (script: string, args: string[]) =>
+      spawnSync(process.execPath, ["--import", "tsx", script, ...args], { cwd: root, encoding: "utf8", timeout: 20_000, env: { ...process.env, LOG_LEVEL: "info" } });
+    const router = run("router-service/src/main.ts", ["--prot", "8080"]);
+    assert.equal(router.status, 2);
+    assert.match(router.stdout, /unknown option --prot; known: --config, --port/);
+    const help = run("router-service/src/main.ts", ["--help"]);
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /usage: npm run router -- \[--config\] \[--port\]/);
+    const sim = run("router-service/src/sim/main.ts", ["--port", "0", "--tokens-per-sec", "20"]);
+    assert.equal(sim.status, 2);
+    assert.match(sim.stderr, /^sim: unknown option --tokens-per-sec; known: --port/);
   });
 
   test("failover run: spot process killed under steady load, zero non-streaming failures", async (t) => {

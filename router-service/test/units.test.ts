@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { routerSnapshotSchema, usageReportSchema } from "../src/contract.js";
 import type { IncomingMessage } from "node:http";
+import { parseArgs } from "../src/args.js";
 import { authenticate, hashApiKey } from "../src/auth.js";
 import type { ApiKeyConfig } from "../src/contract.js";
 import { clientResponseHead, SseTap, usageFromJson } from "../src/proxy.js";
@@ -61,6 +62,16 @@ describe("UsageAggregator", () => {
     assert.equal(svl?.requests, 1);
     assert.equal(svl?.outputTokens, 9);
     assert.equal(agg.drain("router-1", 5), undefined);
+  });
+});
+
+describe("command-line options", () => {
+  test("--name value, --name=value and bare --name; a typo or a bare word is an error naming it", () => {
+    const known = ["port", "config", "help"] as const;
+    assert.deepEqual(parseArgs(["--port", "8080", "--config=a=b.json", "--help"], known), { port: "8080", config: "a=b.json", help: "true" });
+    assert.throws(() => parseArgs(["--prot", "8080"], known), /unknown option --prot; known: --port, --config, --help/);
+    assert.throws(() => parseArgs(["--prot=8080"], known), /unknown option --prot;/);
+    assert.throws(() => parseArgs(["config.json"], known), /unexpected argument "config.json"/);
   });
 });
 
