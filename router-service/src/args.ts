@@ -27,3 +27,20 @@ export function numArg(args: Record<string, string>, name: string, fallback?: nu
   if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got ${JSON.stringify(v)}`);
   return n;
 }
+
+/**
+ * A whole-number option from `--name`, else from the environment variable `env`, else `fallback`. Anything
+ * that is not a whole number of at least `min` is an error naming where it came from: a setting that
+ * silently became NaN or negative would switch a protection off.
+ */
+export function intOption(args: Record<string, string>, name: string, o: { env?: string; fallback?: number; min: number; max?: number }): number | undefined {
+  const fromFlag = args[name];
+  const fromEnv = o.env ? process.env[o.env] : undefined;
+  const raw = fromFlag ?? (fromEnv === "" ? undefined : fromEnv);
+  if (raw === undefined) return o.fallback;
+  const n = Number(raw);
+  const where = fromFlag !== undefined ? `--${name}` : (o.env as string);
+  const range = o.max === undefined ? `≥ ${o.min}` : `${o.min}–${o.max}`;
+  if (!Number.isInteger(n) || n < o.min || (o.max !== undefined && n > o.max)) throw new Error(`${where} must be a whole number ${range}, got ${JSON.stringify(raw)}`);
+  return n;
+}

@@ -1,6 +1,6 @@
 // CLI: `npm run router -- --config <file.json> --port <n>`, or config from the control plane via env.
 import { resolve } from "node:path";
-import { numArg, parseArgs } from "./args.js";
+import { intOption, parseArgs } from "./args.js";
 import { createLogger } from "./log.js";
 import { startRouter } from "./server.js";
 
@@ -34,7 +34,7 @@ if (failMode !== "open" && failMode !== "closed") {
 
 try {
   const router = await startRouter({
-    port: numArg(args, "port", Number(env.PORT ?? 8080)),
+    port: intOption(args, "port", { env: "PORT", fallback: 8080, min: 0, max: 65535 }),
     host: args.host ?? env.HOST ?? "0.0.0.0",
     configPath: fromUser(args.config ?? env.TUNA_ROUTER_CONFIG),
     controlPlaneUrl: env.TUNA_CONTROL_PLANE_URL,
@@ -42,16 +42,16 @@ try {
     adminToken: env.TUNA_ROUTER_ADMIN_TOKEN,
     redisUrl: args.redis ?? env.REDIS_URL,
     rateLimitFailMode: failMode,
-    maxInflight: numArg(args, "max-inflight", env.TUNA_MAX_INFLIGHT ? Number(env.TUNA_MAX_INFLIGHT) : undefined),
-    maxBodyBytes: numArg(args, "max-body-bytes", env.TUNA_MAX_BODY_BYTES ? Number(env.TUNA_MAX_BODY_BYTES) : undefined),
-    headersTimeoutMs: numArg(args, "headers-timeout-ms"),
-    requestTimeoutMs: numArg(args, "request-timeout-ms"),
-    keepAliveTimeoutMs: numArg(args, "keep-alive-timeout-ms"),
-    shutdownTimeoutMs: numArg(args, "shutdown-timeout-ms", env.TUNA_SHUTDOWN_TIMEOUT_MS ? Number(env.TUNA_SHUTDOWN_TIMEOUT_MS) : undefined),
+    maxInflight: intOption(args, "max-inflight", { env: "TUNA_MAX_INFLIGHT", min: 1 }),
+    maxBodyBytes: intOption(args, "max-body-bytes", { env: "TUNA_MAX_BODY_BYTES", min: 1 }),
+    headersTimeoutMs: intOption(args, "headers-timeout-ms", { min: 1 }),
+    requestTimeoutMs: intOption(args, "request-timeout-ms", { min: 1 }),
+    keepAliveTimeoutMs: intOption(args, "keep-alive-timeout-ms", { min: 1 }),
+    shutdownTimeoutMs: intOption(args, "shutdown-timeout-ms", { env: "TUNA_SHUTDOWN_TIMEOUT_MS", min: 0 }),
     stateDir: fromUser(args["state-dir"] ?? env.TUNA_ROUTER_STATE_DIR ?? ".tuna/router"),
-    usageFlushMs: numArg(args, "usage-flush-ms", env.TUNA_USAGE_FLUSH_MS ? Number(env.TUNA_USAGE_FLUSH_MS) : undefined),
-    maxSpoolFiles: numArg(args, "max-spool-files"),
-    configPollMs: numArg(args, "config-poll-ms", env.TUNA_CONFIG_POLL_MS ? Number(env.TUNA_CONFIG_POLL_MS) : undefined),
+    usageFlushMs: intOption(args, "usage-flush-ms", { env: "TUNA_USAGE_FLUSH_MS", min: 1 }),
+    maxSpoolFiles: intOption(args, "max-spool-files", { min: 1 }),
+    configPollMs: intOption(args, "config-poll-ms", { env: "TUNA_CONFIG_POLL_MS", min: 1 }),
     routerId: args["router-id"] ?? env.TUNA_ROUTER_ID,
     logger,
   });

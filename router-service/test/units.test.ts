@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { routerSnapshotSchema, usageReportSchema } from "../src/contract.js";
 import type { IncomingMessage } from "node:http";
-import { parseArgs } from "../src/args.js";
+import { intOption, parseArgs } from "../src/args.js";
 import { authenticate, hashApiKey } from "../src/auth.js";
 import type { ApiKeyConfig } from "../src/contract.js";
 import { clientResponseHead, SseTap, usageFromJson } from "../src/proxy.js";
@@ -72,6 +72,26 @@ describe("command-line options", () => {
     assert.throws(() => parseArgs(["--prot", "8080"], known), /unknown option --prot; known: --port, --config, --help/);
     assert.throws(() => parseArgs(["--prot=8080"], known), /unknown option --prot;/);
     assert.throws(() => parseArgs(["config.json"], known), /unexpected argument "config.json"/);
+  });
+
+  test("whole-number options: flag over environment over default; NaN, fractions and out-of-range values name their source", () => {
+    const env = "TUNA_TEST_INT_OPTION";
+    const saved = process.env[env];
+    try {
+      delete process.env[env];
+      assert.equal(intOption({}, "max-inflight", { env, fallback: 7, min: 1 }), 7);
+      process.env[env] = "12";
+      assert.equal(intOption({}, "max-inflight", { env, min: 1 }), 12);
+      assert.equal(intOption({ "max-inflight": "3" }, "max-inflight", { env, min: 1 }), 3);
+      process.env[env] = "abc";
+      assert.throws(() => intOption({}, "max-inflight", { env, min: 1 }), /TUNA_TEST_INT_OPTION must be a whole number ≥ 1, got "abc"/);
+      assert.throws(() => intOption({ "max-inflight": "-5" }, "max-inflight", { env, min: 1 }), /--max-inflight must be a whole number ≥ 1, got "-5"/);
+      assert.throws(() => intOption({ port: "1.5" }, "port", { min: 0, max: 65535 }), /--port must be a whole number 0–65535/);
+      assert.throws(() => intOption({ port: "70000" }, "port", { min: 0, max: 65535 }), /got "70000"/);
+    } finally {
+      if (saved === undefined) delete process.env[env];
+      else process.env[env] = saved;
+    }
   });
 });
 
