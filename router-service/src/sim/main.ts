@@ -7,6 +7,8 @@ try {
   const args = parseArgs(process.argv.slice(2), [
     "port", "host", "model", "ttft-ms", "tokens-per-s", "cold-start-ms", "max-concurrency", "default-max-tokens", "fault",
     "fault-delay-ms", "fault-status",
+    // Not read here: the local provider tags its simulators' command lines with it (server/providers/local).
+    "tuna-resource",
   ]);
   const models = (args.model ?? "sim-model").split(",").map((s) => s.trim()).filter(Boolean);
   const faultMode = (args.fault ?? "none") as FaultMode;
