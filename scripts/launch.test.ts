@@ -52,7 +52,7 @@ test("a malformed port or key in the environment: exit 1 naming the variable, be
   const data = path.join(tmp, "data");
   const port = await runLauncher({ TUNA_ROUTER_PORT: "80a" }, data);
   assert.equal(port.code, 1);
-  assert.match(port.out, /TUNA_ROUTER_PORT must be a port number \(1–65535\), got "80a"/);
+  assert.match(port.out, /TUNA_ROUTER_PORT must be a whole number 1–65535, got "80a"/);
   const key = await runLauncher({ TUNA_MASTER_KEY: "too-short" }, data);
   assert.equal(key.code, 1);
   assert.match(key.out, /TUNA_MASTER_KEY must be 32 bytes, base64 or hex encoded/);

@@ -12,6 +12,7 @@ import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { startEmbeddedPostgres, withDatabase } from "../server/db/embedded";
 import { ensureDatabase, migrateDatabase } from "../server/db/migrate";
+import { envInt } from "../server/lib/env";
 import { loadKey } from "../server/lib/keys";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -24,12 +25,12 @@ const log = (s: string) => console.log(`[tuna] ${s}`);
 
 /** A port number from the environment; anything else stops the launcher with the variable's name. */
 function portFromEnv(variable: string, fallback: number): number {
-  const raw = process.env[variable];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (Number.isInteger(n) && n >= 1 && n <= 65535) return n;
-  console.error(`[tuna] failed to start: ${variable} must be a port number (1–65535), got "${raw}"`);
-  process.exit(1);
+  try {
+    return envInt(variable, fallback, 1, 65535);
+  } catch (err) {
+    console.error(`[tuna] failed to start: ${(err as Error).message}`);
+    process.exit(1);
+  }
 }
 
 function secretFile(name: string, make: () => string): string {

@@ -1,5 +1,6 @@
 import { PrismaClient } from "@prisma/client";
 import { PrismaPg } from "@prisma/adapter-pg";
+import { envInt } from "../lib/env";
 
 /**
  * One PrismaClient per process, created on first use from DATABASE_URL (set by scripts/launch.ts on the
@@ -11,7 +12,7 @@ export function getPrisma(): PrismaClient {
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error("DATABASE_URL is not set: start the product with `npm start` or set DATABASE_URL");
   if (!g.__tunaPrisma || g.__tunaPrismaUrl !== url) {
-    g.__tunaPrisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: Number(process.env.TUNA_DB_POOL ?? 10) }) });
+    g.__tunaPrisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: envInt("TUNA_DB_POOL", 10, 1) }) });
     g.__tunaPrismaUrl = url;
   }
   return g.__tunaPrisma;

@@ -18,6 +18,7 @@ import { budgetUsageArrived } from "./budgets";
 import { usageLinks } from "./links";
 import { usagePool } from "./pool";
 import { HOUR_MS, MINUTE_MS } from "./pricing";
+import { envInt } from "../lib/env";
 
 export type { UsageReport };
 
@@ -203,7 +204,7 @@ interface Pending {
  * not faster: they touch the same hot rollup rows and wait on each other's commit.
  */
 const MAX_GROUP = 500;
-const MAX_INFLIGHT_GROUPS = Number(process.env.TUNA_USAGE_INGEST_GROUPS ?? 1);
+const MAX_INFLIGHT_GROUPS = envInt("TUNA_USAGE_INGEST_GROUPS", 1, 1);
 /** Beyond this many waiting reports the control plane answers 503 and the router keeps them spooled. */
 const MAX_QUEUED = 20_000;
 const queue: Pending[] = [];

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { envInt } from "../lib/env";
 
 /**
  * A small node-postgres pool for the usage ingest hot path only. Measured on the embedded PostgreSQL
@@ -14,7 +15,7 @@ export function usagePool(): pg.Pool {
   if (!g.__tunaUsagePool || g.__tunaUsagePoolUrl !== url) {
     const old = g.__tunaUsagePool;
     if (old) void old.end().catch(() => {});
-    const pool = new pg.Pool({ connectionString: url, max: Number(process.env.TUNA_USAGE_POOL ?? 3) });
+    const pool = new pg.Pool({ connectionString: url, max: envInt("TUNA_USAGE_POOL", 3, 1) });
     // An idle connection dropped by the server (restart, test database dropped) must not crash the process.
     pool.on("error", () => {});
     g.__tunaUsagePool = pool;

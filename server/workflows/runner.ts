@@ -6,6 +6,7 @@ import { serve } from "inngest/next";
 import { db } from "../db";
 import { inngest } from "./client";
 import { durationMs, evaluateCondition, evaluateValue, latestCronSlot } from "./expr";
+import { envInt } from "../lib/env";
 
 /**
  * The local runner: a small, single-machine executor that speaks Inngest's Open Source SDK Spec to the SDK's
@@ -636,7 +637,7 @@ export function startLocalRunner(opts: LocalRunnerOptions = {}): LocalRunnerHand
   if (opts.log) logger = opts.log;
   const pollMs = opts.pollMs ?? 500;
   const leaseMs = opts.leaseMs ?? 30_000;
-  const backoffBaseMs = opts.backoffBaseMs ?? Number(process.env.TUNA_RUNNER_BACKOFF_MS ?? 1000);
+  const backoffBaseMs = opts.backoffBaseMs ?? envInt("TUNA_RUNNER_BACKOFF_MS", 1000, 0);
   const parallel = opts.parallel ?? 4;
   const inFlight = new Set<Promise<void>>();
   let stopped = false;
@@ -690,7 +691,7 @@ export function startLocalRunner(opts: LocalRunnerOptions = {}): LocalRunnerHand
 export async function drainLocalRunner(opts: { timeoutMs?: number; backoffBaseMs?: number; leaseMs?: number } = {}): Promise<void> {
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   const leaseMs = opts.leaseMs ?? 30_000;
-  const backoffBaseMs = opts.backoffBaseMs ?? Number(process.env.TUNA_RUNNER_BACKOFF_MS ?? 1000);
+  const backoffBaseMs = opts.backoffBaseMs ?? envInt("TUNA_RUNNER_BACKOFF_MS", 1000, 0);
   for (;;) {
     const run = await claimRun(leaseMs);
     if (run) {
