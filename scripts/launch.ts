@@ -5,7 +5,7 @@
  *  - secrets of the embedded default generated once into .tuna/ (0600): NextAuth secret, master key, router token
  *  - the dashboard/API (Next.js) on http://localhost:3000 and a router on http://localhost:8080
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
@@ -93,11 +93,35 @@ async function checkPorts(): Promise<void> {
   }
 }
 
+/** Runs a tool to completion; its output is shown only when it fails. */
+function runQuiet(cmd: string, args: string[], what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { cwd: ROOT, env: process.env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    p.stdout.on("data", (c) => (out += c));
+    p.stderr.on("data", (c) => (out += c));
+    p.on("error", (err) => reject(new Error(`${what} could not run: ${err.message}`)));
+    p.on("exit", (c) => (c === 0 ? resolve() : reject(new Error(`${what} failed (exit ${c}):\n${out.trim()}`))));
+  });
+}
+
+/** The commit the checkout is at, so a build made from another one is redone; null outside git. */
+function checkoutCommit(): string | null {
+  try {
+    return execFileSync("git", ["rev-parse", "HEAD"], { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] }).toString().trim() || null;
+  } catch {
+    return null;
+  }
+}
+
 async function main() {
   // Keys given in the environment are checked now, not at the first vault or audit write.
   for (const [variable, file] of [["TUNA_MASTER_KEY", "master.key"], ["TUNA_AUDIT_KEY", "audit.key"]] as const)
     if (process.env[variable]) loadKey(variable, file);
   await checkPorts();
+  // The database client is generated from prisma/schema.prisma: npm does not do it on install, and a pull may
+  // change the schema. About two seconds.
+  await runQuiet(path.join(ROOT, "node_modules/.bin/prisma"), ["generate"], "prisma generate");
   mkdirSync(DATA, { recursive: true, mode: 0o755 });
   let databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) {
@@ -124,12 +148,21 @@ async function main() {
   if (!env.INNGEST_SIGNING_KEY && !env.INNGEST_BASE_URL) env.INNGEST_DEV = "1";
 
   const nextBin = path.join(ROOT, "node_modules/.bin/next");
-  if (mode === "start" && !existsSync(path.join(ROOT, ".next/BUILD_ID"))) {
-    log("no production build yet: running `next build` (about a minute)…");
-    await new Promise<void>((resolve, reject) => {
-      const b = spawn(nextBin, ["build"], { cwd: ROOT, env, stdio: "inherit" });
-      b.on("exit", (c) => (c === 0 ? resolve() : reject(new Error(`next build failed (${c})`))));
-    });
+  if (mode === "start") {
+    // Built once, and again when the checkout moved to another commit (a pull), so `npm start` never serves
+    // an older version of the app than the code beside it.
+    const commit = checkoutCommit();
+    const stampFile = path.join(ROOT, ".next", "tuna-build-commit");
+    const hasBuild = existsSync(path.join(ROOT, ".next/BUILD_ID"));
+    const builtFrom = existsSync(stampFile) ? readFileSync(stampFile, "utf8").trim() : null;
+    if (!hasBuild || (commit !== null && builtFrom !== commit)) {
+      log(hasBuild ? "the checkout changed since the last build: running `next build` (about a minute)…" : "no production build yet: running `next build` (about a minute)…");
+      await new Promise<void>((resolve, reject) => {
+        const b = spawn(nextBin, ["build"], { cwd: ROOT, env, stdio: "inherit" });
+        b.on("exit", (c) => (c === 0 ? resolve() : reject(new Error(`next build failed (${c})`))));
+      });
+      if (commit !== null) writeFileSync(stampFile, `${commit}\n`);
+    }
   }
   const host = process.env.HOST ?? "127.0.0.1";
   run(nextBin, mode === "dev" ? ["dev", "-H", host, "-p", String(PORT)] : ["start", "-H", host, "-p", String(PORT)], env, "next");
