@@ -5,7 +5,8 @@ import path from "node:path";
 
 /** Local state folder of the embedded default (database, generated keys). */
 export function dataDir(): string {
-  return path.resolve(process.env.TUNA_DATA_DIR ?? path.join(process.cwd(), ".tuna"));
+  // turbopackIgnore: a runtime folder, not a source dependency (else the build traces the whole project).
+  return path.resolve(/*turbopackIgnore: true*/ process.env.TUNA_DATA_DIR ?? path.join(process.cwd(), ".tuna"));
 }
 
 function parseKey(raw: string, name: string): Buffer {
@@ -24,8 +25,8 @@ const warned = new Set<string>();
 export function loadKey(envVar: string, fileName: string): Buffer {
   const fromEnv = process.env[envVar];
   if (fromEnv) return parseKey(fromEnv, envVar);
-  const file = path.join(dataDir(), fileName);
-  if (!existsSync(file)) {
+  const file = path.join(/*turbopackIgnore: true*/ dataDir(), fileName);
+  if (!existsSync(/*turbopackIgnore: true*/ file)) {
     mkdirSync(path.dirname(file), { recursive: true });
     writeFileSync(file, randomBytes(32).toString("base64") + "\n", { mode: 0o600, flag: "wx" });
   }
@@ -34,7 +35,7 @@ export function loadKey(envVar: string, fileName: string): Buffer {
     warned.add(envVar);
     console.warn(`[tuna] ${envVar} is not set: using the key in ${file} (keep it safe and back it up; set ${envVar} in production)`);
   }
-  return parseKey(readFileSync(file, "utf8"), file);
+  return parseKey(readFileSync(/*turbopackIgnore: true*/ file, "utf8"), file);
 }
 
 export function keyId(key: Buffer): string {
