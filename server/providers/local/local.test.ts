@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { makeTestSpec } from "../base/testing";
 import { type Component, type Provider, type ResourceRef, refFromPlan } from "../base/types";
 import { createLocalProvider, localServerless, localSpot, preemptLocal, waitForLocalReady } from "./index";
-import { readState, simulatorPath } from "./process";
+import { readState, simulatorPath, stateDir } from "./process";
 
 // Each test run gets its own state dir, so nothing leaks between runs or into the repo's .tuna/.
 const dir = mkdtempSync(path.join(os.tmpdir(), "tuna-local-provider-"));
@@ -32,6 +32,22 @@ after(() => {
     }
   }
   rmSync(dir, { recursive: true, force: true });
+});
+
+test("state files live in TUNA_DATA_DIR/local-provider unless TUNA_LOCAL_PROVIDER_DIR sets them apart", () => {
+  const saved = { local: process.env.TUNA_LOCAL_PROVIDER_DIR, data: process.env.TUNA_DATA_DIR };
+  try {
+    delete process.env.TUNA_LOCAL_PROVIDER_DIR;
+    process.env.TUNA_DATA_DIR = "/srv/tuna-data";
+    assert.equal(stateDir(), "/srv/tuna-data/local-provider");
+    process.env.TUNA_LOCAL_PROVIDER_DIR = "/elsewhere";
+    assert.equal(stateDir(), "/elsewhere");
+  } finally {
+    for (const [k, v] of [["TUNA_LOCAL_PROVIDER_DIR", saved.local], ["TUNA_DATA_DIR", saved.data]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
 });
 
 describe("local provider: plan and preflight (no processes)", () => {

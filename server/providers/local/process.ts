@@ -3,6 +3,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, r
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { dataDir } from "../../lib/keys";
 
 /**
  * Process and state-file plumbing of the local provider. Each resource is one simulator process in its own
@@ -13,8 +14,9 @@ import { z } from "zod";
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(here, "../../..");
 
+/** Beside the rest of the embedded default's state (TUNA_DATA_DIR, `.tuna/` by default), unless set apart. */
 export function stateDir(): string {
-  return process.env.TUNA_LOCAL_PROVIDER_DIR ?? path.join(REPO_ROOT, ".tuna", "local-provider");
+  return process.env.TUNA_LOCAL_PROVIDER_DIR ?? path.join(dataDir(), "local-provider");
 }
 
 export function simulatorPath(): string {
