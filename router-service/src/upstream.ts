@@ -589,12 +589,13 @@ export class UpstreamPool {
 
   private sweep(): void {
     const now = Date.now();
-    // Connections may have different limits (server keep-alive hints): check each one.
-    const keep = this.idle.filter((c) => !this.expired(c, now));
-    if (keep.length !== this.idle.length) {
-      for (const c of this.idle) if (this.expired(c, now)) c.socket.destroy();
-      this.idle = keep;
+    // Connections may have different limits (server keep-alive hints): check each one, once.
+    const keep: Conn[] = [];
+    for (const c of this.idle) {
+      if (this.expired(c, now)) c.socket.destroy();
+      else keep.push(c);
     }
+    this.idle = keep;
     if (!this.idle.length) {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
