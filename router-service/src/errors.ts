@@ -47,6 +47,15 @@ export const errors = {
     message: `Rate limit reached for ${what}. Retry after ${retryAfterS}s.`,
     headers: { "retry-after": String(retryAfterS) },
   }),
+  /**
+   * The request's own token reservation is above the TPM limit, so no wait can admit it. Shaped like OpenAI's
+   * "Request too large" (429, type tokens); `x-should-retry: false` stops the official clients' retries.
+   */
+  requestTooLarge: (tpm: number, requested: number, scope: "key" | "deployment" = "key"): RouterErrorSpec => ({
+    status: 429, type: "tokens", code: "rate_limit_exceeded",
+    message: `Request too large for ${scope} tpm: limit ${tpm}, requested ${requested} (prompt estimate plus max_tokens). Lower max_tokens or shorten the input.`,
+    headers: { "x-should-retry": "false" },
+  }),
   quota: (message: string): RouterErrorSpec => ({
     status: 429, type: "insufficient_quota", code: "insufficient_quota", message,
   }),

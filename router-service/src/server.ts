@@ -275,40 +275,54 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     try {
       keyResult = limiter.acquireSync ? limiter.acquireSync(keySubject, keyLimits, reserve, leaseId) : await limiter.acquire(keySubject, keyLimits, reserve, leaseId);
     } catch (err) {
-      if (err instanceof LimiterUnavailableError) return fail(res, ctx, errors.limiterUnavailable());
+      if (err instanceof LimiterUnavailableError) {
+        // A check that timed out may still run on the store later: give its lease back (ordered after it).
+        void limiter.release(keySubject, keyLimits, leaseId);
+        return fail(res, ctx, errors.limiterUnavailable());
+      }
       throw err;
     }
     const rlHeaders = rateLimitHeaders(keyLimits, keyResult);
     if (!keyResult.ok) {
       metrics.limitRejections.inc({ limit: `key_${keyResult.limit}` });
-      return fail(res, ctx, errors.rateLimited(`key ${keyResult.limit}`, keyResult.retryAfterS), pairsToRecord(rlHeaders));
+      const spec = keyResult.tooLarge ? errors.requestTooLarge(keyLimits.tpm ?? 0, reserve) : errors.rateLimited(`key ${keyResult.limit}`, keyResult.retryAfterS);
+      return fail(res, ctx, spec, pairsToRecord(rlHeaders));
     }
     const reserved = reserve;
     let settledTokens: number | undefined; // real usage once known
     let refundAll = false;
-    // Deployment caps across all keys: RPM/TPM buckets and the in-flight cap as a concurrency lease, in one
+    const tokenDelta = () => (refundAll ? -reserved : settledTokens !== undefined ? settledTokens - reserved : 0);
+    // What a limit check took is given back on the response's close; when the client left while the check
+    // was awaited (Redis), that close has passed already, so it is given back at once.
+    const onRelease = (fn: () => void) => {
+      if (clientClosed) {
+        refundAll = true;
+        fn();
+      } else cleanups.push(fn);
+    };
+    const keyWindow = keyResult.windowSec;
+    onRelease(() => {
+      const delta = tokenDelta();
+      if (delta !== 0) void limiter.settle(keySubject, keyLimits, delta, keyWindow);
+      void limiter.release(keySubject, keyLimits, leaseId);
+    });
+    if (clientClosed) return;
+    // Deployment caps across all keys: RPM/TPM windows and the in-flight cap as a concurrency lease, in one
     // atomic check on the same store as the key's limits (so with Redis the in-flight cap spans all routers).
     const depCaps = dep.cfg.limits;
     const depLimited = has(depCaps?.rpm) || has(depCaps?.tpm) || has(depCaps?.maxInflight);
     const depLimits: LimitSpec = depLimited ? { rpm: depCaps?.rpm, tpm: depCaps?.tpm, maxConcurrent: depCaps?.maxInflight } : NO_LIMITS;
     const depSubject = `dep:${dep.cfg.id}`;
-    let depAcquired = false;
-    cleanups.push(() => {
-      const delta = refundAll ? -reserved : settledTokens !== undefined ? settledTokens - reserved : 0;
-      if (delta !== 0) {
-        void limiter.settle(keySubject, keyLimits, delta);
-        if (depAcquired) void limiter.settle(depSubject, depLimits, delta);
-      }
-      void limiter.release(keySubject, keyLimits, leaseId);
-      if (depAcquired) void limiter.release(depSubject, depLimits, leaseId);
-    });
     if (depLimited) {
       let r: AcquireResult;
       try {
         r = limiter.acquireSync ? limiter.acquireSync(depSubject, depLimits, reserve, leaseId) : await limiter.acquire(depSubject, depLimits, reserve, leaseId);
       } catch (err) {
         refundAll = true;
-        if (err instanceof LimiterUnavailableError) return fail(res, ctx, errors.limiterUnavailable());
+        if (err instanceof LimiterUnavailableError) {
+          void limiter.release(depSubject, depLimits, leaseId);
+          return fail(res, ctx, errors.limiterUnavailable());
+        }
         throw err;
       }
       if (!r.ok) {
@@ -318,9 +332,16 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
           return fail(res, ctx, errors.overloaded("deployment"), pairsToRecord(rlHeaders));
         }
         metrics.limitRejections.inc({ limit: `deployment_${r.limit}` });
-        return fail(res, ctx, errors.rateLimited(`deployment ${r.limit}`, r.retryAfterS), pairsToRecord(rlHeaders));
+        const spec = r.tooLarge ? errors.requestTooLarge(depLimits.tpm ?? 0, reserve, "deployment") : errors.rateLimited(`deployment ${r.limit}`, r.retryAfterS);
+        return fail(res, ctx, spec, pairsToRecord(rlHeaders));
       }
-      depAcquired = true;
+      const depWindow = r.windowSec;
+      onRelease(() => {
+        const delta = tokenDelta();
+        if (delta !== 0) void limiter.settle(depSubject, depLimits, delta, depWindow);
+        void limiter.release(depSubject, depLimits, leaseId);
+      });
+      if (clientClosed) return;
       // Store unreachable and failing open: the in-flight cap still holds per router (it protects the backend).
       if (r.degraded && has(depCaps?.maxInflight) && dep.inflight.n >= depCaps.maxInflight) {
         refundAll = true;

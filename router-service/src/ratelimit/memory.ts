@@ -1,41 +1,102 @@
 // In-process limiter: exact for a single router instance (the embedded default).
-import { type AcquireResult, has, type LimitSpec, type RateLimiter } from "./types.js";
+import { type AcquireResult, has, type LimitName, type LimitSpec, type RateLimiter, secondOf, toAcquireResult, WINDOW_S, WINDOW_SLOTS } from "./types.js";
 
-interface Bucket {
-  req: number;
-  tok: number;
-  at: number;
+/** One subject's sliding window: a ring of per-second counts holding seconds head-60..head, plus their sums. */
+interface Window {
+  head: number;
+  requests: Uint32Array;
+  tokens: Float64Array;
+  sumRequests: number;
+  sumTokens: number;
   leases: number;
 }
 
 const DONE: Promise<void> = Promise.resolve();
 
+// Positive modulo: a fake clock may start near 0, where head-60 is negative.
+const slot = (sec: number) => ((sec % WINDOW_SLOTS) + WINDOW_SLOTS) % WINDOW_SLOTS;
+
+const windowed = (limits: LimitSpec) => has(limits.rpm) || has(limits.tpm);
+
+/** Moves the window to second k. Each second is dropped once, so a check costs O(1) amortized. */
+function advance(w: Window, k: number): void {
+  // A clock that steps back keeps counting into the newest second instead of reopening old ones.
+  if (k <= w.head) return;
+  if (k - w.head >= WINDOW_SLOTS) {
+    w.requests.fill(0);
+    w.tokens.fill(0);
+    w.sumRequests = 0;
+    w.sumTokens = 0;
+  } else {
+    // Slot of second s (head < s ≤ k) still holds second s-61, which has left the window.
+    for (let s = w.head + 1; s <= k; s++) {
+      const i = slot(s);
+      w.sumRequests -= w.requests[i];
+      w.sumTokens -= w.tokens[i];
+      w.requests[i] = 0;
+      w.tokens[i] = 0;
+    }
+  }
+  w.head = k;
+}
+
+/** Adds delta to one second's count, never below 0; returns the change actually applied (for the sum). */
+function addAt(counts: Uint32Array | Float64Array, i: number, delta: number): number {
+  const old = counts[i];
+  counts[i] = Math.max(0, old + delta);
+  return counts[i] - old;
+}
+
+/** Ms until the oldest seconds have left the window holding at least `excess` (second s leaves at s+61). */
+function waitMs(counts: Uint32Array | Float64Array, head: number, nowMs: number, excess: number): number {
+  if (excess <= 0) return 0;
+  let freed = 0;
+  for (let s = head - WINDOW_S; s <= head; s++) {
+    freed += counts[slot(s)];
+    if (freed >= excess) return (s + WINDOW_SLOTS) * 1000 - nowMs;
+  }
+  // Not even an empty window fits it (a tooLarge request): report when the window is empty.
+  return (head + WINDOW_SLOTS) * 1000 - nowMs;
+}
+
+function refusal(w: Window, limits: LimitSpec, tokens: number): { limit?: LimitName; tooLarge: boolean } {
+  if (has(limits.tpm) && tokens > limits.tpm) return { limit: "tpm", tooLarge: true };
+  if (has(limits.rpm) && w.sumRequests + 1 > limits.rpm) return { limit: "rpm", tooLarge: false };
+  if (has(limits.tpm) && w.sumTokens + tokens > limits.tpm) return { limit: "tpm", tooLarge: false };
+  if (has(limits.maxConcurrent) && w.leases >= limits.maxConcurrent) return { limit: "maxConcurrent", tooLarge: false };
+  return { tooLarge: false };
+}
+
+function take(w: Window, limits: LimitSpec, tokens: number): void {
+  if (windowed(limits)) {
+    const i = slot(w.head);
+    w.sumRequests += addAt(w.requests, i, 1);
+    w.sumTokens += addAt(w.tokens, i, tokens);
+  }
+  if (has(limits.maxConcurrent)) w.leases++;
+}
+
 export class MemoryRateLimiter implements RateLimiter {
-  private buckets = new Map<string, Bucket>();
+  private windows = new Map<string, Window>();
   private sweep: NodeJS.Timeout;
 
   constructor(private now: () => number = Date.now) {
-    // Full, idle buckets carry no information; dropping them bounds memory to active keys.
+    // A window whose every second has expired carries no information; dropping it bounds memory to active keys.
     this.sweep = setInterval(() => {
-      const t = this.now();
-      for (const [k, b] of this.buckets) if (b.leases === 0 && t - b.at > 120_000) this.buckets.delete(k);
+      const k = secondOf(this.now());
+      for (const [s, w] of this.windows) if (w.leases === 0 && k - w.head >= WINDOW_SLOTS) this.windows.delete(s);
     }, 60_000);
     this.sweep.unref();
   }
 
-  private refill(subject: string, limits: LimitSpec): Bucket {
-    const t = this.now();
-    let b = this.buckets.get(subject);
-    if (!b) {
-      b = { req: limits.rpm ?? 0, tok: limits.tpm ?? 0, at: t, leases: 0 };
-      this.buckets.set(subject, b);
-      return b;
+  private window(subject: string, k: number): Window {
+    let w = this.windows.get(subject);
+    if (!w) {
+      w = { head: k, requests: new Uint32Array(WINDOW_SLOTS), tokens: new Float64Array(WINDOW_SLOTS), sumRequests: 0, sumTokens: 0, leases: 0 };
+      this.windows.set(subject, w);
     }
-    const dt = t - b.at;
-    if (has(limits.rpm)) b.req = Math.min(limits.rpm, b.req + (dt * limits.rpm) / 60_000);
-    if (has(limits.tpm)) b.tok = Math.min(limits.tpm, b.tok + (dt * limits.tpm) / 60_000);
-    b.at = t;
-    return b;
+    advance(w, k);
+    return w;
   }
 
   acquire(subject: string, limits: LimitSpec, tokens: number, _leaseId?: string): Promise<AcquireResult> {
@@ -44,46 +105,34 @@ export class MemoryRateLimiter implements RateLimiter {
 
   /** The same decision without a promise: the router's hot path calls this when the store is in-process. */
   acquireSync(subject: string, limits: LimitSpec, tokens: number, _leaseId?: string): AcquireResult {
-    const b = this.refill(subject, limits);
-    let limit: AcquireResult["limit"];
-    let retryAfterMs = 0;
-    if (has(limits.rpm) && b.req < 1) {
-      limit = "rpm";
-      retryAfterMs = ((1 - b.req) * 60_000) / limits.rpm;
-    } else if (has(limits.tpm) && b.tok < tokens) {
-      limit = "tpm";
-      retryAfterMs = ((tokens - b.tok) * 60_000) / limits.tpm;
-    } else if (has(limits.maxConcurrent) && b.leases >= limits.maxConcurrent) {
-      limit = "maxConcurrent";
-      retryAfterMs = 1000;
-    }
-    if (!limit) {
-      if (has(limits.rpm)) b.req -= 1;
-      if (has(limits.tpm)) b.tok -= tokens;
-      if (has(limits.maxConcurrent)) b.leases++;
-    }
-    return {
-      ok: !limit,
+    const nowMs = this.now();
+    const w = this.window(subject, secondOf(nowMs));
+    const { limit, tooLarge } = refusal(w, limits, tokens);
+    if (!limit) take(w, limits, tokens);
+    return toAcquireResult(limits, {
       limit,
-      retryAfterS: Math.max(1, Math.ceil(retryAfterMs / 1000)),
-      requestsRemaining: has(limits.rpm) ? Math.max(0, Math.floor(b.req)) : undefined,
-      tokensRemaining: has(limits.tpm) ? Math.max(0, Math.floor(b.tok)) : undefined,
-      requestsResetMs: has(limits.rpm) ? ((limits.rpm - b.req) * 60_000) / limits.rpm : undefined,
-      tokensResetMs: has(limits.tpm) ? ((limits.tpm - b.tok) * 60_000) / limits.tpm : undefined,
-    };
+      tooLarge,
+      sec: w.head,
+      sumRequests: w.sumRequests,
+      sumTokens: w.sumTokens,
+      requestsWaitMs: has(limits.rpm) ? waitMs(w.requests, w.head, nowMs, w.sumRequests + 1 - limits.rpm) : 0,
+      tokensWaitMs: has(limits.tpm) ? waitMs(w.tokens, w.head, nowMs, w.sumTokens + tokens - limits.tpm) : 0,
+    });
   }
 
-  settle(subject: string, limits: LimitSpec, deltaTokens: number): Promise<void> {
+  settle(subject: string, limits: LimitSpec, deltaTokens: number, windowSec?: number): Promise<void> {
     if (!has(limits.tpm) || deltaTokens === 0) return DONE;
-    const b = this.refill(subject, limits);
-    b.tok = Math.min(limits.tpm, b.tok - deltaTokens);
+    const w = this.window(subject, secondOf(this.now()));
+    const s = windowSec ?? w.head;
+    // Once its second has left the window the reservation no longer counts against anything: nothing to adjust.
+    if (s >= w.head - WINDOW_S && s <= w.head) w.sumTokens += addAt(w.tokens, slot(s), deltaTokens);
     return DONE;
   }
 
   release(subject: string, limits: LimitSpec): Promise<void> {
     if (!has(limits.maxConcurrent)) return DONE;
-    const b = this.buckets.get(subject);
-    if (b && b.leases > 0) b.leases--;
+    const w = this.windows.get(subject);
+    if (w && w.leases > 0) w.leases--;
     return DONE;
   }
 

@@ -1,70 +1,114 @@
-// Shared limiter for N routers: one Lua script per check, so the read-refill-decide-write cycle is atomic.
+// Shared limiter for N routers: one Lua script per check, so the read-expire-decide-write cycle is atomic.
 // Keys for a subject share a hash tag, so the script is valid on Redis Cluster too. Time comes from the
-// Redis server (TIME), so router clock skew cannot inflate a limit.
+// Redis server (TIME), so router clock skew cannot inflate a limit. The arithmetic is the in-process store's
+// (memory.ts), step for step, so both stores decide alike.
 import { Cluster, Redis } from "ioredis";
 import type { Logger } from "../log.js";
 import type { Counter } from "../metrics.js";
-import { type AcquireResult, has, LEASE_TTL_MS, type LimitSpec, type RateLimiter } from "./types.js";
+import { type AcquireResult, has, LEASE_TTL_MS, type LimitName, type LimitSpec, type RateLimiter, toAcquireResult } from "./types.js";
 
-const ACQUIRE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+// The window hash holds r<sec> / t<sec> (requests / tokens booked in that second) for seconds at-60..at, the
+// newest second 'at' and the sums 'sr' / 'st' over them. Its data matters for at most 61 s after the last
+// write, hence the 62 s expiry.
+const WINDOW_LIB = `
+local WINDOW, SLOTS, HASH_TTL_MS = 60, 61, 62000
+local function str(x) return string.format('%.17g', x) end
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function advance(h, k)
+  local v = redis.call('HMGET', h, 'at', 'sr', 'st')
+  if not v[1] then return k, 0, 0 end
+  local head, sr, st = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
+  -- A clock that steps back keeps counting into the newest second instead of reopening old ones.
+  if k <= head then return head, sr, st end
+  if k - head >= SLOTS then
+    redis.call('DEL', h)
+    return k, 0, 0
+  end
+  -- Seconds head-60 .. k-61 have left the window: each is dropped once, so a check is O(1) amortized.
+  local f = {}
+  for s = head - WINDOW, k - SLOTS do
+    f[#f + 1] = 'r' .. s
+    f[#f + 1] = 't' .. s
+  end
+  local old = redis.call('HMGET', h, unpack(f))
+  for i = 1, #old, 2 do
+    sr = sr - (tonumber(old[i]) or 0)
+    st = st - (tonumber(old[i + 1]) or 0)
+  end
+  redis.call('HDEL', h, unpack(f))
+  return k, sr, st
+end
+local function addAt(h, f, delta)
+  local old = tonumber(redis.call('HGET', h, f)) or 0
+  local new = math.max(0, old + delta)
+  redis.call('HSET', h, f, str(new))
+  return new - old
+end
+local function save(h, k, sr, st)
+  redis.call('HSET', h, 'at', k, 'sr', str(sr), 'st', str(st))
+  redis.call('PEXPIRE', h, HASH_TTL_MS)
+end
+-- Ms until the oldest seconds have left the window holding at least excess (second s leaves at s+61); when even
+-- an empty window cannot fit it (a request too large), when the window is empty.
+local function waitMs(h, prefix, k, now, excess)
+  if excess <= 0 then return 0 end
+  local f = {}
+  for s = k - WINDOW, k do f[#f + 1] = prefix .. s end
+  local v = redis.call('HMGET', h, unpack(f))
+  local freed = 0
+  for i = 1, #v do
+    freed = freed + (tonumber(v[i]) or 0)
+    if freed >= excess then return (k - WINDOW + i - 1 + SLOTS) * 1000 - now end
+  end
+  return (k + SLOTS) * 1000 - now
+end
+`;
+
+const ACQUIRE = `${WINDOW_LIB}
+local now = clock()
 local rpm, tpm, mc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tokens, lease, ttl = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
-local h = redis.call('HMGET', KEYS[1], 'r', 't', 'at')
-local r, tk = rpm, tpm
-if h[3] then
-  local dt = now - tonumber(h[3])
-  if dt < 0 then dt = 0 end
-  if rpm > 0 then r = math.min(rpm, tonumber(h[1]) + dt * rpm / 60000) end
-  if tpm > 0 then tk = math.min(tpm, tonumber(h[2]) + dt * tpm / 60000) end
-end
+local windowed = rpm > 0 or tpm > 0
+local k, sr, st = math.floor(now / 1000), 0, 0
+if windowed then k, sr, st = advance(KEYS[1], k) end
 local cc = 0
 if mc > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   cc = redis.call('ZCARD', KEYS[2])
 end
-local hit = ''
-if rpm > 0 and r < 1 then hit = 'rpm'
-elseif tpm > 0 and tk < tokens then hit = 'tpm'
+local hit, big = '', tpm > 0 and tokens > tpm
+if big then hit = 'tpm'
+elseif rpm > 0 and sr + 1 > rpm then hit = 'rpm'
+elseif tpm > 0 and st + tokens > tpm then hit = 'tpm'
 elseif mc > 0 and cc >= mc then hit = 'maxConcurrent' end
 if hit == '' then
-  if rpm > 0 then r = r - 1 end
-  if tpm > 0 then tk = tk - tokens end
+  if windowed then
+    sr = sr + addAt(KEYS[1], 'r' .. k, 1)
+    st = st + addAt(KEYS[1], 't' .. k, tokens)
+  end
   if mc > 0 then
     redis.call('ZADD', KEYS[2], now + ttl, lease)
     redis.call('PEXPIRE', KEYS[2], ttl)
   end
 end
-if rpm > 0 or tpm > 0 then
-  redis.call('HSET', KEYS[1], 'r', tostring(r), 't', tostring(tk), 'at', now)
-  redis.call('PEXPIRE', KEYS[1], 120000)
+local rw, tw = 0, 0
+if windowed then
+  save(KEYS[1], k, sr, st)
+  if rpm > 0 then rw = waitMs(KEYS[1], 'r', k, now, sr + 1 - rpm) end
+  if tpm > 0 then tw = waitMs(KEYS[1], 't', k, now, st + tokens - tpm) end
 end
-return {hit, tostring(r), tostring(tk)}
+return {hit, big and '1' or '', str(k), str(sr), str(st), str(rw), str(tw)}
 `;
 
-const SETTLE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local tpm, delta = tonumber(ARGV[1]), tonumber(ARGV[2])
-local h = redis.call('HMGET', KEYS[1], 't', 'at')
-local tk = tpm
-if h[2] then
-  local dt = now - tonumber(h[2])
-  if dt < 0 then dt = 0 end
-  tk = math.min(tpm, tonumber(h[1]) + dt * tpm / 60000)
-  -- Refill the request bucket's timestamp consistently: only 't' changes, so keep 'at' for both
-  -- by first bringing 'r' up to date.
-  local r = redis.call('HGET', KEYS[1], 'r')
-  local rpm = tonumber(ARGV[3])
-  if r and rpm > 0 then
-    redis.call('HSET', KEYS[1], 'r', tostring(math.min(rpm, tonumber(r) + dt * rpm / 60000)))
-  end
-end
-tk = math.min(tpm, tk - delta)
-redis.call('HSET', KEYS[1], 't', tostring(tk), 'at', now)
-redis.call('PEXPIRE', KEYS[1], 120000)
-return tostring(tk)
+const SETTLE = `${WINDOW_LIB}
+local delta, at = tonumber(ARGV[1]), tonumber(ARGV[2])
+local k, sr, st = advance(KEYS[1], math.floor(clock() / 1000))
+local s = at or k
+if s >= k - WINDOW and s <= k then st = st + addAt(KEYS[1], 't' .. s, delta) end
+save(KEYS[1], k, sr, st)
 `;
 
 export interface RedisLimiterOptions {
@@ -78,8 +122,8 @@ export interface RedisLimiterOptions {
 
 type Client = Redis | Cluster;
 type Cmd = Client & {
-  tunaAcquire(k1: string, k2: string, ...args: (string | number)[]): Promise<[string, string, string]>;
-  tunaSettle(k1: string, ...args: (string | number)[]): Promise<string>;
+  tunaAcquire(k1: string, k2: string, ...args: (string | number)[]): Promise<[string, string, string, string, string, string, string]>;
+  tunaSettle(k1: string, ...args: (string | number)[]): Promise<null>;
 };
 
 export class RedisRateLimiter implements RateLimiter {
@@ -144,22 +188,16 @@ export class RedisRateLimiter implements RateLimiter {
     if (!has(rpm) && !has(tpm) && !has(mc)) return { ok: true, retryAfterS: 0 };
     try {
       const [k1, k2] = this.keys(subject);
-      const [hit, rs, ts] = await this.redis.tunaAcquire(k1, k2, rpm, tpm, mc, tokens, leaseId, LEASE_TTL_MS);
-      const r = Number(rs);
-      const tk = Number(ts);
-      let retryAfterMs = 0;
-      if (hit === "rpm") retryAfterMs = ((1 - r) * 60_000) / rpm;
-      else if (hit === "tpm") retryAfterMs = ((tokens - tk) * 60_000) / tpm;
-      else if (hit === "maxConcurrent") retryAfterMs = 1000;
-      return {
-        ok: hit === "",
-        limit: hit === "" ? undefined : (hit as AcquireResult["limit"]),
-        retryAfterS: Math.max(1, Math.ceil(retryAfterMs / 1000)),
-        requestsRemaining: has(rpm) ? Math.max(0, Math.floor(r)) : undefined,
-        tokensRemaining: has(tpm) ? Math.max(0, Math.floor(tk)) : undefined,
-        requestsResetMs: has(rpm) ? ((rpm - r) * 60_000) / rpm : undefined,
-        tokensResetMs: has(tpm) ? ((tpm - tk) * 60_000) / tpm : undefined,
-      };
+      const [hit, big, sec, sr, st, rw, tw] = await this.redis.tunaAcquire(k1, k2, rpm, tpm, mc, tokens, leaseId, LEASE_TTL_MS);
+      return toAcquireResult(limits, {
+        limit: (hit || undefined) as LimitName | undefined,
+        tooLarge: big === "1",
+        sec: Number(sec),
+        sumRequests: Number(sr),
+        sumTokens: Number(st),
+        requestsWaitMs: Number(rw),
+        tokensWaitMs: Number(tw),
+      });
     } catch (err) {
       this.logError("rate limit check failed", err);
       this.opts.errors.inc({ outcome: this.opts.failMode === "open" ? "fail_open" : "fail_closed" });
@@ -168,10 +206,10 @@ export class RedisRateLimiter implements RateLimiter {
     }
   }
 
-  async settle(subject: string, limits: LimitSpec, deltaTokens: number): Promise<void> {
+  async settle(subject: string, limits: LimitSpec, deltaTokens: number, windowSec?: number): Promise<void> {
     if (!has(limits.tpm) || deltaTokens === 0) return;
     try {
-      await this.redis.tunaSettle(this.keys(subject)[0], limits.tpm, deltaTokens, limits.rpm ?? 0);
+      await this.redis.tunaSettle(this.keys(subject)[0], deltaTokens, windowSec ?? "");
     } catch (err) {
       this.logError("rate limit settle failed", err);
       this.opts.errors.inc({ outcome: "settle_failed" });
