@@ -203,10 +203,15 @@ class FastConn {
   private driving = false;
   private readonly onDataBound = (d: Buffer) => this.onData(d);
   private readonly onCloseBound = () => this.onClose();
-  /** The client finished sending (half-close): answer what is in progress, then close. */
+  /**
+   * The client closed its side. With a request in progress it is gone, as Node's server (without
+   * httpAllowHalfOpen) and nginx treat it: the connection is dropped, so the response's close aborts the
+   * upstream request instead of letting a GPU finish an answer nobody reads.
+   */
   private readonly onEndBound = () => {
     this.keepAlive = false;
-    if (!this.busy) this.socket.end();
+    if (this.busy) this.socket.destroy();
+    else this.socket.end();
   };
 
   constructor(

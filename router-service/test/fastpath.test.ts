@@ -417,13 +417,24 @@ describe("inbound fast path over raw sockets", () => {
     }
   });
 
-  test("a client that half-closes after its request still gets the answer, then the connection closes", async () => {
-    const c = await open();
-    c.sock.end(chatPost());
-    const r = await c.read();
-    assertCompletion(r);
-    assert.equal(servedBy(r), "fast");
-    await c.untilClosed(2000);
+  test("a client that closes its side (FIN) while its request runs is gone: the upstream request is aborted, as through Node's server", async () => {
+    // 200 tokens at 50 tokens/s: four seconds of generation, of which the router must not wait for more than a moment.
+    for (const stream of [false, true]) {
+      const c = await open();
+      c.write(chatPost({ body: JSON.stringify({ model: "slow-model", messages: [{ role: "user", content: "go" }], max_tokens: 200, stream }) }));
+      await waitFor(() => slowSim.stats().inflight === 1, 2000);
+      c.sock.end();
+      const t0 = Date.now();
+      await waitFor(() => slowSim.stats().inflight === 0, 1500);
+      assert.ok(Date.now() - t0 < 1500, `stream=${stream}: the backend stopped generating`);
+      await c.untilClosed(2000);
+    }
+    // Without a request in progress a FIN just closes the connection.
+    const idle = await open();
+    idle.write(chatPost());
+    assertCompletion(await idle.read());
+    idle.sock.end();
+    await idle.untilClosed(2000);
   });
 
   test("connection: close → the response says so and the server closes; requests pipelined after it are not processed", async () => {
