@@ -296,7 +296,7 @@ function probe(b: BackendRuntime, path: string, timeoutMs: number): Promise<bool
       x.destroy();
       resolve(false);
     }, timeoutMs);
-    const x = b.pool.request(requestHead("GET", new URL(path, b.origin).pathname, headers), NO_BODY, {
+    const x = b.pool.request(requestHead("GET", b.basePath + path, headers), NO_BODY, {
       head(ex) {
         clearTimeout(timer);
         resolve(ex.statusCode >= 200 && ex.statusCode < 300);

@@ -72,6 +72,38 @@ describe("spot lifecycle", () => {
     }
   });
 
+  test("a backend URL with a path (RunPod's …/v2/<id>/openai): probes, pokes and requests all go under it", async () => {
+    const sim = await startSimulator({ model: "qwen-small" });
+    const svl = await startSimulator({ model: "qwen-small" });
+    // A RunPod-like front: the OpenAI API only under the prefix, 404 anywhere else.
+    const prefix = "/v2/ep1/openai";
+    const seen: string[] = [];
+    const front = http.createServer((req, res) => {
+      seen.push(req.url ?? "");
+      if (!req.url?.startsWith(`${prefix}/`)) return void res.writeHead(404).end();
+      const up = http.request(`${sim.url}${req.url.slice(prefix.length)}`, { method: req.method, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((resolve) => front.listen(0, "127.0.0.1", resolve));
+    const spotUrl = `http://127.0.0.1:${(front.address() as { port: number }).port}${prefix}`;
+    const router = await startRouter({ config: snapshot([deployment({ svlUrl: svl.url, spotUrl })]), logLevel: "silent", stateDir: `/tmp/tuna-rt-routing-${process.pid}-${++rigSeq}` });
+    try {
+      const spot = () => router.store.current?.deployments.get("dep_1")?.backends.find((b) => b.id === "spot")?.state();
+      await waitFor(() => spot() === "ready", 3000);
+      assert.equal(backendOf(await chat(router.url, KEY)), "spot");
+      assert.deepEqual(seen.filter((u) => !u.startsWith(`${prefix}/`)), [], "nothing outside the backend's path");
+      assert.ok(seen.includes(`${prefix}/v1/models`) && seen.includes(`${prefix}/v1/chat/completions`));
+    } finally {
+      await router.close();
+      front.close();
+      await sim.close();
+      await svl.close();
+    }
+  });
+
   test("READY → COLD when idle, and traffic on serverless warms it again", async () => {
     const r = await rig((s) => ({ routing: { ...deployment({ svlUrl: s }).routing, idleTimeoutS: 0.3 } }));
     try {
