@@ -365,7 +365,10 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
 
     // The router asks for usage on streams (TPM settlement); the client only sees it if it asked too.
     const clientWantsUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
-    const needsRewrite = (stream && !clientWantsUsage && apiPath !== "/v1/embeddings") || (slug !== undefined && typeof body.model !== "string");
+    // On /d/<slug>/… the path picks the deployment: a missing model, or one the deployment does not serve, is
+    // replaced by the deployment's own, so a key cannot address anything else the backend may serve.
+    const modelOk = typeof body.model === "string" && (slug === undefined || dep.cfg.models.includes(body.model));
+    const needsRewrite = (stream && !clientWantsUsage && apiPath !== "/v1/embeddings") || !modelOk;
 
     // Unique per router and cheap (no entropy per request); a client-supplied id is kept for tracing.
     const requestId = typeof req.headers["x-request-id"] === "string" ? req.headers["x-request-id"] : `${routerId}-${reqSeq}`;
@@ -382,12 +385,15 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       cleanups.push(() => hold.release());
       ctx.backendId = b.id;
       ctx.backend = b;
-      const payload = !needsRewrite && !b.cfg.upstreamModel ? raw : rewriteBody(raw, body, b, dep, stream && apiPath !== "/v1/embeddings");
+      const upstreamModel = b.cfg.upstreamModel;
+      const payload = !needsRewrite && (upstreamModel === undefined || upstreamModel === body.model) ? raw : rewriteBody(raw, body, b, dep, stream && apiPath !== "/v1/embeddings", modelOk);
       const result = await attemptUpstream(b, apiPath, upstreamRequestHeaders(req.headers, b, payload.length, requestId), payload, () => clientClosed, (fn) => goneListeners.push(fn));
       if (clientClosed) {
         hold.release();
         if (result.ok) result.up.destroy();
         refundAll = !result.ok;
+        // The request ends here, on this attempt: counted once, as an error, with the backend time it used.
+        recordUsageError(b, dep, key.id, attemptStart, ctx.start);
         return;
       }
       const isLast = i === choice.candidates.length - 1;
@@ -400,8 +406,8 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
         if (!isLast || !result.ok) {
           if (result.ok) result.up.discard();
           hold.release();
-          // A failed-over attempt only adds busy time; the request itself is counted once, where it ends.
-          recordUsageError(b, dep, key.id, attemptStart, isLast);
+          // A failed attempt only adds busy time; the request itself is counted once, where it ends.
+          recordUsageError(b, dep, key.id, attemptStart, undefined);
           if (!isLast) {
             metrics.failovers.inc({ deployment: dep.cfg.id, from: b.id, to: choice.candidates[i + 1].id, reason: failure.startsWith("status") ? "5xx" : failure });
             continue;
@@ -417,16 +423,23 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       });
       return;
     }
+    // Every attempt failed, or the fallback could no longer take the request: it is counted once, here, on the
+    // backend tried last (its busy time is already recorded).
+    if (ctx.backend) recordUsageError(ctx.backend, dep, key.id, performance.now(), ctx.start);
     refundAll = true;
     ctx.status = lastFailure === "timeout" ? 504 : 502;
     sendError(res, errors.upstream(ctx.status, lastFailure === "timeout" ? "timeout before first byte" : lastFailure.startsWith("status") ? lastFailure.replace("status_", "status ") : "connection failed"), pairsToRecord(rlHeaders));
   }
 
-  function recordUsageError(b: BackendRuntime, dep: DeploymentRuntime, keyId: string, attemptStart: number, countRequest: boolean) {
-    const ms = performance.now() - attemptStart;
+  /**
+   * Usage of a failed attempt: busy time since `busyFrom`; with `requestStart` it also counts the request (one
+   * error, latency from requestStart), which happens exactly once per request, where it ends.
+   */
+  function recordUsageError(b: BackendRuntime, dep: DeploymentRuntime, keyId: string, busyFrom: number, requestStart: number | undefined) {
+    const now = performance.now();
     usage.record({
       keyId, deploymentId: dep.cfg.id, backendId: b.id, backendKind: b.kind, error: true, inputTokens: 0, outputTokens: 0,
-      latencyMs: ms, ttftMs: undefined, busyMs: ms, countRequest,
+      latencyMs: now - (requestStart ?? busyFrom), ttftMs: undefined, busyMs: now - busyFrom, countRequest: requestStart !== undefined,
     });
   }
 
@@ -686,17 +699,16 @@ class BackendHold {
 const INCLUDE_USAGE = Buffer.from('"stream_options":{"include_usage":true},');
 
 /** The body sent upstream when it must change: usage requested on streams, backend model name, slug's model. */
-function rewriteBody(raw: Buffer, body: Record<string, unknown>, b: BackendRuntime, dep: DeploymentRuntime, askUsage: boolean): Buffer {
+function rewriteBody(raw: Buffer, body: Record<string, unknown>, b: BackendRuntime, dep: DeploymentRuntime, askUsage: boolean, modelOk: boolean): Buffer {
+  const model = b.cfg.upstreamModel ?? (modelOk ? body.model : dep.cfg.models[0]);
   // Common stream case: only `stream_options` is missing. The body already parsed as a non-empty object (it
   // has a model), so its first "{" opens it: splice the member in instead of re-serialising the whole body.
-  if (askUsage && body.stream_options === undefined && !b.cfg.upstreamModel && typeof body.model === "string") {
+  if (askUsage && body.stream_options === undefined && model === body.model) {
     const open = raw.indexOf(0x7b);
     return Buffer.concat([raw.subarray(0, open + 1), INCLUDE_USAGE, raw.subarray(open + 1)]);
   }
-  const copy: Record<string, unknown> = { ...body };
+  const copy: Record<string, unknown> = { ...body, model };
   if (askUsage) copy.stream_options = { ...(body.stream_options as object), include_usage: true };
-  if (b.cfg.upstreamModel) copy.model = b.cfg.upstreamModel;
-  else if (typeof copy.model !== "string") copy.model = dep.cfg.models[0];
   return Buffer.from(JSON.stringify(copy));
 }
 

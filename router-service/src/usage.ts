@@ -88,6 +88,9 @@ export class UsageReporter {
   private sending: Promise<void> | undefined;
   private backoffUntil = 0;
   private failures = 0;
+  /** Reports the spool could not take (disk full, read-only, removed): kept in memory, bounded, and sent from there. */
+  private unwritten: UsageReport[] = [];
+  private lastDiskError = 0;
 
   constructor(private o: UsageReporterOptions) {
     mkdirSync(o.spoolDir, { recursive: true });
@@ -96,23 +99,60 @@ export class UsageReporter {
 
   private spoolFiles(): string[] {
     // Names start with a zero-padded timestamp, so lexical order is age order.
-    return readdirSync(this.o.spoolDir).filter((f) => f.endsWith(".json")).sort();
+    try {
+      return readdirSync(this.o.spoolDir).filter((f) => f.endsWith(".json")).sort();
+    } catch (err) {
+      this.diskError(err);
+      return [];
+    }
   }
 
-  /** Writes a report durably (atomic rename) and trims the spool to its bound, oldest first. */
+  private diskError(err: unknown): void {
+    this.o.metrics.usageReports.inc({ result: "spool_failed" });
+    // Throttled: a broken disk must not log at every flush.
+    const t = Date.now();
+    if (t - this.lastDiskError > 5000) {
+      this.lastDiskError = t;
+      this.o.logger.error({ err: (err as Error).message, dir: this.o.spoolDir, inMemory: this.unwritten.length }, "usage spool not writable: keeping reports in memory");
+    }
+  }
+
+  /**
+   * Writes a report durably (atomic rename) and trims the spool to its bound, oldest first. A disk error never
+   * throws: the report stays in memory (same bound) and is written or sent later.
+   */
   spool(report: UsageReport): void {
-    const name = `${String(Date.now()).padStart(15, "0")}-${report.batchId}.json`;
-    const tmp = join(this.o.spoolDir, `.${name}.tmp`);
-    writeFileSync(tmp, JSON.stringify(report));
-    renameSync(tmp, join(this.o.spoolDir, name));
+    this.unwritten.push(report);
+    while (this.unwritten.length > 0) {
+      const r = this.unwritten[0];
+      const name = `${String(Date.now()).padStart(15, "0")}-${r.batchId}.json`;
+      const tmp = join(this.o.spoolDir, `.${name}.tmp`);
+      try {
+        writeFileSync(tmp, JSON.stringify(r));
+        renameSync(tmp, join(this.o.spoolDir, name));
+      } catch (err) {
+        this.diskError(err);
+        break;
+      }
+      this.unwritten.shift();
+    }
+    for (let excess = this.unwritten.length - this.o.maxSpoolFiles; excess > 0; excess--) this.drop(`in memory: ${this.unwritten.shift()?.batchId}`);
     const files = this.spoolFiles();
     const excess = files.length - this.o.maxSpoolFiles;
     for (let i = 0; i < excess; i++) {
-      unlinkSync(join(this.o.spoolDir, files[i]));
-      this.o.metrics.usageDropped.inc();
-      this.o.logger.error({ file: files[i] }, "usage spool full: dropped oldest report");
+      try {
+        unlinkSync(join(this.o.spoolDir, files[i]));
+      } catch {
+        /* already gone */
+      }
+      this.drop(files[i]);
     }
-    this.o.metrics.usageSpooled.set({}, Math.min(files.length, this.o.maxSpoolFiles));
+    this.o.metrics.usageSpooled.set({}, Math.min(files.length, this.o.maxSpoolFiles) + this.unwritten.length);
+  }
+
+  private drop(what: string): void {
+    this.o.metrics.usageDropped.inc();
+    this.o.logger.error({ file: what }, "usage spool full: dropped oldest report");
   }
 
   /** Sends spooled reports oldest first; stops at the first failure and backs off exponentially. */
@@ -134,22 +174,33 @@ export class UsageReporter {
       } catch {
         continue;
       }
-      const ok = await this.post(body);
-      if (!ok) {
-        this.failures++;
-        this.backoffUntil = Date.now() + Math.min(30_000, 500 * 2 ** Math.min(this.failures, 6));
-        this.o.metrics.usageReports.inc({ result: "retry" });
-        return;
-      }
-      this.failures = 0;
-      this.o.metrics.usageReports.inc({ result: "sent" });
+      if (!(await this.deliver(body))) return;
       try {
         unlinkSync(path);
       } catch {
         /* already gone */
       }
     }
+    // Then what the disk could not take, oldest first.
+    while (this.unwritten.length > 0) {
+      if (!(await this.deliver(JSON.stringify(this.unwritten[0])))) return;
+      this.unwritten.shift();
+    }
     this.o.metrics.usageSpooled.set({}, this.spoolFiles().length);
+  }
+
+  /** One POST; on failure schedules the exponential back-off. */
+  private async deliver(body: string): Promise<boolean> {
+    const ok = await this.post(body);
+    if (!ok) {
+      this.failures++;
+      this.backoffUntil = Date.now() + Math.min(30_000, 500 * 2 ** Math.min(this.failures, 6));
+      this.o.metrics.usageReports.inc({ result: "retry" });
+      return false;
+    }
+    this.failures = 0;
+    this.o.metrics.usageReports.inc({ result: "sent" });
+    return true;
   }
 
   private async post(body: string): Promise<boolean> {

@@ -17,11 +17,13 @@ describe("OpenAI surface and auth", () => {
   let router: RouterHandle;
 
   before(async () => {
-    sim = await startSimulator({ model: ["qwen-small", "Qwen/Qwen3-0.6B", "other-model", "team2-model"] });
+    sim = await startSimulator({ model: ["qwen-small", "Qwen/Qwen3-0.6B", "other-model", "team2-model", "served-x"] });
     const base = snapshot([
       deployment({ svlUrl: sim.url, routing: { policy: "serverless-only" } }),
       deployment({ id: "dep_2", slug: "other", models: ["other-model"], svlUrl: sim.url, routing: { policy: "serverless-only" } }),
       deployment({ id: "dep_3", teamId: "team_2", slug: "t2", models: ["team2-model"], svlUrl: sim.url, routing: { policy: "serverless-only" } }),
+      // Clients may say "alias"; the backend serves "served-x" (a slug that differs from the served name).
+      { ...deployment({ id: "dep_5", slug: "alias", models: ["alias", "served-x"], routing: { policy: "serverless-only" } }), backends: [{ id: "svl5", kind: "serverless", url: sim.url, upstreamModel: "served-x" }] },
       deployment({ id: "dep_4", slug: "broke", models: ["broke-model"], svlUrl: sim.url, routing: { policy: "serverless-only" }, blocked: { code: "budget_exceeded", message: "Team budget for March is exhausted." } }),
     ]);
     const lim = { rpm: 1000, tpm: 1000000, maxConcurrent: 100 };
@@ -84,6 +86,21 @@ describe("OpenAI surface and auth", () => {
     const d = await request(`${router.url}/d/other/v1/chat/completions`, { headers: { authorization: `Bearer ${KEY}` }, body: { messages: [{ role: "user", content: "x" }], max_tokens: 1 } });
     assert.equal(d.status, 200);
     assert.equal(d.json().model, "other-model", "the slug's served model is filled in");
+    // The path picks the deployment: a model it does not serve is replaced, never passed to its backend.
+    const foreign = await request(`${router.url}/d/other/v1/chat/completions`, { headers: { authorization: `Bearer ${KEY}` }, body: { model: "qwen-small", messages: [], max_tokens: 1 } });
+    assert.equal(foreign.status, 200);
+    assert.equal((sim.stats().lastBody as { model?: string }).model, "other-model");
+  });
+
+  test("upstreamModel: a request naming the deployment by another name is rewritten; one naming the served model passes as sent", async () => {
+    for (const model of ["alias", "served-x"]) {
+      for (const stream of [false, true]) {
+        const body = { model, messages: [{ role: "user", content: "x" }], max_tokens: 2, stream };
+        const r = await request(`${router.url}/v1/chat/completions`, { headers: { authorization: `Bearer ${KEY}` }, body });
+        assert.equal(r.status, 200, `${model} stream=${stream}`);
+        assert.deepEqual(sim.stats().lastBody, { ...body, model: "served-x", ...(stream ? { stream_options: { include_usage: true } } : {}) });
+      }
+    }
   });
 
   test("401 for missing, unknown, revoked and expired keys", async () => {
@@ -115,7 +132,7 @@ describe("OpenAI surface and auth", () => {
 
   test("GET /v1/models lists only what the key may use", async () => {
     const all = await request(`${router.url}/v1/models`, { headers: { authorization: `Bearer ${KEY}` } });
-    assert.deepEqual(all.json().data.map((m: { id: string }) => m.id).sort(), ["Qwen/Qwen3-0.6B", "broke-model", "other-model", "qwen-small"]);
+    assert.deepEqual(all.json().data.map((m: { id: string }) => m.id).sort(), ["Qwen/Qwen3-0.6B", "alias", "broke-model", "other-model", "qwen-small", "served-x"]);
     const scoped = await request(`${router.url}/v1/models`, { headers: { authorization: `Bearer ${KEY_SCOPED}` } });
     assert.deepEqual(scoped.json().data.map((m: { id: string }) => m.id), ["other-model"]);
     const b = await request(`${router.url}/v1/models`, { headers: { "x-api-key": KEY_B } });

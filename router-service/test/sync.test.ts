@@ -1,9 +1,10 @@
 // Config sync from the control plane and usage delivery (with spool) against a fake control plane.
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import http from "node:http";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { type SimulatorHandle, startRouter, startSimulator } from "../src/index.js";
-import { chat, deployment, KEY, request, snapshot, waitFor } from "./helpers/fixtures.js";
+import { chat, deployment, KEY, request, sleep, snapshot, waitFor } from "./helpers/fixtures.js";
 import { type FakeControlPlane, startControlPlane, totalRequests } from "./helpers/controlPlane.js";
 
 describe("config sync", () => {
@@ -113,6 +114,74 @@ describe("usage reports", () => {
       await cp.close();
       await sim.close();
       await spot.close();
+    }
+  });
+
+  test("a spool that cannot be written (disk full, removed) keeps reports in memory and delivers them; the router keeps serving", async () => {
+    const sim = await startSimulator({ model: "qwen-small" });
+    const cp = await startControlPlane();
+    const stateDir = `/tmp/tuna-rt-spoolerr-${process.pid}`;
+    rmSync(stateDir, { recursive: true, force: true });
+    cp.setSnapshot(snapshot([deployment({ svlUrl: sim.url, routing: { policy: "serverless-only" } })]));
+    const router = await startRouter({ controlPlaneUrl: cp.url, routerToken: cp.token, usageFlushMs: 50, stateDir, logLevel: "silent" });
+    try {
+      for (let i = 0; i < 2; i++) assert.equal((await chat(router.url, KEY)).status, 200);
+      await waitFor(() => totalRequests(cp) === 2, 3000);
+      // The spool folder becomes a file: every write and listing fails from now on.
+      rmSync(`${stateDir}/usage-spool`, { recursive: true, force: true });
+      writeFileSync(`${stateDir}/usage-spool`, "not a folder");
+      cp.usageDown = true;
+      for (let i = 0; i < 3; i++) assert.equal((await chat(router.url, KEY)).status, 200);
+      await sleep(300);
+      assert.match((await request(`${router.url}/metrics`)).body, /tuna_router_usage_reports_total\{result="spool_failed"\} [1-9]/);
+      cp.usageDown = false;
+      await waitFor(() => totalRequests(cp) === 5, 5000);
+    } finally {
+      await router.close();
+      await cp.close();
+      await sim.close();
+    }
+  });
+
+  test("every request is counted once where it ended: a fallback that filled up meanwhile, a client that left mid-attempt", async () => {
+    const spot = await startSimulator({ model: "qwen-small" });
+    const svl = await startSimulator({ model: "qwen-small", ttftMs: 1000 });
+    const cp = await startControlPlane();
+    const d = deployment({ svlUrl: svl.url, spotUrl: spot.url });
+    d.backends[0].maxInflight = 1;
+    d.backends[1].maxInflightPerReplica = 1;
+    d.routing.firstByteTimeoutMs = 300;
+    cp.setSnapshot(snapshot([d]));
+    const router = await startRouter({ controlPlaneUrl: cp.url, routerToken: cp.token, usageFlushMs: 50, stateDir: `/tmp/tuna-rt-usage-once-${process.pid}`, logLevel: "silent" });
+    try {
+      await waitFor(() => router.store.current?.deployments.get("dep_1")?.backends.find((b) => b.id === "spot")?.state() === "ready");
+      spot.setFault({ mode: "slow", delayMs: 2000 });
+      // A goes to spot and times out; B meanwhile fills serverless (its only slot), so A has nowhere to fail over.
+      const a = chat(router.url, KEY);
+      await sleep(50);
+      const b = chat(router.url, KEY);
+      assert.deepEqual([(await a).status, (await b).status], [504, 504]);
+      // C leaves while its attempt is still waiting for spot.
+      await new Promise<void>((resolve) => {
+        const req = http.request(`${router.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${KEY}` } });
+        req.on("error", () => resolve());
+        req.end(JSON.stringify({ model: "qwen-small", messages: [], max_tokens: 2 }));
+        setTimeout(() => req.destroy(), 100);
+      });
+      await waitFor(() => router.inflight() === 0, 3000);
+      const m = (await request(`${router.url}/metrics`)).body;
+      const answered = [...m.matchAll(/^tuna_router_requests_total\{.*\} (\d+)$/gm)].reduce((n, x) => n + Number(x[1]), 0);
+      assert.equal(answered, 3);
+      await waitFor(() => totalRequests(cp) >= 3, 3000);
+      await sleep(200);
+      assert.equal(totalRequests(cp), 3, "usage counts each request once, like the metrics");
+      const entries = [...cp.reports.values()].flatMap((r) => r.entries);
+      assert.equal(entries.reduce((n, e) => n + e.errors, 0), 3);
+    } finally {
+      await router.close();
+      await cp.close();
+      await spot.close();
+      await svl.close();
     }
   });
 

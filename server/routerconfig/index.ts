@@ -52,7 +52,7 @@ interface StoredSpecish {
   serverlessScaling?: { maxWorkers?: number; concurrency?: number; idleTimeoutS?: number };
 }
 
-function backendOf(teamId: string, deploymentId: string, c: DeploymentComponent, spec: StoredSpecish): BackendConfig | null {
+function backendOf(teamId: string, deploymentId: string, servedModelName: string, c: DeploymentComponent, spec: StoredSpecish): BackendConfig | null {
   if (!c.endpointUrl || !LIVE_COMPONENT.has(c.status) || (c.kind !== "serverless" && c.kind !== "spot")) return null;
   const opened = openUpstreamHeaders(teamId, deploymentId, c.kind, c.upstreamHeadersCipher);
   const headers = Object.keys(opened).length > 0 ? opened : undefined;
@@ -60,6 +60,8 @@ function backendOf(teamId: string, deploymentId: string, c: DeploymentComponent,
   // How long routers keep idle connections to this provider's endpoints (the router's default when unset).
   const idleMs = hasProvider(c.provider) ? getProvider(c.provider).routerConnectionIdleMs : undefined;
   const connectionIdle = idleMs ? { connectionIdleMs: idleMs } : {};
+  // Engines serve only the served model name; clients may also say the slug, which the router rewrites.
+  const upstreamModel = servedModelName;
   if (c.kind === "serverless") {
     const workers = spec.serverlessScaling?.maxWorkers ?? 0;
     return {
@@ -70,6 +72,7 @@ function backendOf(teamId: string, deploymentId: string, c: DeploymentComponent,
       ...(workers > 0 && concurrency > 0 ? { maxInflight: workers * concurrency } : {}),
       ...(c.status === "draining" ? { draining: true } : {}),
       ...connectionIdle,
+      upstreamModel,
     };
   }
   return {
@@ -82,6 +85,7 @@ function backendOf(teamId: string, deploymentId: string, c: DeploymentComponent,
     maxInflightPerReplica: concurrency > 0 ? concurrency : DEFAULT_MAX_INFLIGHT_PER_REPLICA,
     ...(c.status === "draining" ? { draining: true } : {}),
     ...connectionIdle,
+    upstreamModel,
   };
 }
 
@@ -114,7 +118,7 @@ export async function buildRouterSnapshot(now: Date = new Date()): Promise<Route
     const backends: BackendConfig[] = [];
     for (const c of d.components) {
       try {
-        const b = backendOf(d.teamId, d.id, c, spec);
+        const b = backendOf(d.teamId, d.id, d.servedModelName, c, spec);
         if (b) backends.push(b);
       } catch (e) {
         // One unreadable component must not take every team's routing down; it is left out and logged.

@@ -56,12 +56,13 @@ describe("router snapshot", () => {
       models: ["qwen", "Qwen/Qwen3-0.6B"],
       mode: "hybrid",
       backends: [
-        { id: svl.id, kind: "serverless", url: "https://api.runpod.ai/v2/abc/openai", headers: { authorization: "Bearer rp-upstream" }, maxInflight: 12, connectionIdleMs: 30_000 },
+        { id: svl.id, kind: "serverless", url: "https://api.runpod.ai/v2/abc/openai", headers: { authorization: "Bearer rp-upstream" }, maxInflight: 12, connectionIdleMs: 30_000, upstreamModel: "Qwen/Qwen3-0.6B" },
         // SkyServe's load balancer is a uvicorn server (5 s keep-alive): the router's own 4 s default applies.
-        { id: spot.id, kind: "spot", url: "http://10.0.0.5:30001", replicas: 2, maxInflightPerReplica: 4 },
+        { id: spot.id, kind: "spot", url: "http://10.0.0.5:30001", replicas: 2, maxInflightPerReplica: 4, upstreamModel: "Qwen/Qwen3-0.6B" },
       ],
       routing: { policy: "spot-first", idleTimeoutS: 30 },
     });
+    // The engines serve "Qwen/Qwen3-0.6B" only; a client saying "qwen" is rewritten by the router (upstreamModel).
     const c = snap.deployments.find((x) => x.id === cold.id);
     assert.equal(c?.backends[0].replicas, 0, "a spot backend that is not ready is cold");
     assert.equal(c?.routing.policy, "spot-only");
