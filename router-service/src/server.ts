@@ -264,8 +264,10 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
 
     const stream = body.stream === true;
     const promptTokens = Math.ceil(promptChars(body) / 4);
-    const maxTokens = typeof body.max_tokens === "number" ? body.max_tokens : typeof body.max_completion_tokens === "number" ? body.max_completion_tokens : undefined;
-    const reserve = promptTokens + (apiPath === "/v1/embeddings" ? 0 : Math.max(0, maxTokens ?? defaultReserve));
+    const maxTokens = requestedMaxTokens(body);
+    // Engines cap the answer by the larger of the two fields when both are sent, for each of n choices.
+    const choices = typeof body.n === "number" && body.n > 1 ? Math.floor(body.n) : 1;
+    const reserve = promptTokens + (apiPath === "/v1/embeddings" ? 0 : choices * Math.max(0, maxTokens ?? defaultReserve));
 
     // ---- limits: key, then deployment (each one atomic check) -----------------------------------------------
     const leaseId = `${routerId}:${++reqSeq}`;
@@ -739,6 +741,12 @@ function fmtDuration(ms: number): string {
   const s = ms / 1000;
   if (s < 60) return `${Math.round(s * 10) / 10}s`;
   return `${Math.floor(s / 60)}m${Math.round(s % 60)}s`;
+}
+
+function requestedMaxTokens(body: Record<string, unknown>): number | undefined {
+  const a = typeof body.max_tokens === "number" ? body.max_tokens : undefined;
+  const b = typeof body.max_completion_tokens === "number" ? body.max_completion_tokens : undefined;
+  return a === undefined ? b : b === undefined ? a : Math.max(a, b);
 }
 
 function promptChars(body: Record<string, unknown>): number {

@@ -92,6 +92,12 @@ describe("limits (in-process store)", () => {
     assert.equal(r.json().error.type, "tokens");
     assert.match(r.json().error.message, /tpm/);
     assert.equal(r.headers["retry-after"], undefined);
+    assert.equal(r.headers["x-should-retry"], "false", "the official clients do not retry it");
+    // The reservation covers the larger of max_tokens and max_completion_tokens, for each of n choices.
+    for (const over of [{ max_tokens: 1, max_completion_tokens: 500 }, { max_completion_tokens: 1, max_tokens: 500 }, { max_tokens: 40, n: 3 }]) {
+      assert.equal((await chat(router.url, K_SMALL, over)).status, 429, JSON.stringify(over));
+    }
+    assert.equal((await chat(router.url, K_SMALL, { max_tokens: 40, n: 2 })).status, 200);
   });
 
   test("maxConcurrent per key, and the lease returns after the response", async () => {
