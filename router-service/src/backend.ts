@@ -163,12 +163,14 @@ export class BackendRuntime {
 
   /** Applies a new snapshot's config for the same backend (same id and URL). */
   update(cfg: BackendConfig, routing: RoutingConfig): void {
-    const prevReplicas = this.cfg.replicas;
+    const prev = this.cfg;
     this.cfg = cfg;
     this.setHeaders(cfg);
     this.routing = routing;
-    // A changed replica count in the snapshot is news (it supersedes an older runtime report).
-    if (this.kind === "spot" && cfg.replicas !== undefined && cfg.replicas !== prevReplicas) {
+    // A changed draining flag or replica count in the snapshot is news: it supersedes older runtime reports (a
+    // drain notice does not outlive the replicas it was about).
+    if (cfg.draining !== prev.draining || cfg.replicas !== prev.replicas) this.reportedDraining = undefined;
+    if (this.kind === "spot" && cfg.replicas !== undefined && cfg.replicas !== prev.replicas) {
       this.reportedReplicas = undefined;
       if (cfg.replicas === 0) this.setLifecycle("cold", "replicas=0 in config");
       else if (this.lifecycle === "cold") this.enterWarming("replicas in config");

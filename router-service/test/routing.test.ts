@@ -147,6 +147,16 @@ describe("spot lifecycle", () => {
       assert.equal(r.spot.stats().requests, before, "a draining backend gets no new requests");
       await post({ deploymentId: "dep_1", backendId: "spot", draining: false });
       assert.equal(backendOf(await chat(r.router.url, KEY)), "spot");
+      // A drain notice holds until the control plane's snapshot says something new about the backend (its
+      // replicas were replaced): the report does not outlive the replicas it was about.
+      await post({ deploymentId: "dep_1", backendId: "spot", draining: true });
+      assert.equal(r.spotState(), "draining");
+      r.router.applySnapshot(snapshot([deployment({ svlUrl: r.svl.url, spotUrl: r.spot.url })], { version: 2 }));
+      assert.equal(r.spotState(), "draining", "an unchanged snapshot keeps the report");
+      const replaced = deployment({ svlUrl: r.svl.url, spotUrl: r.spot.url });
+      replaced.backends[1].replicas = 2;
+      r.router.applySnapshot(snapshot([replaced], { version: 3 }));
+      await waitFor(() => r.spotState() === "ready");
     } finally {
       await r.close();
     }
