@@ -71,7 +71,10 @@ export class ConfigStore {
       }
       const dr: DeploymentRuntime = { cfg: d, backends, inflight };
       deployments.set(d.id, dr);
-      byTeamSlug.set(`${d.teamId}\u0000${d.slug}`, dr);
+      // A name claimed twice in a team (the control plane refuses that at creation) goes to the first deployment
+      // in snapshot order, the same on every router; it is not a reason to reject every team's routing.
+      const slugKey = `${d.teamId}\u0000${d.slug}`;
+      if (!byTeamSlug.has(slugKey)) byTeamSlug.set(slugKey, dr);
       for (const m of d.models) if (!byTeamModel.has(`${d.teamId}\u0000${m}`)) byTeamModel.set(`${d.teamId}\u0000${m}`, dr);
     }
     for (const [key, rt] of this.runtimes) if (!nextRuntimes.has(key)) rt.dispose();

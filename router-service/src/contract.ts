@@ -102,6 +102,10 @@ export const apiKeySchema = z.object({
   blocked: blockedSchema,
 });
 
+const HEADER_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Framing and hop-by-hop headers: the router writes these for each request; a backend's config must not. */
+const ROUTER_OWNED_HEADERS = new Set(["host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade", "expect"]);
+
 export const routerSnapshotSchema = z
   .object({
     version: z.number().int().nonnegative(),
@@ -109,18 +113,33 @@ export const routerSnapshotSchema = z
     apiKeys: z.array(apiKeySchema),
   })
   .superRefine((snap, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
     const ids = new Set<string>();
     for (const [i, d] of snap.deployments.entries()) {
-      if (ids.has(d.id)) ctx.addIssue({ code: "custom", path: ["deployments", i, "id"], message: "duplicate id" });
+      if (ids.has(d.id)) issue(["deployments", i, "id"], "duplicate id");
       ids.add(d.id);
       const bids = new Set<string>();
       for (const [j, b] of d.backends.entries()) {
-        if (bids.has(b.id))
-          ctx.addIssue({ code: "custom", path: ["deployments", i, "backends", j, "id"], message: "duplicate backend id" });
+        if (bids.has(b.id)) issue(["deployments", i, "backends", j, "id"], "duplicate backend id");
         bids.add(b.id);
+        for (const name of Object.keys(b.headers ?? {})) {
+          if (!HEADER_TOKEN.test(name)) issue(["deployments", i, "backends", j, "headers", name], "not a valid header name");
+          else if (ROUTER_OWNED_HEADERS.has(name.toLowerCase())) issue(["deployments", i, "backends", j, "headers", name], "set by the router itself");
+        }
       }
+      for (const w of Object.keys(d.routing.weights ?? {})) if (!bids.has(w)) issue(["deployments", i, "routing", "weights", w], "no backend with this id");
+    }
+    // Keys share rate-limit state by id and are found by hash: two entries for either would be ambiguous.
+    const keyIds = new Set<string>();
+    const hashes = new Set<string>();
+    for (const [i, k] of snap.apiKeys.entries()) {
+      if (keyIds.has(k.id)) issue(["apiKeys", i, "id"], "duplicate key id");
+      if (hashes.has(k.hash.toLowerCase())) issue(["apiKeys", i, "hash"], "duplicate key hash");
+      keyIds.add(k.id);
+      hashes.add(k.hash.toLowerCase());
     }
   });
+
 
 export type RouterSnapshot = z.infer<typeof routerSnapshotSchema>;
 export type DeploymentConfig = z.infer<typeof deploymentSchema>;

@@ -44,6 +44,28 @@ describe("contract", () => {
     assert.equal(routerSnapshotSchema.safeParse(dup).success, false);
     assert.equal(routerSnapshotSchema.safeParse(snapshot([deployment({ svlUrl: "file:///etc/passwd" })])).success, false);
   });
+
+  test("rejects what would be ambiguous or unsafe at request time, naming where", () => {
+    const issues = (snap: ReturnType<typeof snapshot>) => {
+      const r = routerSnapshotSchema.safeParse(snap);
+      return r.success ? [] : r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    };
+    const withHeaders = (headers: Record<string, string>) => {
+      const d = deployment({ svlUrl: "http://a" });
+      d.backends[0].headers = headers;
+      return snapshot([d]);
+    };
+    assert.deepEqual(issues(withHeaders({ Host: "evil", "Content-Length": "0" })), ["deployments.0.backends.0.headers.Host: set by the router itself", "deployments.0.backends.0.headers.Content-Length: set by the router itself"]);
+    assert.deepEqual(issues(withHeaders({ "bad name": "x" })), ["deployments.0.backends.0.headers.bad name: not a valid header name"]);
+    assert.deepEqual(issues(withHeaders({ authorization: "Bearer x", "x-extra": "1" })), []);
+    const weighted = deployment({ svlUrl: "http://a", spotUrl: "http://b" });
+    weighted.routing = { policy: "weighted", weights: { svl: 1, spto: 1 } };
+    assert.deepEqual(issues(snapshot([weighted])), ["deployments.0.routing.weights.spto: no backend with this id"]);
+    const keys = snapshot([deployment({ svlUrl: "http://a" })]);
+    keys.apiKeys.push({ ...keys.apiKeys[0] }, { ...keys.apiKeys[1], id: "key_new" });
+    keys.apiKeys[4].hash = keys.apiKeys[4].hash.toUpperCase();
+    assert.deepEqual(issues(keys), ["apiKeys.3.id: duplicate key id", "apiKeys.3.hash: duplicate key hash", "apiKeys.4.hash: duplicate key hash"]);
+  });
 });
 
 describe("UsageAggregator", () => {

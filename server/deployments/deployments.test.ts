@@ -30,6 +30,13 @@ describe("deployments service and tRPC", () => {
     assert.ok(audit, "audit row written");
     // A live deployment's slug is taken.
     await assert.rejects(admin.deployments.create(recInput({ slug: "svc-one" })), (e: TRPCError) => e.code === "CONFLICT");
+    // So is any name clients could use for it: its served model name may not be another deployment's slug, nor
+    // the other way round (the router would have to guess which one a request meant).
+    const nameTaken = (e: TRPCError) => e.code === "CONFLICT" && /already names deployment/.test(e.message);
+    await assert.rejects(admin.deployments.create(recInput({ slug: "svc-two", servedModelName: "svc-one" })), nameTaken);
+    await admin.deployments.create(recInput({ slug: "svc-three", servedModelName: "shared-name" }));
+    await assert.rejects(admin.deployments.create(recInput({ slug: "shared-name" })), nameTaken);
+    await assert.rejects(admin.deployments.create(recInput({ slug: "svc-four", servedModelName: "shared-name" })), nameTaken);
   });
 
   test("the Hugging Face token is passed to the workload by name when the team has one, never by value", async () => {

@@ -90,11 +90,17 @@ export async function requestDeployment(
   const approval = await approvalFor(teamId, actor.role, r);
   const status: DeploymentStatus = approval.required ? "pending_approval" : "queued";
   const created = await db.$transaction(async (tx) => {
+    // Clients name a deployment by its slug or its served model name, so neither may be claimed twice in a team.
+    const names = [...new Set([r.slug, r.servedModelName])];
     const clash = await tx.deployment.findFirst({
-      where: { teamId, slug: r.slug, status: { in: LIVE_STATUSES } },
-      select: { id: true },
+      where: { teamId, status: { in: LIVE_STATUSES }, OR: [{ slug: { in: names } }, { servedModelName: { in: names } }] },
+      select: { slug: true, servedModelName: true },
     });
-    if (clash) throw new DomainError("CONFLICT", `A deployment named "${r.slug}" already exists in this team; pick another slug.`, { reason: "slug_taken" });
+    if (clash?.slug === r.slug) throw new DomainError("CONFLICT", `A deployment named "${r.slug}" already exists in this team; pick another slug.`, { reason: "slug_taken" });
+    if (clash) {
+      const taken = names.find((n) => n === clash.slug || n === clash.servedModelName) ?? r.slug;
+      throw new DomainError("CONFLICT", `"${taken}" already names deployment "${clash.slug}" in this team (clients select deployments by slug or served model name); pick another slug or served model name.`, { reason: "name_taken" });
+    }
     const dep = await tx.deployment.create({
       data: {
         id,
