@@ -10,8 +10,10 @@ const STRIP_REQUEST = new Set([
   "host", "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
   "transfer-encoding", "upgrade", "authorization", "x-api-key", "content-length", "cookie", "expect",
   // The router reads usage out of the body, so it asks for identity encoding.
-  "accept-encoding", "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
+  "accept-encoding", "forwarded", "x-real-ip", "proxy-connection",
 ]);
+/** Client-supplied proxy metadata (x-forwarded-for/-host/-proto/-port/-prefix/…) is never passed on as if true. */
+const FORWARDED_PREFIX = "x-forwarded-";
 const STRIP_RESPONSE = new Set([
   "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding",
   "upgrade", "set-cookie", "server", "date",
@@ -39,7 +41,7 @@ export function upstreamRequestHeaders(client: IncomingHttpHeaders, backend: Bac
   const own = backend.upstreamHeaderNames;
   const out: string[] = ["host", backend.hostHeader];
   for (const k in client)
-    if (!STRIP_REQUEST.has(k) && !OWN_REQUEST.has(k) && !own.has(k) && !listed?.has(k)) pushHeader(out, k, client[k]);
+    if (!STRIP_REQUEST.has(k) && !OWN_REQUEST.has(k) && !own.has(k) && !listed?.has(k) && !k.startsWith(FORWARDED_PREFIX)) pushHeader(out, k, client[k]);
   out.push("content-type", "application/json", "content-length", String(bodyLength), "x-request-id", requestId);
   // Per-backend credentials come from config only; the client's key never leaves the router.
   const bh = backend.upstreamHeaders;

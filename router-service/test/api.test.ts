@@ -53,13 +53,16 @@ describe("OpenAI surface and auth", () => {
   });
 
   test("x-api-key works; the client key never reaches upstream, configured upstream headers do", async () => {
-    const r = await chat(router.url, undefined, {}, { "x-api-key": KEY, connection: "keep-alive, x-secret-hop", "x-secret-hop": "1", te: "trailers" });
+    const forged = { "x-forwarded-for": "6.6.6.6", "x-forwarded-port": "1", "x-forwarded-prefix": "/admin", "x-forwarded-server": "a", "x-real-ip": "6.6.6.6", forwarded: "for=6.6.6.6", "proxy-connection": "keep-alive" };
+    const r = await chat(router.url, undefined, {}, { "x-api-key": KEY, connection: "keep-alive, x-secret-hop", "x-secret-hop": "1", te: "trailers", ...forged, "x-client-tag": "kept" });
     assert.equal(r.status, 200);
     const h = sim.stats().lastHeaders;
     assert.equal(h.authorization, "Bearer upstream-secret");
     assert.equal(h["x-api-key"], undefined);
     assert.equal(h["x-secret-hop"], undefined, "headers named in Connection are hop-by-hop");
     assert.equal(h.te, undefined);
+    for (const name of Object.keys(forged)) assert.equal(h[name], undefined, `${name} is not passed on`);
+    assert.equal(h["x-client-tag"], "kept", "other end-to-end headers are");
     assert.ok(!JSON.stringify(h).includes(KEY));
   });
 
