@@ -1,6 +1,6 @@
 // CLI for the simulator: `npm run sim -- --port <n> --model <name> [...]`.
 import { numArg, parseArgs } from "../args.js";
-import { type FaultMode, startSimulator } from "./simulator.js";
+import { FAULT_MODES, type FaultMode, startSimulator } from "./simulator.js";
 
 let sim: Awaited<ReturnType<typeof startSimulator>>;
 try {
@@ -12,6 +12,7 @@ try {
   ]);
   const models = (args.model ?? "sim-model").split(",").map((s) => s.trim()).filter(Boolean);
   const faultMode = (args.fault ?? "none") as FaultMode;
+  if (!FAULT_MODES.includes(faultMode)) throw new Error(`--fault must be one of ${FAULT_MODES.join(", ")} (got "${args.fault}")`);
   sim = await startSimulator({
     port: numArg(args, "port", 0),
     host: args.host ?? "127.0.0.1",

@@ -3,7 +3,8 @@
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
-export type FaultMode = "none" | "down" | "slow" | "error5xx" | "close-mid-stream" | "preempt";
+export const FAULT_MODES = ["none", "down", "slow", "error5xx", "close-mid-stream", "preempt"] as const;
+export type FaultMode = (typeof FAULT_MODES)[number];
 
 export interface Fault {
   mode: FaultMode;
@@ -149,7 +150,7 @@ export function startSimulator(opts: SimulatorOptions = {}): Promise<SimulatorHa
     if (path === "/_sim/fault" && req.method === "POST") {
       const body = await readJson(req);
       const mode = (body as Fault | null)?.mode;
-      if (!body || !["none", "down", "slow", "error5xx", "close-mid-stream", "preempt"].includes(String(mode)))
+      if (!body || !(FAULT_MODES as readonly string[]).includes(String(mode)))
         return json(res, 400, errorBody("invalid fault", "invalid_request_error", null));
       applyFault(body as Fault, req.socket);
       return json(res, 200, { ok: true, fault });
@@ -298,6 +299,8 @@ export function startSimulator(opts: SimulatorOptions = {}): Promise<SimulatorHa
     s.on("close", () => sockets.delete(s));
   });
 
+  // A fault given at start behaves as one set later (a preempt notice starts its countdown now).
+  if (opts.fault) applyFault(opts.fault);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => {
