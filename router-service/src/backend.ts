@@ -24,6 +24,7 @@ export interface BackendDefaults {
   minEjectMs: number;
   connectTimeoutMs: number;
   firstByteTimeoutMs: number;
+  responseTimeoutMs: number;
   maxInflightPerReplica: number;
 }
 
@@ -37,6 +38,7 @@ export const DEFAULTS: BackendDefaults = {
   minEjectMs: 5000,
   connectTimeoutMs: 2000,
   firstByteTimeoutMs: 120_000,
+  responseTimeoutMs: 600_000,
   maxInflightPerReplica: 32,
 };
 
@@ -114,8 +116,12 @@ export class BackendRuntime {
   get connectTimeoutMs(): number {
     return this.opt("connectTimeoutMs");
   }
-  get firstByteTimeoutMs(): number {
-    return this.opt("firstByteTimeoutMs");
+  /**
+   * Time allowed until the response head before the attempt counts as failed. Engines send a stream's head
+   * before generating, but a non-streaming answer's only once it is complete, so that one gets the longer limit.
+   */
+  headTimeoutMs(stream: boolean): number {
+    return stream ? this.opt("firstByteTimeoutMs") : Math.max(this.opt("firstByteTimeoutMs"), this.opt("responseTimeoutMs"));
   }
 
   get draining(): boolean {

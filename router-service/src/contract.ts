@@ -56,8 +56,13 @@ export const routingSchema = z.object({
   rules: z.array(routingRuleSchema).optional(),
   /** Weighted split (canary) by backend id, used by policy "weighted". */
   weights: z.record(z.string(), z.number().nonnegative()).optional(),
-  /** Time to response headers before the request fails over (ms). */
+  /** Streams: time to response headers before the request fails over (ms). */
   firstByteTimeoutMs: positiveInt.optional(),
+  /**
+   * Non-streaming requests: time to the response (ms), which engines send only once the whole answer is
+   * generated; at least firstByteTimeoutMs.
+   */
+  responseTimeoutMs: positiveInt.optional(),
   connectTimeoutMs: positiveInt.optional(),
   /** Consecutive failures (connect error, 5xx, timeout) that eject a backend. */
   ejectAfterFailures: positiveInt.optional(),

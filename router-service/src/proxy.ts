@@ -131,12 +131,13 @@ export function attemptUpstream(
   apiPath: string,
   headers: string[],
   body: Buffer,
+  headTimeoutMs: number,
   clientGone: () => boolean,
   onClientGone: (fn: () => void) => void,
 ): Promise<AttemptResult> {
   return new Promise((resolve) => {
     const a = new Attempt(clientGone, resolve);
-    a.firstByteTimer = setTimeout(() => a.abandon("timeout"), backend.firstByteTimeoutMs);
+    a.firstByteTimer = setTimeout(() => a.abandon("timeout"), headTimeoutMs);
     onClientGone(() => a.abandon("aborted"));
     a.x = backend.pool.request(requestHead("POST", backend.basePath + apiPath, headers), body, a);
   });

@@ -389,7 +389,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       ctx.backend = b;
       const upstreamModel = b.cfg.upstreamModel;
       const payload = !needsRewrite && (upstreamModel === undefined || upstreamModel === body.model) ? raw : rewriteBody(raw, body, b, dep, stream && apiPath !== "/v1/embeddings", modelOk);
-      const result = await attemptUpstream(b, apiPath, upstreamRequestHeaders(req.headers, b, payload.length, requestId), payload, () => clientClosed, (fn) => goneListeners.push(fn));
+      const result = await attemptUpstream(b, apiPath, upstreamRequestHeaders(req.headers, b, payload.length, requestId), payload, b.headTimeoutMs(stream), () => clientClosed, (fn) => goneListeners.push(fn));
       if (clientClosed) {
         hold.release();
         if (result.ok) result.up.destroy();

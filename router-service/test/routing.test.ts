@@ -273,11 +273,17 @@ describe("failover", () => {
     }
   });
 
-  test("timeout before first byte fails over", async () => {
-    const r = await rig((s) => ({ routing: { ...deployment({ svlUrl: s }).routing, firstByteTimeoutMs: 200 } }));
+  test("timeout before first byte fails over; a non-streaming answer gets responseTimeoutMs, as engines send it whole", async () => {
+    const r = await rig((s) => ({ routing: { ...deployment({ svlUrl: s }).routing, firstByteTimeoutMs: 200, responseTimeoutMs: 1500 } }));
     try {
       await waitFor(() => r.spotState() === "ready");
-      r.spot.setFault({ mode: "slow", delayMs: 2000 });
+      r.spot.setFault({ mode: "slow", delayMs: 600 });
+      const long = await chat(r.router.url, KEY);
+      assert.equal(long.status, 200);
+      assert.equal(backendOf(long), "spot", "600 ms to the whole answer is within responseTimeoutMs: no second generation");
+      const streamed = await streamChat(r.router.url);
+      assert.equal(streamed.backend, "svl", "a stream's head must come within firstByteTimeoutMs");
+      r.spot.setFault({ mode: "slow", delayMs: 2500 });
       const res = await chat(r.router.url, KEY);
       assert.equal(res.status, 200);
       assert.equal(backendOf(res), "svl");

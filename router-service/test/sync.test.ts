@@ -151,6 +151,7 @@ describe("usage reports", () => {
     d.backends[0].maxInflight = 1;
     d.backends[1].maxInflightPerReplica = 1;
     d.routing.firstByteTimeoutMs = 300;
+    d.routing.responseTimeoutMs = 300;
     cp.setSnapshot(snapshot([d]));
     const router = await startRouter({ controlPlaneUrl: cp.url, routerToken: cp.token, usageFlushMs: 50, stateDir: `/tmp/tuna-rt-usage-once-${process.pid}`, logLevel: "silent" });
     try {
