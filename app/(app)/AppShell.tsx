@@ -4,7 +4,7 @@ import Link from "next/link";
 import { usePathname } from "next/navigation";
 import { signOut } from "next-auth/react";
 import { createContext, useContext, type ReactNode } from "react";
-import { TEAM_COOKIE } from "@/server/teams/cookie";
+import { CLEAR_TEAM_COOKIE, teamCookieAssignment } from "@/server/teams/cookie";
 
 interface TeamInfo {
   id: string;
@@ -48,8 +48,14 @@ export function AppShell(props: {
       window.location.assign("/teams/new");
       return;
     }
-    document.cookie = `${TEAM_COOKIE}=${encodeURIComponent(id)}; path=/; max-age=31536000; samesite=lax`;
+    document.cookie = teamCookieAssignment(id);
     window.location.assign("/");
+  }
+
+  function signOutAndForgetTeam() {
+    // The selection belongs to this user; the next one to sign in on this browser starts from their own team.
+    document.cookie = CLEAR_TEAM_COOKIE;
+    void signOut({ callbackUrl: "/signin" });
   }
 
   return (
@@ -84,7 +90,7 @@ export function AppShell(props: {
               })}
             </nav>
             <span className="text-sm text-gray-600" data-testid="current-user">{props.user.email}</span>
-            <button type="button" className="btn-secondary" onClick={() => signOut({ callbackUrl: "/signin" })}>Sign out</button>
+            <button type="button" className="btn-secondary" onClick={signOutAndForgetTeam}>Sign out</button>
           </div>
         </header>
         <main className="mx-auto max-w-7xl px-4 py-6">{props.children}</main>

@@ -37,6 +37,21 @@ describe("sign-up and sign-in", () => {
     await assert.rejects(callerFor(null).auth.signUp({ name: "C2", email: "c@example.test", password: "0123456789abc" }), (e: unknown) => e instanceof TRPCError && e.code === "CONFLICT");
   });
 
+  test("concurrent sign-ups with one email: one account, the others get the same conflict, not a 500", async () => {
+    for (const email of ["race1@example.test", "race2@example.test", "race3@example.test"]) {
+      const attempt = (i: number) => callerFor(null).auth.signUp({ name: `Racer ${i}`, email, password: "0123456789abc" });
+      const results = await Promise.allSettled([1, 2, 3, 4].map(attempt));
+      assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+      for (const r of results) {
+        if (r.status === "fulfilled") continue;
+        const e = r.reason;
+        assert.ok(e instanceof TRPCError, String(e));
+        assert.deepEqual({ code: e.code, message: e.message }, { code: "CONFLICT", message: "An account with this email already exists. Sign in instead." });
+      }
+      assert.equal(await db.user.count({ where: { email } }), 1);
+    }
+  });
+
   test("credentials: right password passes; wrong password and unknown email look the same", async () => {
     await callerFor(null).auth.signUp({ name: "D", email: "d@example.test", password: "a-long-password" });
     assert.equal((await checkCredentials("D@example.test", "a-long-password", "1.1.1.1")).ok, true);

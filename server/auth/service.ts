@@ -1,3 +1,4 @@
+import { Prisma } from "@prisma/client";
 import { z } from "zod";
 import { db } from "../db";
 import { appendAudit } from "../audit";
@@ -20,14 +21,33 @@ export interface RequestMeta {
   userAgent?: string | null;
 }
 
-/** Creates the user, their personal team (as admin) and the team's first audit rows, atomically. */
+/**
+ * Creates the user, their personal team (as admin) and the team's first audit rows, atomically. A taken
+ * email is a CONFLICT (reason "email_taken"), also when a concurrent sign-up takes it first.
+ */
 export async function signUp(input: z.infer<typeof signUpInput>, meta: RequestMeta = {}) {
   const passwordHash = await hashPassword(input.password);
-  const existing = await db.user.findUnique({ where: { email: input.email }, select: { id: true } });
-  if (existing) {
-    // Sign-up must say something here; it says no more than "use sign-in" (the email owner knows).
-    throw new DomainError("CONFLICT", "An account with this email already exists. Sign in instead.", { reason: "email_taken" });
+  if (await emailExists(input.email)) throw emailTaken();
+  try {
+    return await createUserWithPersonalTeam(input, passwordHash, meta);
+  } catch (e) {
+    // A concurrent sign-up with the same email passed the check above too and created the user first;
+    // the unique index refuses ours. Any other unique violation (e.g. a team slug race) stays an error.
+    if (e instanceof Prisma.PrismaClientKnownRequestError && e.code === "P2002" && (await emailExists(input.email))) throw emailTaken();
+    throw e;
   }
+}
+
+// Sign-up must say something here; it says no more than "use sign-in" (the email owner knows).
+function emailTaken() {
+  return new DomainError("CONFLICT", "An account with this email already exists. Sign in instead.", { reason: "email_taken" });
+}
+
+async function emailExists(email: string) {
+  return (await db.user.findUnique({ where: { email }, select: { id: true } })) !== null;
+}
+
+function createUserWithPersonalTeam(input: z.infer<typeof signUpInput>, passwordHash: string, meta: RequestMeta) {
   return db.$transaction(async (tx) => {
     const user = await tx.user.create({ data: { name: input.name, email: input.email, passwordHash } });
     const teamName = `${input.name.split(/\s+/)[0]}'s team`;

@@ -1,30 +1,36 @@
-import { db } from "../db";
 import { clientIp } from "../auth/options";
 import { currentUser } from "../auth/session";
-import type { Context } from "./init";
+import type { Context, SessionUser } from "./init";
 
 import { TEAM_COOKIE } from "../teams/cookie";
+import { resolveCurrentTeam } from "../teams/current";
 export { TEAM_COOKIE };
 
 function cookieValue(header: string | null, name: string): string | null {
   if (!header) return null;
   for (const part of header.split(";")) {
     const [k, ...v] = part.trim().split("=");
-    if (k === name) return decodeURIComponent(v.join("="));
+    if (k !== name) continue;
+    try {
+      return decodeURIComponent(v.join("="));
+    } catch {
+      return null; // malformed escape: treat as no selection rather than failing the request
+    }
   }
   return null;
 }
 
 /**
- * The selected team comes from the `x-tuna-team` header or the `tuna_team` cookie; without one, the
- * user's first team. Whether the user may act on it is decided per procedure (teamProcedure), not here.
+ * The selected team: an `x-tuna-team` header is an explicit choice by an API client and is passed on as-is
+ * (teamProcedure answers NOT_FOUND if the caller is not a member, rather than silently acting on another
+ * team). Otherwise the team is decided by resolveCurrentTeam, as for server components: the `tuna_team`
+ * cookie if the user is a member of that team, else their first team.
  */
-export async function createContextFromRequest(req: Request): Promise<Context> {
-  const user = await currentUser();
-  let teamId = req.headers.get("x-tuna-team") || cookieValue(req.headers.get("cookie"), TEAM_COOKIE);
+export async function contextFor(req: Request, user: SessionUser | null): Promise<Context> {
+  let teamId: string | null = req.headers.get("x-tuna-team") || null;
   if (!teamId && user) {
-    const first = await db.membership.findFirst({ where: { userId: user.id }, orderBy: { createdAt: "asc" }, select: { teamId: true } });
-    teamId = first?.teamId ?? null;
+    const { current } = await resolveCurrentTeam(user.id, cookieValue(req.headers.get("cookie"), TEAM_COOKIE));
+    teamId = current?.id ?? null;
   }
   return {
     user,
@@ -32,4 +38,8 @@ export async function createContextFromRequest(req: Request): Promise<Context> {
     ip: clientIp(req.headers),
     userAgent: req.headers.get("user-agent")?.slice(0, 300) ?? null,
   };
+}
+
+export async function createContextFromRequest(req: Request): Promise<Context> {
+  return contextFor(req, await currentUser());
 }

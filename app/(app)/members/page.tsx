@@ -6,6 +6,7 @@ import { useMemo, useState, type FormEvent } from "react";
 import { errorMessage, useTRPC } from "@/app/_lib/trpc";
 import { DataTable } from "@/app/_components/DataTable";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
+import { CLEAR_TEAM_COOKIE } from "@/server/teams/cookie";
 import { useTeam } from "../AppShell";
 
 const ROLES = ["admin", "developer", "viewer"] as const;
@@ -33,7 +34,16 @@ export default function MembersPage() {
   const onError = (e: unknown) => setActionError(errorMessage(e));
   const changeRole = useMutation(trpc.team.changeRole.mutationOptions({ onSuccess: refresh, onError }));
   const remove = useMutation(trpc.team.removeMember.mutationOptions({ onSuccess: refresh, onError }));
-  const leave = useMutation(trpc.team.leave.mutationOptions({ onSuccess: () => window.location.assign("/"), onError }));
+  const leave = useMutation(
+    trpc.team.leave.mutationOptions({
+      onSuccess: () => {
+        // The team left is the selected one: drop the selection so "/" opens the user's first remaining team.
+        document.cookie = CLEAR_TEAM_COOKIE;
+        window.location.assign("/");
+      },
+      onError,
+    }),
+  );
   const revoke = useMutation(trpc.team.revokeInvite.mutationOptions({ onSuccess: refresh, onError }));
 
   const columns = useMemo<ColumnDef<Member>[]>(

@@ -1,13 +1,14 @@
 import { redirect } from "next/navigation";
 import { currentUser } from "@/server/auth/session";
 import { enabledOAuthProviders } from "@/server/auth/options";
+import { safeCallbackPath } from "@/server/auth/callback";
 import { SignInForm } from "./SignInForm";
 
 export const dynamic = "force-dynamic";
 
-export default async function SignInPage({ searchParams }: { searchParams: Promise<{ callbackUrl?: string; error?: string }> }) {
+export default async function SignInPage({ searchParams }: { searchParams: Promise<{ callbackUrl?: string | string[]; error?: string }> }) {
   const sp = await searchParams;
-  const callbackUrl = sp.callbackUrl?.startsWith("/") ? sp.callbackUrl : "/";
+  const callbackUrl = safeCallbackPath(sp.callbackUrl);
   if (await currentUser()) redirect(callbackUrl);
   return <SignInForm callbackUrl={callbackUrl} oauth={enabledOAuthProviders()} initialError={sp.error} />;
 }

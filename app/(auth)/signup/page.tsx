@@ -1,12 +1,13 @@
 import { redirect } from "next/navigation";
 import { currentUser } from "@/server/auth/session";
+import { safeCallbackPath } from "@/server/auth/callback";
 import { SignUpForm } from "./SignUpForm";
 
 export const dynamic = "force-dynamic";
 
-export default async function SignUpPage({ searchParams }: { searchParams: Promise<{ callbackUrl?: string }> }) {
+export default async function SignUpPage({ searchParams }: { searchParams: Promise<{ callbackUrl?: string | string[] }> }) {
   const sp = await searchParams;
-  const callbackUrl = sp.callbackUrl?.startsWith("/") ? sp.callbackUrl : "/";
+  const callbackUrl = safeCallbackPath(sp.callbackUrl);
   if (await currentUser()) redirect(callbackUrl);
   return <SignUpForm callbackUrl={callbackUrl} />;
 }
