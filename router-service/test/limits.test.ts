@@ -11,6 +11,7 @@ import { chat, deployment, snapshot } from "./helpers/fixtures.js";
 const K_TPM = "tuna_sk_tpm";
 const K_CONC = "tuna_sk_conc";
 const K_SMALL = "tuna_sk_small";
+const K_SMALL2 = "tuna_sk_small_two";
 
 function streamUsage(base: string, key: string, body: object): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -41,6 +42,7 @@ describe("limits (in-process store)", () => {
       { id: "k_tpm", hash: hashApiKey(K_TPM), teamId: "team_1", deployments: "*", limits: { rpm: 1000, tpm: 1000, maxConcurrent: 10 } },
       { id: "k_conc", hash: hashApiKey(K_CONC), teamId: "team_1", deployments: "*", limits: { rpm: 1000, tpm: 1000000, maxConcurrent: 2 } },
       { id: "k_small", hash: hashApiKey(K_SMALL), teamId: "team_1", deployments: "*", limits: { rpm: 1000, tpm: 100, maxConcurrent: 10 } },
+      { id: "k_small2", hash: hashApiKey(K_SMALL2), teamId: "team_1", deployments: "*", limits: { rpm: 1000, tpm: 100, maxConcurrent: 10 } },
     );
     router = await startRouter({ config: snap, logLevel: "silent", stateDir: `/tmp/tuna-rt-limits-${process.pid}`, defaultReserveTokens: 256 });
   });
@@ -95,9 +97,10 @@ describe("limits (in-process store)", () => {
     assert.equal(r.headers["x-should-retry"], "false", "the official clients do not retry it");
     // The reservation covers the larger of max_tokens and max_completion_tokens, for each of n choices.
     for (const over of [{ max_tokens: 1, max_completion_tokens: 500 }, { max_completion_tokens: 1, max_tokens: 500 }, { max_tokens: 40, n: 3 }]) {
-      assert.equal((await chat(router.url, K_SMALL, over)).status, 429, JSON.stringify(over));
+      assert.equal((await chat(router.url, K_SMALL2, over)).status, 429, JSON.stringify(over));
     }
-    assert.equal((await chat(router.url, K_SMALL, { max_tokens: 40, n: 2 })).status, 200);
+    // Refused as too large, they took nothing: a request that fits gets the whole window.
+    assert.equal((await chat(router.url, K_SMALL2, { max_tokens: 40, n: 2 })).status, 200);
   });
 
   test("maxConcurrent per key, and the lease returns after the response", async () => {
