@@ -6,7 +6,7 @@ import { hashApiKey } from "../src/auth.js";
 import { type RouterHandle, type SimulatorHandle, startRouter, startSimulator } from "../src/index.js";
 import { MemoryRateLimiter } from "../src/ratelimit/memory.js";
 import type { LimitSpec } from "../src/ratelimit/types.js";
-import { chat, deployment, snapshot } from "./helpers/fixtures.js";
+import { chat, deployment, KEY, snapshot } from "./helpers/fixtures.js";
 
 const K_TPM = "tuna_sk_tpm";
 const K_CONC = "tuna_sk_conc";
@@ -31,12 +31,13 @@ describe("limits (in-process store)", () => {
   let router: RouterHandle;
   before(async () => {
     sim = await startSimulator({ model: "qwen-small", defaultMaxTokens: 16 });
-    slow = await startSimulator({ model: ["slow-model", "capped-model", "rpm-model"], ttftMs: 300 });
+    slow = await startSimulator({ model: ["slow-model", "capped-model", "rpm-model", "tpm-model"], ttftMs: 300 });
     const snap = snapshot([
       deployment({ svlUrl: sim.url, routing: { policy: "serverless-only" } }),
       deployment({ id: "dep_slow", slug: "slow", models: ["slow-model"], svlUrl: slow.url, routing: { policy: "serverless-only" } }),
       deployment({ id: "dep_cap", slug: "capped", models: ["capped-model"], svlUrl: slow.url, routing: { policy: "serverless-only" }, limits: { maxInflight: 1 } }),
       deployment({ id: "dep_rpm", slug: "rpmd", models: ["rpm-model"], svlUrl: slow.url, routing: { policy: "serverless-only" }, limits: { rpm: 2 } }),
+      deployment({ id: "dep_tpm", slug: "tpmd", models: ["tpm-model"], svlUrl: slow.url, routing: { policy: "serverless-only" }, limits: { tpm: 50 } }),
     ]);
     snap.apiKeys.push(
       { id: "k_tpm", hash: hashApiKey(K_TPM), teamId: "team_1", deployments: "*", limits: { rpm: 1000, tpm: 1000, maxConcurrent: 10 } },
@@ -112,13 +113,20 @@ describe("limits (in-process store)", () => {
     assert.equal((await chat(router.url, K_CONC, { model: "slow-model" })).status, 200);
   });
 
-  test("per-deployment caps: in-flight and rpm", async () => {
+  test("per-deployment caps: in-flight, rpm and tpm", async () => {
     const rs = await Promise.all(Array.from({ length: 2 }, () => chat(router.url, K_CONC, { model: "capped-model" })));
     assert.deepEqual(rs.map((r) => r.status).sort(), [200, 503]);
     const rpm = [];
     for (let i = 0; i < 3; i++) rpm.push(await chat(router.url, K_CONC, { model: "rpm-model" }));
     assert.deepEqual(rpm.map((r) => r.status), [200, 200, 429]);
     assert.match(rpm[2].json().error.message, /deployment rpm/);
+    // tpm 50 across all keys: each request reserves 3 + 20 and settles to its real 3 + 20 (the simulator
+    // answers max_tokens tokens), so two fit and the third does not, whichever key sends it.
+    const tpm = [];
+    for (const key of [K_CONC, KEY, K_CONC]) tpm.push(await chat(router.url, key, { model: "tpm-model", max_tokens: 20 }));
+    assert.deepEqual(tpm.map((r) => r.status), [200, 200, 429]);
+    assert.match(tpm[2].json().error.message, /deployment tpm/);
+    assert.equal((await chat(router.url, KEY, { model: "tpm-model", max_tokens: 60 })).json().error.message.startsWith("Request too large for deployment tpm"), true);
   });
 });
 

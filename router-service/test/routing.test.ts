@@ -67,6 +67,11 @@ describe("spot lifecycle", () => {
       await waitFor(() => r.spotState() === "ready", 5000);
       const late = await chat(r.router.url, KEY);
       assert.equal(backendOf(late), "spot");
+      // A backend with no configured credentials gets none: the client's key is not a fallback.
+      assert.equal(r.spot.stats().lastHeaders.authorization, undefined);
+      const m = (await request(`${r.router.url}/metrics`)).body;
+      assert.match(m, /tuna_router_backend_state\{deployment="dep_1",backend="spot",state="ready"\} 1/);
+      assert.doesNotMatch(m, /tuna_router_backend_state\{deployment="dep_1",backend="spot",state="warming"\}/, "only the current state is exported");
     } finally {
       await r.close();
     }
@@ -214,7 +219,15 @@ describe("policy", () => {
 
   test("weighted split (canary) and request-aware rules", async () => {
     const r = await rig((s) => ({
-      routing: { ...deployment({ svlUrl: s }).routing, policy: "weighted", weights: { svl: 1, spot: 3 }, rules: [{ when: { maxTokensAbove: 100 }, prefer: "serverless" }] },
+      routing: {
+        ...deployment({ svlUrl: s }).routing,
+        policy: "weighted",
+        weights: { svl: 1, spot: 3 },
+        rules: [
+          { when: { maxTokensAbove: 100 }, prefer: "serverless" },
+          { when: { promptTokensAbove: 1000 }, prefer: "serverless" },
+        ],
+      },
     }));
     try {
       await waitFor(() => r.spotState() === "ready");
@@ -222,6 +235,9 @@ describe("policy", () => {
       for (let i = 0; i < 200; i++) if (backendOf(await chat(r.router.url, KEY)) === "spot") spot++;
       assert.ok(spot > 120 && spot < 180, `~75% on spot, got ${spot}/200`);
       for (let i = 0; i < 10; i++) assert.equal(backendOf(await chat(r.router.url, KEY, { max_tokens: 500 })), "svl", "rule: long generations → serverless");
+      // ~1,250 estimated prompt tokens (5,000 characters / 4).
+      const longPrompt = { messages: [{ role: "user", content: "x".repeat(5000) }], max_tokens: 4 };
+      for (let i = 0; i < 10; i++) assert.equal(backendOf(await chat(r.router.url, KEY, longPrompt)), "svl", "rule: long prompts → serverless");
     } finally {
       await r.close();
     }
@@ -299,6 +315,13 @@ describe("failover", () => {
       assert.equal(res.status, 502);
       assert.equal(res.json().error.code, "upstream_error");
       assert.ok(!res.body.includes("127.0.0.1"), "no upstream details leak");
+      // The last candidate's own 5xx answer is passed through as it is (status and body), not retried.
+      r.svl.setFault({ mode: "error5xx", status: 503 });
+      const before = r.svl.stats().requests;
+      const passed = await chat(r.router.url, KEY);
+      assert.equal(passed.status, 503);
+      assert.equal(passed.json().error.message, "simulated upstream failure");
+      assert.equal(r.svl.stats().requests, before + 1);
     } finally {
       await r.close();
     }
