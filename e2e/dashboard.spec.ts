@@ -45,7 +45,8 @@ test("vault, API keys, alerts and settings: main flows", async ({ page }) => {
   await expect(secret).toContainText("version 1");
   await expect(page.locator("body")).not.toContainText("hf_abcdefghijklmnop");
   await secret.getByRole("button", { name: "Test" }).click();
-  await expect(page.getByTestId("secret-test-result")).toBeVisible();
+  // No provider can confirm a Hugging Face token here: the test says so instead of passing.
+  await expect(page.getByTestId("secret-test-result")).toContainText("Could not verify");
   await secret.getByRole("button", { name: "Rotate" }).click();
   await page.getByLabel("New value for HF read token").fill("hf_qrstuvwxyzabcdefNEW4");
   await page.getByRole("button", { name: "Save new version" }).click();

@@ -14,6 +14,7 @@ export {
   type RewrapResult,
   type SecretMetadata,
   type SecretPurpose,
+  type SecretTestOutcome,
   type SecretTestResult,
 } from "./service";
 export { type EncryptedBlob, keyring } from "./crypto";

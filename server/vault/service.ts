@@ -2,7 +2,9 @@ import { Prisma } from "@prisma/client";
 import { appendAudit, type AuditActor } from "../audit";
 import { db, type Tx } from "../db";
 import { DomainError } from "../lib/errors";
+import { type CredentialOutcome, credentialOutcomeOfError, credentialVerdict } from "../providers/base/credential-check";
 import { defaultScaling } from "../providers/base/engine";
+import { ProviderError } from "../providers/base/errors";
 import type { DeploymentSpec, Finding, ProviderContext } from "../providers/base/types";
 import { getProvider, hasProvider } from "../providers/registry";
 import {
@@ -43,7 +45,10 @@ export interface SecretMetadata {
   createdAt: Date;
   lastUsedAt: Date | null;
   lastTestedAt: Date | null;
+  /** true: passed, false: failed; null with lastTestedAt set: could not verify (provider not reached). */
   lastTestOk: boolean | null;
+  /** lastTestOk read as the test's outcome; null when never tested (or rotated since). */
+  lastTestOutcome: SecretTestOutcome | null;
   lastTestMessage: string | null;
 }
 
@@ -70,7 +75,7 @@ async function withEmails(rows: SecretRow[]): Promise<SecretMetadata[]> {
   const ids = [...new Set(rows.map((r) => r.createdById))];
   const users = ids.length ? await db.user.findMany({ where: { id: { in: ids } }, select: { id: true, email: true } }) : [];
   const email = new Map(users.map((u) => [u.id, u.email]));
-  return rows.map((r) => ({ ...r, createdByEmail: email.get(r.createdById) ?? null }));
+  return rows.map((r) => ({ ...r, createdByEmail: email.get(r.createdById) ?? null, lastTestOutcome: testOutcomeOf(r) }));
 }
 
 function assertKind(kind: string): asserts kind is SecretKind {
@@ -280,15 +285,51 @@ function preflightSpec(teamId: string, gpu: string): DeploymentSpec {
   };
 }
 
+/**
+ * "passed": the provider confirmed the credentials; "failed": it refused them (or they do not fit);
+ * "unverified": the provider could not be reached (network error, timeout, 5xx) or did not say either way.
+ */
+export type SecretTestOutcome = CredentialOutcome;
+
 export interface SecretTestResult {
+  outcome: SecretTestOutcome;
+  /** outcome === "passed". */
   ok: boolean;
   message: string;
   findings: Finding[];
 }
 
 /**
+ * The outcome is stored without a schema change: lastTestOk true/false, and null (with lastTestedAt set)
+ * for "could not verify". Rotation clears all three, so null without lastTestedAt still means "never tested".
+ */
+function storedTestOk(outcome: SecretTestOutcome): boolean | null {
+  return outcome === "passed" ? true : outcome === "failed" ? false : null;
+}
+
+function testOutcomeOf(row: { lastTestedAt: Date | null; lastTestOk: boolean | null }): SecretTestOutcome | null {
+  if (!row.lastTestedAt) return null;
+  return row.lastTestOk === true ? "passed" : row.lastTestOk === false ? "failed" : "unverified";
+}
+
+function testResult(outcome: SecretTestOutcome, message: string, findings: Finding[]): SecretTestResult {
+  return { outcome, ok: outcome === "passed", message, findings };
+}
+
+/** The provider's preflight findings → the test's outcome, by finding code (see `credentialVerdict`). */
+function providerTestResult(providerName: string, findings: Finding[]): SecretTestResult {
+  const name = providerDisplay(providerName);
+  const { outcome, reasons } = credentialVerdict(findings);
+  const detail = reasons.map((f) => f.message).join(" ");
+  if (outcome === "passed") return testResult(outcome, `${name} accepted the credentials.`, findings);
+  if (outcome === "failed") return testResult(outcome, detail, findings);
+  return testResult(outcome, `${name} did not confirm the credentials${detail ? `: ${detail}` : "."}`, findings);
+}
+
+/**
  * "Test": runs the consuming provider's preflight with the decrypted credentials (a small plan on a GPU it
- * supports), records lastTested*, audits `secret.test`. Kinds without a provider get a format check.
+ * supports), records lastTested*, audits `secret.test`. Passes only when the provider confirmed the credentials;
+ * kinds without a provider get a format check, which at best is "unverified" (see the vault README).
  */
 export async function testSecret(teamId: string, actor: AuditActor, secretId: string, opts: { ctx?: ProviderContext } = {}): Promise<SecretTestResult> {
   const secret = await db.secret.findFirst({ where: { id: secretId, teamId, deletedAt: null }, select: { id: true, kind: true } });
@@ -303,26 +344,33 @@ export async function testSecret(teamId: string, actor: AuditActor, secretId: st
       result = await providerCredentials(teamId, providerName, "test", actor, async (creds) => {
         const gpu = provider.supportedGpus()[0] ?? "L4";
         const plan = provider.plan(preflightSpec(teamId, gpu));
-        const findings = await provider.preflight(plan, creds, opts.ctx);
-        // GPU stock or region findings are about the sample plan, not the credentials.
-        const credentialErrors = findings.filter((f) => f.level === "error" && /credential|unauthori[sz]ed|forbidden|auth|permission/i.test(`${f.code} ${f.message}`));
-        const ok = credentialErrors.length === 0;
-        return { ok, message: ok ? `${providerDisplay(providerName)} accepted the credentials.` : credentialErrors.map((f) => f.message).join(" "), findings };
+        // Findings about the sample plan (GPU stock, region) neither pass nor fail the credentials.
+        return providerTestResult(providerName, await provider.preflight(plan, creds, opts.ctx));
       });
     } catch (e) {
-      if (!(e instanceof DomainError) || e.code === "INTERNAL") throw e;
-      result = { ok: false, message: e.message, findings: [] };
+      if (e instanceof ProviderError) {
+        // A preflight that throws (e.g. a network error while signing in) did not get an answer about the key.
+        const outcome = credentialOutcomeOfError(e);
+        result = testResult(outcome, outcome === "failed" ? e.message : `${providerDisplay(providerName)} did not confirm the credentials: ${e.message}`, []);
+      } else if (e instanceof DomainError && e.code !== "INTERNAL") {
+        result = testResult("failed", e.message, []);
+      } else {
+        throw e;
+      }
     }
   } else {
     result = await withSecret(teamId, { id: secretId }, "test", actor, async (value) => {
       const problem = validateSecretValue(kind, value);
-      return { ok: !problem, message: problem ?? `${KIND_SPECS[kind].displayName} is well-formed (no provider check available).`, findings: [] };
+      // Only the format is checked: nobody confirmed the value works, so this is never a pass.
+      return problem
+        ? testResult("failed", problem, [])
+        : testResult("unverified", `${KIND_SPECS[kind].displayName} is well-formed; no provider check is available for this kind.`, []);
     });
   }
   const message = result.message.slice(0, 500);
   await db.$transaction(async (tx) => {
-    await tx.secret.updateMany({ where: { id: secretId, teamId }, data: { lastTestedAt: new Date(), lastTestOk: result.ok, lastTestMessage: message } });
-    await appendAudit(tx, teamId, actor, { action: "secret.test", targetType: "secret", targetId: secretId, metadata: { kind, ok: result.ok } });
+    await tx.secret.updateMany({ where: { id: secretId, teamId }, data: { lastTestedAt: new Date(), lastTestOk: storedTestOk(result.outcome), lastTestMessage: message } });
+    await appendAudit(tx, teamId, actor, { action: "secret.test", targetType: "secret", targetId: secretId, metadata: { kind, ok: result.ok, outcome: result.outcome } });
   });
   return { ...result, message };
 }

@@ -36,6 +36,8 @@ const read = (teamId: string, id: string, actor = { userId: null, label: "test" 
 
 let fake: RunpodFake;
 const RUNPOD_KEY = secretValue("rpa");
+/** RunPod's client tries a GET this many times (MAX_ATTEMPTS in providers/runpod/client.ts) before giving up. */
+const RUNPOD_MAX_ATTEMPTS = 3;
 before(async () => {
   fake = await new RunpodFake(RUNPOD_KEY).start();
   if (!hasProvider("runpod")) registerProvider(runpodProvider);
@@ -325,5 +327,67 @@ describe("vault", () => {
     assert.match(meta.lastTestMessage ?? "", /RunPod/);
     const actions = (await db.auditLog.findMany({ where: { teamId: f.team.id }, orderBy: { seq: "asc" } })).map((a) => a.action);
     assert.deepEqual(actions.filter((a) => a.startsWith("secret.test")), ["secret.test", "secret.test"]);
+  });
+
+  test("test passes only when the provider confirmed the key; unreachable is 'could not verify'", async () => {
+    const f = await makeRoleFixture();
+    const actor = actorOf(f.admin);
+    const ctx = { baseUrls: fake.baseUrls, sleep: async () => {} };
+    const s = await createSecret(f.team.id, actor, { kind: "runpod", label: "rp", value: RUNPOD_KEY });
+    const stored = async () => {
+      const meta = (await listSecrets(f.team.id)).find((x) => x.id === s.id)!;
+      return { ok: meta.lastTestOk, outcome: meta.lastTestOutcome, tested: meta.lastTestedAt !== null, message: meta.lastTestMessage };
+    };
+    assert.equal((await stored()).outcome, null, "never tested");
+
+    // Valid key, provider answers → passed.
+    const passed = await testSecret(f.team.id, actor, s.id, { ctx });
+    assert.equal(passed.outcome, "passed", passed.message);
+    assert.equal(passed.ok, true);
+    assert.deepEqual(await stored(), { ok: true, outcome: "passed", tested: true, message: "RunPod accepted the credentials." });
+
+    // No network (the QA case: "fetch failed") → could not verify, not a pass and not a credential failure.
+    const offline = await testSecret(f.team.id, actor, s.id, { ctx: { baseUrls: { api: "http://127.0.0.1:1/v2", runtime: "http://127.0.0.1:1/runtime/v2" }, sleep: async () => {} } });
+    assert.equal(offline.outcome, "unverified", offline.message);
+    assert.equal(offline.ok, false);
+    assert.match(offline.message, /RunPod did not confirm the credentials: .*network error/);
+    assert.deepEqual(offline.findings.map((x) => x.code), ["catalog_unavailable"]);
+    assert.deepEqual({ ...(await stored()), message: undefined }, { ok: null, outcome: "unverified", tested: true, message: undefined });
+
+    // RunPod up but failing (5xx on every retry) → could not verify.
+    fake.failNext("GET", /^\/v2\/catalog\/gpus$/, { status: 503, times: RUNPOD_MAX_ATTEMPTS });
+    const down = await testSecret(f.team.id, actor, s.id, { ctx });
+    assert.equal(down.outcome, "unverified", down.message);
+    assert.match(down.message, /HTTP 503/);
+    assert.equal((await stored()).outcome, "unverified");
+
+    // Refused key (403 from the provider) → failed, with the credential finding.
+    fake.failNext("GET", /^\/v2\/catalog\/gpus$/, { status: 403 });
+    const forbidden = await testSecret(f.team.id, actor, s.id, { ctx });
+    assert.equal(forbidden.outcome, "failed", forbidden.message);
+    assert.deepEqual(forbidden.findings.map((x) => x.code), ["unauthorized"]);
+    assert.match(forbidden.message, /RunPod rejected the API key \(HTTP 403\)/);
+    assert.deepEqual({ ...(await stored()), message: undefined }, { ok: false, outcome: "failed", tested: true, message: undefined });
+
+    // Wrong key (401) → failed.
+    await rotateSecret(f.team.id, actor, s.id, secretValue("rpa"));
+    assert.equal((await stored()).outcome, null, "rotation clears the last test");
+    const wrong = await testSecret(f.team.id, actor, s.id, { ctx });
+    assert.equal(wrong.outcome, "failed");
+    assert.match(wrong.message, /HTTP 401/);
+
+    const audits = await db.auditLog.findMany({ where: { teamId: f.team.id, action: "secret.test" }, orderBy: { seq: "asc" } });
+    assert.deepEqual(audits.map((a) => (a.metadata as { outcome: string }).outcome), ["passed", "unverified", "unverified", "failed", "failed"]);
+  });
+
+  test("a kind no provider can check is never reported as passed", async () => {
+    const f = await makeRoleFixture();
+    const actor = actorOf(f.admin);
+    const hf = await createSecret(f.team.id, actor, { kind: "huggingface", label: "hf", value: secretValue("hf") });
+    const r = await testSecret(f.team.id, actor, hf.id);
+    assert.equal(r.outcome, "unverified");
+    assert.equal(r.ok, false);
+    assert.match(r.message, /well-formed/);
+    assert.equal((await listSecrets(f.team.id))[0].lastTestOutcome, "unverified");
   });
 });

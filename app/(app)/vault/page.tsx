@@ -8,6 +8,15 @@ import { Badge, ConfirmButton, Field } from "@/app/_components/controls";
 import { formatDate, relativeTime } from "@/app/_components/format";
 import { useTeam } from "../AppShell";
 
+type TestOutcome = "passed" | "failed" | "unverified";
+
+/** How each test outcome reads: "could not verify" is neither a pass nor a refusal of the credentials. */
+const TEST_OUTCOME: Record<TestOutcome, { badge: string; badgeTone: "green" | "red" | "amber"; heading: string; tone: "success" | "warning" }> = {
+  passed: { badge: "ok", badgeTone: "green", heading: "Test passed", tone: "success" },
+  failed: { badge: "failed", badgeTone: "red", heading: "Test failed", tone: "warning" },
+  unverified: { badge: "could not verify", badgeTone: "amber", heading: "Could not verify", tone: "warning" },
+};
+
 export default function VaultPage() {
   const trpc = useTRPC();
   const { can } = useTeam();
@@ -17,14 +26,14 @@ export default function VaultPage() {
   const kinds = useQuery({ ...trpc.vault.kinds.queryOptions(), enabled: readable });
   const list = useQuery({ ...trpc.vault.list.queryOptions(), enabled: readable });
   const [actionError, setActionError] = useState<string | null>(null);
-  const [testResult, setTestResult] = useState<{ id: string; ok: boolean; message: string } | null>(null);
+  const [testResult, setTestResult] = useState<{ id: string; outcome: TestOutcome; message: string } | null>(null);
   const [rotating, setRotating] = useState<string | null>(null);
   const refresh = () => qc.invalidateQueries({ queryKey: trpc.vault.list.queryKey() });
   const onError = (e: unknown) => setActionError(errorMessage(e));
   const test = useMutation(
     trpc.vault.test.mutationOptions({
       onSuccess: (r, v) => {
-        setTestResult({ id: v.secretId, ok: r.ok, message: r.message });
+        setTestResult({ id: v.secretId, outcome: r.outcome, message: r.message });
         refresh();
       },
       onError,
@@ -66,7 +75,8 @@ export default function VaultPage() {
                       Last used {relativeTime(s.lastUsedAt)} · last tested{" "}
                       {s.lastTestedAt ? (
                         <>
-                          {relativeTime(s.lastTestedAt)} <Badge tone={s.lastTestOk ? "green" : "red"}>{s.lastTestOk ? "ok" : "failed"}</Badge>
+                          {relativeTime(s.lastTestedAt)}{" "}
+                          <Badge tone={TEST_OUTCOME[s.lastTestOutcome ?? "unverified"].badgeTone}>{TEST_OUTCOME[s.lastTestOutcome ?? "unverified"].badge}</Badge>
                           {s.lastTestMessage ? <span> {s.lastTestMessage}</span> : null}
                         </>
                       ) : "never"}
@@ -91,7 +101,7 @@ export default function VaultPage() {
                 </div>
                 {testResult?.id === s.id ? (
                   <div className="mt-2" data-testid="secret-test-result">
-                    <Notice tone={testResult.ok ? "success" : "warning"}>{testResult.ok ? "Test passed" : "Test failed"}: {testResult.message}</Notice>
+                    <TestResultNotice outcome={testResult.outcome} message={testResult.message} />
                   </div>
                 ) : null}
                 {rotating === s.id ? <RotateForm secretId={s.id} label={s.label} onDone={() => { setRotating(null); refresh(); }} /> : null}
@@ -102,6 +112,11 @@ export default function VaultPage() {
       </section>
     </>
   );
+}
+
+function TestResultNotice({ outcome, message }: { outcome: TestOutcome; message: string }) {
+  const o = TEST_OUTCOME[outcome];
+  return <Notice tone={o.tone}>{o.heading}: {message}</Notice>;
 }
 
 function AddSecretForm({ kinds, onSaved }: { kinds: Array<{ kind: string; displayName: string; format: string }>; onSaved: () => void }) {

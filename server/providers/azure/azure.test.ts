@@ -98,6 +98,7 @@ describe("azure preflight", () => {
     const f = await azureProvider.preflight(planAzure(t4Spec()), { ...AZ, clientSecret: wrong }, ctx);
     const u = f.find((x) => x.code === "unauthorized")!;
     assert.match(u.message, /AADSTS7000215/);
+    assert.ok(!f.some((x) => x.code === "credentials_accepted"));
     assert.ok(!u.message.includes(wrong));
     const tok = fake.requests[0];
     assert.equal(tok.method, "POST");
@@ -118,6 +119,7 @@ describe("azure preflight", () => {
 
     const ok = await azureProvider.preflight(planAzure(t4Spec()), creds, ctx);
     assert.deepEqual(ok.filter((x) => x.level !== "info"), []);
+    assert.ok(ok.some((x) => x.code === "credentials_accepted"));
     assert.ok(ok.some((x) => x.code === "environment_created"));
 
     const noRg = await azureProvider.preflight(planAzure(t4Spec()), { ...creds, resourceGroup: "rg-missing" }, ctx);

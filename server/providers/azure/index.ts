@@ -1,4 +1,5 @@
 import { azureCatalog, azureOffer } from "../../catalog/providers/azure";
+import { credentialsAcceptedFinding } from "../base/credential-check";
 import { ProviderError } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
 import { MANAGED_FRONT_END_IDLE_MS } from "../base/types";
@@ -96,6 +97,8 @@ async function preflight(plan: Plan, creds: Credentials | undefined, ctx: Provid
   };
   await guard(async () => {
     const rg = await s.getOrMissing(s.url(`${sub}/resourcegroups/${encodeURIComponent(s.creds.resourceGroup)}`, RESOURCES_API_VERSION), "get resource group");
+    // Entra ID issuing a token is not enough: ARM answering for this subscription confirms the principal.
+    findings.push(credentialsAcceptedFinding("Azure"));
     if (!rg) findings.push({ level: "error", code: "resource_group_missing", message: `Resource group ${s.creds.resourceGroup} does not exist in the subscription.` });
   });
   await guard(async () => {

@@ -1,4 +1,5 @@
 import { basetenCatalog, basetenOffer } from "../../catalog/providers/baseten";
+import { credentialsAcceptedFinding } from "../base/credential-check";
 import { ProviderError } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, ExecResult, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
 import { MANAGED_FRONT_END_IDLE_MS } from "../base/types";
@@ -81,6 +82,7 @@ async function preflight(plan: Plan, credsIn: Credentials | undefined, ctx: Prov
   const findings: Finding[] = [];
   try {
     await new BasetenClient(creds, ctx).listModels();
+    findings.push(credentialsAcceptedFinding("Baseten"));
   } catch (err) {
     if (err instanceof ProviderError && (err.code === "unauthorized" || err.code === "forbidden")) {
       return [{ level: "error", code: "unauthorized", message: `Baseten rejected the API key (HTTP ${err.status}); create a new workspace API key.` }];

@@ -126,12 +126,12 @@ describe("cerebrium provider against the fake REST API + fake CLI", () => {
     assert.deepEqual((await cerebriumProvider.preflight(plan, { ...creds, projectId: "p-nope" }, ctx)).map((f) => f.code), ["project_not_found"]);
     fake.cliInstalled = false;
     const noCli = await cerebriumProvider.preflight(plan, creds, ctx);
-    assert.deepEqual(noCli.map((f) => [f.level, f.code]), [["error", "cli_missing"]]);
-    assert.match(noCli[0].message, /pip install cerebrium/);
+    assert.deepEqual(noCli.map((f) => [f.level, f.code]), [["info", "credentials_accepted"], ["error", "cli_missing"]]);
+    assert.match(noCli[1].message, /pip install cerebrium/);
     fake.cliInstalled = true;
-    assert.deepEqual(await cerebriumProvider.preflight(plan, creds, ctx), []);
+    assert.deepEqual((await cerebriumProvider.preflight(plan, creds, ctx)).map((f) => [f.level, f.code]), [["info", "credentials_accepted"]]);
     const elsewhere = await cerebriumProvider.preflight(planCerebrium(makeTestSpec({ gpu: "H100", region: "eu-west-2", secretNames: ["HF_TOKEN"] })), creds, ctx);
-    assert.deepEqual(elsewhere.map((f) => f.code), ["plan_required", "gpu_unavailable_in_region", "secret_manual"]);
+    assert.deepEqual(elsewhere.map((f) => f.code), ["credentials_accepted", "plan_required", "gpu_unavailable_in_region", "secret_manual"]);
   });
 
   test("deploy → status → destroy with exact CLI args/env and REST calls; destroy twice succeeds", async () => {

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { cerebriumCatalog, cerebriumOffer } from "../../catalog/providers/cerebrium";
 import { parseCredentials, sensitiveValues } from "../base/credentials";
+import { credentialsAcceptedFinding } from "../base/credential-check";
 import { ProviderError } from "../base/errors";
 import { requestJson, restError, undefinedIfNotFound } from "../base/http";
 import type { Component, ComponentStatus, Credentials, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
@@ -91,6 +92,7 @@ async function preflight(plan: Plan, credsIn: Credentials | undefined, ctx: Prov
   const findings: Finding[] = [];
   try {
     await rest(creds, ctx, "GET", `/v2/projects/${encodeURIComponent(creds.projectId)}/apps`);
+    findings.push(credentialsAcceptedFinding("Cerebrium"));
   } catch (err) {
     const e = err as ProviderError;
     if (e.code === "unauthorized" || e.code === "forbidden") return [{ level: "error", code: "unauthorized", message: `Cerebrium rejected the service-account token (HTTP ${e.status}); create a new one.` }];

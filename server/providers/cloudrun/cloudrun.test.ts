@@ -103,6 +103,7 @@ describe("cloudrun preflight", () => {
     const f = await cloudrunProvider.preflight(planCloudrun(makeTestSpec()), { serviceAccountJson: saJson(other.privateKey) }, ctx);
     const u = f.find((x) => x.code === "unauthorized");
     assert.ok(u, JSON.stringify(f));
+    assert.ok(!f.some((x) => x.code === "credentials_accepted"));
     assert.match(u.message, /Invalid JWT Signature/);
     assert.ok(!u.message.includes(other.privateKey.split("\n")[1]));
     const tokenReq = fake.requests.find((r) => r.path === "/token")!;
@@ -126,6 +127,7 @@ describe("cloudrun preflight", () => {
 
     const ok = await cloudrunProvider.preflight(planCloudrun(makeTestSpec({ secretNames: ["HF_TOKEN"] })), creds(), ctx);
     assert.deepEqual(ok.filter((x) => x.level !== "info"), []);
+    assert.ok(ok.some((x) => x.code === "credentials_accepted"));
   });
 
   test("Cloud Run API disabled → forbidden finding naming SERVICE_DISABLED", async () => {

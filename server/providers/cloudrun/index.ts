@@ -1,4 +1,5 @@
 import { cloudrunCatalog, cloudrunOffer } from "../../catalog/providers/cloudrun";
+import { credentialsAcceptedFinding } from "../base/credential-check";
 import { ProviderError } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
 import { MANAGED_FRONT_END_IDLE_MS } from "../base/types";
@@ -92,8 +93,11 @@ async function preflight(plan: Plan, creds: Credentials | undefined, ctx: Provid
       "validate service",
       withoutSecretRefs((plan.request as { service: Record<string, any> }).service),
     );
+    findings.push(credentialsAcceptedFinding("Google Cloud Run"));
   } catch (err) {
     if (!(err instanceof ProviderError)) throw err;
+    // Quota and name-collision answers come after Google checked who is asking; they confirm the key too.
+    if (err.code === "quota" || err.code === "conflict") findings.push(credentialsAcceptedFinding("Google Cloud Run"));
     const byCode: Record<string, [string, string]> = {
       quota: ["quota", "Not enough Cloud Run GPU quota; request more (zonal redundancy disabled) for this region or lower maxWorkers."],
       unauthorized: ["unauthorized", "The service-account token was rejected."],

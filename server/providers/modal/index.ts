@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { modalCatalog, modalOffer } from "../../catalog/providers/modal";
 import { parseCredentials, sensitiveValues } from "../base/credentials";
+import { credentialsAcceptedFinding } from "../base/credential-check";
 import { ProviderError, type ProviderErrorCode } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, ExecResult, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
 import { MANAGED_FRONT_END_IDLE_MS } from "../base/types";
@@ -142,6 +143,7 @@ async function preflight(plan: Plan, credsIn: Credentials | undefined, ctx: Prov
       const e = cliFailure("modal app list", list, creds);
       return [{ level: "error", code: e.code === "unauthorized" ? "unauthorized" : "cli_error", message: e.code === "unauthorized" ? `Modal rejected the token: ${e.message}` : e.message }];
     }
+    findings.push(credentialsAcceptedFinding("Modal"));
   } catch (err) {
     if (err instanceof ProviderError && err.code === "cli_missing") return [{ level: "error", code: "cli_missing", message: err.message }];
     throw err;

@@ -203,8 +203,8 @@ describe("modal provider against the fake CLI", () => {
     const bad = await modalProvider.preflight(plan, { ...creds, tokenSecret: "as-wrong-secret-value" }, ctx);
     assert.deepEqual(bad.map((f) => [f.level, f.code]), [["error", "unauthorized"]]);
     assert.ok(!JSON.stringify(bad).includes("as-wrong-secret-value"));
-    assert.deepEqual(await modalProvider.preflight(plan, creds, ctx), []);
-    assert.deepEqual((await modalProvider.preflight(plan, { tokenId: fake.tokenId, tokenSecret: fake.tokenSecret }, ctx)).map((f) => f.code), ["missing_secret"]);
+    assert.deepEqual(await modalProvider.preflight(plan, creds, ctx), [{ level: "info", code: "credentials_accepted", message: "Modal accepted the credentials." }]);
+    assert.deepEqual((await modalProvider.preflight(plan, { tokenId: fake.tokenId, tokenSecret: fake.tokenSecret }, ctx)).map((f) => f.code), ["credentials_accepted", "missing_secret"]);
   });
 
   test("deploy → status → destroy with exact CLI args and env; destroy twice succeeds", async () => {

@@ -1,4 +1,5 @@
 import { fetchRunpodLiveCatalog, runpodCatalog } from "../../catalog/providers/runpod";
+import { credentialsAcceptedFinding } from "../base/credential-check";
 import { ProviderError } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
 import { MANAGED_FRONT_END_IDLE_MS } from "../base/types";
@@ -50,6 +51,8 @@ async function preflight(plan: Plan, credsIn: Credentials | undefined, ctx: Prov
     findings.push({ level: "warning", code: "catalog_unavailable", message: `Could not read RunPod's GPU catalog: ${(err as Error).message}` });
     return findings;
   }
+  // The catalog call is authenticated: RunPod answering it is what confirms the key.
+  findings.push(credentialsAcceptedFinding("RunPod"));
   const offer = live.find((o) => o.gpu === plan.gpu.catalogName);
   const wantedPool = (plan.request.endpoint as { gpu?: { pools?: string[] } }).gpu?.pools?.[0];
   if (offer?.maxGpuCount !== undefined && plan.gpu.count > offer.maxGpuCount) {

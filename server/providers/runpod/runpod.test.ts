@@ -89,6 +89,7 @@ describe("runpod preflight", () => {
 
   test("401 → unauthorized, without the key in the message", async () => {
     const f = await runpodProvider.preflight(planRunpod(makeTestSpec()), { apiKey: "rpa_WRONGKEY_123456" }, ctx);
+    assert.ok(!f.some((x) => x.code === "credentials_accepted"));
     assert.deepEqual(f.map((x) => x.code), ["unauthorized"]);
     assert.ok(!f[0].message.includes("rpa_WRONGKEY_123456"));
     assert.equal(fake.requests[0].path, "/v2/catalog/gpus");
@@ -106,6 +107,7 @@ describe("runpod preflight", () => {
     assert.ok(big.some((x) => x.code === "quota" && x.level === "error" && x.message.includes("at most 8")), JSON.stringify(big));
     const ok = await runpodProvider.preflight(planRunpod(makeTestSpec({ region: "US-TX-3" })), creds, ctx);
     assert.deepEqual(ok.filter((x) => x.level === "error"), []);
+    assert.ok(ok.some((x) => x.code === "credentials_accepted"), "the vault's Test reads this code as 'RunPod confirmed the key'");
   });
 
   test("out of stock is a warning", async () => {

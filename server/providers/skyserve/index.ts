@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { type ServiceRecord, SkyPilotClient } from "../../skypilot";
 import { parseCredentials } from "../base/credentials";
+import { credentialsAcceptedFinding } from "../base/credential-check";
 import { ProviderError } from "../base/errors";
 import type {
   Component,
@@ -143,6 +144,8 @@ async function preflight(plan: Plan, credsIn: Credentials | undefined, ctx: Prov
       findings.push({ level: "error", code: "server_unhealthy", message: `SkyPilot API server reports status ${health.status}.` });
       return findings;
     }
+    // needs_auth is how the server refuses a token; healthy means it accepted this one (or needs none).
+    findings.push(credentialsAcceptedFinding("The SkyPilot API server"));
   } catch (err) {
     return [preflightError(err)];
   }

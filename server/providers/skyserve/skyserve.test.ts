@@ -158,8 +158,8 @@ describe("skyserve provider against the fake SkyPilot API server", () => {
   test("preflight: a location without a spot offer is a warning; none at all is an error; disabled cloud is reported", async () => {
     const plan = planSkyServe(t4Spec());
     const partial = await skyserveProvider.preflight(plan, creds, ctx);
-    assert.deepEqual(partial.map((f) => [f.level, f.code]), [["warning", "gpu_unavailable_in_region"]]);
-    assert.match(partial[0].message, /T4:1 in gcp\/us-central1/);
+    assert.deepEqual(partial.map((f) => [f.level, f.code]), [["info", "credentials_accepted"], ["warning", "gpu_unavailable_in_region"]]);
+    assert.match(partial[1].message, /T4:1 in gcp\/us-central1/);
     const lastList = fake.requestsTo("/list_accelerators").at(-1)?.body as Record<string, unknown>;
     assert.equal(lastList.name_filter, "^T4$");
     assert.equal(lastList.quantity_filter, 1);
@@ -168,12 +168,12 @@ describe("skyserve provider against the fake SkyPilot API server", () => {
 
     const h100 = planSkyServe(makeTestSpec({ gpu: "H100", spot: { clouds: ["aws"], regions: ["eu-west-1"] } }));
     const none = await skyserveProvider.preflight(h100, creds, ctx);
-    assert.deepEqual(none.map((f) => [f.level, f.code]), [["error", "gpu_unavailable_in_region"]]);
+    assert.deepEqual(none.map((f) => [f.level, f.code]), [["info", "credentials_accepted"], ["error", "gpu_unavailable_in_region"]]);
 
     fake.enabledClouds = ["AWS"];
     const gcpOnly = planSkyServe(makeTestSpec({ spot: { clouds: ["gcp"] } }));
     const disabled = await skyserveProvider.preflight(gcpOnly, creds, ctx);
-    assert.deepEqual(disabled.map((f) => [f.level, f.code]), [["error", "cloud_not_enabled"]]);
+    assert.deepEqual(disabled.map((f) => [f.level, f.code]), [["info", "credentials_accepted"], ["error", "cloud_not_enabled"]]);
   });
 
   test("preflight: unreachable server", async () => {

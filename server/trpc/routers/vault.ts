@@ -24,6 +24,6 @@ export const vaultRouter = router({
     .input(z.object({ secretId: idSchema }))
     .mutation(async ({ ctx, input }) => {
       const r = await vault.testSecret(ctx.teamId, ctx.actor, input.secretId);
-      return { ok: r.ok, message: r.message, findings: r.findings };
+      return { outcome: r.outcome, ok: r.ok, message: r.message, findings: r.findings };
     }),
 });
