@@ -17,6 +17,7 @@ import {
   type SpotPriceSource,
   usdToMicros,
 } from "./index";
+import { RUNPOD_POOL_BY_GPU, runpodCatalog } from "./providers/runpod";
 
 /** The serverless price table of the earlier tool (notes §4), as catalog entries. */
 function entry(provider: string, offers: Array<[gpu: string, id: string, usd: number | null]>): ProviderCatalogEntry {
@@ -261,6 +262,15 @@ describe("estimatePlanCostPerHour", () => {
     assert.equal(e.totalMicrosPerHour, 600_000);
   });
 
+  test("the local simulator as the spot fleet is priced for illustration as the cost pages price it, and says so", () => {
+    const e = estimatePlanCostPerHour({ spot: { simulator: true, clouds: [], gpu: "L4", gpuCount: 2, minReplicas: 1 }, routerUsdPerHour: 0 });
+    // The cheapest static L4 spot price over all clouds: GCP's 0.22.
+    assert.equal(e.items[0].description, "local-spot simulator 1 replica(s) × 2 L4 × $0.22/GPU-h on 127.0.0.1 (illustrative: gcp spot price; nothing is billed)");
+    assert.equal(e.totalMicrosPerHour, 440_000);
+    assert.equal(e.complete, true);
+    assert.deepEqual(e.warnings, []);
+  });
+
   test("unknown prices are flagged, not guessed", () => {
     const e = estimatePlanCostPerHour(
       { serverless: { provider: "runpod", gpu: "H200", gpuCount: 1, minWorkers: 1 }, spot: { cloud: "azure", gpu: "L4", gpuCount: 1, minReplicas: 1 }, routerUsdPerHour: 0.04 },
@@ -277,6 +287,7 @@ describe("estimatePlanCostPerHour", () => {
     assert.throws(() => estimatePlanCostPerHour({ serverless: { provider: "modal", gpu: "L4", gpuCount: 0, minWorkers: 1 }, routerUsdPerHour: 0 }), /gpuCount must be an integer ≥ 1/);
     assert.throws(() => estimatePlanCostPerHour({ spot: { cloud: "aws", gpu: "L4", gpuCount: 1, minReplicas: 1.5 }, routerUsdPerHour: 0 }), /minReplicas/);
     assert.throws(() => estimatePlanCostPerHour({ routerUsdPerHour: -1 }), /routerUsdPerHour/);
+    assert.throws(() => estimatePlanCostPerHour({ spot: { simulator: true, clouds: [], gpu: "L4", gpuCount: 0, minReplicas: 1 }, routerUsdPerHour: 0 }), /gpuCount/);
   });
 });
 
@@ -299,5 +310,48 @@ describe("savingsIfSpot", () => {
     const none = savingsIfSpot("H200", { entries: FIXTURE });
     assert.equal(none.percent, null);
     assert.equal(none.display, "n/a");
+  });
+});
+
+describe("static price tables are plausible", () => {
+  const priced = (e: ProviderCatalogEntry) =>
+    new Map(e.offers.filter((o) => typeof o.pricePerGpuHourUsd === "number" && o.pricePerGpuHourUsd > 0).map((o) => [o.gpu, o.pricePerGpuHourUsd as number]));
+  // Classes a provider never prices in reverse: an entry-level card costs less than an A100, an A100 less than an H100.
+  const CLASSES = [["T4", "L4", "A4000", "A5000"], ["A100-40GB", "A100-80GB"], ["H100"]];
+
+  for (const entry of providerCatalogs.filter((e) => e.provider !== "local")) {
+    test(`${entry.provider}: T4/L4 < A100 < H100`, () => {
+      const p = priced(entry);
+      for (let i = 0; i + 1 < CLASSES.length; i++) {
+        for (const lo of CLASSES[i]) {
+          for (const hi of CLASSES.slice(i + 1).flat()) {
+            const a = p.get(lo);
+            const b = p.get(hi);
+            if (a !== undefined && b !== undefined) assert.ok(a < b, `${entry.provider}: ${lo} at $${a}/h is not cheaper than ${hi} at $${b}/h`);
+          }
+        }
+      }
+    });
+  }
+
+  test("runpod: GPUs of one pool cost the same (RunPod prices by pool), and every pool's GPU has a row", () => {
+    const p = priced(runpodCatalog);
+    const byPool = new Map<string, Array<[string, number]>>();
+    for (const [gpu, pool] of Object.entries(RUNPOD_POOL_BY_GPU)) {
+      const price = p.get(gpu);
+      assert.ok(price !== undefined, `${gpu} has no price`);
+      byPool.set(pool, [...(byPool.get(pool) ?? []), [gpu, price]]);
+    }
+    for (const [pool, rows] of byPool) assert.equal(new Set(rows.map(([, price]) => price)).size, 1, `${pool}: ${JSON.stringify(rows)}`);
+    assert.equal(p.get("L4"), 0.68, "0.00019 $/s, RunPod's published 24 GB flex rate");
+    assert.equal(p.get("A100-80GB"), 2.74, "0.00076 $/s");
+  });
+
+  test("the local simulator's illustrative price is the cheapest real serverless price of each GPU", () => {
+    const local = providerCatalogs.find((e) => e.provider === "local")!;
+    for (const o of local.offers) {
+      const real = cheapestServerless(o.gpu, { entries: providerCatalogs.filter((e) => e.provider !== "local") });
+      assert.equal(o.pricePerGpuHourUsd, real.provider ? real.price : null, `local ${o.gpu}`);
+    }
   });
 });

@@ -180,9 +180,18 @@ export function serverlessPrice(
 // ---------------------------------------------------------------------------------------------------------
 // Cost estimate of a plan, per hour, at its minimum scale (what it costs while idle-but-warm).
 
+export type PlanCostSpotInput =
+  /** A spot fleet on a cloud (SkyServe), priced from the cloud's spot prices. */
+  | { cloud: SpotCloud; gpu: string; gpuCount: number; minReplicas: number }
+  /**
+   * The local GPU simulator playing the spot fleet (`local-spot`): runs on loopback, nothing is billed. It is
+   * priced for illustration as the cost pages price it: the cheapest spot price among `clouds` (all if empty).
+   */
+  | { simulator: true; clouds: readonly SpotCloud[]; gpu: string; gpuCount: number; minReplicas: number };
+
 export interface PlanCostInput {
   serverless?: { provider: string; gpu: string; gpuCount: number; minWorkers: number };
-  spot?: { cloud: SpotCloud; gpu: string; gpuCount: number; minReplicas: number };
+  spot?: PlanCostSpotInput;
   routerUsdPerHour: number;
 }
 
@@ -256,7 +265,29 @@ export function estimatePlanCostPerHour(
     });
   }
 
-  if (input.spot) {
+  if (input.spot && "simulator" in input.spot) {
+    const s = input.spot;
+    const gpu = resolveGpu(s.gpu).name;
+    assertCount("spot.gpuCount", s.gpuCount, 1);
+    assertCount("spot.minReplicas", s.minReplicas, 0);
+    const p = (s.clouds.length ? s.clouds : SPOT_CLOUDS)
+      .map((cloud) => spotPriceFor(cloud, gpu, opts.spotPrices))
+      .filter((x): x is SpotPrice => x !== undefined)
+      .sort((a, b) => a.pricePerGpuHourUsd - b.pricePerGpuHourUsd)[0];
+    const unit = p ? usdToMicros(p.pricePerGpuHourUsd) : 0;
+    const quantity = s.minReplicas * s.gpuCount;
+    items.push({
+      component: "spot",
+      description:
+        s.minReplicas === 0
+          ? `local-spot simulator ${gpu}: scales to zero`
+          : `local-spot simulator ${s.minReplicas} replica(s) × ${s.gpuCount} ${gpu} × ${perGpuHour(unit)} on 127.0.0.1 (illustrative: ${p ? `${p.cloud} spot price` : "no spot price known"}; nothing is billed)`,
+      unitPriceMicros: unit,
+      quantity,
+      microsPerHour: unit * quantity,
+      display: formatMicrosPerHour(unit * quantity),
+    });
+  } else if (input.spot) {
     const s = input.spot;
     const gpu = resolveGpu(s.gpu).name;
     assertCount("spot.gpuCount", s.gpuCount, 1);

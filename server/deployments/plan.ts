@@ -5,6 +5,7 @@ import {
   estimatePlanCostPerHour,
   resolveGpu,
   type PlanCostEstimate,
+  type PlanCostSpotInput,
   type SpotCloud,
 } from "../catalog";
 import {
@@ -273,15 +274,18 @@ export function resolveDeployment(
     throw e;
   }
 
-  const cloud: SpotCloud = input.spotClouds[0] ?? "aws";
+  // What will run on the spot side: the local simulator (nothing billed), or a fleet on the first chosen cloud
+  // (required above for every spot provider but local-spot, so there is one).
+  const spotAt = (minReplicas: number): PlanCostSpotInput =>
+    spotProvider === "local-spot"
+      ? { simulator: true, clouds: input.spotClouds, gpu: spotGpu!, gpuCount: input.gpuCount, minReplicas }
+      : { cloud: input.spotClouds[0]!, gpu: spotGpu!, gpuCount: input.gpuCount, minReplicas };
   const costAt = (warm: boolean) =>
     estimatePlanCostPerHour({
       ...(serverlessProvider
         ? { serverless: { provider: serverlessProvider, gpu: serverlessGpu!, gpuCount: input.gpuCount, minWorkers: warm ? Math.max(1, stored.serverlessScaling.minWorkers) : stored.serverlessScaling.minWorkers } }
         : {}),
-      ...(spotProvider
-        ? { spot: { cloud, gpu: spotGpu!, gpuCount: input.gpuCount, minReplicas: warm ? Math.max(1, stored.spotScaling.minReplicas) : stored.spotScaling.minReplicas } }
-        : {}),
+      ...(spotProvider ? { spot: spotAt(warm ? Math.max(1, stored.spotScaling.minReplicas) : stored.spotScaling.minReplicas) } : {}),
       routerUsdPerHour: 0,
     });
   const cost = costAt(true);

@@ -7,7 +7,8 @@ import { setEventSink } from "../workflows/events";
 import { FakeSlack } from "../alerts/fake-slack";
 import { evaluateBudgets, setBudget } from "./budgets";
 import { ingestUsageReport } from "./ingest";
-import { makeApiKey, makeDeployment, makeReport } from "./testing";
+import { formatMicros } from "../catalog/money";
+import { LOCAL_L4_MICROS_PER_HOUR, makeApiKey, makeDeployment, makeReport } from "./testing";
 
 await useTestDatabase();
 
@@ -29,8 +30,9 @@ describe("budget alerts through the alert channels", () => {
     await admin.alerts.create({ name: "#deploys", kind: "slack", url: slack.newWebhook(), events: ["deployment.failed"] });
     const dep = await makeDeployment(f.team.id, f.admin.id, { slug: "umbrella-llm" });
     const key = await makeApiKey(f.team.id, f.admin.id);
-    // Each step is one activation: 30 s busy + 60 s idle window at $0.80/h = 20 000 µ$; budget = 10 steps.
-    await setBudget(f.team.id, { userId: f.admin.id, label: f.admin.email }, { scope: "deployment", targetId: dep.id, monthlyLimitMicros: 200_000 }, { now: at(0) });
+    // Each step is one activation: 30 s busy + 60 s idle window at the local L4's price; budget = 10 steps.
+    const budget = 10 * ((90 * LOCAL_L4_MICROS_PER_HOUR) / 3600);
+    await setBudget(f.team.id, { userId: f.admin.id, label: f.admin.email }, { scope: "deployment", targetId: dep.id, monthlyLimitMicros: budget }, { now: at(0) });
     for (let i = 1; i <= 11; i++) {
       await ingestUsageReport(makeReport(at(i), [{ keyId: key.id, deploymentId: dep.id, requests: 2, busyMs: 30_000 }]));
       await evaluateBudgets(at(i, 5));
@@ -42,7 +44,7 @@ describe("budget alerts through the alert channels", () => {
     assert.deepEqual(titles, [
       "80% of the monthly budget of deployment umbrella-llm used",
       "90% of the monthly budget of deployment umbrella-llm used",
-      "Monthly budget of deployment umbrella-llm ($0.20) reached",
+      `Monthly budget of deployment umbrella-llm (${formatMicros(budget)}) reached`,
     ]);
     assert.equal(sent.filter((e) => e.name === "alert/send" && e.data.teamId === f.team.id).length, 3);
   });

@@ -8,7 +8,8 @@ import { snapshotVersion } from "../routerconfig";
 import { budgetBlocks, evaluateBudgets, listBudgets, setBudget } from "./budgets";
 import { ingestUsageReport } from "./ingest";
 import { type BudgetAlert, setUsageLinks } from "./links";
-import { makeApiKey, makeDeployment, makeReport } from "./testing";
+import { formatMicros } from "../catalog/money";
+import { LOCAL_L4_MICROS_PER_HOUR, makeApiKey, makeDeployment, makeReport } from "./testing";
 
 await useTestDatabase();
 
@@ -22,9 +23,9 @@ setUsageLinks({
 const MIN = 60_000;
 /**
  * One "step" of traffic: 30 s of serverless busy time in its own minute, 10 minutes apart, so each is a
- * separate activation billed 30 s + 60 s idle window = 90 s × $0.80/h (local L4) = $0.02 = 20 000 µ$.
+ * separate activation billed 30 s + 60 s idle window = 90 s of the local L4's hourly price.
  */
-const STEP_MICROS = 20_000;
+const STEP_MICROS = (90 * LOCAL_L4_MICROS_PER_HOUR) / 3600;
 const BASE = Date.UTC(2026, 10, 10, 8, 0, 0);
 const stepAt = (i: number) => new Date(BASE + i * 10 * MIN);
 const evalAt = (i: number) => new Date(BASE + i * 10 * MIN + 5 * MIN);
@@ -58,11 +59,11 @@ describe("budgets", () => {
     assert.equal(mine.length, 3);
     assert.deepEqual(mine.map((a) => a.alert.threshold), [80, 90, 100]);
     assert.ok(mine.every((a) => a.alert.type === "budget.threshold"));
-    assert.equal(mine[2].alert.title, "Monthly budget of key ci-bot-acme ($0.20) reached");
+    assert.equal(mine[2].alert.title, `Monthly budget of key ci-bot-acme (${formatMicros(10 * STEP_MICROS)}) reached`);
     assert.equal(await snapshotVersion(), v0 + 1, "crossing 100% bumps the router config version once");
 
     const blocks = await budgetBlocks(evalAt(12));
-    assert.deepEqual(blocks.apiKeys.get(f.key.id), { code: "budget_exceeded", message: "Monthly budget of key ci-bot-acme ($0.20) reached" });
+    assert.deepEqual(blocks.apiKeys.get(f.key.id), { code: "budget_exceeded", message: `Monthly budget of key ci-bot-acme (${formatMicros(10 * STEP_MICROS)}) reached` });
     assert.equal(blocks.deployments.has(f.dep.id), false);
 
     const [listed] = await listBudgets(f.team.id, { now: evalAt(12) });
@@ -104,7 +105,7 @@ describe("budgets", () => {
     for (let i = 1; i <= 2; i++) await f.step(i);
     await evaluateBudgets(evalAt(2));
     let blocks = await budgetBlocks(evalAt(2));
-    assert.equal(blocks.deployments.get(f.dep.id)?.message, `Monthly budget of deployment ${f.dep.slug} ($0.04) reached`);
+    assert.equal(blocks.deployments.get(f.dep.id)?.message, `Monthly budget of deployment ${f.dep.slug} (${formatMicros(2 * STEP_MICROS)}) reached`);
     assert.equal(blocks.deployments.has(other.id), false);
 
     await setBudget(f.team.id, adminActor(f), { scope: "team", monthlyLimitMicros: 50_000_000 }, { now: evalAt(2) });
@@ -113,8 +114,8 @@ describe("budgets", () => {
     await f.step(3);
     await evaluateBudgets(evalAt(3));
     blocks = await budgetBlocks(evalAt(3));
-    assert.equal(blocks.deployments.get(other.id)?.message, "Monthly budget of team Globex ($0.06) reached");
-    assert.equal(blocks.deployments.get(f.dep.id)?.message, "Monthly budget of team Globex ($0.06) reached");
+    assert.equal(blocks.deployments.get(other.id)?.message, `Monthly budget of team Globex (${formatMicros(3 * STEP_MICROS)}) reached`);
+    assert.equal(blocks.deployments.get(f.dep.id)?.message, `Monthly budget of team Globex (${formatMicros(3 * STEP_MICROS)}) reached`);
 
     const v0 = await snapshotVersion();
     const december = new Date(Date.UTC(2026, 11, 1, 0, 5));

@@ -4,6 +4,11 @@ import type { DeploymentMode, Prisma } from "@prisma/client";
 import { db } from "../db";
 import { CANONICAL_BOUNDS_MS } from "./histogram";
 import type { UsageReport } from "./ingest";
+import { usdToMicros } from "../catalog/money";
+import { localCatalog } from "../catalog/providers/local";
+
+/** What the local simulator's L4 bills per GPU-hour (µ$): tests derive their amounts from it, not a copy. */
+export const LOCAL_L4_MICROS_PER_HOUR = usdToMicros(localCatalog.offers.find((o) => o.gpu === "L4")?.pricePerGpuHourUsd ?? Number.NaN);
 
 export async function makeDeployment(
   teamId: string,

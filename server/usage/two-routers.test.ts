@@ -18,6 +18,8 @@ import { setBudget, setBudgetEvaluationDelay } from "./budgets";
 import { handleUsageRequest } from "./ingest";
 import { type BudgetAlert, setUsageLinks } from "./links";
 import { costForDeployments, loadDeploymentsForCost } from "./pricing";
+import { formatMicros } from "../catalog/money";
+import { LOCAL_L4_MICROS_PER_HOUR } from "./testing";
 
 // biome-ignore lint/correctness/useHookAtTopLevel: a test file (not a React hook) waiting for its rename, see above
 await useTestDatabase();
@@ -102,7 +104,7 @@ describe("budget enforcement across two router processes", () => {
 
     const user = await makeUser("owner");
     const team = await makeTeam([{ user, role: "admin" }], "Acme");
-    // Serverless-only on the local simulator, no idle window: spend is exactly busy time × $0.80/h.
+    // Serverless-only on the local simulator, no idle window: spend is exactly busy time × the local L4 price.
     const dep = await db.deployment.create({
       data: {
         teamId: team.id, slug: "qwen-small", model: "Qwen/Qwen3-0.6B", servedModelName: "qwen-small", mode: "serverless", status: "active",
@@ -115,8 +117,8 @@ describe("budget enforcement across two router processes", () => {
     const key = await db.apiKey.create({
       data: { teamId: team.id, label: "ci-bot", prefix: secret.slice(0, 12), hash: createHash("sha256").update(secret).digest("hex"), createdById: user.id },
     });
-    // ≈ 150 ms of busy time per request = 33 µ$: a budget of 20 requests' worth.
-    const LIMIT = 667;
+    // ≈ 150 ms of busy time per request: a budget of 20 requests' worth.
+    const LIMIT = Math.round((20 * 0.15 * LOCAL_L4_MICROS_PER_HOUR) / 3600);
     await setBudget(team.id, { userId: user.id, label: "owner" }, { scope: "apikey", targetId: key.id, monthlyLimitMicros: LIMIT });
 
     const routers = await Promise.all([startRouterProcess(cp.url, "router-1"), startRouterProcess(cp.url, "router-2")]);
@@ -150,7 +152,7 @@ describe("budget enforcement across two router processes", () => {
       }),
     );
     assert.equal(refusals.length, 2, `both routers refuse once the budget is reached (served ${served})`);
-    for (const m of refusals) assert.match(m, /Monthly budget of key ci-bot \(\$0\.0007\) reached/);
+    for (const m of refusals) assert.ok(m.includes(`Monthly budget of key ci-bot (${formatMicros(LIMIT)}) reached`), m);
 
     // Let the last reports land, then compare the key's spend with its budget.
     await new Promise((s) => setTimeout(s, 1500));

@@ -3,37 +3,39 @@ import { listRunpodGpus, type RunpodCatalogGpu } from "../../providers/runpod/cl
 import type { Credentials, ProviderContext } from "../../providers/base/types";
 
 /**
- * RunPod serverless. Prices are the per-second rates RunPod publishes, converted to per GPU-hour
- * (python-tuna catalog, 2026-03). `providerGpuId` is RunPod's GPU type id (used in `gpu.excludedTypes`
+ * RunPod serverless, per GPU-hour. `providerGpuId` is RunPod's GPU type id (used in `gpu.excludedTypes`
  * and in `/v2/catalog/gpus`); endpoints select GPUs by serverless *pool*, see `RUNPOD_POOL_BY_GPU`.
+ *
+ * Rates: RunPod's published serverless flex rates per second (docs.runpod.io/serverless/pricing, read
+ * 2026-11-27) × 3600, rounded to the cent. RunPod prices by pool, so GPUs of one pool cost the same. The
+ * earlier python-tuna table had rows shifted against their GPUs (L4 at 2.74, which is the 80 GB A100 rate;
+ * A100-80GB at 1.12, the 4090 PRO rate; A4000 at 0.43 and A5000 at 0.58, below the 16 GB rate of 0.58);
+ * `catalog.test.ts` checks that pool mates are priced alike and that prices rise with the GPU class.
  */
 export const runpodCatalog: ProviderCatalogEntry = {
   provider: "runpod",
   displayName: "RunPod Serverless",
   kind: "serverless",
   billing: { model: "per-second-active", idleWindowBilled: true },
-  pricesAsOf: "2026-03-14",
+  pricesAsOf: "2026-11-27",
   offers: [
-    { gpu: "L4", providerGpuId: "NVIDIA L4", pricePerGpuHourUsd: 2.74, regions: [] },
-    { gpu: "A4000", providerGpuId: "NVIDIA RTX A4000", pricePerGpuHourUsd: 0.43, regions: [] },
-    { gpu: "A5000", providerGpuId: "NVIDIA RTX A5000", pricePerGpuHourUsd: 0.58, regions: [] },
-    { gpu: "A6000", providerGpuId: "NVIDIA RTX A6000", pricePerGpuHourUsd: 0.79, regions: [] },
-    { gpu: "RTX4090", providerGpuId: "NVIDIA GeForce RTX 4090", pricePerGpuHourUsd: 1.01, regions: [] },
-    { gpu: "A40", providerGpuId: "NVIDIA A40", pricePerGpuHourUsd: 0.79, regions: [] },
-    { gpu: "L40", providerGpuId: "NVIDIA L40", pricePerGpuHourUsd: 1.15, regions: [] },
-    { gpu: "L40S", providerGpuId: "NVIDIA L40S", pricePerGpuHourUsd: 1.58, regions: [] },
-    { gpu: "A100-80GB", providerGpuId: "NVIDIA A100-SXM4-80GB", pricePerGpuHourUsd: 1.12, regions: [] },
-    { gpu: "H100", providerGpuId: "NVIDIA H100 80GB HBM3", pricePerGpuHourUsd: 4.97, regions: [] },
-    { gpu: "H200", providerGpuId: "NVIDIA H200", pricePerGpuHourUsd: null, regions: [] },
-    { gpu: "B200", providerGpuId: "NVIDIA B200", pricePerGpuHourUsd: null, regions: [] },
+    // $/s flex: 16 GB 0.00016, 24 GB 0.00019, 24 GB PRO 0.00031, 48 GB 0.00034, 48 GB PRO 0.00053,
+    // 80 GB (A100) 0.00076, 80 GB PRO (H100) 0.00116, 141 GB (H200) 0.00155, 180 GB (B200) 0.0024.
+    { gpu: "L4", providerGpuId: "NVIDIA L4", pricePerGpuHourUsd: 0.68, regions: [] },
+    { gpu: "A4000", providerGpuId: "NVIDIA RTX A4000", pricePerGpuHourUsd: 0.58, regions: [] },
+    { gpu: "A5000", providerGpuId: "NVIDIA RTX A5000", pricePerGpuHourUsd: 0.68, regions: [] },
+    { gpu: "A6000", providerGpuId: "NVIDIA RTX A6000", pricePerGpuHourUsd: 1.22, regions: [] },
+    { gpu: "RTX4090", providerGpuId: "NVIDIA GeForce RTX 4090", pricePerGpuHourUsd: 1.12, regions: [] },
+    { gpu: "A40", providerGpuId: "NVIDIA A40", pricePerGpuHourUsd: 1.22, regions: [] },
+    { gpu: "L40", providerGpuId: "NVIDIA L40", pricePerGpuHourUsd: 1.91, regions: [] },
+    { gpu: "L40S", providerGpuId: "NVIDIA L40S", pricePerGpuHourUsd: 1.91, regions: [] },
+    { gpu: "A100-80GB", providerGpuId: "NVIDIA A100-SXM4-80GB", pricePerGpuHourUsd: 2.74, regions: [] },
+    { gpu: "H100", providerGpuId: "NVIDIA H100 80GB HBM3", pricePerGpuHourUsd: 4.18, regions: [] },
+    { gpu: "H200", providerGpuId: "NVIDIA H200", pricePerGpuHourUsd: 5.58, regions: [] },
+    { gpu: "B200", providerGpuId: "NVIDIA B200", pricePerGpuHourUsd: 8.64, regions: [] },
   ],
 };
 
-/**
- * Serverless pool per catalog GPU (what `POST /v2/serverless` takes in `gpu.pools`). The authority is the
- * `pool` field of `GET /v2/catalog/gpus`; this static table is the offline default (pool ids as RunPod
- * documents them for serverless; membership can change — preflight reports a live mismatch).
- */
 export const RUNPOD_POOL_BY_GPU: Record<string, string> = {
   A4000: "AMPERE_16",
   L4: "AMPERE_24",
