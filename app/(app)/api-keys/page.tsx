@@ -1,12 +1,13 @@
 "use client";
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { Fragment, useState, type FormEvent } from "react";
+import { Fragment, useRef, useState, type FormEvent } from "react";
 import { errorMessage, fieldErrors, useTRPC } from "@/app/_lib/trpc";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
 import { ConfirmButton, CopyButton, Field, StatusBadge } from "@/app/_components/controls";
 import { formatDate, relativeTime } from "@/app/_components/format";
 import { useTeam } from "../AppShell";
+import { dateInputValueOfExpiry, expiryFromDateInput, INVALID_EXPIRY, isInvalidExpiry } from "./expiry";
 
 export default function ApiKeysPage() {
   const trpc = useTRPC();
@@ -102,17 +103,25 @@ function CreateKeyForm({ deployments, onCreated }: { deployments: Array<{ id: st
   const create = useMutation(trpc.apiKeys.create.mutationOptions({ onSuccess: onCreated }));
   const [created, setCreated] = useState<{ key: string; label: string } | null>(null);
   const [allDeployments, setAllDeployments] = useState(true);
+  // Set synchronously: create.isPending only disables the button after a re-render, too late for a
+  // double click, and a second key would be a live credential whose secret nobody ever saw.
+  const submitting = useRef(false);
+  const [expiryError, setExpiryError] = useState<string | null>(null);
   const fe = create.error ? fieldErrors(create.error) : {};
 
   async function onSubmit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
+    if (submitting.current) return;
     const form = e.currentTarget;
     const f = new FormData(form);
     const num = (k: string) => {
       const v = String(f.get(k) ?? "").trim();
       return v ? Number(v) : null;
     };
-    const expires = String(f.get("expiresAt") ?? "").trim();
+    const expiresAt = expiryFromDateInput(String(f.get("expiresAt") ?? ""));
+    setExpiryError(isInvalidExpiry(expiresAt) ? INVALID_EXPIRY : null);
+    if (isInvalidExpiry(expiresAt)) return;
+    submitting.current = true;
     try {
       const r = await create.mutateAsync({
         label: String(f.get("label") ?? ""),
@@ -120,13 +129,15 @@ function CreateKeyForm({ deployments, onCreated }: { deployments: Array<{ id: st
         rpm: num("rpm"),
         tpm: num("tpm"),
         maxConcurrent: num("maxConcurrent"),
-        expiresAt: expires ? new Date(`${expires}T23:59:59`) : null,
+        expiresAt,
       });
       setCreated({ key: r.key, label: r.apiKey.label });
       form.reset();
       setAllDeployments(true);
     } catch {
       /* shown below */
+    } finally {
+      submitting.current = false;
     }
   }
 
@@ -147,7 +158,7 @@ function CreateKeyForm({ deployments, onCreated }: { deployments: Array<{ id: st
         <Field id="key-label" label="Label" error={fe.label} className="md:col-span-2">
           <input id="key-label" name="label" className="field-input" required maxLength={80} placeholder="backend service" />
         </Field>
-        <Field id="key-expires" label="Expires on (optional)" error={fe.expiresAt}>
+        <Field id="key-expires" label="Expires on (optional)" error={expiryError ?? fe.expiresAt}>
           <input id="key-expires" name="expiresAt" type="date" className="field-input" />
         </Field>
         <Field id="key-rpm" label="Requests per minute (empty = no limit)" error={fe.rpm}>
@@ -184,6 +195,7 @@ function CreateKeyForm({ deployments, onCreated }: { deployments: Array<{ id: st
 function LimitsForm({ apiKey, onDone }: { apiKey: { id: string; label: string; rpm: number | null; tpm: number | null; maxConcurrent: number | null; expiresAt: Date | null }; onDone: () => void }) {
   const trpc = useTRPC();
   const update = useMutation(trpc.apiKeys.update.mutationOptions({ onSuccess: onDone }));
+  const [expiryError, setExpiryError] = useState<string | null>(null);
   const fe = update.error ? fieldErrors(update.error) : {};
   const p = `limits-${apiKey.id}`;
   function onSubmit(e: FormEvent<HTMLFormElement>) {
@@ -193,16 +205,18 @@ function LimitsForm({ apiKey, onDone }: { apiKey: { id: string; label: string; r
       const v = String(f.get(k) ?? "").trim();
       return v ? Number(v) : null;
     };
-    const expires = String(f.get("expiresAt") ?? "").trim();
-    update.mutate({ keyId: apiKey.id, rpm: num("rpm"), tpm: num("tpm"), maxConcurrent: num("maxConcurrent"), expiresAt: expires ? new Date(`${expires}T23:59:59`) : null });
+    const expiresAt = expiryFromDateInput(String(f.get("expiresAt") ?? ""));
+    setExpiryError(isInvalidExpiry(expiresAt) ? INVALID_EXPIRY : null);
+    if (isInvalidExpiry(expiresAt)) return;
+    update.mutate({ keyId: apiKey.id, rpm: num("rpm"), tpm: num("tpm"), maxConcurrent: num("maxConcurrent"), expiresAt });
   }
-  const day = apiKey.expiresAt ? new Date(apiKey.expiresAt).toISOString().slice(0, 10) : "";
+  const day = dateInputValueOfExpiry(apiKey.expiresAt);
   return (
     <form onSubmit={onSubmit} className="grid gap-3 sm:grid-cols-5" aria-label={`Limits of ${apiKey.label}`} noValidate>
       <Field id={`${p}-rpm`} label="Requests / min" error={fe.rpm}><input id={`${p}-rpm`} name="rpm" type="number" min={1} className="field-input" defaultValue={apiKey.rpm ?? ""} /></Field>
       <Field id={`${p}-tpm`} label="Tokens / min" error={fe.tpm}><input id={`${p}-tpm`} name="tpm" type="number" min={1} className="field-input" defaultValue={apiKey.tpm ?? ""} /></Field>
       <Field id={`${p}-conc`} label="Max concurrent" error={fe.maxConcurrent}><input id={`${p}-conc`} name="maxConcurrent" type="number" min={1} className="field-input" defaultValue={apiKey.maxConcurrent ?? ""} /></Field>
-      <Field id={`${p}-exp`} label="Expires on" error={fe.expiresAt}><input id={`${p}-exp`} name="expiresAt" type="date" className="field-input" defaultValue={day} /></Field>
+      <Field id={`${p}-exp`} label="Expires on" error={expiryError ?? fe.expiresAt}><input id={`${p}-exp`} name="expiresAt" type="date" className="field-input" defaultValue={day} /></Field>
       <div className="flex items-end"><button type="submit" className="btn-primary w-full" disabled={update.isPending}>{update.isPending ? "Saving…" : "Save limits"}</button></div>
       {update.error && !Object.keys(fe).length ? <p role="alert" className="field-error sm:col-span-5">{errorMessage(update.error)}</p> : null}
       <p className="text-xs text-gray-500 sm:col-span-5">Empty means no limit. Routers apply changes within seconds.</p>

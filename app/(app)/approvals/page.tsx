@@ -79,7 +79,7 @@ function ApprovalCard({ approval: a, canDecide, myId }: { approval: ApprovalView
   return (
     <li className="card" data-testid={`approval-${a.deploymentSlug}`}>
       <div className="flex flex-wrap items-start justify-between gap-3">
-        <div>
+        <div className="min-w-0 [overflow-wrap:anywhere]">
           <h2 className="text-base font-semibold text-gray-900">
             <Link className="text-blue-700 hover:underline" href={`/deployments/${a.deploymentId}`}>{a.deploymentSlug}</Link> <StatusBadge status={a.status} testId="approval-status" />
           </h2>
@@ -96,14 +96,14 @@ function ApprovalCard({ approval: a, canDecide, myId }: { approval: ApprovalView
           ["Serverless", s.serverlessProvider ? `${s.serverlessProvider} · ${s.serverlessGpu ?? ""}` : "—"],
           ["Spot", s.spotProvider ? `${s.spotProvider} · ${s.spotGpu ?? ""}` : "—"],
         ].map(([k, v]) => (
-          <div key={String(k)}><dt className="text-gray-500">{String(k)}</dt><dd className="font-medium text-gray-900">{v == null ? "—" : String(v)}</dd></div>
+          <div key={String(k)} className="min-w-0"><dt className="text-gray-500">{String(k)}</dt><dd className="font-medium text-gray-900 [overflow-wrap:anywhere]">{v == null ? "—" : String(v)}</dd></div>
         ))}
       </dl>
       <div className="mt-3 text-sm">
         <p className="font-medium text-gray-900">Why approval is needed</p>
-        <ul className="list-inside list-disc text-gray-700">{a.reasons.map((r) => <li key={r}>{r}</li>)}</ul>
+        <ul className="list-inside list-disc text-gray-700 [overflow-wrap:anywhere]">{a.reasons.map((r) => <li key={r}>{r}</li>)}</ul>
       </div>
-      {a.comment ? <p className="mt-2 text-sm text-gray-700"><span className="font-medium">Comment:</span> {a.comment}</p> : null}
+      {a.comment ? <p className="mt-2 text-sm text-gray-700 [overflow-wrap:anywhere]" data-testid="approval-comment"><span className="font-medium">Comment:</span> {a.comment}</p> : null}
       {pending && canDecide ? (
         <form className="mt-4 space-y-2" aria-label={`Decide on ${a.deploymentSlug}`} onSubmit={(e) => e.preventDefault()}>
           <label htmlFor={commentId} className="field-label">Comment (optional, sent to the requester and the team’s alert channels)</label>

@@ -1,13 +1,15 @@
 "use client";
 
+import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { keepPreviousData, useMutation, useQuery } from "@tanstack/react-query";
-import { useEffect, useMemo, useState, type FormEvent, type ReactNode } from "react";
+import { useEffect, useMemo, useRef, useState, type FormEvent, type ReactNode } from "react";
 import { errorMessage, fieldErrors, useTRPC } from "@/app/_lib/trpc";
 import { ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
 import { Badge, Field } from "@/app/_components/controls";
-import { formatUsd, usdToMicros } from "@/app/_components/format";
+import { formatUsd } from "@/app/_components/format";
 import { useTeam } from "../../AppShell";
+import { budgetMicrosOf } from "./budget";
 
 type Mode = "hybrid" | "serverless" | "spot";
 type Cloud = "aws" | "gcp" | "azure";
@@ -170,6 +172,12 @@ export default function NewDeploymentPage() {
   const create = useMutation(trpc.deployments.create.mutationOptions());
   const setBudget = useMutation(trpc.usage.budgets.set.mutationOptions());
   const [submitError, setSubmitError] = useState<unknown>(null);
+  const [budgetError, setBudgetError] = useState<string | null>(null);
+  // The deployment was created but its budget was not set: the form stays put to say so.
+  const [budgetNotSet, setBudgetNotSet] = useState<{ id: string; slug: string | null; message: string } | null>(null);
+  // Set synchronously: create.isPending disables the button only after a re-render, too late for a double click.
+  const submitting = useRef(false);
+  const budgetInput = useRef<HTMLInputElement>(null);
 
   const wantsServerless = f.mode !== "spot";
   const wantsSpot = f.mode !== "serverless";
@@ -180,16 +188,30 @@ export default function NewDeploymentPage() {
 
   async function onSubmit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
+    if (submitting.current || budgetNotSet) return;
     setSubmitError(null);
+    const budget = canBudget ? budgetMicrosOf(f.budgetUsd, budgetInput.current?.validity.badInput) : {};
+    setBudgetError(budget.error ?? null);
+    if (budget.error) {
+      budgetInput.current?.focus();
+      return;
+    }
+    submitting.current = true;
     try {
       const r = await create.mutateAsync(input as never);
-      const budget = num(f.budgetUsd);
-      if (budget !== undefined && canBudget) {
-        await setBudget.mutateAsync({ scope: "deployment", targetId: r.id, monthlyLimitMicros: usdToMicros(budget) }).catch(() => {});
+      if (budget.micros !== undefined) {
+        try {
+          await setBudget.mutateAsync({ scope: "deployment", targetId: r.id, monthlyLimitMicros: budget.micros });
+        } catch (err) {
+          setBudgetNotSet({ id: r.id, slug: f.slug.trim() || quote.data?.slug || null, message: errorMessage(err) });
+          return;
+        }
       }
       router.push(`/deployments/${r.id}`);
     } catch (err) {
       setSubmitError(err);
+    } finally {
+      submitting.current = false;
     }
   }
 
@@ -370,8 +392,22 @@ export default function NewDeploymentPage() {
 
           <Section title="Budget">
             {canBudget ? (
-              <Field id="d-budget" label="Monthly budget for this deployment, USD (optional)" hint="Alerts at 80%, 90% and 100%; at 100% the router stops serving it.">
-                <input id="d-budget" type="number" min={0.01} step="0.01" className="field-input max-w-xs" value={f.budgetUsd} onChange={(e) => set("budgetUsd", e.target.value)} />
+              <Field id="d-budget" label="Monthly budget for this deployment, USD (optional)" error={budgetError ?? undefined} hint="Alerts at 80%, 90% and 100%; at 100% the router stops serving it.">
+                <input
+                  id="d-budget"
+                  ref={budgetInput}
+                  type="number"
+                  min={0.01}
+                  step="0.01"
+                  className="field-input max-w-xs"
+                  value={f.budgetUsd}
+                  onChange={(e) => {
+                    set("budgetUsd", e.target.value);
+                    setBudgetError(null);
+                  }}
+                  aria-invalid={!!budgetError}
+                  aria-describedby={budgetError ? "d-budget-error" : "d-budget-hint"}
+                />
               </Field>
             ) : (
               <p className="text-sm text-gray-600">Only admins can set budgets (needs “budget.manage”); the team budget still applies.</p>
@@ -402,7 +438,18 @@ export default function NewDeploymentPage() {
             </div>
           ) : quote.data ? <Notice tone="success">No approval needed: it starts right away.</Notice> : null}
           {errs.form ? <ErrorBox message={errs.form} /> : null}
-          <button type="submit" className="btn-primary w-full" disabled={create.isPending || !f.model.trim()}>
+          {budgetNotSet ? (
+            <div role="alert" data-testid="budget-not-set" className="rounded-md bg-amber-50 p-4 text-sm text-amber-900 ring-1 ring-amber-200">
+              <p className="font-medium">{budgetNotSet.slug ? `Deployment “${budgetNotSet.slug}”` : "The deployment"} was created, but its monthly budget was not set.</p>
+              <p className="mt-1 [overflow-wrap:anywhere]">{budgetNotSet.message}</p>
+              <p className="mt-1">It has no budget of its own until you set one (the team budget still applies).</p>
+              <p className="mt-2 flex flex-wrap gap-x-4 gap-y-1 font-medium">
+                <Link className="text-blue-700 underline" href="/settings#budgets-heading">Set the budget in Settings</Link>
+                <Link className="text-blue-700 underline" href={`/deployments/${budgetNotSet.id}`}>Open the deployment</Link>
+              </p>
+            </div>
+          ) : null}
+          <button type="submit" className="btn-primary w-full" disabled={create.isPending || !f.model.trim() || !!budgetNotSet}>
             {create.isPending ? "Requesting…" : quote.data?.approval.required ? "Request approval and deploy" : "Deploy"}
           </button>
         </aside>
