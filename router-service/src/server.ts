@@ -296,18 +296,17 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     const tokenDelta = () => (refundAll ? -reserved : settledTokens !== undefined ? settledTokens - reserved : 0);
     // What a limit check took is given back on the response's close; when the client left while the check
     // was awaited (Redis), that close has passed already, so it is given back at once.
-    const onRelease = (fn: () => void) => {
-      if (clientClosed) {
-        refundAll = true;
-        fn();
-      } else cleanups.push(fn);
+    const releaseOnClose = (subject: string, limits: LimitSpec, windowSec: number | undefined) => {
+      const release = () => {
+        const delta = tokenDelta();
+        if (delta !== 0) void limiter.settle(subject, limits, delta, windowSec);
+        void limiter.release(subject, limits, leaseId);
+      };
+      if (!clientClosed) return void cleanups.push(release);
+      refundAll = true;
+      release();
     };
-    const keyWindow = keyResult.windowSec;
-    onRelease(() => {
-      const delta = tokenDelta();
-      if (delta !== 0) void limiter.settle(keySubject, keyLimits, delta, keyWindow);
-      void limiter.release(keySubject, keyLimits, leaseId);
-    });
+    releaseOnClose(keySubject, keyLimits, keyResult.windowSec);
     if (clientClosed) return;
     // Deployment caps across all keys: RPM/TPM windows and the in-flight cap as a concurrency lease, in one
     // atomic check on the same store as the key's limits (so with Redis the in-flight cap spans all routers).
@@ -337,12 +336,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
         const spec = r.tooLarge ? errors.requestTooLarge(depLimits.tpm ?? 0, reserve, "deployment") : errors.rateLimited(`deployment ${r.limit}`, r.retryAfterS);
         return fail(res, ctx, spec, pairsToRecord(rlHeaders));
       }
-      const depWindow = r.windowSec;
-      onRelease(() => {
-        const delta = tokenDelta();
-        if (delta !== 0) void limiter.settle(depSubject, depLimits, delta, depWindow);
-        void limiter.release(depSubject, depLimits, leaseId);
-      });
+      releaseOnClose(depSubject, depLimits, r.windowSec);
       if (clientClosed) return;
       // Store unreachable and failing open: the in-flight cap still holds per router (it protects the backend).
       if (r.degraded && has(depCaps?.maxInflight) && dep.inflight.n >= depCaps.maxInflight) {

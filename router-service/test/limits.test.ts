@@ -6,7 +6,7 @@ import { hashApiKey } from "../src/auth.js";
 import { type RouterHandle, type SimulatorHandle, startRouter, startSimulator } from "../src/index.js";
 import { MemoryRateLimiter } from "../src/ratelimit/memory.js";
 import type { LimitSpec } from "../src/ratelimit/types.js";
-import { chat, deployment, KEY, snapshot } from "./helpers/fixtures.js";
+import { chat, deployment, KEY, seeded, snapshot } from "./helpers/fixtures.js";
 
 const K_TPM = "tuna_sk_tpm";
 const K_CONC = "tuna_sk_conc";
@@ -129,18 +129,6 @@ describe("limits (in-process store)", () => {
     assert.equal((await chat(router.url, KEY, { model: "tpm-model", max_tokens: 60 })).json().error.message.startsWith("Request too large for deployment tpm"), true);
   });
 });
-
-/** Deterministic PRNG (mulberry32), so the random schedule below replays identically. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("sliding window arithmetic (in-process store, fake clock)", () => {
   // A realistic epoch second, so second indexes look like the store's real ones.

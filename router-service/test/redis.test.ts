@@ -12,7 +12,7 @@ import { Counter } from "../src/metrics.js";
 import { MemoryRateLimiter } from "../src/ratelimit/memory.js";
 import { RedisRateLimiter } from "../src/ratelimit/redis.js";
 import type { AcquireResult, LimitSpec } from "../src/ratelimit/types.js";
-import { chat, deployment, freePort, KEY, request, type Resp, type Spawned, sleep, snapshot, spawnTs } from "./helpers/fixtures.js";
+import { chat, deployment, freePort, KEY, request, type Resp, type Spawned, seeded, sleep, snapshot, spawnTs } from "./helpers/fixtures.js";
 import { type RedisProc, startRedis, startRedisCluster } from "./helpers/redis.js";
 
 const K_RPM = "tuna_sk_rpm_shared";
@@ -221,18 +221,6 @@ class Twin {
     }
     this.shiftS += seconds;
   }
-}
-
-/** Deterministic PRNG (mulberry32), so the random sequence replays identically. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe("Redis store decides as the in-process store", () => {
