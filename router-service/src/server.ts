@@ -662,6 +662,9 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       }
       if (globalInflight > 0) logger.warn({ inflight: globalInflight }, "shutdown deadline reached; cutting remaining requests");
       for (const s of sockets) s.destroy();
+      // Cut requests are released (and their usage recorded) by their response's close, which fires after the
+      // socket's: wait for it (briefly) so the flush below includes them.
+      for (let i = 0; globalInflight > 0 && i < 40; i++) await new Promise((r) => setTimeout(r, 5));
       await closed;
       front.stop();
       clearInterval(usageTimer);

@@ -79,6 +79,41 @@ describe("router process", () => {
     }
   });
 
+  test("SIGTERM with streams longer than the shutdown deadline: they are cut at the deadline, and still counted in the flushed usage", async () => {
+    const sim = await startSimulator({ model: "qwen-small", tokensPerS: 5 }); // 20 tokens ≈ 4 s per stream
+    const cp = await startControlPlane();
+    cp.setSnapshot(snapshot([deployment({ svlUrl: sim.url, routing: { policy: "serverless-only" } })]));
+    const router = await spawnListening(imageCommand(), new URL("..", import.meta.url).pathname, {
+      PORT: "0",
+      HOST: "127.0.0.1",
+      TUNA_ROUTER_STATE_DIR: `/tmp/tuna-rt-deadline-${process.pid}`,
+      TUNA_USAGE_FLUSH_MS: "60000",
+      TUNA_SHUTDOWN_TIMEOUT_MS: "500",
+      TUNA_CONTROL_PLANE_URL: cp.url,
+      TUNA_ROUTER_TOKEN: cp.token,
+    });
+    try {
+      const streams = Array.from({ length: 3 }, () => openStream(router.port));
+      await Promise.all(streams.map((s) => s.firstByte));
+      const t0 = Date.now();
+      router.proc.kill("SIGTERM");
+      const results = await Promise.all(streams.map((s) => s.done));
+      assert.ok(Date.now() - t0 < 2500, "cut at the deadline, not run to their end");
+      for (const r of results) assert.ok(!r.text.includes("data: [DONE]"), "a cut stream does not look complete");
+      const code = await new Promise<number | null>((resolve) => {
+        if (router.proc.exitCode !== null) resolve(router.proc.exitCode);
+        else router.proc.once("exit", (c) => resolve(c));
+      });
+      assert.equal(code, 0);
+      assert.equal(totalRequests(cp), 3, "the cut requests were flushed on the way out");
+      assert.equal([...cp.reports.values()].flatMap((r) => r.entries).reduce((n, e) => n + e.errors, 0), 3, "as errors");
+    } finally {
+      await router.stop("SIGKILL");
+      await cp.close();
+      await sim.close();
+    }
+  });
+
   test("SIGTERM to `npm run router` (a supervisor signalling one PID) reaches the router: graceful stop, nothing left running", async () => {
     const sim = await startSimulator({ model: "qwen-small" });
     const cfgPath = `/tmp/tuna-rt-npm-${process.pid}.json`;
