@@ -150,6 +150,17 @@ describe("alert channels and delivery", () => {
     assert.deepEqual([d.status, d.attempts, d.lastError], ["failed", 5, "HTTP 500 rollup_error after 5 attempts"]);
   });
 
+  test("a failed answer's body is shown only when it is an error code, never as text (no reading other services' pages)", async () => {
+    const { f, admin, dep } = await setup();
+    slack.script.push({ status: 400, body: "<html>internal admin panel SECRETBODY</html>" });
+    const r = await deliverAlertNow(await queueOne(f.team.id, dep.id), recorder().opts);
+    assert.equal(r.lastError, "HTTP 400 after 1 attempt");
+    const [view] = await admin.alerts.list();
+    assert.ok(!JSON.stringify(view).includes("SECRETBODY"));
+    const [d] = await admin.alerts.deliveries({ channelId: view.id });
+    assert.ok(!JSON.stringify(d).includes("SECRETBODY"));
+  });
+
   test("4xx is not retried; a revoked webhook (404 no_service) disables the channel", async () => {
     const { f, admin, url, dep } = await setup();
     slack.script.push({ status: 400, body: "invalid_blocks" });

@@ -264,7 +264,7 @@ async function postSlack(url: string, body: unknown, timeoutMs: number): Promise
     return { ok: true, status: 200, error: null, retryAfterMs: null };
   } catch (e) {
     if (e instanceof IncomingWebhookHTTPError) {
-      return { ok: false, status: e.statusCode, error: scrub(String(e.body || e.statusMessage || "").trim(), url), retryAfterMs: retryAfterMs(retryAfter) };
+      return { ok: false, status: e.statusCode, error: errorCode(String(e.body || "")), retryAfterMs: retryAfterMs(retryAfter) };
     }
     return { ok: false, status: null, error: scrub((e as Error).message, url), retryAfterMs: null };
   }
@@ -281,10 +281,20 @@ async function postJson(url: string, body: unknown, timeoutMs: number): Promise<
     });
     const text = await r.text().catch(() => "");
     if (r.ok) return { ok: true, status: r.status, error: null, retryAfterMs: null };
-    return { ok: false, status: r.status, error: scrub(text.trim(), url), retryAfterMs: retryAfterMs(r.headers.get("retry-after")) };
+    return { ok: false, status: r.status, error: errorCode(text), retryAfterMs: retryAfterMs(r.headers.get("retry-after")) };
   } catch (e) {
     return { ok: false, status: null, error: scrub((e as Error).message, url), retryAfterMs: null };
   }
+}
+
+/**
+ * What of a failed answer's body is kept and shown: a short error code as Slack sends them ("invalid_token",
+ * "no_service", "rollup_error"), nothing else. Echoing bodies would let anyone who can add a channel read
+ * the error pages of services the server can reach but they cannot.
+ */
+function errorCode(body: string): string | null {
+  const t = body.trim();
+  return /^[a-z][a-z0-9_]{0,63}$/.test(t) ? t : null;
 }
 
 function retryable(a: Attempt): boolean {
