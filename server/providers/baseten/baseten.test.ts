@@ -117,14 +117,15 @@ describe("baseten provider against the fake API + fake truss", () => {
     const comp = await basetenProvider.deploy(plan, creds, ctx);
     const model = fake.models.get("tuna-qwen-small-k3j9-serverless");
     assert.ok(model);
+    const deploymentId = fake.production(model)?.id;
     assert.deepEqual(comp, {
       provider: "baseten",
       kind: "serverless",
       endpointUrl: `https://model-${model.id}.api.baseten.co/environments/production/sync`,
       upstreamHeaders: { authorization: `Api-Key ${fake.apiKey}` },
-      externalIds: { modelId: model.id, deploymentId: model.deployment.id },
+      externalIds: { modelId: model.id, deploymentId },
     });
-    assert.deepEqual(fake.httpLines(), ["GET /v1/models", "POST /v1/secrets", `PATCH /v1/models/${model.id}/deployments/production/autoscaling_settings`]);
+    assert.deepEqual(fake.httpLines(), ["GET /v1/models", "POST /v1/secrets", `PATCH /v1/models/${model.id}/deployments/${deploymentId}/autoscaling_settings`]);
     assert.ok(fake.requests.every((r) => r.headers.authorization === `Api-Key ${fake.apiKey}`));
     assert.deepEqual(fake.requests[1].body, { name: "hf_access_token", value: HF });
     assert.deepEqual(fake.requests[2].body, { min_replica: 0, max_replica: 1, concurrency_target: 32, scale_down_delay: 60 });
@@ -142,10 +143,21 @@ describe("baseten provider against the fake API + fake truss", () => {
     fake.setStatus(model.id, "ACTIVE", 2);
     assert.deepEqual((await basetenProvider.status(ref, creds, ctx)).replicas, { ready: 2, total: 2 });
 
-    // Deploying again finds the model by name: no second push.
-    await basetenProvider.deploy(plan, creds, ctx);
+    // Deploying again finds the model by name and its healthy production deployment: adopted, no second push,
+    // but the secret is written again (the vault value may have been rotated).
+    fake.requests.length = 0;
+    creds.secrets.HF_TOKEN = `${HF}-rotated`;
+    const again = await basetenProvider.deploy(plan, creds, ctx);
     assert.equal(fake.calls.length, 1);
     assert.equal(fake.models.size, 1);
+    assert.deepEqual(again, comp);
+    assert.deepEqual(fake.httpLines(), [
+      "GET /v1/models",
+      `GET /v1/models/${model.id}/deployments/production`,
+      "POST /v1/secrets",
+      `PATCH /v1/models/${model.id}/deployments/${deploymentId}/autoscaling_settings`,
+    ]);
+    assert.equal(fake.secrets.get("hf_access_token"), `${HF}-rotated`);
 
     fake.requests.length = 0;
     await basetenProvider.destroy(ref, creds, ctx);
@@ -163,6 +175,65 @@ describe("baseten provider against the fake API + fake truss", () => {
     assert.equal(fake.models.size, 1);
     await basetenProvider.destroy(refFromPlan(plan), creds, ctx);
     assert.equal(fake.models.size, 0);
+  });
+
+  test("a retried deploy after a push that created the model and then failed pushes again (promoting) and ends ready", async () => {
+    const plan = planBaseten(makeTestSpec({ secretNames: ["HF_TOKEN"] }));
+    fake.failPush("Error: build failed: could not pull base image", true, "BUILD_FAILED");
+    await assertProviderError(basetenProvider.deploy(plan, creds, ctx), { code: "failed", message: /truss push failed \(exit 1\): Error: build failed/ });
+    const model = fake.models.get("tuna-qwen-small-k3j9-serverless");
+    assert.ok(model);
+    const failed = fake.production(model);
+    assert.equal(failed?.status, "BUILD_FAILED");
+
+    fake.requests.length = 0;
+    const comp = await basetenProvider.deploy(plan, creds, ctx);
+    assert.deepEqual(fake.commandLines(), ["truss push . --remote baseten --publish", "truss push . --remote baseten --publish --promote"]);
+    assert.equal(fake.models.size, 1);
+    const pushed = model.deployments.at(-1);
+    assert.ok(pushed && pushed.id !== failed?.id);
+    assert.deepEqual(comp.externalIds, { modelId: model.id, deploymentId: pushed.id });
+    assert.deepEqual(fake.httpLines(), [
+      "GET /v1/models",
+      `GET /v1/models/${model.id}/deployments/production`,
+      "POST /v1/secrets",
+      `PATCH /v1/models/${model.id}/deployments/${pushed.id}/autoscaling_settings`,
+    ]);
+    assert.equal(pushed.autoscaling_settings.concurrency_target, 32, "the settings went to the new deployment");
+
+    // Status follows the new deployment (production still holds the failed one until the new one is ready).
+    const ref = refFromPlan(plan, comp.externalIds);
+    const states: string[] = [];
+    for (let i = 0; i < 3; i++) states.push((await basetenProvider.status(ref, creds, ctx)).state);
+    assert.deepEqual(states, ["creating", "creating", "scaled_to_zero"]);
+    assert.equal(model.productionId, pushed.id, "promoted once ready");
+    // Status without a deployment id reads production, which is now the new deployment.
+    assert.equal((await basetenProvider.status(refFromPlan(plan, { modelId: model.id }), creds, ctx)).state, "scaled_to_zero");
+  });
+
+  test("a model with no production deployment is pushed to again; one still building is adopted", async () => {
+    const plan = planBaseten(makeTestSpec());
+    fake.failPush("Error: upload interrupted", true, null);
+    await assert.rejects(basetenProvider.deploy(plan, creds, ctx), /truss push failed/);
+    await basetenProvider.deploy(plan, creds, ctx);
+    assert.equal(fake.calls.length, 2);
+
+    // A push that uploaded, then lost its connection: the build goes on, so the next run adopts it.
+    const other = planBaseten(makeTestSpec({ name: "tuna-other-model-x1y2" }));
+    fake.failPush("Error: connection reset", true, "BUILDING");
+    await assert.rejects(basetenProvider.deploy(other, creds, ctx), /truss push failed/);
+    const comp = await basetenProvider.deploy(other, creds, ctx);
+    assert.equal(fake.calls.length, 3);
+    const model = fake.models.get("tuna-other-model-x1y2-serverless");
+    assert.deepEqual(comp.externalIds, { modelId: model?.id, deploymentId: model?.productionId });
+  });
+
+  test("a stalled API answer fails with a timeout instead of hanging", { timeout: 10_000 }, async () => {
+    const { BasetenClient } = await import("./client");
+    fake.stallHttp("GET /v1/models");
+    const started = Date.now();
+    await assertProviderError(new BasetenClient(creds, ctx, { requestTimeoutMs: 200 }).listModels(), { code: "timeout", message: /GET \/models: request timed out/ });
+    assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
   });
 
   test("errors: unauthorised key, rate limit retried, missing secret value", async () => {

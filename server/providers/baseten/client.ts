@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { parseCredentials, sensitiveValues } from "../base/credentials";
-import { requestJson, restError, undefinedIfNotFound } from "../base/http";
+import { DEFAULT_REQUEST_TIMEOUT_MS, requestJson, restError, undefinedIfNotFound } from "../base/http";
 import type { Credentials, ProviderContext } from "../base/types";
 import { PROVIDER } from "./plan";
 
@@ -39,17 +39,31 @@ export interface BasetenDeployment {
   [key: string]: unknown;
 }
 
+/** Deployment statuses that will never serve: a retried deploy pushes again rather than adopt them (§5.2). */
+export const FAILED_DEPLOYMENT_STATUSES: ReadonlySet<string> = new Set(["BUILD_FAILED", "BUILD_STOPPED", "DEPLOY_FAILED", "FAILED"]);
+
+export interface BasetenClientOptions {
+  /** Per-request timeout; tests shorten it. */
+  requestTimeoutMs?: number;
+}
+
 export class BasetenClient {
   private readonly base: string;
+  private readonly requestTimeoutMs: number;
 
   constructor(
     private readonly creds: BasetenCredentials,
     private readonly ctx: ProviderContext = {},
+    opts: BasetenClientOptions = {},
   ) {
     this.base = (ctx.baseUrls?.baseten ?? BASETEN_API_BASE).replace(/\/+$/, "");
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   }
 
-  /** One call; 429 and 5xx are retried (honouring Retry-After) a few times. `undefined` for 404 when allowed. */
+  /**
+   * One call, bounded by the request timeout (a stalled answer is a `timeout` error, not a hung workflow
+   * step); 429 and 5xx are retried (honouring Retry-After) a few times. `undefined` for 404 when allowed.
+   */
   async request<T>(method: string, path: string, body?: unknown, opts: { allow404?: boolean } = {}): Promise<T | undefined> {
     const secrets = basetenSecrets(this.creds);
     const call = requestJson<T>({
@@ -57,6 +71,7 @@ export class BasetenClient {
       ctx: this.ctx,
       what: `${method} ${path}`,
       secrets,
+      timeoutMs: this.requestTimeoutMs,
       method,
       url: `${this.base}${path}`,
       body,
@@ -84,8 +99,13 @@ export class BasetenClient {
     return this.request<BasetenDeployment>("GET", `/models/${encodeURIComponent(modelId)}/deployments/production`, undefined, { allow404: true });
   }
 
-  async updateProductionAutoscaling(modelId: string, settings: Record<string, unknown>): Promise<{ status: string; message?: string } | undefined> {
-    return this.request("PATCH", `/models/${encodeURIComponent(modelId)}/deployments/production/autoscaling_settings`, settings);
+  async deployment(modelId: string, deploymentId: string): Promise<BasetenDeployment | undefined> {
+    return this.request<BasetenDeployment>("GET", `/models/${encodeURIComponent(modelId)}/deployments/${encodeURIComponent(deploymentId)}`, undefined, { allow404: true });
+  }
+
+  /** Autoscaling of one deployment, or of whichever is in production (`"production"`); only passed fields change. */
+  async updateAutoscaling(modelId: string, deploymentId: string, settings: Record<string, unknown>): Promise<{ status: string; message?: string } | undefined> {
+    return this.request("PATCH", `/models/${encodeURIComponent(modelId)}/deployments/${encodeURIComponent(deploymentId)}/autoscaling_settings`, settings);
   }
 
   /** Creates or updates a workspace secret. */

@@ -4,7 +4,7 @@ import { ProviderError } from "../base/errors";
 import type { Component, ComponentStatus, Credentials, ExecResult, Finding, Plan, Provider, ProviderContext, ResourceRef } from "../base/types";
 import { MANAGED_FRONT_END_IDLE_MS } from "../base/types";
 import { cliOutputTail, runCli, stripAnsi, withTempFiles } from "../base/cli";
-import { BasetenClient, type BasetenCredentials, basetenCredentialsSchema, basetenSecrets, parseBasetenCredentials } from "./client";
+import { BasetenClient, type BasetenCredentials, basetenCredentialsSchema, basetenSecrets, FAILED_DEPLOYMENT_STATUSES, parseBasetenCredentials } from "./client";
 import { CONFIG_FILE, PROVIDER, planBaseten } from "./plan";
 
 /**
@@ -109,32 +109,54 @@ async function deploy(plan: Plan, credsIn: Credentials, ctx: ProviderContext = {
   const config = plan.files[CONFIG_FILE];
   if (!config) throw new ProviderError({ provider: PROVIDER, code: "validation", message: `plan has no ${CONFIG_FILE}` });
 
-  let modelId = (await client.findModelByName(plan.resourceName))?.id;
+  const secretMap = (plan.request.secrets ?? {}) as Record<string, string>;
+  const secretValues: Array<[string, string]> = [];
+  for (const name of plan.secretEnv) {
+    const value = creds.secrets?.[name];
+    if (value === undefined) throw new ProviderError({ provider: PROVIDER, code: "validation", message: `secret ${name} has no value in the vault` });
+    secretValues.push([secretMap[name] ?? name, value]);
+  }
+
+  // A model of this name may come from an earlier run of this step. Adopt it only when its production
+  // deployment exists and has not failed: a push that uploaded the model and then failed (or a build that
+  // failed) leaves a model that will never serve, so push again.
+  const existing = await client.findModelByName(plan.resourceName);
+  let modelId = existing?.id;
   let deploymentId: string | undefined;
-  if (!modelId) {
-    const secretMap = (plan.request.secrets ?? {}) as Record<string, string>;
-    for (const name of plan.secretEnv) {
-      const value = creds.secrets?.[name];
-      if (value === undefined) throw new ProviderError({ provider: PROVIDER, code: "validation", message: `secret ${name} has no value in the vault` });
-      await client.upsertSecret(secretMap[name] ?? name, value);
+  let needsPush = true;
+  if (existing) {
+    const production = await client.productionDeployment(existing.id);
+    if (production && !FAILED_DEPLOYMENT_STATUSES.has(production.status)) {
+      needsPush = false;
+      deploymentId = production.id;
     }
+  }
+  // Always: the vault may hold a new value (a rotated HF token) since the model was first pushed.
+  for (const [name, value] of secretValues) await client.upsertSecret(name, value);
+
+  if (needsPush) {
+    // Onto an existing model a published deployment does not replace production by itself: --promote.
+    const args = ["push", ".", "--remote", "baseten", "--publish", ...(existing ? ["--promote"] : [])];
     const res = await withTempFiles({ ".trussrc": trussrc(creds.apiKey) }, (home) =>
-      withTempFiles({ [CONFIG_FILE]: config }, (dir) => truss(ctx, creds, ["push", ".", "--remote", "baseten", "--publish"], { cwd: dir, home, timeoutMs: PUSH_TIMEOUT_MS })),
+      withTempFiles({ [CONFIG_FILE]: config }, (dir) => truss(ctx, creds, args, { cwd: dir, home, timeoutMs: PUSH_TIMEOUT_MS })),
     );
     const text = `${res.stdout}\n${res.stderr}`;
     if (res.code !== 0) {
       const unauthorized = /api key|unauthori[sz]ed|401|authenticat/i.test(text);
       throw new ProviderError({ provider: PROVIDER, code: unauthorized ? "unauthorized" : "failed", message: `truss push failed (exit ${res.code}): ${cliOutputTail(res, basetenSecrets(creds))}` });
     }
-    ({ modelId, deploymentId } = parsePushOutput(text));
+    const pushed = parsePushOutput(text);
+    deploymentId = pushed.deploymentId;
     // Output format drift: the model is still findable by its (deterministic) name.
-    modelId ??= (await client.findModelByName(plan.resourceName))?.id;
+    modelId = pushed.modelId ?? modelId ?? (await client.findModelByName(plan.resourceName))?.id;
     if (!modelId) {
       throw new ProviderError({ provider: PROVIDER, code: "failed", message: `truss push succeeded but no model id was found for ${plan.resourceName}: ${cliOutputTail(res, basetenSecrets(creds))}` });
     }
   }
+  if (!modelId) throw new ProviderError({ provider: PROVIDER, code: "failed", message: `no Baseten model id for ${plan.resourceName}` });
+  // The deployment just pushed (it may not be in production yet when it replaces a failed one), else production.
   const autoscaling = plan.request.autoscaling_settings as Record<string, unknown>;
-  await client.updateProductionAutoscaling(modelId, autoscaling);
+  await client.updateAutoscaling(modelId, deploymentId ?? "production", autoscaling);
 
   return {
     provider: PROVIDER,
@@ -149,7 +171,9 @@ async function status(ref: ResourceRef, credsIn: Credentials, ctx: ProviderConte
   const client = new BasetenClient(parseBasetenCredentials(credsIn), ctx);
   const modelId = await modelIdOf(client, ref);
   if (!modelId) return { state: "gone", message: "no such Baseten model" };
-  const dep = await client.productionDeployment(modelId);
+  // The deployment this component pushed or adopted: a re-push onto a failed model is promoted only once ready.
+  const depId = ref.externalIds.deploymentId;
+  const dep = (depId ? await client.deployment(modelId, depId) : undefined) ?? (await client.productionDeployment(modelId));
   if (!dep) return { state: "gone", message: "Baseten model has no production deployment" };
   const state = STATE[dep.status] ?? "creating";
   const replicas = Number(dep.active_replica_count ?? 0) || 0;

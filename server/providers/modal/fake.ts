@@ -11,6 +11,26 @@ import type { ExecResult, ProviderContext } from "../base/types";
 
 export type { FakeCliCall };
 
+/**
+ * Options each sub-command accepts (provider-apis.md §6), with how many values each takes. Anything else is a
+ * click usage error (exit 2), as the real CLI answers an option or command its version does not have.
+ */
+const OPTIONS: Record<string, Record<string, number>> = {
+  deploy: { "--name": 1, "--env": 1, "-e": 1 },
+  "app list": { "--json": 0, "--env": 1, "-e": 1 },
+  "app stop": { "--yes": 0, "-y": 0, "--env": 1, "-e": 1 },
+  "secret create": { "--from-json": 1, "--force": 0, "--env": 1, "-e": 1 },
+  "secret list": { "--json": 0, "--env": 1, "-e": 1 },
+  "secret delete": { "--yes": 0, "-y": 0, "--env": 1, "-e": 1 },
+  "volume list": { "--json": 0, "--env": 1, "-e": 1 },
+  "volume delete": { "--yes": 0, "-y": 0, "--env": 1, "-e": 1 },
+};
+
+/** Click's usage error: usage line, help hint, the error; exit 2. */
+function usageError(usage: string, help: string, error: string): ExecResult {
+  return { code: 2, stdout: "", stderr: `Usage: ${usage}\nTry '${help} --help' for help.\n\nError: ${error}\n` };
+}
+
 export interface FakeModalApp {
   id: string;
   name: string;
@@ -30,6 +50,10 @@ export class FakeModalCli {
   workspace = "tuna-team";
   /** When false, deploy prints no `=> https://…modal.run` line (only the dashboard link). */
   printWebUrl = true;
+  /** Sub-commands ("secret delete") this CLI version lacks: `modal secret delete` is "No such command 'delete'". */
+  readonly missingCommands = new Set<string>();
+  /** "sub option" pairs this CLI version lacks (`removeOption`); clear it to restore them. */
+  readonly missingOptions = new Set<string>();
   private readonly failures = new OutcomeQueues<{ code: number; stderr: string | (() => string) }>();
   private nextId = 1;
 
@@ -44,6 +68,11 @@ export class FakeModalCli {
    */
   fail(sub: string, times: number, stderr: string | (() => string), code = 1): void {
     this.failures.add(sub, times, { code, stderr });
+  }
+
+  /** Simulates a CLI version where `sub` has no `option`: using it is a usage error (exit 2). */
+  removeOption(sub: string, option: string): void {
+    this.missingOptions.add(`${sub} ${option}`);
   }
 
   liveApps(): FakeModalApp[] {
@@ -66,7 +95,13 @@ export class FakeModalCli {
     if (!this.installed || cmd !== "modal") throw cliNotInstalled(cmd);
     if (args[0] === "--version") return cliOk("modal client version: 1.2.1\n");
 
-    const sub = args[0] === "app" || args[0] === "secret" || args[0] === "volume" ? `${args[0]} ${args[1]}` : args[0];
+    const group = args[0] === "app" || args[0] === "secret" || args[0] === "volume";
+    const sub = group ? `${args[0]} ${args[1]}` : args[0];
+    if (this.missingCommands.has(sub) || !OPTIONS[sub]) {
+      return group ? usageError(`modal ${args[0]} [OPTIONS] COMMAND [ARGS]...`, `modal ${args[0]}`, `No such command '${args[1]}'.`) : cliNoSuchCommand(args.join(" "));
+    }
+    const usage = this.checkOptions(sub, args.slice(group ? 2 : 1));
+    if (usage) return usage;
     const failure = this.failures.next(sub);
     if (failure) return { code: failure.code, stdout: "", stderr: typeof failure.stderr === "function" ? failure.stderr() : failure.stderr };
 
@@ -95,6 +130,10 @@ export class FakeModalCli {
             })),
           ),
         );
+      case "secret list":
+        return cliOk(JSON.stringify([...this.secrets.keys()].map((name) => ({ Name: name, "Created at": "2026-11-27 02:00:00+00:00", "Created by": "tuna", "Last used at": null }))));
+      case "volume list":
+        return cliOk(JSON.stringify([...this.volumes].map((name) => ({ Name: name, "Created at": "2026-11-27 02:00:00+00:00", "Created by": "tuna" }))));
       case "app stop": {
         const app = this.apps.get(args[2]);
         if (!app || app.state === "stopped") return { code: 1, stdout: "", stderr: `Error: Could not find a deployed app named '${args[2]}'\n` };
@@ -119,6 +158,19 @@ export class FakeModalCli {
         return cliNoSuchCommand(args.join(" "));
     }
   };
+
+  /** Unknown options (or ones removed with `removeOption`) and a missing option value are usage errors. */
+  private checkOptions(sub: string, rest: string[]): ExecResult | undefined {
+    const known = OPTIONS[sub];
+    for (let i = 0; i < rest.length; i++) {
+      const a = rest[i];
+      if (!a.startsWith("-")) continue;
+      if (known[a] === undefined || this.missingOptions.has(`${sub} ${a}`)) return usageError(`modal ${sub} [OPTIONS] ARGS...`, `modal ${sub}`, `No such option: ${a}`);
+      if (known[a] > 0 && (i + 1 >= rest.length || rest[i + 1].startsWith("-"))) return usageError(`modal ${sub} [OPTIONS] ARGS...`, `modal ${sub}`, `Option '${a}' requires an argument.`);
+      i += known[a];
+    }
+    return undefined;
+  }
 
   private deploy(source: string): ExecResult {
     const literal = (name: string) => {

@@ -63,12 +63,24 @@ async function modal(ctx: ProviderContext, creds: ModalCredentials, args: string
 
 const AUTH_FAILURE = /invalid token|token (id|secret)|token is (invalid|expired)|unauthori[sz]ed|not authenticated|authentication failed|AuthError|permission denied|HTTP 401/i;
 const NOT_FOUND = /not found|could not find|no such|does not exist|doesn't exist|already stopped/i;
+/** Click's exit code for a usage error ("No such option: --yes", "No such command 'delete'"): never "gone". */
+const USAGE_ERROR_EXIT = 2;
 
-/** A non-zero exit that is not "it is already gone" (auth problems are never taken for "gone"). */
-function isFailure(res: ExecResult): boolean {
-  if (res.code === 0) return false;
-  const text = `${res.stderr}\n${res.stdout}`;
-  return AUTH_FAILURE.test(text) || !NOT_FOUND.test(text);
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * Whether a failed teardown command says that this exact object is missing: a runtime error (not a usage
+ * error, a timeout or an auth problem) with a line that both says "not found" and names `name` as a whole
+ * word, so "Environment 'x' not found" or "No such command 'delete'" never count as the app or secret being gone.
+ */
+export function reportsMissing(res: ExecResult, name: string): boolean {
+  if (res.code === 0 || res.code === USAGE_ERROR_EXIT || res.code === 124) return false;
+  const text = stripAnsi(`${res.stderr}\n${res.stdout}`);
+  if (AUTH_FAILURE.test(text)) return false;
+  const named = new RegExp(`(?<![A-Za-z0-9._-])${escapeRegExp(name)}(?![A-Za-z0-9._-])`);
+  return text.split("\n").some((line) => NOT_FOUND.test(line) && named.test(line));
 }
 
 function cliFailure(what: string, res: ExecResult, creds: ModalCredentials, extraSecrets: string[] = []): ProviderError {
@@ -206,25 +218,68 @@ async function status(ref: ResourceRef, credsIn: Credentials, ctx: ProviderConte
   return { state: "creating", message: `Modal app ${app.state}`, ...endpoint };
 }
 
+/**
+ * Teardown: a command either succeeded or reported exactly this object missing (`reportsMissing`); anything
+ * else (usage errors of another CLI version, a wrong environment, auth) fails with the CLI's message.
+ */
+function assertRemovedOrMissing(what: string, res: ExecResult, name: string, creds: ModalCredentials): void {
+  if (res.code === 0 || reportsMissing(res, name)) return;
+  throw cliFailure(what, res, creds);
+}
+
+/** Names in `modal secret list --json` / `modal volume list --json` (rows keyed by the table's "Name" column). */
+export function parseNameList(stdout: string, what: string): string[] {
+  let rows: unknown;
+  try {
+    rows = JSON.parse(stdout);
+  } catch {
+    throw new ProviderError({ provider: PROVIDER, code: "failed", message: `\`${what}\` did not print JSON` });
+  }
+  if (!Array.isArray(rows)) throw new ProviderError({ provider: PROVIDER, code: "failed", message: `\`${what}\` did not print a JSON list` });
+  return rows.map((r) => {
+    const o = (r ?? {}) as Record<string, unknown>;
+    return String(o.Name ?? o.name ?? "");
+  });
+}
+
+async function listNames(ctx: ProviderContext, creds: ModalCredentials, kind: "secret" | "volume"): Promise<string[]> {
+  const what = `modal ${kind} list --json`;
+  const res = await modal(ctx, creds, [kind, "list", "--json"]);
+  if (res.code !== 0) throw cliFailure(`modal ${kind} list`, res, creds);
+  return parseNameList(res.stdout, what);
+}
+
+function stillThere(message: string): ProviderError {
+  return new ProviderError({ provider: PROVIDER, code: "failed", message });
+}
+
 async function destroy(ref: ResourceRef, credsIn: Credentials, ctx: ProviderContext = {}): Promise<void> {
   const creds = parseCreds(credsIn);
   const name = ref.externalIds.app ?? ref.resourceName;
   const res = await modal(ctx, creds, ["app", "stop", name, "--yes"]);
-  if (!isFailure(res)) return;
-  throw cliFailure("modal app stop", res, creds);
+  assertRemovedOrMissing("modal app stop", res, name, creds);
+  // Teardown reports success only when the listing agrees: a running GPU app left behind costs money.
+  const app = await findApp(ctx, creds, name);
+  if (app && !app.state.startsWith("stop")) throw stillThere(`modal app stop ${name} exited ${res.code} but \`modal app list\` still shows the app ${app.state}`);
 }
 
 async function cleanupStorage(ref: ResourceRef, credsIn: Credentials, ctx: ProviderContext = {}): Promise<void> {
   const creds = parseCreds(credsIn);
   const names = modalNames(ref.resourceName);
-  const steps: Array<[string, string[]]> = [
-    ["modal volume delete", ["volume", "delete", names.hfCacheVolume, "--yes"]],
-    ["modal volume delete", ["volume", "delete", names.engineCacheVolume, "--yes"]],
-    ["modal secret delete", ["secret", "delete", names.secret, "--yes"]],
+  const steps: Array<[string, "secret" | "volume", string]> = [
+    ["modal volume delete", "volume", names.hfCacheVolume],
+    ["modal volume delete", "volume", names.engineCacheVolume],
+    ["modal secret delete", "secret", names.secret],
   ];
-  for (const [what, args] of steps) {
-    const res = await modal(ctx, creds, args);
-    if (isFailure(res)) throw cliFailure(what, res, creds);
+  for (const [what, kind, name] of steps) {
+    const res = await modal(ctx, creds, [kind, "delete", name, "--yes"]);
+    assertRemovedOrMissing(what, res, name, creds);
+  }
+  // The secret holds the HF token and the upstream key: confirm with the listings that nothing is left.
+  for (const kind of ["volume", "secret"] as const) {
+    const left = new Set(await listNames(ctx, creds, kind));
+    const kept = steps.filter(([, k, name]) => k === kind && left.has(name)).map(([, , name]) => name);
+    if (kept.length) throw stillThere(`modal ${kind} delete reported success but \`modal ${kind} list\` still shows ${kept.join(", ")}`);
   }
 }
 

@@ -259,7 +259,7 @@ describe("modal provider against the fake CLI", () => {
     fake.calls.length = 0;
     await modalProvider.destroy(ref, creds, ctx);
     await modalProvider.destroy(ref, creds, ctx);
-    assert.deepEqual(fake.commandLines(), [`modal app stop ${app} --yes`, `modal app stop ${app} --yes`]);
+    assert.deepEqual(fake.commandLines(), [`modal app stop ${app} --yes`, "modal app list --json", `modal app stop ${app} --yes`, "modal app list --json"]);
     assert.equal((await modalProvider.status(ref, creds, ctx)).state, "gone");
     await modalProvider.cleanupStorage(ref, creds, ctx);
     await modalProvider.cleanupStorage(ref, creds, ctx);
@@ -312,6 +312,80 @@ describe("modal provider against the fake CLI", () => {
     await modalProvider.destroy(ref, creds, ctx);
     await modalProvider.cleanupStorage(ref, creds, ctx);
     assert.deepEqual([fake.apps.size, fake.secrets.size, fake.volumes.size], [0, 0, 0]);
+  });
+
+  test("destroy: a CLI usage error or a wrong environment is a failure, not \"already gone\", and the app is left running", async () => {
+    const plan = planModal(makeTestSpec());
+    await modalProvider.deploy(plan, creds, ctx);
+    const app = "tuna-qwen-small-k3j9-serverless";
+    const ref = refFromPlan(plan, { app });
+
+    // A CLI version whose `app stop` has no --yes answers with click's usage error (exit 2, "No such option").
+    fake.removeOption("app stop", "--yes");
+    await assertProviderError(modalProvider.destroy(ref, creds, ctx), { code: "failed", message: /modal app stop failed \(exit 2\):.*No such option: --yes/ });
+    assert.equal(fake.apps.get(app)?.state, "deployed");
+    fake.missingOptions.clear();
+
+    // "not found" about something else (the environment) does not name the app.
+    fake.fail("app stop", 1, "Error: Environment 'prod' not found\n");
+    await assertProviderError(modalProvider.destroy(ref, creds, ctx), { code: "failed", message: /Environment 'prod' not found/ });
+    assert.equal(fake.apps.get(app)?.state, "deployed");
+  });
+
+  test("destroy: a stop that claims success while the app still runs is caught by the listing; a truly gone app resolves", async () => {
+    const plan = planModal(makeTestSpec());
+    await modalProvider.deploy(plan, creds, ctx);
+    const app = "tuna-qwen-small-k3j9-serverless";
+    const ref = refFromPlan(plan, { app });
+    fake.fail("app stop", 1, `Error: Could not find a deployed app named '${app}'\n`);
+    await assertProviderError(modalProvider.destroy(ref, creds, ctx), { code: "failed", message: /still shows the app deployed/ });
+    await modalProvider.destroy(ref, creds, ctx);
+    assert.equal(fake.apps.get(app)?.state, "stopped");
+    // Gone: the CLI names this app as not found and the listing agrees.
+    await modalProvider.destroy(ref, creds, ctx);
+    await modalProvider.destroy(refFromPlan(planModal(makeTestSpec({ name: "tuna-never-deployed-a1b2" }))), creds, ctx);
+  });
+
+  test("cleanupStorage: usage errors fail and keep the secret; a false \"not found\" is caught by the listing", async () => {
+    const plan = planModal(makeTestSpec({ secretNames: ["HF_TOKEN"] }));
+    await modalProvider.deploy(plan, creds, ctx);
+    const ref = refFromPlan(plan);
+    fake.volumes.add("tuna-qwen-small-k3j9-serverless-hf-cache");
+
+    // A CLI version without `modal secret delete`: click says "No such command 'delete'" (exit 2).
+    fake.missingCommands.add("secret delete");
+    await assertProviderError(modalProvider.cleanupStorage(ref, creds, ctx), { code: "failed", message: /modal secret delete failed \(exit 2\):.*No such command 'delete'/ });
+    assert.deepEqual(fake.secrets.get(SECRET), { HF_TOKEN: HF, VLLM_API_KEY: fake.secrets.get(SECRET)?.VLLM_API_KEY });
+    fake.missingCommands.clear();
+
+    fake.removeOption("secret delete", "--yes");
+    await assertProviderError(modalProvider.cleanupStorage(ref, creds, ctx), { code: "failed", message: /No such option: --yes/, hides: [HF] });
+    assert.ok(fake.secrets.has(SECRET));
+    fake.missingOptions.clear();
+
+    // A "not found" for this secret that is not true: the listing still shows it.
+    fake.fail("secret delete", 1, `Error: Secret '${SECRET}' not found\n`);
+    await assertProviderError(modalProvider.cleanupStorage(ref, creds, ctx), { code: "failed", message: new RegExp(`still shows ${SECRET}`) });
+    assert.ok(fake.secrets.has(SECRET));
+  });
+
+  test("cleanupStorage: deleting what is there, then again when it is gone, resolves", async () => {
+    const plan = planModal(makeTestSpec({ secretNames: ["HF_TOKEN"] }));
+    await modalProvider.deploy(plan, creds, ctx);
+    const ref = refFromPlan(plan);
+    fake.volumes.add("tuna-qwen-small-k3j9-serverless-hf-cache");
+    fake.volumes.add("tuna-qwen-small-k3j9-serverless-engine-cache");
+    fake.calls.length = 0;
+    await modalProvider.cleanupStorage(ref, creds, ctx);
+    assert.deepEqual([fake.secrets.size, fake.volumes.size], [0, 0]);
+    assert.deepEqual(fake.commandLines(), [
+      "modal volume delete tuna-qwen-small-k3j9-serverless-hf-cache --yes",
+      "modal volume delete tuna-qwen-small-k3j9-serverless-engine-cache --yes",
+      `modal secret delete ${SECRET} --yes`,
+      "modal volume list --json",
+      "modal secret list --json",
+    ]);
+    await modalProvider.cleanupStorage(ref, creds, ctx);
   });
 
   test("errors: unauthorised deploy, CLI missing at deploy, missing secret value", async () => {
