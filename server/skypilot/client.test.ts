@@ -133,6 +133,54 @@ describe("SkyPilot API client against the fake server", () => {
     await assert.rejects(client.submit("POST", "/serve/update", { task, service_name: "svc", mode: "sideways" }), (err: ProviderError) => err.status === 422);
   });
 
+  test("a server that never answers fails each request within the per-request timeout (submit, status poll, health)", async () => {
+    const c = new SkyPilotClient({ baseUrl: fake.url, token: TOKEN, sleep: instant, requestTimeoutMs: 150 });
+    const started = Date.now();
+    try {
+      fake.stalledPaths.add("/api/health");
+      await assert.rejects(c.health(), (err: ProviderError) => {
+        assert.equal(err.code, "timeout");
+        assert.equal(err.retryable, true);
+        assert.match(err.message, /GET \/api\/health: the SkyPilot API server at .* did not answer within 150 ms/);
+        assert.ok(!err.message.includes(TOKEN));
+        return true;
+      });
+      fake.stalledPaths.add("/serve/status");
+      await assert.rejects(c.serveStatus(null), (err: ProviderError) => err.code === "timeout" && /POST \/serve\/status/.test(err.message));
+      fake.stalledPaths.clear();
+      fake.stalledPaths.add("/api/status");
+      await assert.rejects(c.serveStatus(null), (err: ProviderError) => err.code === "timeout" && /GET \/api\/status/.test(err.message));
+      assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+    } finally {
+      fake.release();
+    }
+  });
+
+  test("no request outlives the client's overall timeoutMs (the per-request default is capped by it)", async () => {
+    const c = new SkyPilotClient({ baseUrl: fake.url, token: TOKEN, sleep: instant, timeoutMs: 200 });
+    fake.stalledPaths.add("/list_accelerators");
+    const started = Date.now();
+    try {
+      await assert.rejects(c.listAccelerators({ nameFilter: "T4" }), (err: ProviderError) => err.code === "timeout");
+      assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+    } finally {
+      fake.release();
+    }
+  });
+
+  test("the caller's own abort stays 'unavailable', not a timeout", async () => {
+    const ac = new AbortController();
+    const c = new SkyPilotClient({ baseUrl: fake.url, token: TOKEN, sleep: instant, requestTimeoutMs: 60_000, signal: ac.signal });
+    fake.stalledPaths.add("/api/health");
+    try {
+      const p = c.health();
+      setTimeout(() => ac.abort(), 50);
+      await assert.rejects(p, (err: ProviderError) => err.code === "unavailable");
+    } finally {
+      fake.release();
+    }
+  });
+
   test("unreachable server is an 'unavailable' error naming the URL", async () => {
     const c = new SkyPilotClient({ baseUrl: "http://127.0.0.1:1", token: TOKEN, sleep: instant });
     await assert.rejects(c.health(), (err: ProviderError) => err.code === "unavailable" && /cannot reach the SkyPilot API server/.test(err.message) && !err.message.includes(TOKEN));

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { codeForStatus, ProviderError, type ProviderErrorCode, redact } from "../providers/base/errors";
+import { DEFAULT_REQUEST_TIMEOUT_MS } from "../providers/base/http";
 
 /**
  * Client of the SkyPilot API server's REST protocol (the server behind `sky` CLI/SDK ≥ 0.10), spoken
@@ -8,7 +9,9 @@ import { codeForStatus, ProviderError, type ProviderErrorCode, redact } from "..
  * Every call is asynchronous on the server: the POST/GET answers 200 with body `null` and the request id in
  * `X-Skypilot-Request-ID`; the result is fetched with `/api/get`. Because `/api/get` holds the connection until
  * the request ends (launches take minutes), this client polls `/api/status` with backoff (through the
- * injected `sleep`, bounded by `timeoutMs`) and calls `/api/get` only once the request has finished.
+ * injected `sleep`, bounded by `timeoutMs`) and calls `/api/get` only once the request has finished. Every HTTP
+ * request, `/api/get` included, is therefore short and carries its own timeout (`requestTimeoutMs`), so a server
+ * that accepts the connection and never answers cannot hold a deploy, a status check or a price query.
  */
 
 /** The API version this client was written and tested against (sent in `X-SkyPilot-API-Version`). */
@@ -105,6 +108,11 @@ export interface SkyPilotClientOptions {
   now?: () => number;
   /** Upper bound for waiting on one async request. */
   timeoutMs?: number;
+  /**
+   * Upper bound for one HTTP request (answer and body); default `DEFAULT_REQUEST_TIMEOUT_MS`, never more than
+   * `timeoutMs`. The long waits are the `/api/status` polling above, not single requests.
+   */
+  requestTimeoutMs?: number;
   signal?: AbortSignal;
 }
 
@@ -124,6 +132,7 @@ export class SkyPilotClient {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly now: () => number;
   private readonly timeoutMs: number;
+  private readonly requestTimeoutMs: number;
   private readonly signal?: AbortSignal;
 
   constructor(opts: SkyPilotClientOptions) {
@@ -136,6 +145,7 @@ export class SkyPilotClient {
     this.sleep = opts.sleep ?? defaultSleep;
     this.now = opts.now ?? Date.now;
     this.timeoutMs = opts.timeoutMs ?? 30 * 60_000;
+    this.requestTimeoutMs = Math.min(opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, this.timeoutMs);
     this.signal = opts.signal;
   }
 
@@ -171,22 +181,43 @@ export class SkyPilotClient {
     return redact(text, [this.token, ...this.redactValues]);
   }
 
+  /** One HTTP request under its own timeout, joined to the caller's `signal`; the same signal bounds reading the body. */
   private async send(method: "GET" | "POST", pathAndQuery: string, body?: unknown): Promise<Response> {
     const url = `${this.baseUrl}${pathAndQuery}`;
+    const timeout = AbortSignal.timeout(this.requestTimeoutMs);
     try {
       return await this.fetchImpl(url, {
         method,
         headers: this.headers(body !== undefined),
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: this.signal,
+        signal: this.signal ? AbortSignal.any([timeout, this.signal]) : timeout,
       });
     } catch (err) {
+      if (timeout.aborted && isTimeout(err)) throw this.requestTimedOut(`${method} ${pathAndQuery.split("?")[0]}`);
       const reason = err instanceof Error ? err.message : String(err);
       throw new ProviderError({
         provider: this.providerName,
         code: "unavailable",
         message: this.secretFree(`cannot reach the SkyPilot API server at ${this.baseUrl}: ${reason}`),
       });
+    }
+  }
+
+  private requestTimedOut(what: string): ProviderError {
+    return new ProviderError({
+      provider: this.providerName,
+      code: "timeout",
+      message: `${what}: the SkyPilot API server at ${this.baseUrl} did not answer within ${this.requestTimeoutMs} ms`,
+    });
+  }
+
+  /** The JSON body of `res`; a body that stalls past the request timeout is a `timeout` ProviderError too. */
+  private async readJson<T>(res: Response, what: string): Promise<T> {
+    try {
+      return (await res.json()) as T;
+    } catch (err) {
+      if (isTimeout(err)) throw this.requestTimedOut(what);
+      throw err;
     }
   }
 
@@ -259,7 +290,7 @@ export class SkyPilotClient {
     const q = new URLSearchParams({ request_ids: requestId, all_status: "true" });
     const res = await this.send("GET", `/api/status?${q}`);
     if (!res.ok) throw await this.httpError(res, "GET /api/status");
-    const list = (await res.json()) as RequestPayload[];
+    const list = await this.readJson<RequestPayload[]>(res, "GET /api/status");
     const found = list.find((r) => r.request_id === requestId || r.request_id.startsWith(requestId));
     if (!found) {
       throw new ProviderError({ provider: this.providerName, code: "not_found", status: 404, message: `request ${requestId} not found` });
@@ -298,7 +329,7 @@ export class SkyPilotClient {
   private async result<T>(requestId: string): Promise<T> {
     const res = await this.send("GET", `/api/get?request_id=${encodeURIComponent(requestId)}`);
     if (res.status !== 200 && res.status !== 500) throw await this.httpError(res, "GET /api/get");
-    const raw = (await res.json()) as unknown;
+    const raw = await this.readJson<unknown>(res, "GET /api/get");
     const payload = (res.status === 500 ? (raw as { detail?: unknown }).detail : raw) as RequestPayload | undefined;
     if (!payload || typeof payload !== "object" || typeof payload.status !== "string") {
       throw new ProviderError({ provider: this.providerName, code: "failed", status: res.status, message: this.secretFree(`unexpected /api/get body: ${JSON.stringify(raw).slice(0, 500)}`) });
@@ -337,7 +368,7 @@ export class SkyPilotClient {
   async health(): Promise<SkyPilotHealth> {
     const res = await this.send("GET", "/api/health");
     if (!res.ok) throw await this.httpError(res, "GET /api/health");
-    return (await res.json()) as SkyPilotHealth;
+    return this.readJson<SkyPilotHealth>(res, "GET /api/health");
   }
 
   /** Synchronous `POST /validate` of a task YAML: resolves when valid, throws a `validation` error otherwise. */
@@ -410,6 +441,11 @@ export class SkyPilotClient {
 }
 
 // ---------------------------------------------------------------- helpers
+
+/** What fetch (or reading its body) rejects with when an `AbortSignal.timeout` fired. */
+function isTimeout(err: unknown): boolean {
+  return err instanceof Error && err.name === "TimeoutError";
+}
 
 /** `return_value`, `error` and `request_body` are JSON strings inside JSON (parse twice). */
 function decodeJsonString(v: unknown): unknown {

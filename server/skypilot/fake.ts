@@ -121,6 +121,12 @@ export class FakeSkyPilotServer extends FakeHttpServer<RecordedRequest> {
   holdRequests: boolean;
   /** Routes whose requests stay RUNNING until `release()` (e.g. a long `/serve/up`). */
   readonly heldRoutes = new Set<string>();
+  /**
+   * Paths whose HTTP requests are recorded and then never answered until `release()`/`close()` (a wedged
+   * server or proxy), unlike `heldRoutes`, whose submissions are answered at once and stay RUNNING.
+   */
+  readonly stalledPaths = new Set<string>();
+  private readonly stalled: Array<() => void> = [];
   private readonly opts: Required<Omit<FakeSkyPilotOptions, "token" | "holdRequests">> & { token?: string };
   private readonly lateEndpoints = new Map<string, string | null>();
   private readonly pending = new Map<string, FakeRequest>();
@@ -177,6 +183,8 @@ export class FakeSkyPilotServer extends FakeHttpServer<RecordedRequest> {
   release(): void {
     this.holdRequests = false;
     this.heldRoutes.clear();
+    this.stalledPaths.clear();
+    for (const answer of this.stalled.splice(0)) answer();
     for (const r of this.pending.values()) this.finish(r);
   }
 
@@ -223,6 +231,11 @@ export class FakeSkyPilotServer extends FakeHttpServer<RecordedRequest> {
     const query: Record<string, string[]> = {};
     for (const [k, v] of url.searchParams) query[k] = [...(query[k] ?? []), v];
     this.requests.push({ method: req.method ?? "GET", path: url.pathname, query, headers, body });
+    if (this.stalledPaths.has(url.pathname)) {
+      await new Promise<void>((r) => this.stalled.push(r));
+      res.destroy();
+      return;
+    }
 
     // 1. version headers: checked only when both are present (legacy clients skip the check).
     const apiHeader = headers["x-skypilot-api-version"];

@@ -6,8 +6,8 @@ import path from "node:path";
 import { beforeEach, describe, test } from "node:test";
 import { assertProviderError, makeTestSpec, useFakeServer } from "../base/testing";
 import { refFromPlan, type ProviderContext } from "../base/types";
-import { FakeCerebrium } from "./fake";
-import { cerebriumProvider, endpointFromDeployOutput, mapAppStatus } from "./index";
+import { FakeCerebrium, GATEWAY_NOT_FOUND } from "./fake";
+import { cerebriumProvider, createCerebriumProvider, endpointFromDeployOutput, mapAppStatus } from "./index";
 import { planCerebrium } from "./plan";
 
 /** Quotes of every kind, a comment, a literal backslash-n and a command substitution. */
@@ -108,13 +108,15 @@ describe("cerebrium plan (pure)", () => {
 describe("cerebrium provider against the fake REST API + fake CLI", () => {
   const fake = new FakeCerebrium();
   let ctx: ProviderContext;
-  let creds: { apiKey: string; projectId: string };
+  let creds: { apiKey: string; projectId: string; inferenceKey?: string };
+  const INFERENCE_KEY = "eyJhbGciOiJSUzI1NiJ9.cbr_inference_key_for_tests.sig";
+  const APP = "tuna-qwen-small-k3j9-serverless";
 
   useFakeServer(fake);
   beforeEach(() => {
     fake.reset();
     ctx = { baseUrls: { cerebrium: fake.url }, exec: fake.exec, sleep: async () => {} };
-    creds = { apiKey: fake.token, projectId: fake.projectId };
+    creds = { apiKey: fake.token, projectId: fake.projectId, inferenceKey: INFERENCE_KEY };
   });
 
   test("preflight: missing credentials, unauthorised token, unknown project, CLI missing, region warning", async () => {
@@ -142,7 +144,7 @@ describe("cerebrium provider against the fake REST API + fake CLI", () => {
       provider: "cerebrium",
       kind: "serverless",
       endpointUrl: `https://api.aws.us-east-1.cerebrium.ai/v4/${fake.projectId}/${app}`,
-      upstreamHeaders: { authorization: `Bearer ${fake.token}` },
+      upstreamHeaders: { authorization: `Bearer ${INFERENCE_KEY}` },
       externalIds: { appId: `${fake.projectId}-${app}`, projectId: fake.projectId },
     });
     assert.deepEqual(fake.commandLines(), ["cerebrium deploy -y --no-color"]);
@@ -151,6 +153,7 @@ describe("cerebrium provider against the fake REST API + fake CLI", () => {
     assert.notEqual(call.env.HOME, process.env.HOME);
     assert.equal(call.files["cerebrium.toml"], plan.files["cerebrium.toml"]);
     assert.ok(!call.args.join(" ").includes(fake.token));
+    assert.ok(!JSON.stringify(call.env).includes(INFERENCE_KEY));
 
     const ref = refFromPlan(plan, comp.externalIds);
     assert.equal((await cerebriumProvider.status(ref, creds, ctx)).state, "scaled_to_zero");
@@ -162,8 +165,10 @@ describe("cerebrium provider against the fake REST API + fake CLI", () => {
     await cerebriumProvider.destroy(ref, creds, ctx);
     await cerebriumProvider.destroy(ref, creds, ctx);
     await cerebriumProvider.cleanupStorage(ref, creds, ctx);
-    const appPath = `/v2/projects/${fake.projectId}/apps/${fake.projectId}-${app}`;
-    assert.deepEqual(fake.requests.map((r) => `${r.method} ${r.path}`), [`DELETE ${appPath}`, `DELETE ${appPath}`]);
+    const appsPath = `/v3/projects/${fake.projectId}/apps`;
+    const appPath = `${appsPath}/${fake.projectId}-${app}`;
+    // The second DELETE answers 404: the app list confirms it is gone.
+    assert.deepEqual(fake.requests.map((r) => `${r.method} ${r.path}`), [`DELETE ${appPath}`, `DELETE ${appPath}`, `GET ${appsPath}`]);
     assert.ok(fake.requests.every((r) => r.headers.authorization === `Bearer ${fake.token}`));
     assert.equal(fake.apps.size, 0);
     assert.equal((await cerebriumProvider.status(ref, creds, ctx)).state, "gone");
@@ -183,6 +188,102 @@ describe("cerebrium provider against the fake REST API + fake CLI", () => {
     const wrong = { ...creds, apiKey: "cbr_bad_token_for_tests_1" };
     await assertProviderError(cerebriumProvider.deploy(plan, wrong, ctx), { code: "unauthorized", hides: [wrong.apiKey] });
     await assertProviderError(cerebriumProvider.status(refFromPlan(plan), wrong, ctx), { status: 401, hides: [wrong.apiKey] });
+  });
+});
+
+describe("cerebrium: a 404 is 'gone' only when the project's app list confirms it", () => {
+  const fake = new FakeCerebrium();
+  let ctx: ProviderContext;
+  let creds: { apiKey: string; projectId: string };
+  const plan = planCerebrium(makeTestSpec());
+  const ref = refFromPlan(plan);
+
+  useFakeServer(fake);
+  beforeEach(() => {
+    fake.reset();
+    ctx = { baseUrls: { cerebrium: fake.url }, exec: fake.exec, sleep: async () => {} };
+    creds = { apiKey: fake.token, projectId: fake.projectId };
+  });
+
+  test("the fake answers an unknown route with the gateway's 404, an unknown app with the API's", async () => {
+    const get = (p: string) => fetch(`${fake.url}${p}`, { headers: { authorization: `Bearer ${fake.token}` } });
+    const route = await get(`/v2/projects/${fake.projectId}/apps/x`);
+    assert.deepEqual([route.status, await route.json()], [404, GATEWAY_NOT_FOUND]);
+    const app = await get(`/v3/projects/${fake.projectId}/apps/${fake.projectId}-nope`);
+    assert.deepEqual([app.status, await app.json()], [404, { message: `App ${fake.projectId}-nope not found` }]);
+  });
+
+  test("destroy on a wrong API path (the API is not where we call it) rejects and the app keeps running", async () => {
+    await cerebriumProvider.deploy(plan, creds, ctx);
+    fake.apiVersion = "v2";
+    await assertProviderError(cerebriumProvider.destroy(ref, creds, ctx), { code: "failed", message: /answered 404 too \(wrong API path or project, not a missing app\).*cannot be confirmed gone/ });
+    await assertProviderError(cerebriumProvider.status(ref, creds, ctx), { code: "failed", message: /cannot be confirmed gone/ });
+    assert.equal(fake.apps.size, 1);
+  });
+
+  test("destroy and status against a base URL with a wrong prefix reject", async () => {
+    const wrong = { ...ctx, baseUrls: { cerebrium: `${fake.url}/api` } };
+    await assertProviderError(cerebriumProvider.destroy(ref, creds, wrong), { code: "failed", message: /cannot be confirmed gone/ });
+    await assertProviderError(cerebriumProvider.status(ref, creds, wrong), { code: "failed", message: /cannot be confirmed gone/ });
+  });
+
+  test("destroy of an app that never existed resolves; status says gone; both after reading the app list", async () => {
+    await cerebriumProvider.destroy(ref, creds, ctx);
+    assert.equal((await cerebriumProvider.status(ref, creds, ctx)).state, "gone");
+    const appsPath = `/v3/projects/${fake.projectId}/apps`;
+    assert.deepEqual(
+      fake.requests.map((r) => `${r.method} ${r.path}`),
+      [`DELETE ${appsPath}/${fake.projectId}-${ref.resourceName}`, `GET ${appsPath}`, `GET ${appsPath}/${fake.projectId}-${ref.resourceName}`, `GET ${appsPath}`],
+    );
+  });
+
+  test("a 404 on the app while the list still shows it (app-id format wrong) rejects", async () => {
+    await cerebriumProvider.deploy(plan, creds, ctx);
+    fake.failNext("DELETE", /\/apps\//, { status: 404, body: { message: "App not found" } });
+    await assertProviderError(cerebriumProvider.destroy(ref, creds, ctx), { code: "failed", message: /still lists .*cannot be confirmed gone/ });
+    assert.equal(fake.apps.size, 1);
+  });
+
+  test("an unknown project rejects destroy instead of calling it done", async () => {
+    await assertProviderError(cerebriumProvider.destroy(ref, { ...creds, projectId: "p-nope" }, ctx), { code: "failed", message: /Project p-nope not found/ });
+  });
+});
+
+describe("cerebrium: REST calls time out", () => {
+  const fake = new FakeCerebrium();
+  useFakeServer(fake);
+  beforeEach(() => fake.reset());
+
+  test("a stalled answer fails destroy, status and preflight within the injected request timeout", async () => {
+    const provider = createCerebriumProvider({ requestTimeoutMs: 150 });
+    const ctx: ProviderContext = { baseUrls: { cerebrium: fake.url }, exec: fake.exec, sleep: async () => {} };
+    const creds = { apiKey: fake.token, projectId: fake.projectId };
+    const ref = refFromPlan(planCerebrium(makeTestSpec()));
+    fake.stallRequests = true;
+    const started = Date.now();
+    await assertProviderError(provider.destroy(ref, creds, ctx), { code: "timeout", message: /request timed out/ });
+    await assertProviderError(provider.status(ref, creds, ctx), { code: "timeout" });
+    const findings = await provider.preflight(planCerebrium(makeTestSpec()), creds, ctx);
+    assert.deepEqual(findings[0] && [findings[0].code, findings[0].message.includes("request timed out")], ["unreachable", true]);
+    assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+  });
+});
+
+describe("cerebrium: inference key", () => {
+  const fake = new FakeCerebrium();
+  useFakeServer(fake);
+  beforeEach(() => fake.reset());
+
+  test("without inferenceKey preflight warns and the router gets the service-account token; errors hide the inference key", async () => {
+    const ctx: ProviderContext = { baseUrls: { cerebrium: fake.url }, exec: fake.exec, sleep: async () => {} };
+    const plan = planCerebrium(makeTestSpec());
+    const creds = { apiKey: fake.token, projectId: fake.projectId };
+    const findings = await cerebriumProvider.preflight(plan, creds, ctx);
+    assert.deepEqual(findings.map((f) => [f.level, f.code]), [["info", "credentials_accepted"], ["warning", "inference_key_missing"]]);
+    assert.deepEqual((await cerebriumProvider.deploy(plan, creds, ctx)).upstreamHeaders, { authorization: `Bearer ${fake.token}` });
+    const inferenceKey = "eyJ.leaky_inference_key.sig";
+    fake.failDeploy(`Error: build failed (key ${inferenceKey})`);
+    await assertProviderError(cerebriumProvider.deploy(plan, { ...creds, inferenceKey }, ctx), { code: "failed", hides: [inferenceKey] });
   });
 });
 

@@ -16,13 +16,18 @@ import {
 import type { ProviderContext } from "../base/types";
 
 /**
- * Fake Cerebrium: the REST app routes (`/v2/projects/{project}/apps[/{appId}]`, Bearer service-account
- * token, 401/404 JSON errors) on loopback, and a fake `cerebrium` CLI whose `deploy` reads cerebrium.toml,
+ * Fake Cerebrium: the REST app routes (`/v3/projects/{project}/apps[/{appId}]`, the version provider-apis.md §7
+ * confirms; Bearer service-account token, 401/404 JSON errors) on loopback, and a fake `cerebrium` CLI whose `deploy` reads cerebrium.toml,
  * authenticates from `CEREBRIUM_SERVICE_ACCOUNT_TOKEN` / `CEREBRIUM_PROJECT_ID` and creates the app.
  * App ids are `<project>-<name>` (provider-apis.md §7, unverified upstream: kept here in one place).
+ * A path outside those routes gets the gateway's own 404 (`GATEWAY_NOT_FOUND`), not the API's "App … not
+ * found", as a real API gateway answers a route it does not know.
  */
 
 export type { FakeCliCall };
+
+/** The body an API gateway sends for a route it does not know (distinct from the API's own 404s). */
+export const GATEWAY_NOT_FOUND = { message: "Not Found" };
 
 export interface FakeCerebriumApp {
   id: string;
@@ -35,6 +40,11 @@ export interface FakeCerebriumApp {
 export class FakeCerebrium extends FakeHttpServerWithCli<Pick<RecordedRequest, "method" | "path" | "headers">> {
   readonly apps = new Map<string, FakeCerebriumApp>();
   cliInstalled = true;
+  /** The management API version the fake serves; a test sets another to play "the API moved". */
+  apiVersion = "v3";
+  /** While true, REST requests are recorded and then never answered (until `reset`/`close`). */
+  stallRequests = false;
+  private readonly stalled: Array<() => void> = [];
   private readonly deployFailures: Array<{ stdout: string; createApp: boolean }> = [];
 
   constructor(
@@ -52,7 +62,19 @@ export class FakeCerebrium extends FakeHttpServerWithCli<Pick<RecordedRequest, "
     this.clearRecorded();
     this.apps.clear();
     this.cliInstalled = true;
+    this.apiVersion = "v3";
+    this.releaseStalled();
     this.deployFailures.length = 0;
+  }
+
+  async close(): Promise<void> {
+    this.releaseStalled();
+    await super.close();
+  }
+
+  private releaseStalled(): void {
+    this.stallRequests = false;
+    for (const release of this.stalled.splice(0)) release();
   }
 
   /** The next deploy exits 1 (after creating the app when `createApp`: a build that failed late). */
@@ -109,16 +131,25 @@ export class FakeCerebrium extends FakeHttpServerWithCli<Pick<RecordedRequest, "
   protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { url, method, headers } = await readIncoming(req);
     this.requests.push({ method, path: url.pathname, headers });
+    if (this.stallRequests) {
+      // Headers never sent; released (and the socket closed) by reset/close.
+      await new Promise<void>((r) => this.stalled.push(r));
+      res.destroy();
+      return;
+    }
     if (headers.authorization !== `Bearer ${this.token}`) return sendJson(res, 401, { message: "Unauthorized" });
-    const m = /^\/v2\/projects\/([^/]+)\/apps(?:\/([^/]+))?$/.exec(url.pathname);
-    if (!m) return sendJson(res, 404, { message: "Not found" });
-    if (m[1] !== this.projectId) return sendJson(res, 404, { message: `Project ${m[1]} not found` });
-    if (!m[2]) {
+    const injected = this.takeFailure(method, url.pathname);
+    if (injected) return sendJson(res, injected.status, injected.body ?? { message: `HTTP ${injected.status}` }, injected.headers);
+    const m = /^\/([^/]+)\/projects\/([^/]+)\/apps(?:\/([^/]+))?$/.exec(url.pathname);
+    if (!m || m[1] !== this.apiVersion) return sendJson(res, 404, GATEWAY_NOT_FOUND);
+    const [, , project, appId] = m;
+    if (project !== this.projectId) return sendJson(res, 404, { message: `Project ${project} not found` });
+    if (!appId) {
       if (method === "GET") return sendJson(res, 200, [...this.apps.values()].map((a) => ({ id: a.id, name: a.name, status: a.status })));
       return sendJson(res, 405, { message: "Method not allowed" });
     }
-    const app = this.apps.get(decodeURIComponent(m[2]));
-    if (!app) return sendJson(res, 404, { message: `App ${m[2]} not found` });
+    const app = this.apps.get(decodeURIComponent(appId));
+    if (!app) return sendJson(res, 404, { message: `App ${appId} not found` });
     if (method === "GET") return sendJson(res, 200, { id: app.id, name: app.name, status: app.status, replicas: app.replicas, projectId: this.projectId });
     if (method === "DELETE") {
       this.apps.delete(app.id);

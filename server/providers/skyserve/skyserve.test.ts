@@ -363,6 +363,21 @@ describe("skyserve provider against the fake SkyPilot API server", () => {
     }
   });
 
+  test("a SkyPilot API server that accepts connections but never answers fails status and destroy within ctx.timeoutMs", async () => {
+    const ref = refFromPlan(planSkyServe(t4Spec()));
+    const short: ProviderContext = { ...ctx, timeoutMs: 200 };
+    fake.stalledPaths.add("/serve/status");
+    fake.stalledPaths.add("/serve/down");
+    const started = Date.now();
+    try {
+      await assertProviderError(skyserveProvider.status(ref, creds, short), { code: "timeout", hides: [TOKEN, HF] });
+      await assertProviderError(skyserveProvider.destroy(ref, creds, short), { code: "timeout", hides: [TOKEN, HF] });
+      assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+    } finally {
+      fake.release();
+    }
+  });
+
   test("status mapping of controller failures", () => {
     assert.equal(mapServiceStatus({ name: "s", status: "CONTROLLER_FAILED", endpoint: null, replica_info: [] }).state, "failed");
     assert.equal(mapServiceStatus({ name: "s", status: "SHUTTING_DOWN", endpoint: null, replica_info: [] }).state, "gone");
