@@ -29,6 +29,9 @@ beforeEach(() => {
   fake.apps.clear();
   fake.environments.clear();
   fake.requests.length = 0;
+  fake.tokenLifetimeS = 3599;
+  fake.now = () => Date.now();
+  fake.operationPolls = 2;
   ctx = { baseUrls: fake.baseUrls, sleep: async () => {} };
 });
 
@@ -292,5 +295,71 @@ describe("azure environment still provisioning", () => {
     await azureProvider.destroy(refFromPlan(plan), creds, ctx);
     await azureProvider.cleanupStorage(refFromPlan(plan), creds, ctx);
     assert.ok(fake.isEmpty());
+  });
+});
+
+describe("azure access token outlived by a long deploy", () => {
+  /** Simulated time: every wait of the client moves the clock of both the client and the fake. */
+  const virtualTime = () => {
+    const clock = { ms: Date.now() };
+    fake.now = () => clock.ms;
+    return { clock, sleep: async (ms: number) => void (clock.ms += ms) };
+  };
+  const tokenCalls = () => fake.requests.filter((r) => r.path.endsWith("/oauth2/v2.0/token")).length;
+
+  test("a deploy that waits longer than a token lives gets a new token before the old one expires", async () => {
+    // Tokens live 10 s here; the environment and the app each take 15 s of polling (Retry-After: 1).
+    fake.tokenLifetimeS = 10;
+    fake.operationPolls = 15;
+    const { clock, sleep } = virtualTime();
+    const started = clock.ms;
+    const plan = planAzure(t4Spec());
+    const statuses: number[] = [];
+    const countingFetch: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      statuses.push(res.status);
+      return res;
+    };
+    const comp = await azureProvider.deploy(plan, creds, { ...ctx, sleep, now: () => clock.ms, fetch: countingFetch });
+    assert.ok(!statuses.includes(401), "renewed ahead of expiry: no call was refused for an expired token");
+    assert.ok(clock.ms - started >= 30_000, "the deploy outlived several tokens");
+    assert.ok(comp.endpointUrl.startsWith("https://"));
+    assert.ok(tokenCalls() >= 4, `tokens were renewed (${tokenCalls()} token calls)`);
+    const tokens = new Set(fake.requests.filter((r) => !r.path.includes("/oauth2/")).map((r) => r.headers.authorization));
+    assert.ok(tokens.size >= 4, "later calls carry the new tokens");
+    assert.equal(fake.apps.get("tuna-qwen-small-k3j9")!.properties.provisioningState, "Succeeded");
+  });
+
+  test("an answer that the token expired (client clock behind) gets one new token and the call is repeated", async () => {
+    // The client's clock does not move, so it never sees the token age; only ARM's 401 tells it.
+    fake.tokenLifetimeS = 10;
+    fake.operationPolls = 15;
+    const { sleep } = virtualTime();
+    const comp = await azureProvider.deploy(planAzure(t4Spec()), creds, { ...ctx, sleep });
+    assert.ok(comp.endpointUrl.startsWith("https://"));
+    assert.ok(tokenCalls() >= 3, `a new token after each ExpiredAuthenticationToken (${tokenCalls()} token calls)`);
+  });
+
+  test("a token refused again after the refresh fails as unauthorized after exactly one new token", async () => {
+    // Tokens that are expired on arrival: refreshing cannot help, and the session must not loop.
+    fake.tokenLifetimeS = 0;
+    await assertProviderError(azureProvider.deploy(planAzure(t4Spec()), creds, ctx), {
+      code: "unauthorized",
+      status: 401,
+      retryable: false,
+      message: /ExpiredAuthenticationToken/,
+      hides: [AZ.clientSecret],
+    });
+    assert.equal(tokenCalls(), 2);
+    assert.equal(fake.requests.filter((r) => !r.path.includes("/oauth2/")).length, 2, "the first call, then once more with the new token");
+  });
+
+  test("InvalidAuthenticationToken is not an expired token: no refresh, unauthorized at once", async () => {
+    fake.failNext("GET", /managedEnvironments$/, {
+      status: 401,
+      body: { error: { code: "InvalidAuthenticationToken", message: "The access token is invalid." } },
+    });
+    await assertProviderError(azureProvider.deploy(planAzure(t4Spec()), creds, ctx), { code: "unauthorized", status: 401 });
+    assert.equal(tokenCalls(), 1);
   });
 });

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { parseCredentials, sensitiveValues } from "../base/credentials";
 import { codeForStatus, ProviderError, redact, type ProviderErrorCode } from "../base/errors";
-import { BearerSession, DEFAULT_REQUEST_TIMEOUT_MS, postOAuthForm, retryAfterMs, sleeperOf, statusRetry, undefinedIfNotFound } from "../base/http";
+import { BearerSession, type BearerToken, DEFAULT_REQUEST_TIMEOUT_MS, expiresInS, type HttpFailure, postOAuthForm, retryAfterMs, sleeperOf, statusRetry, undefinedIfNotFound } from "../base/http";
 import type { Credentials, ProviderContext } from "../base/types";
 
 /**
@@ -40,7 +40,8 @@ export function azureBases(ctx: ProviderContext = {}): { login: string; arm: str
   };
 }
 
-export async function getArmToken(creds: AzureCredentials, ctx: ProviderContext = {}): Promise<string> {
+/** A client-credentials access token for ARM, with its lifetime (`expires_in`, about an hour). */
+export async function getArmToken(creds: AzureCredentials, ctx: ProviderContext = {}): Promise<BearerToken> {
   const url = `${azureBases(ctx).login}/${encodeURIComponent(creds.tenantId)}/oauth2/v2.0/token`;
   const sensitive = sensitiveValues([creds.clientSecret], creds.secrets);
   const body = await postOAuthForm(
@@ -49,7 +50,7 @@ export async function getArmToken(creds: AzureCredentials, ctx: ProviderContext 
     { provider: PROVIDER, ctx, what: "Entra ID token", secrets: sensitive, timeoutMs: DEFAULT_REQUEST_TIMEOUT_MS },
   );
   if (typeof body.access_token !== "string") throw new ProviderError({ provider: PROVIDER, code: "unauthorized", message: "token endpoint returned no access_token" });
-  return body.access_token;
+  return { token: body.access_token, expiresInS: expiresInS(body) };
 }
 
 export interface ArmResponse<T> {
@@ -67,10 +68,10 @@ export interface ArmError {
 export class ArmSession extends BearerSession {
   private constructor(
     readonly creds: AzureCredentials,
-    token: string,
+    first: BearerToken,
     ctx: ProviderContext,
   ) {
-    super(PROVIDER, token, ctx);
+    super(PROVIDER, () => getArmToken(creds, ctx), first, ctx);
   }
 
   static async open(creds: Credentials, ctx: ProviderContext = {}): Promise<ArmSession> {
@@ -79,7 +80,12 @@ export class ArmSession extends BearerSession {
   }
 
   get sensitive(): string[] {
-    return sensitiveValues([this.creds.clientSecret, this.token], this.creds.secrets);
+    return sensitiveValues([this.creds.clientSecret, ...this.tokens], this.creds.secrets);
+  }
+
+  /** ARM's answer to a token past its lifetime (provider-apis.md §4.1); `InvalidAuthenticationToken` is not retried. */
+  protected isExpiredToken(f: HttpFailure): boolean {
+    return f.status === 401 && parseArmError(f.text).code === "ExpiredAuthenticationToken";
   }
 
   /** `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.App` */

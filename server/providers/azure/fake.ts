@@ -35,7 +35,12 @@ export class AzureFake extends FakeHttpServer {
   /** Polls an async operation needs before it finishes. */
   operationPolls = 2;
   private ops = new Map<string, FakeOp>();
-  private tokens = new Set<string>();
+  /** `expires_in` of the tokens the fake issues (Entra ID: about an hour). */
+  tokenLifetimeS = 3599;
+  /** The fake's clock, for token expiry; tests that fake time point it at theirs. */
+  now: () => number = () => Date.now();
+  /** Issued tokens → expiry (ms on `now`). */
+  private tokens = new Map<string, number>();
 
   constructor(readonly opts: { tenantId: string; clientId: string; clientSecret: string; subscriptionId: string; resourceGroup: string }) {
     super();
@@ -98,8 +103,18 @@ export class AzureFake extends FakeHttpServer {
     if (m && method === "POST") return this.token(res, m[1], raw);
 
     const auth = headers.authorization ?? "";
-    if (!auth.startsWith("Bearer ") || !this.tokens.has(auth.slice(7))) {
+    const expiresAt = auth.startsWith("Bearer ") ? this.tokens.get(auth.slice(7)) : undefined;
+    if (expiresAt === undefined) {
       return this.armErr(res, 401, "InvalidAuthenticationToken", "The access token is invalid.", { "www-authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common"' });
+    }
+    if (this.now() >= expiresAt) {
+      return this.armErr(
+        res,
+        401,
+        "ExpiredAuthenticationToken",
+        `The access token expiry UTC time '${new Date(expiresAt).toISOString()}' is earlier than current UTC time '${new Date(this.now()).toISOString()}'.`,
+        { "www-authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", error_description="The access token has expired."' },
+      );
     }
     const apiVersion = u.searchParams.get("api-version");
     if (!apiVersion) return this.armErr(res, 400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.");
@@ -156,8 +171,8 @@ export class AzureFake extends FakeHttpServer {
     if (f.get("client_id") !== this.opts.clientId) return err(400, "unauthorized_client", `Application with identifier '${f.get("client_id")}' was not found.`, 700016);
     if (f.get("client_secret") !== this.opts.clientSecret) return err(401, "invalid_client", "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.", 7000215);
     const token = `eyJ${randomBytes(24).toString("base64url")}`;
-    this.tokens.add(token);
-    this.send(res, 200, { token_type: "Bearer", expires_in: 3599, ext_expires_in: 3599, access_token: token });
+    this.tokens.set(token, this.now() + this.tokenLifetimeS * 1000);
+    this.send(res, 200, { token_type: "Bearer", expires_in: this.tokenLifetimeS, ext_expires_in: this.tokenLifetimeS, access_token: token });
   }
 
   private usedGpus(type: string): number {

@@ -1,7 +1,7 @@
 import { createSign } from "node:crypto";
 import { z } from "zod";
 import { codeForStatus, ProviderError, redact, type ProviderErrorCode } from "../base/errors";
-import { BearerSession, DEFAULT_REQUEST_TIMEOUT_MS, type HttpFailure, postOAuthForm, sleeperOf, statusRetry, undefinedIfNotFound } from "../base/http";
+import { BearerSession, type BearerToken, DEFAULT_REQUEST_TIMEOUT_MS, expiresInS, type HttpFailure, postOAuthForm, sleeperOf, statusRetry, undefinedIfNotFound } from "../base/http";
 import type { Credentials, ProviderContext } from "../base/types";
 
 /**
@@ -100,10 +100,11 @@ async function tokenRequest(gcp: GcpCredentials, claims: Record<string, unknown>
   );
 }
 
-export async function getAccessToken(gcp: GcpCredentials, ctx: ProviderContext = {}): Promise<string> {
+/** An access token for the cloud-platform scope, with its lifetime (`expires_in`, at most an hour). */
+export async function getAccessToken(gcp: GcpCredentials, ctx: ProviderContext = {}): Promise<BearerToken> {
   const body = await tokenRequest(gcp, { scope: CLOUD_PLATFORM_SCOPE }, ctx, "OAuth2 access token");
   if (typeof body.access_token !== "string") throw new ProviderError({ provider: PROVIDER, code: "unauthorized", message: "token endpoint returned no access_token" });
-  return body.access_token;
+  return { token: body.access_token, expiresInS: expiresInS(body) };
 }
 
 /** Lifetime of a Google-signed ID token (fixed by Google: one hour from minting). */
@@ -165,10 +166,10 @@ function googleError(f: HttpFailure, what: string, sensitive: string[]): Provide
 export class GcpSession extends BearerSession {
   private constructor(
     readonly gcp: GcpCredentials,
-    token: string,
+    first: BearerToken,
     ctx: ProviderContext,
   ) {
-    super(PROVIDER, token, ctx);
+    super(PROVIDER, () => getAccessToken(gcp, ctx), first, ctx);
   }
 
   static async open(creds: Credentials, ctx: ProviderContext = {}): Promise<GcpSession> {
@@ -177,7 +178,15 @@ export class GcpSession extends BearerSession {
   }
 
   get sensitive(): string[] {
-    return [...this.gcp.sensitive, this.token];
+    return [...this.gcp.sensitive, ...this.tokens];
+  }
+
+  /**
+   * Google answers an expired access token like any other bad one (401 UNAUTHENTICATED, provider-apis.md §3.4),
+   * so every 401 gets one call with a new token; a key that no longer works fails at the token endpoint instead.
+   */
+  protected isExpiredToken(f: HttpFailure): boolean {
+    return f.status === 401;
   }
 
   /**

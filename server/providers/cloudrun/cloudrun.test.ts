@@ -34,6 +34,9 @@ beforeEach(() => {
   fake.secrets.clear();
   fake.requests.length = 0;
   fake.runApiEnabled = true;
+  fake.tokenLifetimeS = 3599;
+  fake.now = () => Date.now();
+  fake.operationPolls = 2;
   ctx = { baseUrls: fake.baseUrls, sleep: async () => {} };
 });
 
@@ -245,5 +248,41 @@ describe("cloudrun deploy → status → destroy", () => {
     const plan = planCloudrun(makeTestSpec());
     (plan.request as any).service.template.containers[0].resources.limits.cpu = "2";
     await assert.rejects(cloudrunProvider.deploy(plan, creds(), ctx), (e: unknown) => e instanceof ProviderError && e.code === "validation" && /at least 4 CPU/.test(e.message));
+  });
+});
+
+describe("cloudrun access token outlived by a long deploy", () => {
+  const virtualTime = () => {
+    const clock = { ms: Date.now() };
+    fake.now = () => clock.ms;
+    return { clock, sleep: async (ms: number) => void (clock.ms += ms) };
+  };
+  const accessTokenCalls = () =>
+    fake.requests.filter((r) => r.path === "/token" && JSON.parse(Buffer.from(new URLSearchParams(r.raw).get("assertion")!.split(".")[1], "base64url").toString()).scope).length;
+
+  test("the session renews its access token before expiry while an operation is polled", async () => {
+    // Tokens live 20 s; the create operation needs 6 polls (1+2+4+8+16+30 s of backoff).
+    fake.tokenLifetimeS = 20;
+    fake.operationPolls = 6;
+    const { clock, sleep } = virtualTime();
+    const statuses: number[] = [];
+    const countingFetch: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      statuses.push(res.status);
+      return res;
+    };
+    const comp = await cloudrunProvider.deploy(planCloudrun(makeTestSpec()), creds(), { ...ctx, sleep, now: () => clock.ms, fetch: countingFetch });
+    assert.ok(!statuses.includes(401), "renewed ahead of expiry: no call was refused for an expired token");
+    assert.ok(comp.endpointUrl.startsWith("https://"));
+    assert.ok(accessTokenCalls() >= 3, `access token renewed (${accessTokenCalls()} token calls)`);
+  });
+
+  test("a 401 after the token expired unnoticed gets one new token and the call is repeated", async () => {
+    fake.tokenLifetimeS = 20;
+    fake.operationPolls = 6;
+    const { sleep } = virtualTime();
+    const comp = await cloudrunProvider.deploy(planCloudrun(makeTestSpec()), creds(), { ...ctx, sleep });
+    assert.ok(comp.endpointUrl.startsWith("https://"));
+    assert.ok(accessTokenCalls() >= 2);
   });
 });

@@ -53,7 +53,12 @@ export class CloudrunFake extends FakeHttpServer {
   /** Polls an operation needs before `done`. */
   operationPolls = 2;
   runApiEnabled = true;
-  private accessTokens = new Set<string>();
+  /** `expires_in` of the access tokens the fake issues (Google: at most an hour). */
+  tokenLifetimeS = 3599;
+  /** The fake's clock, for access-token expiry; tests that fake time point it at theirs. */
+  now: () => number = () => Date.now();
+  /** Issued access tokens → expiry (ms on `now`). */
+  private accessTokens = new Map<string, number>();
 
   constructor(readonly opts: { project: string; clientEmail: string; publicKeyPem: string }) {
     super();
@@ -102,7 +107,9 @@ export class CloudrunFake extends FakeHttpServer {
     if (u.pathname === "/token" && method === "POST") return this.token(res, raw);
 
     const auth = headers.authorization ?? "";
-    if (!auth.startsWith("Bearer ") || !this.accessTokens.has(auth.slice(7))) {
+    const expiresAt = auth.startsWith("Bearer ") ? this.accessTokens.get(auth.slice(7)) : undefined;
+    // An expired token gets the same 401 UNAUTHENTICATED as any invalid one (provider-apis.md §3.4).
+    if (expiresAt === undefined || this.now() >= expiresAt) {
       return this.gerr(res, 401, "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.");
     }
     const p = u.pathname;
@@ -156,8 +163,8 @@ export class CloudrunFake extends FakeHttpServer {
     }
     if (claims.scope !== "https://www.googleapis.com/auth/cloud-platform") return bad(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.");
     const token = `ya29.${randomBytes(24).toString("hex")}`;
-    this.accessTokens.add(token);
-    this.send(res, 200, { access_token: token, expires_in: 3599, token_type: "Bearer" });
+    this.accessTokens.set(token, this.now() + this.tokenLifetimeS * 1000);
+    this.send(res, 200, { access_token: token, expires_in: this.tokenLifetimeS, token_type: "Bearer" });
   }
 
   private newOperation(project: string, region: string, snapshot: unknown, opts: { error?: FakeOperation["error"]; onDone?: () => void } = {}): Record<string, unknown> {

@@ -121,16 +121,55 @@ export async function getEndpoint(creds: RunpodCredentials, id: string, ctx?: Pr
   return undefinedIfNotFound(runpodRequest<RunpodEndpoint>(creds, { method: "GET", url: `${api}/serverless/${encodeURIComponent(id)}`, what: "get endpoint" }, ctx));
 }
 
-export async function listEndpoints(creds: RunpodCredentials, ctx?: ProviderContext): Promise<RunpodEndpoint[]> {
-  const { api } = runpodBases(ctx);
-  const out = await runpodRequest<{ endpoints?: RunpodEndpoint[] }>(creds, { method: "GET", url: `${api}/serverless`, what: "list endpoints" }, ctx);
-  return out?.endpoints ?? [];
+/**
+ * `GET /v2/serverless` is paginated by cursor (provider-apis.md §2.1), but the reference marks the parameter
+ * names **unverified**. Used here: `?cursor=<opaque>` in, `pagination.nextCursor` (null on the last page,
+ * `hasNextPage: false`) out, as Runpod's MCP server names them for its list tools, which it says are shaped
+ * after the REST API's cursor pagination; a top-level `nextCursor` is read too. Change them here if the API
+ * differs.
+ */
+const LIST_CURSOR_PARAM = "cursor";
+type EndpointPage = { endpoints?: RunpodEndpoint[]; pagination?: { nextCursor?: string | null; hasNextPage?: boolean }; nextCursor?: string | null };
+
+function nextCursorOf(page: EndpointPage | undefined): string | undefined {
+  if (page?.pagination?.hasNextPage === false) return undefined;
+  return page?.pagination?.nextCursor || page?.nextCursor || undefined;
 }
 
-/** RunPod's legacy API appended " -fb" to flashboot endpoint names; match both spellings. */
+/** The endpoints of the account page by page, following the cursor to the last page. */
+async function* endpointPages(creds: RunpodCredentials, ctx?: ProviderContext): AsyncGenerator<RunpodEndpoint[]> {
+  const { api } = runpodBases(ctx);
+  const seen = new Set<string>();
+  let cursor: string | undefined;
+  for (;;) {
+    const url = cursor === undefined ? `${api}/serverless` : `${api}/serverless?${new URLSearchParams({ [LIST_CURSOR_PARAM]: cursor })}`;
+    const page = await runpodRequest<EndpointPage>(creds, { method: "GET", url, what: "list endpoints" }, ctx);
+    yield page?.endpoints ?? [];
+    cursor = nextCursorOf(page);
+    if (cursor === undefined) return;
+    // A cursor handed back twice would loop for ever (an API that ignores the parameter, say): better to fail.
+    if (seen.has(cursor)) throw new ProviderError({ provider: PROVIDER, code: "failed", message: "list endpoints: the API returned the same page cursor twice" });
+    seen.add(cursor);
+  }
+}
+
+/** Every endpoint of the account (all pages). */
+export async function listEndpoints(creds: RunpodCredentials, ctx?: ProviderContext): Promise<RunpodEndpoint[]> {
+  const out: RunpodEndpoint[] = [];
+  for await (const page of endpointPages(creds, ctx)) out.push(...page);
+  return out;
+}
+
+/**
+ * The endpoint with this name on any page of the list, reading pages only until it is found. RunPod's legacy
+ * API appended " -fb" to flashboot endpoint names; match both spellings.
+ */
 export async function findEndpointByName(creds: RunpodCredentials, name: string, ctx?: ProviderContext): Promise<RunpodEndpoint | undefined> {
-  const all = await listEndpoints(creds, ctx);
-  return all.find((e) => e.name === name || e.name === `${name} -fb`);
+  for await (const page of endpointPages(creds, ctx)) {
+    const hit = page.find((e) => e.name === name || e.name === `${name} -fb`);
+    if (hit) return hit;
+  }
+  return undefined;
 }
 
 /** Deletes the endpoint; an endpoint that is already gone counts as deleted. */

@@ -43,6 +43,11 @@ export class RunpodFake extends FakeHttpServer<RecordedRequest> {
   /** Runtime `/health` worker counts per endpoint id (default: all zero = scaled to zero). */
   readonly workers = new Map<string, Record<string, number>>();
   gpus: FakeGpu[] = structuredClone(DEFAULT_FAKE_GPUS);
+  /**
+   * Endpoints per page of `GET /v2/serverless`. The list is paginated by an opaque cursor; the parameter and
+   * field names (`?cursor=`, `pagination: { nextCursor, hasNextPage }`) are unverified (provider-apis.md §2.1).
+   */
+  listPageSize = 2;
   private drops: Array<{ method: string; path: RegExp }> = [];
 
   constructor(readonly apiKey: string) {
@@ -94,7 +99,7 @@ export class RunpodFake extends FakeHttpServer<RecordedRequest> {
     const p = u.pathname;
     let m: RegExpMatchArray | null = null;
     if (p === "/v2/serverless" && method === "POST") return this.createEndpoint(res, body);
-    if (p === "/v2/serverless" && method === "GET") return this.send(res, 200, { endpoints: [...this.endpoints.values()] });
+    if (p === "/v2/serverless" && method === "GET") return this.listEndpoints(res, u.searchParams);
     m = p.match(/^\/v2\/serverless\/([^/]+)$/);
     if (m) {
       const ep = this.endpoints.get(m[1]);
@@ -125,6 +130,21 @@ export class RunpodFake extends FakeHttpServer<RecordedRequest> {
       });
     }
     return this.send(res, 404, { error: "The requested path was not found." });
+  }
+
+  private listEndpoints(res: ServerResponse, q: URLSearchParams): unknown {
+    const all = [...this.endpoints.values()];
+    let start = 0;
+    const cursor = q.get("cursor");
+    if (cursor !== null) {
+      const m = /^ep:(\d+)$/.exec(Buffer.from(cursor, "base64url").toString());
+      if (!m || Number(m[1]) < 1) return this.send(res, 422, { error: "cursor is malformed" });
+      start = Number(m[1]);
+    }
+    const endpoints = all.slice(start, start + this.listPageSize);
+    const more = start + this.listPageSize < all.length;
+    const nextCursor = more ? Buffer.from(`ep:${start + this.listPageSize}`).toString("base64url") : null;
+    this.send(res, 200, { endpoints, pagination: { nextCursor, hasNextPage: more } });
   }
 
   private createEndpoint(res: ServerResponse, body: unknown): unknown {

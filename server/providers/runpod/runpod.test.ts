@@ -201,6 +201,43 @@ describe("runpod deploy → status → destroy", () => {
     assert.ok(fake.endpoints.has(comp.externalIds.endpointId));
   });
 
+  test("a 429 waits for the longest spent RateLimit window, also when Retry-After says less", async () => {
+    const plan = planRunpod(makeTestSpec());
+    const slept: number[] = [];
+    fake.failNext("POST", /^\/v2\/serverless$/, {
+      status: 429,
+      headers: { "retry-after": "5", ratelimit: '"burst";r=0;t=3, "minute";r=0;t=20, "day";r=900;t=40000' },
+      body: { error: "rate limited" },
+    });
+    const comp = await runpodProvider.deploy(plan, creds, { ...ctx, sleep: async (ms) => void slept.push(ms) });
+    assert.deepEqual(slept, [20_000], "the minute window is the longest spent one; the day window still has quota");
+    assert.ok(fake.endpoints.has(comp.externalIds.endpointId));
+  });
+
+  test("a 429 asking for more than a minute is a retryable rate_limited error at once, not an hour asleep", async () => {
+    const plan = planRunpod(makeTestSpec());
+    const slept: number[] = [];
+    fake.failNext("POST", /^\/v2\/serverless$/, {
+      status: 429,
+      headers: { "retry-after": "20", ratelimit: '"minute";r=0;t=20, "hour";r=0;t=1800' },
+      body: { error: "rate limited" },
+    });
+    await assertProviderError(runpodProvider.deploy(plan, creds, { ...ctx, sleep: async (ms) => void slept.push(ms) }), {
+      code: "rate_limited",
+      status: 429,
+      retryable: true,
+      message: /create endpoint failed \(HTTP 429\).*1800 s/,
+      hides: [API_KEY],
+    });
+    assert.equal(slept.length, 0, "no wait in place");
+    assert.equal(fake.requests.filter((r) => r.method === "POST").length, 1, "not retried in place");
+    assert.equal(fake.endpoints.size, 0);
+    // Retry-After alone above the cap counts the same.
+    fake.failNext("POST", /^\/v2\/serverless$/, { status: 429, headers: { "retry-after": "600" }, body: { error: "rate limited" } });
+    await assertProviderError(runpodProvider.deploy(plan, creds, { ...ctx, sleep: async (ms) => void slept.push(ms) }), { code: "rate_limited", retryable: true });
+    assert.equal(slept.length, 0);
+  });
+
   test("the fake rejects what the API rejects", async () => {
     const res = await fetch(`${fake.baseUrls.api}/serverless`, {
       method: "POST",
@@ -211,5 +248,85 @@ describe("runpod deploy → status → destroy", () => {
     assert.match(((await res.json()) as { error: string }).error, /idleTimeout/);
     const cat = await fetch(`${fake.baseUrls.api}/catalog/gpus?include=AVAILABILITY`, { headers: { Authorization: `Bearer ${API_KEY}` } });
     assert.equal(cat.status, 400);
+  });
+});
+
+describe("runpod endpoint list spans pages", () => {
+  /** Endpoints of other deployments, enough to push ours to page 3 (the fake serves 2 per page). */
+  const addOthers = (n: number) => {
+    for (let i = 0; i < n; i++) fake.endpoints.set(`other${i}`, { id: `other${i}`, name: `someone-else-${i}` });
+  };
+  const listCalls = () => fake.requests.filter((r) => r.method === "GET" && r.path === "/v2/serverless");
+
+  test("the fake pages the list by cursor and refuses a cursor it did not issue", async () => {
+    addOthers(5);
+    const get = async (q = "") => {
+      const r = await fetch(`${fake.baseUrls.api}/serverless${q}`, { headers: { Authorization: `Bearer ${API_KEY}` } });
+      return { status: r.status, body: (await r.json()) as any };
+    };
+    const names: string[] = [];
+    let page = await get();
+    names.push(...page.body.endpoints.map((e: any) => e.name));
+    while (page.body.pagination.hasNextPage) {
+      assert.equal(page.body.endpoints.length, 2);
+      page = await get(`?cursor=${encodeURIComponent(page.body.pagination.nextCursor)}`);
+      names.push(...page.body.endpoints.map((e: any) => e.name));
+    }
+    assert.equal(page.body.pagination.nextCursor, null);
+    assert.deepEqual(names, [0, 1, 2, 3, 4].map((i) => `someone-else-${i}`));
+    assert.equal((await get("?cursor=not-a-cursor")).status, 422);
+  });
+
+  test("a retried deploy finds its endpoint on page 3 and adopts it instead of creating a second", async () => {
+    addOthers(4);
+    const plan = planRunpod(makeTestSpec());
+    // The first attempt's create succeeds but its answer is lost: the workflow never learns the id.
+    fake.dropResponseNext("POST", /^\/v2\/serverless$/);
+    await assert.rejects(runpodProvider.deploy(plan, creds, ctx), (e: unknown) => e instanceof ProviderError && e.retryable);
+    const mine = [...fake.endpoints.values()].filter((e) => e.name === plan.resourceName);
+    assert.equal(mine.length, 1);
+    fake.requests.length = 0;
+    const comp = await runpodProvider.deploy(plan, creds, ctx);
+    assert.equal(comp.externalIds.endpointId, mine[0].id);
+    assert.equal(listCalls().length, 3, "pages 1, 2 and 3 were read");
+    assert.deepEqual(listCalls().map((r) => r.query.cursor === undefined), [true, false, false]);
+    assert.ok(!fake.requests.some((r) => r.method === "POST"), "no second create");
+    assert.ok(fake.requests.some((r) => r.method === "PATCH" && r.path === `/v2/serverless/${mine[0].id}`));
+    assert.equal(fake.endpoints.size, 5);
+  });
+
+  test("a create refused with 409 recovers the endpoint from a later page", async () => {
+    addOthers(4);
+    const plan = planRunpod(makeTestSpec());
+    const first = await runpodProvider.deploy(plan, creds, ctx);
+    // Another attempt's create lands between this attempt's lookup and its create.
+    fake.endpoints.delete(first.externalIds.endpointId);
+    const racer = { id: "racer1", name: plan.resourceName };
+    let armed = true;
+    const realFetch = globalThis.fetch;
+    const comp = await runpodProvider.deploy(plan, creds, {
+      ...ctx,
+      fetch: async (input, init) => {
+        if (armed && init?.method === "POST") {
+          armed = false;
+          fake.endpoints.set(racer.id, racer);
+        }
+        return realFetch(input, init);
+      },
+    });
+    assert.equal(comp.externalIds.endpointId, racer.id);
+    assert.equal([...fake.endpoints.values()].filter((e) => e.name === plan.resourceName).length, 1);
+  });
+
+  test("destroy from the plan alone deletes an endpoint on page 3 whose id was never recorded", async () => {
+    addOthers(4);
+    const plan = planRunpod(makeTestSpec());
+    fake.dropResponseNext("POST", /^\/v2\/serverless$/);
+    await assert.rejects(runpodProvider.deploy(plan, creds, ctx));
+    const id = [...fake.endpoints.values()].find((e) => e.name === plan.resourceName)!.id;
+    await runpodProvider.destroy(refFromPlan(plan), creds, ctx);
+    assert.ok(!fake.endpoints.has(id), "the endpoint no longer bills");
+    assert.equal(fake.endpoints.size, 4, "other endpoints untouched");
+    assert.equal((await runpodProvider.status(refFromPlan(plan), creds, ctx)).state, "gone");
   });
 });
