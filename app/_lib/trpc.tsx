@@ -6,6 +6,7 @@ import { createTRPCContext } from "@trpc/tanstack-react-query";
 import { useState, type ReactNode } from "react";
 import superjson from "superjson";
 import type { AppRouter } from "@/server/trpc";
+import { plainFieldErrors } from "./field-messages";
 
 export const { TRPCProvider, useTRPC, useTRPCClient } = createTRPCContext<AppRouter>();
 
@@ -30,17 +31,18 @@ function isClientError(e: unknown): boolean {
   return typeof status === "number" && status >= 400 && status < 500;
 }
 
-/** A readable message for any tRPC error, with field errors when zod rejected the input. */
+type ZodFieldErrors = { data?: { zodError?: { fieldErrors?: Record<string, string[] | undefined> } | null } };
+
+/** A readable message for any tRPC error, with field errors (in plain words) when zod rejected the input. */
 export function errorMessage(e: unknown): string {
-  const err = e as { message?: string; data?: { zodError?: { fieldErrors?: Record<string, string[]> } } };
-  const fields = err?.data?.zodError?.fieldErrors;
-  if (fields && Object.keys(fields).length) {
-    return Object.entries(fields).map(([k, v]) => `${k}: ${v?.join(", ")}`).join("; ");
+  const fields = fieldErrors(e);
+  if (Object.keys(fields).length) {
+    return Object.entries(fields).map(([k, v]) => `${k}: ${v}`).join("; ");
   }
-  return err?.message ?? "Something went wrong";
+  return (e as { message?: string })?.message ?? "Something went wrong";
 }
 
+/** The first error of each field zod rejected, as a sentence to show next to the field. */
 export function fieldErrors(e: unknown): Record<string, string | undefined> {
-  const fields = (e as { data?: { zodError?: { fieldErrors?: Record<string, string[]> } } })?.data?.zodError?.fieldErrors ?? {};
-  return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, v?.[0]]));
+  return plainFieldErrors((e as ZodFieldErrors)?.data?.zodError?.fieldErrors ?? {});
 }

@@ -1,7 +1,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { useTestDatabase, rawClient } from "../test/db";
-import { makeTeam, makeUser } from "../test/fixtures";
+import { TRPCError } from "@trpc/server";
+import { z, ZodError } from "zod";
+import { callerFor, makeTeam, makeUser } from "../test/fixtures";
 import { db } from "../db";
 import { appendAudit, listAudit, verifyAuditChain } from "./index";
 
@@ -140,5 +142,22 @@ describe("audit chain", () => {
     assert.deepEqual((await listAudit({ teamId: team.id, limit: 10, action: "thing.4" })).items.map((i) => i.seq), [5]);
     const other = await makeUser("other");
     assert.deepEqual((await listAudit({ teamId: team.id, limit: 10, actorId: other.id })).items, []);
+  });
+
+  test("listing over tRPC: a From date after the To date is a field error on To, not an empty page", async () => {
+    const team = await teamWithLog(2);
+    const admin = (await db.membership.findFirstOrThrow({ where: { teamId: team.id }, include: { user: true } })).user;
+    const caller = callerFor({ id: admin.id, email: admin.email ?? "", name: admin.name }, team.id);
+    const day = (d: string) => new Date(`${d}T00:00:00Z`);
+    await assert.rejects(caller.audit.list({ from: day("2026-03-02"), to: day("2026-03-01") }), (e: unknown) => {
+      assert.ok(e instanceof TRPCError && e.code === "BAD_REQUEST", String(e));
+      assert.ok(e.cause instanceof ZodError);
+      assert.deepEqual(z.flattenError(e.cause).fieldErrors, { to: ["Must be on or after the From date."] });
+      return true;
+    });
+    // One day (from its start to its end) and open ranges still list.
+    assert.equal((await caller.audit.list({ from: day("2020-01-01"), to: new Date(Date.now() + 86_400_000) })).items.length, 2);
+    assert.equal((await caller.audit.list({ from: day("2026-03-02"), to: day("2026-03-02") })).items.length, 0);
+    assert.equal((await caller.audit.list({ to: day("2020-01-01") })).items.length, 0);
   });
 });

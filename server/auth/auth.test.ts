@@ -1,6 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { TRPCError } from "@trpc/server";
+import { ZodError } from "zod";
 import { useTestDatabase } from "../test/db";
 import { callerFor } from "../test/fixtures";
 import { db } from "../db";
@@ -30,6 +31,22 @@ describe("sign-up and sign-in", () => {
       assert.ok(e instanceof TRPCError);
       assert.equal(e.code, "BAD_REQUEST");
     }
+  });
+
+  test("a password of only whitespace is refused; spaces inside a password are kept", async () => {
+    for (const password of [" ".repeat(10), " \t ".repeat(5), "\u00a0".repeat(12)]) {
+      await assert.rejects(
+        callerFor(null).auth.signUp({ name: "W", email: "w@example.test", password }),
+        (e: unknown) =>
+          e instanceof TRPCError && e.code === "BAD_REQUEST" && e.cause instanceof ZodError && e.cause.issues.every((i) => i.path[0] === "password"),
+        JSON.stringify(password),
+      );
+    }
+    assert.equal(await db.user.count({ where: { email: "w@example.test" } }), 0);
+    // Not trimmed either: the spaces around this one are part of it.
+    await callerFor(null).auth.signUp({ name: "W", email: "w@example.test", password: "  spaced out words  " });
+    assert.equal((await checkCredentials("w@example.test", "  spaced out words  ", "1.1.1.2")).ok, true);
+    assert.equal((await checkCredentials("w@example.test", "spaced out words", "1.1.1.2")).ok, false);
   });
 
   test("duplicate email on sign-up is a conflict", async () => {

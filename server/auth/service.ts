@@ -13,7 +13,9 @@ export const signUpInput = z.object({
   password: z
     .string()
     .min(MIN_PASSWORD_LENGTH, `Use at least ${MIN_PASSWORD_LENGTH} characters`)
-    .max(MAX_PASSWORD_LENGTH, `Use at most ${MAX_PASSWORD_LENGTH} characters`),
+    .max(MAX_PASSWORD_LENGTH, `Use at most ${MAX_PASSWORD_LENGTH} characters`)
+    // Spaces are fine inside a passphrase (and kept as typed), but ten of them alone are no password.
+    .refine((p) => p.trim() !== "", "Use some letters, digits or symbols, not only spaces"),
 });
 
 export interface RequestMeta {

@@ -2,7 +2,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { TRPCError } from "@trpc/server";
 import { useTestDatabase } from "../test/db";
-import { callerFor } from "../test/fixtures";
+import { callerFor, makeTeam, makeUser } from "../test/fixtures";
+import { DomainError } from "../lib/errors";
 import { db } from "../db";
 import { setEventSink } from "../workflows/events";
 import { listDeployments } from "./index";
@@ -37,6 +38,38 @@ describe("deployments service and tRPC", () => {
     await admin.deployments.create(recInput({ slug: "svc-three", servedModelName: "shared-name" }));
     await assert.rejects(admin.deployments.create(recInput({ slug: "shared-name" })), nameTaken);
     await assert.rejects(admin.deployments.create(recInput({ slug: "svc-four", servedModelName: "shared-name" })), nameTaken);
+  });
+
+  test("quote: a taken slug or served model name is reported before submit, as the create path reports it", async () => {
+    const admin = callerFor(f.admin, f.team.id);
+    const dev = callerFor(f.developer, f.team.id);
+    await admin.deployments.create(recInput({ slug: "svc-quoted", servedModelName: "quoted-name" }));
+    const reasonOf = (expected: string) => (e: unknown) => {
+      const err = e as TRPCError;
+      assert.equal(err.code, "CONFLICT");
+      assert.ok(err.cause instanceof DomainError);
+      assert.equal(err.cause.reason, expected);
+      return true;
+    };
+    // The same error, word for word, as the create that would follow.
+    let quoted = "";
+    await assert.rejects(dev.deployments.quote(recInput({ slug: "svc-quoted" })), (e: TRPCError) => reasonOf("slug_taken")(e) && Boolean((quoted = e.message)));
+    await assert.rejects(dev.deployments.create(recInput({ slug: "svc-quoted" })), (e: TRPCError) => e.message === quoted);
+    assert.match(quoted, /"svc-quoted" already exists in this team/);
+    // A slug derived from the model id clashes too (the form leaves the slug empty by default).
+    await admin.deployments.create(recInput({ slug: undefined, model: "org/derived-slug" }));
+    await assert.rejects(dev.deployments.quote(recInput({ slug: undefined, model: "other-org/derived-slug" })), reasonOf("slug_taken"));
+    await assert.rejects(dev.deployments.quote(recInput({ slug: "svc-other", servedModelName: "quoted-name" })), reasonOf("name_taken"));
+    await assert.rejects(dev.deployments.quote(recInput({ slug: "quoted-name" })), reasonOf("name_taken"));
+    // Free names quote as before; another team's names are none of this team's business.
+    assert.equal((await dev.deployments.quote(recInput({ slug: "svc-free" }))).slug, "svc-free");
+    const other = await makeUser("quoter");
+    const otherTeam = await makeTeam([{ user: other, role: "admin" }], "Quoters");
+    const q = await callerFor(other, otherTeam.id).deployments.quote(recInput({ slug: "svc-quoted" }));
+    assert.equal(q.slug, "svc-quoted");
+    assert.equal(q.approval.required, false);
+    // Nothing was written by quoting.
+    assert.equal(await db.deployment.count({ where: { slug: { in: ["svc-free", "svc-other"] } } }), 0);
   });
 
   test("the Hugging Face token is passed to the workload by name when the team has one, never by value", async () => {

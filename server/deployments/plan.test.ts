@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { resolveDeployment } from "./plan";
+import { z, ZodError } from "zod";
+import { deploymentInputSchema, resolveDeployment } from "./plan";
 
 const TEAM = "team-plan-test";
 const spotItem = (r: ReturnType<typeof resolveDeployment>) => r.cost.items.find((i) => i.component === "spot")!;
@@ -34,5 +35,49 @@ describe("resolveDeployment cost estimate", () => {
     const sky = resolveDeployment(TEAM, { model: "Qwen/Qwen3-0.6B", mode: "hybrid", gpu: "L4", provider: "modal", spotClouds: ["gcp"] });
     assert.equal(sky.spotProvider, "skyserve");
     assert.match(spotItem(sky).description, /^gcp spot 1 replica\(s\) × 1 L4 × \$0\.22\/GPU-h/);
+  });
+});
+
+describe("model ids", () => {
+  const parse = (model: string) => deploymentInputSchema.safeParse({ model, mode: "serverless", gpu: "L4", provider: "local" });
+  const modelError = (model: string) => {
+    const r = parse(model);
+    assert.equal(r.success, false, `${JSON.stringify(model)} must be refused`);
+    return z.flattenError(r.error!).fieldErrors.model?.[0] ?? "";
+  };
+
+  test("Hugging Face repo ids are accepted as they are", () => {
+    for (const model of ["Qwen/Qwen3-0.6B", "meta-llama/Llama-3.1-8B-Instruct", "TheBloke/Llama-2-7B-GPTQ", "gpt2", "org_1/model.v2_final", "  Qwen/Qwen3-0.6B  "]) {
+      const r = parse(model);
+      assert.ok(r.success, `${model}: ${r.error?.message}`);
+      assert.equal(r.data.model, model.trim());
+    }
+    assert.equal(resolveDeployment(TEAM, { model: "meta-llama/Llama-3.1-8B-Instruct", mode: "serverless", gpu: "L4", provider: "local" }).slug, "llama-3-1-8b-instruct");
+  });
+
+  test("what the QA walkthrough typed is refused with a message that says what a model id looks like", () => {
+    for (const model of ["🐟🐟", "模型/🐟-ünïcode"]) {
+      assert.match(modelError(model), /^Use a Hugging Face model id such as Qwen\/Qwen3-0\.6B/);
+      assert.throws(() => resolveDeployment(TEAM, { model, mode: "serverless", gpu: "L4", provider: "local" }), ZodError);
+    }
+  });
+
+  test("ids the Hub or the engines would not take are refused", () => {
+    for (const model of [
+      "a/b/c", // one "/" at most
+      "/models/llama", // an absolute path: nothing of the team's disk reaches a provider's workers
+      "../../etc/passwd",
+      "org/", "/name", "org//name",
+      "-org/name", "org/name-", ".hidden/name", "org/.name", "org/name.", // no "-" or "." at either end
+      "org/na--me", "org/na..me", // the Hub reserves "--" and ".."
+      "org/name.git",
+      "org name/model", "org/model:latest", "org/model@main", "org/mödel",
+      `org/${"n".repeat(97)}`, // names are at most 96 characters
+    ]) {
+      assert.notEqual(modelError(model), "", model);
+    }
+    assert.match(modelError("a/b/c"), /one "\/"/);
+    assert.match(modelError("org/na--me"), /"--" or "\.\."/);
+    assert.match(modelError(`org/${"n".repeat(97)}`), /96/);
   });
 });

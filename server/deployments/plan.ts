@@ -26,8 +26,42 @@ import { DomainError } from "../lib/errors";
  * pure `plan`, before anything is written: a request that would fail at `plan` time never becomes a row.
  */
 const scalingInt = z.number().int().min(0);
+
+const MODEL_ID_EXAMPLE = "Use a Hugging Face model id such as Qwen/Qwen3-0.6B";
+const MODEL_ID_SEGMENT = /^[A-Za-z0-9_](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?$/;
+const MODEL_NAME_MAX = 96;
+
+/**
+ * What is wrong with a model id, or null. Ids follow the Hugging Face Hub's rules for repo ids, which the
+ * engines (`vllm serve <id>`, `sglang --model-path <id>`) download: an optional owner, one "/", a name of at
+ * most 96 characters; letters, digits, "-", "_" and "."; no "-" or "." at either end of a part; no "--"
+ * or ".." (the Hub reserves them) and no ".git" suffix. Local paths are not accepted: the workers run on a
+ * provider's machines, where nothing of the requester's disk exists. The slug derived from the id relies
+ * on this too (an id of emoji or CJK only would slugify to nothing).
+ */
+function modelIdProblem(id: string): string | null {
+  const parts = id.split("/");
+  if (parts.length > 2) return `${MODEL_ID_EXAMPLE}: an owner and a name with one "/" between them, not a path.`;
+  if (parts.some((p) => p === "")) return `${MODEL_ID_EXAMPLE}: an owner and a name on either side of the "/".`;
+  if (parts.some((p) => !MODEL_ID_SEGMENT.test(p))) {
+    return `${MODEL_ID_EXAMPLE}: letters, digits, "-", "_" and "." only, not starting or ending with "-" or ".", and one "/" between owner and name.`;
+  }
+  if (/--|\.\./.test(id)) return `${MODEL_ID_EXAMPLE}: Hugging Face ids cannot contain "--" or "..".`;
+  if (id.endsWith(".git")) return `${MODEL_ID_EXAMPLE}, without ".git".`;
+  if (parts[parts.length - 1]!.length > MODEL_NAME_MAX) return `${MODEL_ID_EXAMPLE}: the name after the "/" is at most ${MODEL_NAME_MAX} characters.`;
+  return null;
+}
+
 export const deploymentInputSchema = z.object({
-  model: z.string().trim().min(1).max(256),
+  model: z
+    .string()
+    .trim()
+    .min(1)
+    .max(256)
+    .superRefine((id, ctx) => {
+      const problem = id ? modelIdProblem(id) : null; // empty: min(1) says so
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }),
   servedModelName: z.string().trim().min(1).max(128).regex(/^[A-Za-z0-9._/:-]+$/, { error: "letters, digits and . _ / : - only" }).optional(),
   slug: z.string().trim().min(2).max(40).regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, { error: "lowercase letters, digits and dashes" }).optional(),
   mode: z.enum(["hybrid", "serverless", "spot"]),

@@ -57,9 +57,27 @@ async function workloadSecretNames(teamId: string): Promise<string[]> {
   return hf ? ["HF_TOKEN"] : [];
 }
 
-/** Validation, provider choice, cost and approval need, without writing anything (the form's live quote). */
+/**
+ * Clients name a deployment by its slug or its served model name, so neither may be claimed twice in a team.
+ * CONFLICT "slug_taken" / "name_taken"; the quote runs it too, so the form shows the clash before submit.
+ */
+async function assertNamesFree(client: Prisma.TransactionClient, teamId: string, r: Pick<ResolvedDeployment, "slug" | "servedModelName">) {
+  const names = [...new Set([r.slug, r.servedModelName])];
+  const clash = await client.deployment.findFirst({
+    where: { teamId, status: { in: LIVE_STATUSES }, OR: [{ slug: { in: names } }, { servedModelName: { in: names } }] },
+    select: { slug: true, servedModelName: true },
+  });
+  if (clash?.slug === r.slug) throw new DomainError("CONFLICT", `A deployment named "${r.slug}" already exists in this team; pick another slug.`, { reason: "slug_taken" });
+  if (clash) {
+    const taken = names.find((n) => n === clash.slug || n === clash.servedModelName) ?? r.slug;
+    throw new DomainError("CONFLICT", `"${taken}" already names deployment "${clash.slug}" in this team (clients select deployments by slug or served model name); pick another slug or served model name.`, { reason: "name_taken" });
+  }
+}
+
+/** Validation, name clashes, provider choice, cost and approval need, without writing anything (the form's live quote). */
 export async function quoteDeployment(teamId: string, role: Role, input: DeploymentInput): Promise<Quote> {
   const r = resolveDeployment(teamId, input);
+  await assertNamesFree(db, teamId, r);
   return {
     slug: r.slug,
     mode: r.mode,
@@ -90,17 +108,7 @@ export async function requestDeployment(
   const approval = await approvalFor(teamId, actor.role, r);
   const status: DeploymentStatus = approval.required ? "pending_approval" : "queued";
   const created = await db.$transaction(async (tx) => {
-    // Clients name a deployment by its slug or its served model name, so neither may be claimed twice in a team.
-    const names = [...new Set([r.slug, r.servedModelName])];
-    const clash = await tx.deployment.findFirst({
-      where: { teamId, status: { in: LIVE_STATUSES }, OR: [{ slug: { in: names } }, { servedModelName: { in: names } }] },
-      select: { slug: true, servedModelName: true },
-    });
-    if (clash?.slug === r.slug) throw new DomainError("CONFLICT", `A deployment named "${r.slug}" already exists in this team; pick another slug.`, { reason: "slug_taken" });
-    if (clash) {
-      const taken = names.find((n) => n === clash.slug || n === clash.servedModelName) ?? r.slug;
-      throw new DomainError("CONFLICT", `"${taken}" already names deployment "${clash.slug}" in this team (clients select deployments by slug or served model name); pick another slug or served model name.`, { reason: "name_taken" });
-    }
+    await assertNamesFree(tx, teamId, r);
     const dep = await tx.deployment.create({
       data: {
         id,

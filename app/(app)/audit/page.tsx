@@ -6,6 +6,8 @@ import { useState, type FormEvent } from "react";
 import { errorMessage, useTRPC } from "@/app/_lib/trpc";
 import { DataTable } from "@/app/_components/DataTable";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
+import { Field } from "@/app/_components/controls";
+import { useTeam } from "../AppShell";
 
 interface Row {
   seq: number;
@@ -35,9 +37,24 @@ const columns: ColumnDef<Row>[] = [
 ];
 
 export default function AuditPage() {
+  const { can } = useTeam();
+  // Without the permission nothing is fetched (not even the member list the actor filter offers).
+  if (!can("audit.read")) {
+    return (
+      <>
+        <PageHeader title="Audit log" />
+        <Notice>Your role cannot see the audit log (needs “audit.read”).</Notice>
+      </>
+    );
+  }
+  return <AuditLog />;
+}
+
+function AuditLog() {
   const trpc = useTRPC();
   const members = useQuery(trpc.team.members.queryOptions());
   const [filters, setFilters] = useState<{ actorId?: string; action?: string; from?: Date; to?: Date }>({});
+  const [toError, setToError] = useState<string | null>(null);
   const log = useInfiniteQuery(
     trpc.audit.list.infiniteQueryOptions({ ...filters, limit: 50 }, { getNextPageParam: (last) => last.nextCursor ?? undefined }),
   );
@@ -49,6 +66,12 @@ export default function AuditPage() {
     const s = (k: string) => String(f.get(k) || "").trim() || undefined;
     const from = s("from");
     const to = s("to");
+    // Both are YYYY-MM-DD, so they compare as strings; the same day twice is one day, from its start to its end.
+    if (from && to && from > to) {
+      setToError("Must be on or after the From date.");
+      return;
+    }
+    setToError(null);
     setFilters({ actorId: s("actor"), action: s("action"), from: from ? new Date(`${from}T00:00:00`) : undefined, to: to ? new Date(`${to}T23:59:59.999`) : undefined });
   }
 
@@ -83,12 +106,11 @@ export default function AuditPage() {
         </div>
         <div>
           <label htmlFor="f-from" className="field-label">From</label>
-          <input id="f-from" name="from" type="date" className="field-input" />
+          <input id="f-from" name="from" type="date" className="field-input" onChange={() => setToError(null)} />
         </div>
-        <div>
-          <label htmlFor="f-to" className="field-label">To</label>
-          <input id="f-to" name="to" type="date" className="field-input" />
-        </div>
+        <Field id="f-to" label="To" error={toError ?? undefined}>
+          <input id="f-to" name="to" type="date" className="field-input" aria-invalid={!!toError} aria-describedby={toError ? "f-to-error" : undefined} onChange={() => setToError(null)} />
+        </Field>
         <div className="flex items-end"><button type="submit" className="btn-primary w-full">Apply filters</button></div>
       </form>
       {log.isPending ? <Loading /> : log.error ? <ErrorBox message={errorMessage(log.error)} onRetry={() => log.refetch()} /> : rows.length === 0 ? (

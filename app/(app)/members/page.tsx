@@ -6,6 +6,7 @@ import { useMemo, useState, type FormEvent } from "react";
 import { errorMessage, useTRPC } from "@/app/_lib/trpc";
 import { DataTable } from "@/app/_components/DataTable";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
+import { ConfirmButton } from "@/app/_components/controls";
 import { CLEAR_TEAM_COOKIE } from "@/server/teams/cookie";
 import { useTeam } from "../AppShell";
 
@@ -108,7 +109,18 @@ export default function MembersPage() {
               {invites.data.map((i) => (
                 <li key={i.id} className="flex items-center justify-between px-4 py-2 text-sm">
                   <span>{i.email ?? "Anyone with the link"} · <span className="capitalize">{i.role}</span> · expires {new Date(i.expiresAt).toLocaleString()}</span>
-                  <button type="button" className="btn-secondary" onClick={() => revoke.mutate({ inviteId: i.id })}>Revoke</button>
+                  <ConfirmButton
+                    label="Revoke"
+                    className="btn-secondary text-red-700"
+                    title={`Revoke the invitation${i.email ? ` for ${i.email}` : ""}?`}
+                    message="Its link stops working at once; anyone who has not joined yet needs a new invitation."
+                    confirmLabel="Revoke invitation"
+                    danger
+                    onConfirm={() => {
+                      setActionError(null);
+                      revoke.mutate({ inviteId: i.id });
+                    }}
+                  />
                 </li>
               ))}
             </ul>

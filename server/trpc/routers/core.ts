@@ -70,7 +70,9 @@ export const auditRouter = router({
         to: z.date().optional(),
         cursor: z.number().int().positive().optional(),
         limit: z.number().int().min(1).max(200).default(50),
-      }),
+      })
+      // An inverted range would silently list nothing; say so on the field instead (the page checks first).
+      .refine((i) => !i.from || !i.to || i.from <= i.to, { message: "Must be on or after the From date.", path: ["to"] }),
     )
     .query(({ ctx, input }) => listAudit({ teamId: ctx.teamId, ...input })),
   verify: teamProcedure("audit.read").mutation(({ ctx }) => verifyAuditChain(ctx.teamId)),

@@ -121,8 +121,10 @@ function toInput(f: FormState) {
 }
 
 /** Which field a domain error belongs to, from its reason code (the message is shown there). */
-function fieldOfReason(reason: string | null | undefined, message: string): string {
+function fieldOfReason(reason: string | null | undefined, message: string, servedModelName: string): string {
   if (reason === "slug_taken") return "slug";
+  // A name another deployment answers to: the served model name when that is the one quoted, else the slug.
+  if (reason === "name_taken") return servedModelName && message.startsWith(`"${servedModelName}"`) ? "servedModelName" : "slug";
   if (reason === "unknown_gpu" || reason === "gpu_not_offered") return "gpu";
   if (reason === "unknown_provider" || reason === "wrong_provider_kind" || reason === "no_provider") return "provider";
   if (/spot cloud/i.test(message)) return "spotClouds";
@@ -138,7 +140,8 @@ function useDebounced<T>(value: T, ms: number): T {
   return v;
 }
 
-function errorsOf(e: unknown): Record<string, string | undefined> {
+/** Field errors of a quote or create error; taken names are reported by the live quote, before submit. */
+function errorsOf(e: unknown, servedModelName: string): Record<string, string | undefined> {
   if (!e) return {};
   const fe = fieldErrors(e);
   if (Object.keys(fe).length) {
@@ -147,7 +150,7 @@ function errorsOf(e: unknown): Record<string, string | undefined> {
   }
   const reason = (e as { data?: { reason?: string | null } })?.data?.reason;
   const message = errorMessage(e);
-  return { [fieldOfReason(reason, message)]: message };
+  return { [fieldOfReason(reason, message, servedModelName)]: message };
 }
 
 export default function NewDeploymentPage() {
@@ -184,7 +187,7 @@ export default function NewDeploymentPage() {
   const svlGpu = f.separateGpus && f.mode === "hybrid" ? f.serverlessGpu : f.gpu;
   const spotGpu = f.separateGpus && f.mode === "hybrid" ? f.spotGpu : f.gpu;
   // Submit errors win over live-quote errors; a stale quote error hides once the quote succeeds.
-  const errs = submitError ? errorsOf(submitError) : quote.error && !quote.isFetching ? errorsOf(quote.error) : {};
+  const errs = submitError ? errorsOf(submitError, input.servedModelName ?? "") : quote.error && !quote.isFetching ? errorsOf(quote.error, debounced.servedModelName ?? "") : {};
 
   async function onSubmit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
