@@ -10,6 +10,7 @@ import {
   getProvider,
   ProviderError,
   validateSpec,
+  type Component,
   type ComponentStatus,
   type Credentials,
   type Plan,
@@ -151,28 +152,51 @@ export async function closeUnapproved(deploymentId: string, outcome: "rejected" 
 
 // ------------------------------------------------------------------------------------------- deploy
 
-/** queued/pending_approval → deploying, with a pending component row (and its plan) per component. */
-export async function startDeploying(deploymentId: string): Promise<{ proceed: boolean; kinds: Array<"serverless" | "spot"> }> {
-  const d = await loadDeployment(deploymentId);
-  const kinds = componentKinds(d.mode);
-  if (d.status !== "queued" && d.status !== "pending_approval" && d.status !== "deploying") return { proceed: false, kinds };
-  const stored = d.spec as unknown as StoredSpec;
-  await db.$transaction(async (tx) => {
-    for (const kind of kinds) {
-      const plan = planFor(d, kind);
-      const provider = kind === "serverless" ? d.serverlessProvider! : stored.spotProvider!;
-      await tx.deploymentComponent.upsert({
-        where: { deploymentId_kind: { deploymentId, kind } },
-        create: { deploymentId, kind, provider, status: "pending", plan: plan as unknown as Prisma.InputJsonValue },
-        update: {},
-      });
-    }
-    if (d.status !== "deploying") {
-      await tx.deployment.update({ where: { id: deploymentId }, data: { status: "deploying" } });
-      await tx.deploymentEvent.create({ data: { deploymentId, step: "start", status: "ok", message: `deploying ${kinds.join(" + ")}` } });
-    }
-  });
-  return { proceed: true, kinds };
+/** Timeline row naming the workflow run that owns a deploy (no schema column: the timeline is the record). */
+const DEPLOY_OWNER_STEP = "start";
+const DEPLOY_OWNER_STATUS = "run";
+const ownerMessage = (runId: string) => `deploy run ${runId}`;
+
+/**
+ * queued/pending_approval → deploying, with a pending component row (and its plan) per component, recording
+ * `runId` as the run that owns the deploy. A second run for the same deployment (deployment/requested delivered
+ * twice) gets `proceed: false`; a retry of the owning run proceeds. Permanent errors (a plan the provider
+ * refuses, an invalid spec) are not retried.
+ */
+export async function startDeploying(deploymentId: string, runId?: string): Promise<{ proceed: boolean; kinds: Array<"serverless" | "spot"> }> {
+  try {
+    const d = await loadDeployment(deploymentId);
+    const kinds = componentKinds(d.mode);
+    if (d.status !== "queued" && d.status !== "pending_approval" && d.status !== "deploying") return { proceed: false, kinds };
+    const stored = d.spec as unknown as StoredSpec;
+    const plans = kinds.map((kind) => ({ kind, plan: planFor(d, kind), provider: kind === "serverless" ? d.serverlessProvider! : stored.spotProvider! }));
+    const proceed = await db.$transaction(async (tx) => {
+      // Conditional: of two runs starting at once exactly one moves the row (the other waits on its lock, then sees 0 rows).
+      const moved = await tx.deployment.updateMany({ where: { id: deploymentId, status: { in: ["queued", "pending_approval"] } }, data: { status: "deploying" } });
+      if (moved.count === 0) {
+        const now = await tx.deployment.findUnique({ where: { id: deploymentId }, select: { status: true } });
+        if (now?.status !== "deploying") return false;
+        const owner = await tx.deploymentEvent.findFirst({ where: { deploymentId, step: DEPLOY_OWNER_STEP, status: DEPLOY_OWNER_STATUS }, select: { message: true } });
+        // Owned by another run: this one is a duplicate. (No owner row: a deploy started before owners were recorded.)
+        if (owner && (!runId || owner.message !== ownerMessage(runId))) return false;
+      }
+      for (const { kind, plan, provider } of plans) {
+        await tx.deploymentComponent.upsert({
+          where: { deploymentId_kind: { deploymentId, kind } },
+          create: { deploymentId, kind, provider, status: "pending", plan: plan as unknown as Prisma.InputJsonValue },
+          update: {},
+        });
+      }
+      if (moved.count > 0) {
+        await tx.deploymentEvent.create({ data: { deploymentId, step: "start", status: "ok", message: `deploying ${kinds.join(" + ")}` } });
+        if (runId) await tx.deploymentEvent.create({ data: { deploymentId, step: DEPLOY_OWNER_STEP, status: DEPLOY_OWNER_STATUS, message: ownerMessage(runId) } });
+      }
+      return true;
+    });
+    return { proceed, kinds };
+  } catch (err) {
+    throw classifyError(err);
+  }
 }
 
 /** Stops a deploy that a destroy overtook. */
@@ -256,11 +280,15 @@ export async function checkComponent(
   }
   // A draining spot backend stays draining until the replacement is ready.
   const status = c.status === "draining" && s.state !== "ready" ? "draining" : STATE_TO_DB[s.state];
-  await setComponent(deploymentId, kind, {
+  const next = {
     status,
     ...(s.replicas ? { replicasReady: s.replicas.ready, replicasTotal: s.replicas.total } : {}),
     ...(s.state === "failed" ? { lastError: s.message ?? "failed" } : {}),
-  });
+  };
+  // Written only when something changed: updatedAt of a gone/destroyed row is when it stopped, which cost uses
+  // as the end of its billed live time (reconcile re-checks every few minutes).
+  const unchanged = (Object.keys(next) as Array<keyof typeof next>).every((k) => c[k] === next[k]);
+  if (!unchanged) await setComponent(deploymentId, kind, next);
   return { state: s.state, message: s.message ?? null, ready: s.replicas?.ready ?? null };
 }
 
@@ -363,11 +391,15 @@ export async function destroyComponents(deploymentId: string, stepPrefix = "dest
   return { destroyed };
 }
 
-/** Compensation result: the deployment is failed, naming the step and a readable reason. */
-export async function failDeployment(deploymentId: string, step: string, reason: string): Promise<void> {
-  await db.$transaction(async (tx) => {
+/**
+ * Compensation result: the deployment is failed, naming the step and a readable reason. Returns what it did:
+ * `failed`, `destroyed` (a destroy had overtaken the deploy) or null (nothing: already destroyed or failed), so
+ * the caller alerts "Deployment failed" only when it really failed.
+ */
+export async function failDeployment(deploymentId: string, step: string, reason: string): Promise<"failed" | "destroyed" | null> {
+  return db.$transaction(async (tx) => {
     const d = await tx.deployment.findUnique({ where: { id: deploymentId }, select: { teamId: true, status: true } });
-    if (!d || d.status === "destroyed" || d.status === "failed") return;
+    if (!d || d.status === "destroyed" || d.status === "failed") return null;
     const next: DeploymentStatus = d.status === "destroying" ? "destroyed" : "failed";
     await tx.deployment.update({
       where: { id: deploymentId },
@@ -376,6 +408,7 @@ export async function failDeployment(deploymentId: string, step: string, reason:
     await bumpRouterConfigVersion(tx);
     await tx.deploymentEvent.create({ data: { deploymentId, step, status: "failed", message: reason.slice(0, 2000) } });
     await appendAudit(tx, d.teamId, WORKFLOW_ACTOR, { action: "deployment.failed", targetType: "deployment", targetId: deploymentId, metadata: { step, reason: reason.slice(0, 500) } });
+    return next;
   });
 }
 
@@ -421,24 +454,83 @@ export async function deploymentIsLive(deploymentId: string): Promise<boolean> {
   return d?.status === "active" || d?.status === "degraded" || d?.status === "deploying";
 }
 
-/** Re-creates a lost component (create-if-absent: SkyServe keeps its service, the simulator starts anew). */
+/**
+ * Re-creates a lost component (create-if-absent: SkyServe keeps its service, the simulator starts anew).
+ *
+ * A destroy can land at any moment: the component is claimed (`creating`) only while the deployment is serving,
+ * so a destroy that starts later tears it down; after the provider call the deployment is re-read under its row
+ * lock, and if a destroy got there first what was just created is removed again instead of being recorded.
+ */
 export async function relaunchComponent(deploymentId: string, kind: "serverless" | "spot"): Promise<void> {
   const d = await loadDeployment(deploymentId);
   if (d.status !== "active" && d.status !== "degraded") return;
   const plan = planFor(d, kind);
-  await checkpoint(`relaunch-${kind}`);
+  const claimed = await db.deploymentComponent.updateMany({
+    where: { deploymentId, kind, status: { notIn: ["destroying", "destroyed"] }, deployment: { status: { in: ["active", "degraded"] } } },
+    data: { status: "creating", lastError: null },
+  });
+  if (claimed.count === 0) return;
+  const provider = getProvider(plan.provider);
+  let created: Component;
+  const mintedAt = new Date();
   try {
-    const mintedAt = new Date();
+    await checkpoint(`relaunch-${kind}`);
     // The key the router holds goes out again: replicas that keep running keep accepting its requests.
     const upstreamKey = storedUpstreamKey(d.teamId, deploymentId, d.components.find((c) => c.kind === kind));
-    const c = await withCredentials(d.teamId, plan.provider, "deploy", (creds) => getProvider(plan.provider).deploy(plan, creds, { upstreamKey }));
-    await setComponent(deploymentId, kind, {
-      endpointUrl: c.endpointUrl,
-      externalIds: c.externalIds,
-      ...sealUpstreamHeaders(d.teamId, deploymentId, kind, c.upstreamHeaders, mintedAt),
-    });
+    created = await withCredentials(d.teamId, plan.provider, "deploy", (creds) => provider.deploy(plan, creds, { upstreamKey }));
   } catch (err) {
-    throw classifyError(err);
+    const e = classifyError(err);
+    await db.deploymentComponent.updateMany({
+      where: { deploymentId, kind, status: "creating" },
+      data: { ...(e instanceof NonRetriableError ? { status: "failed" } : {}), lastError: errorMessage(err).slice(0, 2000) },
+    });
+    throw e;
+  }
+  const kept = await db.$transaction(async (tx) => {
+    // Locks the deployment row: a destroy request either committed before this (we see it) or waits and then
+    // finds the component live with its endpoint, which its teardown removes.
+    const rows = await tx.$queryRaw<Array<{ status: string }>>`SELECT status::text AS status FROM "Deployment" WHERE id = ${deploymentId} FOR UPDATE`;
+    const status = rows[0]?.status;
+    if (status !== "active" && status !== "degraded") {
+      // Recorded as being torn down before the call, so if the call fails the orphan sweep finds it.
+      await tx.deploymentComponent.update({ where: { deploymentId_kind: { deploymentId, kind } }, data: { status: "destroying" } });
+      return false;
+    }
+    await tx.deploymentComponent.update({
+      where: { deploymentId_kind: { deploymentId, kind } },
+      data: {
+        status: "creating",
+        endpointUrl: created.endpointUrl,
+        externalIds: created.externalIds,
+        lastError: null,
+        ...sealUpstreamHeaders(d.teamId, deploymentId, kind, created.upstreamHeaders, mintedAt),
+      },
+    });
+    // The router must see the backend again now, not at the next reconcile.
+    await bumpRouterConfigVersion(tx);
+    return true;
+  });
+  if (!kept) {
+    const ref: ResourceRef = { resourceName: plan.resourceName, region: plan.region, externalIds: created.externalIds };
+    try {
+      await withCredentials(d.teamId, plan.provider, "destroy", async (creds) => {
+        await provider.destroy(ref, creds);
+        await provider.cleanupStorage(ref, creds);
+      });
+    } catch (err) {
+      await setComponent(deploymentId, kind, { lastError: errorMessage(err).slice(0, 2000) });
+      // Teardown must finish: every error retries; if the step gives up, reconcile's orphan sweep takes over.
+      throw err instanceof ProviderError && !err.retryable ? new Error(err.message, { cause: err }) : err;
+    }
+    await db.$transaction(async (tx) => {
+      await tx.deploymentComponent.update({
+        where: { deploymentId_kind: { deploymentId, kind } },
+        data: { status: "destroyed", replicasReady: 0, upstreamHeadersCipher: Prisma.DbNull, upstreamHeadersAt: null },
+      });
+      await bumpRouterConfigVersion(tx);
+    });
+    await appendTimeline(deploymentId, `relaunch-${kind}`, "ok", `${kind} replacement removed again: the deployment was destroyed meanwhile`);
+    return;
   }
   await appendTimeline(deploymentId, `relaunch-${kind}`, "ok", `${kind} replacement requested`);
 }
@@ -478,17 +570,52 @@ export async function reconcileDeployment(deploymentId: string): Promise<{ drift
   return { drift, recovered, spotLost };
 }
 
-/** Components of ended deployments that were never torn down (e.g. a destroy that gave up): orphans. */
-export async function findOrphanedComponents(limit = 100): Promise<Array<{ deploymentId: string; teamId: string; kind: string; provider: string }>> {
+/** How long a destroy may stay `destroying` before reconcile treats its components as orphans (its run gave up). */
+export const STALE_DESTROY_GRACE_MS = 60 * 60_000;
+
+/**
+ * Components of ended deployments that were never torn down: a compensation or destroy that gave up (failed
+ * deployments, deployments still `destroying` past a grace period), a relaunch that lost a race with a destroy.
+ */
+export async function findOrphanedComponents(
+  limit = 100,
+  now: Date = new Date(),
+): Promise<Array<{ deploymentId: string; teamId: string; kind: string; provider: string }>> {
   const rows = await db.deploymentComponent.findMany({
     where: {
       status: { notIn: ["destroyed", "gone"] },
-      deployment: { status: { in: ["failed", "destroyed", "rejected", "expired"] } },
+      deployment: {
+        OR: [
+          { status: { in: ["failed", "destroyed", "rejected", "expired"] } },
+          { status: "destroying", updatedAt: { lt: new Date(now.getTime() - STALE_DESTROY_GRACE_MS) } },
+        ],
+      },
     },
     select: { deploymentId: true, kind: true, provider: true, deployment: { select: { teamId: true } } },
+    orderBy: [{ deploymentId: "asc" }, { kind: "asc" }],
     take: limit,
   });
   return rows.map((r) => ({ deploymentId: r.deploymentId, teamId: r.deployment.teamId, kind: r.kind, provider: r.provider }));
+}
+
+/**
+ * Records that reconcile found an orphaned component (a timeline row). True only the first time, so the orphan
+ * is alerted once however many cron runs and retries its teardown takes. (Reconcile runs one at a time.)
+ */
+export async function recordOrphanFound(deploymentId: string, kind: string, provider: string): Promise<boolean> {
+  const step = `orphan-${kind}`;
+  const seen = await db.deploymentEvent.findFirst({ where: { deploymentId, step, status: "found" }, select: { id: true } });
+  if (seen) return false;
+  await appendTimeline(deploymentId, step, "found", `${kind} on ${provider} outlived its deployment; reconcile is destroying it`);
+  return true;
+}
+
+/** Reconcile's teardown of an orphan: every component that may exist, then a stuck destroy is finished. */
+export async function sweepOrphanedDeployment(deploymentId: string): Promise<{ destroyed: string[]; finished: boolean }> {
+  const r = await destroyComponents(deploymentId, "reconcile-destroy");
+  const d = await db.deployment.findUnique({ where: { id: deploymentId }, select: { status: true } });
+  const finished = d?.status === "destroying" ? await finishDestroy(deploymentId) : false;
+  return { destroyed: r.destroyed, finished };
 }
 
 export async function listServingDeployments(limit = 500): Promise<Array<{ id: string; teamId: string }>> {

@@ -27,6 +27,16 @@ export function pollInterval(n: number): string {
 
 const SERVERLESS_HEALTH_TIMEOUT_MS = 15 * 60_000;
 const APPROVAL_DEFAULT_TIMEOUT = "7d";
+/** SkyServe's default readiness delay (`readiness_probe.initial_delay_seconds`) and the margin we add to it. */
+const SPOT_READINESS_DELAY_DEFAULT_S = 1200;
+const SPOT_READINESS_MARGIN_S = 600;
+
+/** How long spot may take to become ready: the deployment's SkyServe readiness delay plus a margin. */
+export async function spotReadinessTimeoutMs(deploymentId: string): Promise<number> {
+  const d = await db.deployment.findUnique({ where: { id: deploymentId }, select: { spec: true } });
+  const delayS = (d?.spec as unknown as StoredSpec | undefined)?.spotScaling?.readinessInitialDelayS ?? SPOT_READINESS_DELAY_DEFAULT_S;
+  return (delayS + SPOT_READINESS_MARGIN_S) * 1000;
+}
 
 export const concurrency: [{ key: string; limit: number }, { scope: "account"; key: string; limit: number }] = [
   // One team cannot starve the others; one provider account is never hit by more than a few runs at once.
@@ -40,8 +50,26 @@ export const concurrency: [{ key: string; limit: number }, { scope: "account"; k
  */
 export const deployFunction = inngest.createFunction(
   { id: "deploy", name: "Deploy a model", triggers: [events.requested], retries: 4, concurrency },
-  async ({ event, step }) => {
+  async ({ event, step, runId }) => {
     const { deploymentId, teamId } = event.data;
+
+    /** Marks the deployment failed and alerts, unless a destroy overtook the run (then it is not a failure). */
+    const failAndAlert = async (f: StepFailure, cleanup: "removed" | "nothing" | { error: string }) => {
+      const reason = typeof cleanup === "object" ? `${f.reason} (cleanup failed, resources may remain: ${cleanup.error})` : f.reason;
+      const outcome = await step.run("mark-failed", () => life.failDeployment(deploymentId, f.step, reason));
+      if (outcome === "failed") {
+        const after =
+          cleanup === "removed"
+            ? "Everything it created was removed."
+            : cleanup === "nothing"
+              ? "Nothing was created."
+              : `Removing what it created failed (${cleanup.error}): resources may still be running and billed; reconcile keeps trying to remove them.`;
+        await step.run("alert-failed", () =>
+          life.alert(teamId, { type: "deployment.failed", deploymentId, title: "Deployment failed", text: `Step ${f.step} failed: ${f.reason}. ${after}` }),
+        );
+      }
+      return { status: "failed", step: f.step, reason };
+    };
 
     // ---- approval: events only wake the run up; the ApprovalRequest row is the truth.
     if (event.data.requiresApproval) {
@@ -72,7 +100,14 @@ export const deployFunction = inngest.createFunction(
       await step.run("timeline-approved", () => life.appendTimelineOnce(deploymentId, "approval", "ok", "approved"));
     }
 
-    const start = await step.run("start", () => life.startDeploying(deploymentId));
+    let start: { proceed: boolean; kinds: Array<"serverless" | "spot"> };
+    try {
+      start = await step.run("start", () => life.startDeploying(deploymentId, runId));
+    } catch (err) {
+      // Nothing exists at a provider yet (start only writes rows, in one transaction).
+      return failAndAlert(new StepFailure("start", life.errorMessage(err)), "nothing");
+    }
+    // Not deployable any more (destroyed, …), or another run of the same request owns the deploy.
     if (!start.proceed) return { status: "skipped" };
     const kinds = start.kinds;
     const primary = kinds.includes("serverless") ? "serverless" : "spot";
@@ -90,7 +125,11 @@ export const deployFunction = inngest.createFunction(
 
       await tagged("publish-router", step.run("publish-router", () => life.publishToRouter(deploymentId, `${kinds.join(" + ")} published in the router snapshot`)));
 
-      const deadline = await step.run(`${primary}-health-deadline`, () => Date.now() + SERVERLESS_HEALTH_TIMEOUT_MS);
+      // Spot-only: spot is the primary and needs its SkyServe readiness delay, like warmSpot gives it.
+      const timeoutMs = await step.run(`${primary}-health-timeout`, async (): Promise<number> =>
+        primary === "spot" ? spotReadinessTimeoutMs(deploymentId) : SERVERLESS_HEALTH_TIMEOUT_MS,
+      );
+      const deadline = await step.run(`${primary}-health-deadline`, () => Date.now() + timeoutMs);
       const healthStep = `wait-${primary}-health`;
       for (let i = 0; ; i++) {
         const s = await tagged(
@@ -104,7 +143,7 @@ export const deployFunction = inngest.createFunction(
         );
         if (s.state === "ready" || s.state === "scaled_to_zero") break;
         if (s.state === "failed" || s.state === "gone") throw new StepFailure(healthStep, `${primary} component is ${s.state}: ${s.message ?? "no details"}`);
-        if (s.now > deadline) throw new StepFailure(healthStep, `${primary} component not healthy after ${SERVERLESS_HEALTH_TIMEOUT_MS / 60_000} min: ${s.message ?? "still starting"}`);
+        if (s.now > deadline) throw new StepFailure(healthStep, `${primary} component not healthy after ${Math.round(timeoutMs / 60_000)} min: ${s.message ?? "still starting"}`);
         await step.sleep(`${healthStep}-${i}`, pollInterval(i));
       }
 
@@ -116,13 +155,15 @@ export const deployFunction = inngest.createFunction(
       }
     } catch (err) {
       const f = err instanceof StepFailure ? err : new StepFailure("deploy", life.errorMessage(err));
-      // Compensation: whatever exists is destroyed, then the deployment is failed naming the step.
-      await step.run("compensate", () => life.destroyComponents(deploymentId, "compensate"));
-      await step.run("mark-failed", () => life.failDeployment(deploymentId, f.step, f.reason));
-      await step.run("alert-failed", () =>
-        life.alert(teamId, { type: "deployment.failed", deploymentId, title: "Deployment failed", text: `Step ${f.step} failed: ${f.reason}. Everything it created was removed.` }),
-      );
-      return { status: "failed", step: f.step, reason: f.reason };
+      // Compensation: whatever exists is destroyed, then the deployment is failed naming the step. A compensation
+      // that gives up still fails the deployment (never left `deploying`): reconcile's orphan sweep finishes it.
+      let cleanup: "removed" | { error: string } = "removed";
+      try {
+        await step.run("compensate", () => life.destroyComponents(deploymentId, "compensate"));
+      } catch (compErr) {
+        cleanup = { error: life.errorMessage(compErr) };
+      }
+      return failAndAlert(f, cleanup);
     }
 
     await step.run("alert-active", async () => {
@@ -152,11 +193,7 @@ type Step = Parameters<Parameters<typeof inngest.createFunction>[1]>[0]["step"];
  * readiness delay plus a margin (deployment degraded, alert). Used after deploy and after a preemption.
  */
 export async function warmSpot(step: Step, deploymentId: string, teamId: string, prefix: string): Promise<"ready" | "failed"> {
-  const deadline = await step.run(`${prefix}-deadline`, async () => {
-    const d = await db.deployment.findUnique({ where: { id: deploymentId }, select: { spec: true } });
-    const delayS = (d?.spec as unknown as StoredSpec | undefined)?.spotScaling?.readinessInitialDelayS ?? 1200;
-    return Date.now() + (delayS + 600) * 1000;
-  });
+  const deadline = await step.run(`${prefix}-deadline`, async () => Date.now() + (await spotReadinessTimeoutMs(deploymentId)));
   for (let i = 0; ; i++) {
     let s: { state: string; message: string | null; now: number };
     try {

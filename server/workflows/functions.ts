@@ -72,13 +72,30 @@ export const reconcileFunction = inngest.createFunction(
       }
     }
     const orphans = await step.run("find-orphans", () => life.findOrphanedComponents());
+    // Alerted once, when first found (not on every retry or cron run while its teardown keeps failing).
     for (const o of orphans) {
-      await step.run(`orphan-${o.deploymentId}-${o.kind}`, async () => {
-        await life.alert(o.teamId, { type: "deployment.orphaned", deploymentId: o.deploymentId, title: "Orphaned resources", text: `${o.kind} on ${o.provider} outlived its deployment; destroying it.` });
-        await life.destroyComponents(o.deploymentId, "reconcile-destroy");
-      });
+      const first = await step.run(`orphan-found-${o.deploymentId}-${o.kind}`, () => life.recordOrphanFound(o.deploymentId, o.kind, o.provider));
+      if (first) {
+        await step.run(`alert-orphan-${o.deploymentId}-${o.kind}`, () =>
+          life.alert(o.teamId, { type: "deployment.orphaned", deploymentId: o.deploymentId, title: "Orphaned resources", text: `${o.kind} on ${o.provider} outlived its deployment; destroying it.` }),
+        );
+      }
     }
-    return { checked: serving.length, drifted, orphans: orphans.length };
+    // One teardown per deployment; a failure is retried by the next cron run and does not stop the others.
+    let sweptFailed = 0;
+    for (const deploymentId of [...new Set(orphans.map((o) => o.deploymentId))]) {
+      const r = await step.run(`orphan-${deploymentId}`, async () => {
+        try {
+          await life.sweepOrphanedDeployment(deploymentId);
+          return { ok: true as const };
+        } catch (err) {
+          console.warn(`[reconcile] orphans of deployment ${deploymentId} not removed yet: ${life.errorMessage(err)}`);
+          return { ok: false as const, error: life.errorMessage(err) };
+        }
+      });
+      if (!r.ok) sweptFailed++;
+    }
+    return { checked: serving.length, drifted, orphans: orphans.length, orphanSweepsFailed: sweptFailed };
   },
 );
 
