@@ -5,7 +5,9 @@ import { useQuery } from "@tanstack/react-query";
 import { Card, Metric, Text } from "@tremor/react";
 import { errorMessage, useTRPC } from "@/app/_lib/trpc";
 import { Empty, ErrorBox, Loading, PageHeader } from "@/app/_components/ui";
-import { formatUsd } from "@/app/_components/format";
+import { StatusBadge } from "@/app/_components/controls";
+import { formatDate, formatUsd } from "@/app/_components/format";
+import { BudgetBlockedBanner } from "./BudgetBlockedBanner";
 
 export default function OverviewPage() {
   const trpc = useTRPC();
@@ -18,6 +20,7 @@ export default function OverviewPage() {
   return (
     <>
       <PageHeader title={team.data.name} description={`You are ${team.data.role} of this team.`} />
+      {overview.data ? <BudgetBlockedBanner blocks={overview.data.budgetBlocks} /> : null}
       <div className="grid gap-4 sm:grid-cols-2 lg:grid-cols-4">
         <Card>
           <Text>Spend this month</Text>
@@ -44,8 +47,12 @@ export default function OverviewPage() {
         ) : (
           <ul className="divide-y text-sm">
             {overview.data.topDeployments.map((d) => (
-              <li key={d.deploymentId} className="flex justify-between py-1.5">
-                <Link className="text-blue-700 hover:underline" href={`/deployments/${d.deploymentId}`}>{d.slug}</Link>
+              <li key={d.deploymentId} className="flex flex-wrap items-center justify-between gap-2 py-1.5" data-testid={`top-deployment-${d.deploymentId}`}>
+                <span className="flex flex-wrap items-center gap-2">
+                  <Link className="text-blue-700 hover:underline" href={`/deployments/${d.deploymentId}`}>{d.slug}</Link>
+                  {d.status ? <StatusBadge status={d.status} testId="top-deployment-status" /> : null}
+                  <span className="text-xs text-gray-500">{d.destroyedAt ? `destroyed ${formatDate(d.destroyedAt)}` : `created ${formatDate(d.createdAt)}`}</span>
+                </span>
                 <span className="tabular-nums text-gray-700">{formatUsd(d.spendMicros)} · {d.requests.toLocaleString()} requests</span>
               </li>
             ))}

@@ -5,6 +5,7 @@ import { appendAudit, type AuditActor } from "../audit";
 import { DomainError, notFound } from "../lib/errors";
 import { createApprovalRequest, evaluateApprovalPolicy, getTeamPolicy, notifyApprovalRequested } from "../approvals";
 import { sendEvent } from "../workflows/events";
+import { blockForDeployment, teamBudgetBlocks } from "../usage/budgets";
 import { resolveDeployment, type DeploymentInput, type ResolvedDeployment } from "./plan";
 
 /** Statuses in which a deployment holds (or may hold) provider resources. */
@@ -313,8 +314,13 @@ export async function getDeployment(teamId: string, id: string) {
   });
   if (!d) throw notFound("Deployment");
   const svl = d.components.find((c) => c.kind === "serverless");
+  const [blocks, destroyRequestedBy] = await Promise.all([teamBudgetBlocks(teamId), destroyRequester(teamId, d)]);
   return {
     ...d,
+    /** Who asked for the destroy (email, or "system"); null when nobody has. */
+    destroyRequestedBy,
+    /** The budget that makes the router refuse this deployment's requests (429 insufficient_quota), if any. */
+    budgetBlock: blockForDeployment(blocks, d.id),
     estimatedCostPerHourMicros: d.estimatedCostPerHourMicros === null ? null : Number(d.estimatedCostPerHourMicros),
     approval: d.approval
       ? { ...d.approval, estimatedCostPerHourMicros: d.approval.estimatedCostPerHourMicros === null ? null : Number(d.approval.estimatedCostPerHourMicros) }
@@ -322,6 +328,29 @@ export async function getDeployment(teamId: string, id: string) {
     // Direct (serverless-only, opt-in) deployments hand out the provider URL; others are reached via the router.
     directUrl: d.direct && svl?.endpointUrl && (d.status === "active" || d.status === "degraded") ? svl.endpointUrl : null,
   };
+}
+
+/**
+ * The actor of the destroy request that ended (or is ending) a deployment, from the audit log: its own
+ * `deployment.destroy`, or the team's `deployment.destroy-all` that swept it, whichever came last.
+ */
+async function destroyRequester(
+  teamId: string,
+  d: { id: string; createdAt: Date; events: Array<{ step: string; status: string; at: Date }> },
+): Promise<string | null> {
+  const requests = d.events.filter((e) => e.step === "destroy" && e.status === "requested");
+  const last = requests[requests.length - 1];
+  if (!last) return null;
+  const [single, all] = await Promise.all([
+    db.auditLog.findFirst({ where: { teamId, action: "deployment.destroy", targetId: d.id }, orderBy: { seq: "desc" }, select: { actorLabel: true, seq: true } }),
+    db.auditLog.findFirst({
+      where: { teamId, action: "deployment.destroy-all", createdAt: { gte: d.createdAt, lte: last.at } },
+      orderBy: { seq: "desc" },
+      select: { actorLabel: true, seq: true },
+    }),
+  ]);
+  const newest = single && all ? (single.seq > all.seq ? single : all) : (single ?? all);
+  return newest?.actorLabel ?? null;
 }
 
 /** Timeline rows after `afterId`/`since` (the dashboard polls this while a workflow runs). */

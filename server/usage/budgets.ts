@@ -360,6 +360,59 @@ async function runScheduledEvaluation(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Blocks: budgets at 100% this period (state recorded by evaluateBudgets, see the module comment)
+
+interface BlockedBudgetRow {
+  id: string;
+  teamId: string;
+  scope: BudgetScope;
+  targetId: string | null;
+  monthlyLimitMicros: bigint;
+}
+
+async function blockedBudgets(period: string, teamId: string | null = null): Promise<BlockedBudgetRow[]> {
+  return db.$queryRaw<BlockedBudgetRow[]>`
+    SELECT id, "teamId", scope, "targetId", "monthlyLimitMicros" FROM "Budget"
+    WHERE COALESCE("alertsSent"->${period}::text, '[]'::jsonb) @> '[100]'::jsonb
+      AND (${teamId}::text IS NULL OR "teamId" = ${teamId}::text)`;
+}
+
+export interface TeamBudgetBlock {
+  budgetId: string;
+  scope: BudgetScope;
+  targetId: string | null;
+  /** "team Acme", "deployment qwen-small", "key ci-bot". */
+  name: string;
+  monthlyLimitMicros: number;
+  /** The message the router answers 429 insufficient_quota with. */
+  message: string;
+}
+
+const SCOPE_ORDER: Record<BudgetScope, number> = { team: 0, deployment: 1, apikey: 2 };
+
+/**
+ * The team's budgets that refuse requests right now, the team budget first: what the dashboard shows so a
+ * blocked team does not look healthy. Same state and messages as `budgetBlocks()` gives the routers.
+ */
+export async function teamBudgetBlocks(teamId: string, opts: { now?: Date } = {}): Promise<TeamBudgetBlock[]> {
+  const blocked = await blockedBudgets(budgetPeriod(opts.now ?? new Date()), teamId);
+  if (blocked.length === 0) return [];
+  const names = await namesFor(blocked);
+  return blocked
+    .sort((a, b) => SCOPE_ORDER[a.scope] - SCOPE_ORDER[b.scope] || a.id.localeCompare(b.id))
+    .map((b) => {
+      const name = budgetSubject(b, names);
+      const limit = Number(b.monthlyLimitMicros);
+      return { budgetId: b.id, scope: b.scope, targetId: b.targetId, name, monthlyLimitMicros: limit, message: budgetExceededMessage(name, limit) };
+    });
+}
+
+/** The block a deployment's requests get: its team's budget wins over its own, as in the router snapshot. */
+export function blockForDeployment(blocks: TeamBudgetBlock[], deploymentId: string): TeamBudgetBlock | null {
+  return blocks.find((b) => b.scope === "team") ?? blocks.find((b) => b.scope === "deployment" && b.targetId === deploymentId) ?? null;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Router snapshot
 
 /**
@@ -367,10 +420,7 @@ async function runScheduledEvaluation(): Promise<void> {
  * budget, and every deployment of a team over its team budget. Messages name the budget.
  */
 export async function budgetBlocks(now: Date = new Date()): Promise<{ apiKeys: Map<string, BudgetBlock>; deployments: Map<string, BudgetBlock> }> {
-  const period = budgetPeriod(now);
-  const blocked = await db.$queryRaw<Array<{ id: string; teamId: string; scope: BudgetScope; targetId: string | null; monthlyLimitMicros: bigint }>>`
-    SELECT id, "teamId", scope, "targetId", "monthlyLimitMicros" FROM "Budget"
-    WHERE COALESCE("alertsSent"->${period}::text, '[]'::jsonb) @> '[100]'::jsonb`;
+  const blocked = await blockedBudgets(budgetPeriod(now));
   const apiKeys = new Map<string, BudgetBlock>();
   const deployments = new Map<string, BudgetBlock>();
   if (blocked.length === 0) return { apiKeys, deployments };

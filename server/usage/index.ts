@@ -11,6 +11,7 @@ export {
 } from "./cost";
 export { costForDeployments, loadDeploymentsForCost } from "./pricing";
 export {
+  blockForDeployment,
   budgetBlocks,
   budgetPeriod,
   deleteBudget,
@@ -19,7 +20,9 @@ export {
   monthToDateSpend,
   setBudget,
   setBudgetEvaluationDelay,
+  teamBudgetBlocks,
   type BudgetBlock,
+  type TeamBudgetBlock,
   type SetBudgetInput,
 } from "./budgets";
 export { deploymentSeries, seriesBucketMs, teamOverview } from "./metrics";

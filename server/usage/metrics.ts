@@ -4,7 +4,7 @@
  */
 import { db } from "../db";
 import { notFound } from "../lib/errors";
-import { monthToDateSpend, budgetPeriod } from "./budgets";
+import { budgetPeriod, monthToDateSpend, teamBudgetBlocks } from "./budgets";
 import { type ActivitySample, computeCost, entry, readyIntervalsFromEvents } from "./cost";
 import { addInto, emptyHistogram, type Histogram, quantile, toCanonical } from "./histogram";
 import { buildCostInput, granularityFor, HOUR_MS, loadDeploymentsForCost, loadSpotPriceSamples, MINUTE_MS } from "./pricing";
@@ -194,6 +194,13 @@ export async function teamOverview(teamId: string, opts: { now?: Date; top?: num
   const requests = costs.reduce((s, c) => s + c.cost.usage.requests, 0);
   const outputTokens = costs.reduce((s, c) => s + c.cost.usage.outputTokens, 0);
   const pct = (saving: number, base: number) => (base ? Math.round((saving / base) * 1000) / 10 : null);
+  const top = [...costs].sort((x, y) => (y.cost.actual.total ?? 0) - (x.cost.actual.total ?? 0)).slice(0, opts.top ?? 5);
+  // A destroyed deployment and its replacement share a slug: the status tells the two rows apart.
+  const [statuses, budgetBlocks] = await Promise.all([
+    top.length ? db.deployment.findMany({ where: { teamId, id: { in: top.map((c) => c.deployment.id) } }, select: { id: true, status: true } }) : [],
+    teamBudgetBlocks(teamId, { now }),
+  ]);
+  const statusOf = new Map(statuses.map((d) => [d.id, d.status]));
   return {
     period: budgetPeriod(now),
     spendMicros: spend.total,
@@ -216,16 +223,18 @@ export async function teamOverview(teamId: string, opts: { now?: Date; top?: num
             vsOnDemand: cfO === null ? null : cfO - actualOfData,
             vsOnDemandPct: cfO === null ? null : pct(cfO - actualOfData, cfO),
           },
-    topDeployments: [...costs]
-      .sort((x, y) => (y.cost.actual.total ?? 0) - (x.cost.actual.total ?? 0))
-      .slice(0, opts.top ?? 5)
-      .map((c) => ({
-        deploymentId: c.deployment.id,
-        slug: c.deployment.slug,
-        mode: c.deployment.mode,
-        spendMicros: c.cost.actual.total,
-        requests: c.cost.usage.requests,
-        savings: c.cost.savings,
-      })),
+    topDeployments: top.map((c) => ({
+      deploymentId: c.deployment.id,
+      slug: c.deployment.slug,
+      mode: c.deployment.mode,
+      status: statusOf.get(c.deployment.id) ?? null,
+      createdAt: c.deployment.createdAt,
+      destroyedAt: c.deployment.destroyedAt,
+      spendMicros: c.cost.actual.total,
+      requests: c.cost.usage.requests,
+      savings: c.cost.savings,
+    })),
+    /** Budgets at 100%: the router answers 429 insufficient_quota to the requests they cover. */
+    budgetBlocks,
   };
 }

@@ -8,6 +8,7 @@ import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/
 import { ConfirmButton, DisabledWithReason, StatusBadge } from "@/app/_components/controls";
 import { formatDate, formatUsd } from "@/app/_components/format";
 import { useTeam } from "../AppShell";
+import { isStopped } from "./lifecycle";
 
 const STATUSES = ["pending_approval", "queued", "deploying", "active", "degraded", "failed", "destroying", "destroyed", "rejected", "expired"] as const;
 type Status = (typeof STATUSES)[number];
@@ -168,7 +169,9 @@ export default function DeploymentsPage() {
                       {d.spotGpu && d.mode !== "serverless" ? <span className="block">spot · {d.spotGpu}</span> : null}
                       {d.gpuCount > 1 ? <span className="block text-gray-500">× {d.gpuCount} GPUs</span> : null}
                     </td>
-                    <td className="px-4 py-2 text-right tabular-nums">{formatUsd(d.estimatedCostPerHourMicros, { perHour: true })}</td>
+                    <td className="px-4 py-2 text-right tabular-nums" data-testid="deployment-cost">
+                      {isStopped(d.status) ? <span className="text-gray-400" title="It no longer runs: no hourly cost.">—<span className="sr-only"> not running</span></span> : formatUsd(d.estimatedCostPerHourMicros, { perHour: true })}
+                    </td>
                     <td className="px-4 py-2 text-xs">{emailOf(d.createdById)}</td>
                     <td className="px-4 py-2 text-xs">{formatDate(d.createdAt)}</td>
                     <td className="px-4 py-2 text-right">

@@ -10,16 +10,22 @@ import { Badge, ConfirmButton, CopyButton, DisabledWithReason, StatusBadge } fro
 import { formatDate, formatUsd, relativeTime } from "@/app/_components/format";
 import { UsageCharts, type SeriesPointView } from "@/app/_components/UsageCharts";
 import { useTeam } from "../../AppShell";
+import { BudgetBlockedBanner } from "../../BudgetBlockedBanner";
+import { hasEnded } from "../lifecycle";
 
 /** Statuses in which the workflow is writing the timeline: poll every second. */
 const MOVING = ["queued", "deploying", "destroying"];
 const DESTROYABLE = ["pending_approval", "queued", "deploying", "active", "degraded", "failed"];
+const LIFETIME = Number.POSITIVE_INFINITY;
 const RANGES = [
   { label: "15 min", ms: 15 * 60_000 },
   { label: "1 hour", ms: 3_600_000 },
   { label: "24 hours", ms: 86_400_000 },
   { label: "7 days", ms: 7 * 86_400_000 },
+  { label: "Lifetime", ms: LIFETIME },
 ] as const;
+/** The series query accepts at most 400 days. */
+const MAX_RANGE_MS = 399 * 86_400_000;
 
 /** The control plane's view of spot, in the words the router uses (cold → warming → ready). */
 function spotState(status: string | undefined): { label: string; tone: "gray" | "amber" | "green" | "red" } {
@@ -72,6 +78,9 @@ export function DeploymentDetail({ id, routerUrl }: { id: string; routerUrl: str
   const spot = d.components.find((c) => c.kind === "spot");
   const svl = d.components.find((c) => c.kind === "serverless");
   const st = spotState(spot?.status);
+  const ended = hasEnded(d.status);
+  // A destroyed deployment's charts end where it did, so its history and cost so far stay in view.
+  const chartsEndMs = d.status === "destroyed" && d.destroyedAt ? new Date(d.destroyedAt).getTime() : null;
 
   return (
     <>
@@ -100,11 +109,13 @@ export function DeploymentDetail({ id, routerUrl }: { id: string; routerUrl: str
       {destroy.error ? <div className="mb-4"><ErrorBox message={errorMessage(destroy.error)} /></div> : null}
       <div className="mb-6 flex flex-wrap items-center gap-3 text-sm">
         <StatusBadge status={d.status} testId="detail-status" />
-        <span className="text-gray-600">Estimated {formatUsd(d.estimatedCostPerHourMicros, { perHour: true })} while serving</span>
+        {!ended ? <span className="text-gray-600">Estimated {formatUsd(d.estimatedCostPerHourMicros, { perHour: true })} while serving</span> : null}
         <span className="text-gray-600">Created {formatDate(d.createdAt)}</span>
         {d.activatedAt ? <span className="text-gray-600">Active since {formatDate(d.activatedAt)}</span> : null}
         <button type="button" className="ml-auto text-blue-600 hover:underline" onClick={() => router.push("/deployments")}>All deployments</button>
       </div>
+      {ended ? <EndedSummary d={d} /> : null}
+      {!ended && d.budgetBlock ? <BudgetBlockedBanner blocks={[d.budgetBlock]} /> : null}
       {d.status === "failed" && d.failureReason ? <div className="mb-4"><ErrorBox message={`Failed at ${d.failureStep ?? "a step"}: ${d.failureReason}`} /></div> : null}
       {d.status === "pending_approval" && d.approval ? (
         <div className="mb-4" data-testid="pending-approval">
@@ -117,7 +128,7 @@ export function DeploymentDetail({ id, routerUrl }: { id: string; routerUrl: str
 
       <div className="grid gap-6 lg:grid-cols-3">
         <div className="space-y-6 lg:col-span-2">
-          <Endpoint routerUrl={routerUrl} directUrl={d.directUrl} model={d.servedModelName} serving={serving} />
+          {!ended ? <Endpoint routerUrl={routerUrl} directUrl={d.directUrl} model={d.servedModelName} serving={serving} /> : null}
           <section className="card" aria-labelledby="components-heading">
             <h2 id="components-heading" className="mb-3 text-base font-semibold text-gray-900">Components</h2>
             <ul className="divide-y text-sm" data-testid="components">
@@ -142,17 +153,55 @@ export function DeploymentDetail({ id, routerUrl }: { id: string; routerUrl: str
               <ComponentRow
                 name="Router"
                 testId="component-router"
-                status={serving ? "ready" : d.status === "destroyed" ? "gone" : "pending"}
+                status={serving ? "ready" : ended ? "gone" : "pending"}
                 detail={serving ? (d.direct ? "direct endpoint (router bypassed)" : "published in the router snapshot") : "not in the router snapshot"}
                 error={null}
               />
             </ul>
           </section>
-          <Charts id={id} serving={serving} createdAt={d.createdAt} />
+          <Charts id={id} serving={serving} ended={ended} createdAt={d.createdAt} endAtMs={chartsEndMs} />
         </div>
         <Timeline events={d.events} live={MOVING.includes(d.status)} />
       </div>
     </>
+  );
+}
+
+interface EndedDeployment {
+  status: string;
+  destroyedAt: Date | null;
+  updatedAt: Date;
+  destroyRequestedBy: string | null;
+  failureStep: string | null;
+  events: Array<{ status: string; at: Date }>;
+}
+
+/** What happened to a deployment that will not serve again, in place of its endpoint and cost estimate. */
+function EndedSummary({ d }: { d: EndedDeployment }) {
+  const by = d.destroyRequestedBy ? ` by ${d.destroyRequestedBy}` : "";
+  let text: string;
+  switch (d.status) {
+    case "destroyed":
+      text = `Destroyed ${formatDate(d.destroyedAt ?? d.updatedAt)}${by}. It no longer serves requests; its timeline, traffic and cost so far stay below.`;
+      break;
+    case "destroying":
+      text = `Being destroyed${d.destroyRequestedBy ? `, requested${by}` : ""}. It no longer serves requests.`;
+      break;
+    case "failed": {
+      const failedAt = [...d.events].reverse().find((e) => e.status === "failed")?.at ?? d.updatedAt;
+      text = `Failed ${formatDate(failedAt)}${d.failureStep ? ` at step ${d.failureStep}` : ""}. It does not serve requests; destroy it to remove whatever it left behind.`;
+      break;
+    }
+    case "rejected":
+      text = "This request was rejected: it never ran.";
+      break;
+    default:
+      text = "This request expired before it was approved: it never ran.";
+  }
+  return (
+    <div className="mb-4 rounded-md bg-gray-50 p-4 text-sm text-gray-800 ring-1 ring-gray-200" role="status" data-testid="ended-summary">
+      {text}
+    </div>
   );
 }
 
@@ -250,17 +299,18 @@ function Timeline({ events, live }: { events: TimelineEvent[]; live: boolean }) 
   );
 }
 
-function Charts({ id, serving, createdAt }: { id: string; serving: boolean; createdAt: Date }) {
+function Charts({ id, serving, ended, createdAt, endAtMs }: { id: string; serving: boolean; ended: boolean; createdAt: Date; endAtMs: number | null }) {
   const trpc = useTRPC();
-  const [range, setRange] = useState<number>(RANGES[0].ms);
+  const [range, setRange] = useState<number>(ended ? LIFETIME : RANGES[0].ms);
   // Re-anchored on every refetch so "the last N minutes" keeps moving.
   const [tick, setTick] = useState(0);
   const span = useMemo(() => {
     void tick;
-    const to = new Date();
-    const from = new Date(Math.max(to.getTime() - range, new Date(createdAt).getTime() - 60_000));
+    const now = Date.now();
+    const to = new Date(endAtMs !== null ? Math.min(now, endAtMs + 60_000) : now);
+    const from = new Date(Math.max(to.getTime() - Math.min(range, MAX_RANGE_MS), new Date(createdAt).getTime() - 60_000));
     return { from, to: new Date(Math.max(to.getTime(), from.getTime() + 60_000)) };
-  }, [range, createdAt, tick]);
+  }, [range, createdAt, endAtMs, tick]);
   const series = useQuery({
     ...trpc.usage.deploymentSeries.queryOptions({ deploymentId: id, from: span.from, to: span.to }),
     placeholderData: keepPreviousData,
@@ -279,19 +329,28 @@ function Charts({ id, serving, createdAt }: { id: string; serving: boolean; crea
         <h2 id="charts-heading" className="text-base font-semibold text-gray-900">Traffic and cost</h2>
         <div role="group" aria-label="Time range" className="flex gap-1">
           {RANGES.map((r) => (
-            <button key={r.ms} type="button" aria-pressed={range === r.ms} onClick={() => setRange(r.ms)} className={`rounded-md px-2 py-1 text-xs ${range === r.ms ? "bg-blue-50 font-medium text-blue-700 ring-1 ring-blue-200" : "text-gray-700 hover:bg-gray-100"}`}>
+            <button key={r.label} type="button" aria-pressed={range === r.ms} onClick={() => setRange(r.ms)} className={`rounded-md px-2 py-1 text-xs ${range === r.ms ? "bg-blue-50 font-medium text-blue-700 ring-1 ring-blue-200" : "text-gray-700 hover:bg-gray-100"}`}>
               {r.label}
             </button>
           ))}
         </div>
       </div>
-      {series.isPending ? <Loading /> : series.error ? <ErrorBox message={errorMessage(series.error)} onRetry={() => series.refetch()} /> : total === 0 ? (
+      {series.isPending ? <Loading /> : series.error ? <ErrorBox message={errorMessage(series.error)} onRetry={() => series.refetch()} /> : total === 0 && ended ? (
+        <>
+          {/* An idle spot replica still costs: an ended deployment shows what it cost even without traffic. */}
+          <div className="grid gap-3 sm:grid-cols-4" data-testid="usage-summary">
+            <Stat label="Requests" value="0" testId="stat-requests" />
+            <Stat label="Cost" value={formatUsd(summary?.actual.total ?? null)} testId="stat-cost" />
+          </div>
+          <div data-testid="no-traffic"><Empty title="No traffic recorded">No requests reached it in this range.</Empty></div>
+        </>
+      ) : total === 0 ? (
         <div data-testid="no-traffic"><Empty title="No traffic yet">Requests sent through the router show up here within a few seconds.</Empty></div>
       ) : (
         <>
           <div className="grid gap-3 sm:grid-cols-4" data-testid="usage-summary">
             <Stat label="Requests" value={String(summary?.usage.requests ?? total)} testId="stat-requests" />
-            <Stat label="Cost" value={formatUsd(summary?.actual.total ?? null)} />
+            <Stat label="Cost" value={formatUsd(summary?.actual.total ?? null)} testId="stat-cost" />
             <Stat label="All-serverless would cost" value={formatUsd(summary?.counterfactual.allServerless ?? null)} />
             {summary?.savings?.vsServerless != null && summary.savings.vsServerless < 0 ? (
               // Spot kept warm for little traffic can cost more than serverless would have: say so plainly.
