@@ -1,15 +1,5 @@
-import { expect, type Page, test } from "@playwright/test";
-import { signUp, uniqueEmail } from "./helpers";
-
-async function fillDeployment(page: Page, slug: string, budget: string) {
-  await page.goto("/deployments/new");
-  await page.getByLabel("Model id (Hugging Face)").fill("Qwen/Qwen3-0.6B");
-  await page.getByLabel("Name (optional)", { exact: true }).fill(slug);
-  await page.getByLabel("Serverless only").check();
-  await page.getByLabel("Serverless provider").selectOption("local");
-  await expect(page.getByText("No approval needed: it starts right away.")).toBeVisible();
-  await page.getByLabel(/^Monthly budget for this deployment/).fill(budget);
-}
+import { expect, test } from "@playwright/test";
+import { fillServerlessDeployment as fillDeployment, signUp, uniqueEmail } from "./helpers";
 
 test("new deployment: a bad budget is a field error and creates nothing; a budget that fails afterwards is reported", async ({ page }) => {
   await signUp(page, "Bea Budget", uniqueEmail("deploy-budget"));

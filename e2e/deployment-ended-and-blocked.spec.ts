@@ -1,17 +1,11 @@
 import { expect, type Page, test } from "@playwright/test";
 import pg from "pg";
-import { signUp, uniqueEmail } from "./helpers";
+import { fillServerlessDeployment, signUp, uniqueEmail } from "./helpers";
 
 test.setTimeout(300_000);
 
 async function deployServerless(page: Page, slug: string, budget?: string): Promise<string> {
-  await page.goto("/deployments/new");
-  await page.getByLabel("Model id (Hugging Face)").fill("Qwen/Qwen3-0.6B");
-  await page.getByLabel("Name (optional)", { exact: true }).fill(slug);
-  await page.getByLabel("Serverless only").check();
-  await page.getByLabel("Serverless provider").selectOption("local");
-  await expect(page.getByText("No approval needed: it starts right away.")).toBeVisible();
-  if (budget) await page.getByLabel(/^Monthly budget for this deployment/).fill(budget);
+  await fillServerlessDeployment(page, slug, budget);
   await page.getByRole("button", { name: "Deploy", exact: true }).click();
   await expect(page.getByRole("heading", { name: slug, level: 1 })).toBeVisible();
   return page.url().split("/deployments/")[1];

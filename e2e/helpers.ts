@@ -33,3 +33,14 @@ export async function inviteMember(admin: Page, browser: Browser, role: "develop
   await expect(page.getByTestId("team-switcher")).toContainText(`(${role})`);
   return { ctx, page, email };
 }
+
+/** Fills New deployment for a serverless-only deployment on the local provider (not submitted). */
+export async function fillServerlessDeployment(page: Page, slug: string, budget?: string) {
+  await page.goto("/deployments/new");
+  await page.getByLabel("Model id (Hugging Face)").fill("Qwen/Qwen3-0.6B");
+  await page.getByLabel("Name (optional)", { exact: true }).fill(slug);
+  await page.getByLabel("Serverless only").check();
+  await page.getByLabel("Serverless provider").selectOption("local");
+  await expect(page.getByText("No approval needed: it starts right away.")).toBeVisible();
+  if (budget !== undefined) await page.getByLabel(/^Monthly budget for this deployment/).fill(budget);
+}
