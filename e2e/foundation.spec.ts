@@ -71,3 +71,15 @@ test("sign-in errors do not reveal whether an account exists", async ({ page }) 
   await expect(page.getByRole("alert").filter({ hasText: /\S/ })).toHaveText("Email or password is incorrect.");
   await shot(page, "signin-error");
 });
+
+test("a form that submits in JavaScript cannot be submitted before the page has hydrated (no silent native GET)", async ({ page }) => {
+  await signUp(page, "Hana Hydrate", uniqueEmail("hydrate"));
+  // The page's JavaScript never arrives: it never hydrates, as on a slow network or a busy server.
+  await page.route("**/_next/static/chunks/**", (route) => route.abort());
+  await page.goto("/teams/new");
+  await page.getByLabel("Team name").fill("Never sent");
+  await expect(page.getByRole("button", { name: "Create team" })).toBeDisabled();
+  await page.unroute("**/_next/static/chunks/**");
+  await page.reload();
+  await expect(page.getByRole("button", { name: "Create team" })).toBeEnabled();
+});

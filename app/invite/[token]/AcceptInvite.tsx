@@ -1,15 +1,18 @@
 "use client";
 
 import { useMutation } from "@tanstack/react-query";
+import { useHydrated } from "@/app/_lib/hydrated";
 import { errorMessage, useTRPC } from "@/app/_lib/trpc";
-import { TEAM_COOKIE } from "@/server/teams/cookie";
+import { teamCookieAssignment } from "@/server/teams/cookie";
 
 export function AcceptInvite({ token, teamName, role, email }: { token: string; teamName: string; role: string; email: string }) {
   const trpc = useTRPC();
+  // A click before hydration would do nothing at all: the button waits for it.
+  const hydrated = useHydrated();
   const accept = useMutation(
     trpc.invite.accept.mutationOptions({
       onSuccess(r) {
-        document.cookie = `${TEAM_COOKIE}=${encodeURIComponent(r.teamId)}; path=/; max-age=31536000; samesite=lax`;
+        document.cookie = teamCookieAssignment(r.teamId);
         window.location.assign("/");
       },
     }),
@@ -20,7 +23,7 @@ export function AcceptInvite({ token, teamName, role, email }: { token: string; 
         You have been invited to join <strong>{teamName}</strong> as <strong>{role}</strong>. You are signed in as {email}.
       </p>
       {accept.error ? <p role="alert" className="field-error">{errorMessage(accept.error)}</p> : null}
-      <button type="button" className="btn-primary" disabled={accept.isPending} onClick={() => accept.mutate({ token })}>
+      <button type="button" className="btn-primary" disabled={!hydrated || accept.isPending} onClick={() => accept.mutate({ token })}>
         {accept.isPending ? "Joining…" : `Join ${teamName}`}
       </button>
     </div>

@@ -4,12 +4,14 @@ import { useMutation } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { errorMessage, fieldErrors, useTRPC } from "@/app/_lib/trpc";
 import { PageHeader } from "@/app/_components/ui";
-import { TEAM_COOKIE } from "@/server/teams/cookie";
+import { useHydrated } from "@/app/_lib/hydrated";
+import { teamCookieAssignment } from "@/server/teams/cookie";
 
 export default function NewTeamPage() {
   const trpc = useTRPC();
   const create = useMutation(trpc.me.createTeam.mutationOptions());
   const [error, setError] = useState<string | null>(null);
+  const hydrated = useHydrated();
   const fe = create.error ? fieldErrors(create.error) : {};
 
   async function onSubmit(e: FormEvent<HTMLFormElement>) {
@@ -17,7 +19,7 @@ export default function NewTeamPage() {
     setError(null);
     try {
       const team = await create.mutateAsync({ name: String(new FormData(e.currentTarget).get("name")) });
-      document.cookie = `${TEAM_COOKIE}=${encodeURIComponent(team.id)}; path=/; max-age=31536000; samesite=lax`;
+      document.cookie = teamCookieAssignment(team.id);
       window.location.assign("/members");
     } catch (err) {
       if (!Object.keys(fieldErrors(err)).length) setError(errorMessage(err));
@@ -34,7 +36,7 @@ export default function NewTeamPage() {
           {fe.name ? <p className="field-error">{fe.name}</p> : null}
         </div>
         {error ? <p role="alert" className="field-error">{error}</p> : null}
-        <button type="submit" className="btn-primary" disabled={create.isPending}>{create.isPending ? "Creating…" : "Create team"}</button>
+        <button type="submit" className="btn-primary" disabled={!hydrated || create.isPending}>{create.isPending ? "Creating…" : "Create team"}</button>
       </form>
     </div>
   );
