@@ -77,7 +77,7 @@ export const KIND_SPECS: Record<SecretKind, KindSpec> = {
     toCredentials: (value) => parseJsonObject(value) ?? {},
     addHint: "Add a Modal token (tokenId and tokenSecret) in the vault",
   },
-  cerebrium: { displayName: "Cerebrium token", format: "text-or-json", displayField: "apiKey", toCredentials: tokenOrObject("apiKey"), addHint: "Add a Cerebrium API token in the vault" },
+  cerebrium: { displayName: "Cerebrium token", format: "text-or-json", displayField: "apiKey", toCredentials: tokenOrObject("apiKey"), addHint: "Add a Cerebrium token in the vault (JSON with apiKey, projectId and, for routers, inferenceKey)" },
   skypilot: {
     displayName: "SkyPilot API server",
     format: "text-or-json",
