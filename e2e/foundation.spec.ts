@@ -83,3 +83,17 @@ test("a form that submits in JavaScript cannot be submitted before the page has 
   await page.reload();
   await expect(page.getByRole("button", { name: "Create team" })).toBeEnabled();
 });
+
+test("before hydration, credentials can neither be submitted nor end up in a URL", async ({ page }) => {
+  await page.route("**/_next/static/chunks/**", (route) => route.abort());
+  await page.goto("/signup");
+  await page.getByLabel("Password").fill("secret-password-123");
+  await expect(page.getByRole("button", { name: "Create account" })).toBeDisabled();
+  // Even a native submission (the Enter key in a field) would POST: fields never go into the query string.
+  await page.getByLabel("Password").press("Enter");
+  await page.waitForLoadState();
+  expect(page.url()).not.toContain("secret-password-123");
+  await page.goto("/signin");
+  await expect(page.getByRole("button", { name: "Sign in" })).toBeDisabled();
+  for (const form of await page.locator("form").all()) expect(await form.getAttribute("method")).toBe("post");
+});

@@ -84,7 +84,7 @@ function ChannelForm({ events, onSaved }: { events: Array<{ type: string; label:
     }
   }
   return (
-    <form onSubmit={onSubmit} className="card grid gap-3 md:grid-cols-3" aria-label="Add an alert channel" noValidate>
+    <form method="post" onSubmit={onSubmit} className="card grid gap-3 md:grid-cols-3" aria-label="Add an alert channel" noValidate>
       <h2 className="text-sm font-semibold text-gray-900 md:col-span-3">Add a channel</h2>
       <Field id="channel-name" label="Name" error={fe.name}>
         <input id="channel-name" name="name" className="field-input" required maxLength={80} placeholder="#ops" />
@@ -150,6 +150,7 @@ function ChannelCard({ channel: c, manage, events, onChanged }: { channel: Chann
       {error ? <p role="alert" className="field-error">{errorMessage(error)}</p> : null}
       {editing ? (
         <form
+          method="post"
           className="mt-3 grid gap-3 md:grid-cols-2"
           aria-label={`Edit ${c.name}`}
           onSubmit={(e) => {

@@ -153,7 +153,7 @@ function CreateKeyForm({ deployments, onCreated }: { deployments: Array<{ id: st
           </div>
         </div>
       ) : null}
-      <form onSubmit={onSubmit} className="card grid gap-3 md:grid-cols-3" aria-label="Create an API key" noValidate>
+      <form method="post" onSubmit={onSubmit} className="card grid gap-3 md:grid-cols-3" aria-label="Create an API key" noValidate>
         <h2 className="text-sm font-semibold text-gray-900 md:col-span-3">Create a key</h2>
         <Field id="key-label" label="Label" error={fe.label} className="md:col-span-2">
           <input id="key-label" name="label" className="field-input" required maxLength={80} placeholder="backend service" />
@@ -212,7 +212,7 @@ function LimitsForm({ apiKey, onDone }: { apiKey: { id: string; label: string; r
   }
   const day = dateInputValueOfExpiry(apiKey.expiresAt);
   return (
-    <form onSubmit={onSubmit} className="grid gap-3 sm:grid-cols-5" aria-label={`Limits of ${apiKey.label}`} noValidate>
+    <form method="post" onSubmit={onSubmit} className="grid gap-3 sm:grid-cols-5" aria-label={`Limits of ${apiKey.label}`} noValidate>
       <Field id={`${p}-rpm`} label="Requests / min" error={fe.rpm}><input id={`${p}-rpm`} name="rpm" type="number" min={1} className="field-input" defaultValue={apiKey.rpm ?? ""} /></Field>
       <Field id={`${p}-tpm`} label="Tokens / min" error={fe.tpm}><input id={`${p}-tpm`} name="tpm" type="number" min={1} className="field-input" defaultValue={apiKey.tpm ?? ""} /></Field>
       <Field id={`${p}-conc`} label="Max concurrent" error={fe.maxConcurrent}><input id={`${p}-conc`} name="maxConcurrent" type="number" min={1} className="field-input" defaultValue={apiKey.maxConcurrent ?? ""} /></Field>

@@ -105,7 +105,7 @@ function ApprovalCard({ approval: a, canDecide, myId }: { approval: ApprovalView
       </div>
       {a.comment ? <p className="mt-2 text-sm text-gray-700 [overflow-wrap:anywhere]" data-testid="approval-comment"><span className="font-medium">Comment:</span> {a.comment}</p> : null}
       {pending && canDecide ? (
-        <form className="mt-4 space-y-2" aria-label={`Decide on ${a.deploymentSlug}`} onSubmit={(e) => e.preventDefault()}>
+        <form method="post" className="mt-4 space-y-2" aria-label={`Decide on ${a.deploymentSlug}`} onSubmit={(e) => e.preventDefault()}>
           <label htmlFor={commentId} className="field-label">Comment (optional, sent to the requester and the team’s alert channels)</label>
           <textarea id={commentId} className="field-input" rows={2} maxLength={2000} value={comment} onChange={(e) => setComment(e.target.value)} />
           <div className="flex flex-wrap items-center gap-2">

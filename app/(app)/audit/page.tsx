@@ -92,7 +92,7 @@ function AuditLog() {
           )}
         </div>
       ) : verify.error ? <div className="mb-4"><ErrorBox message={errorMessage(verify.error)} /></div> : null}
-      <form onSubmit={onFilter} className="card mb-4 grid gap-3 sm:grid-cols-5" aria-label="Filter the audit log">
+      <form method="post" onSubmit={onFilter} className="card mb-4 grid gap-3 sm:grid-cols-5" aria-label="Filter the audit log">
         <div>
           <label htmlFor="f-actor" className="field-label">Actor</label>
           <select id="f-actor" name="actor" className="field-input">

@@ -97,7 +97,7 @@ export default function DeploymentsPage() {
       />
       {actionError ? <div className="mb-4"><ErrorBox message={actionError} /></div> : null}
       {notice ? <div className="mb-4"><Notice tone="success">{notice}</Notice></div> : null}
-      <form onSubmit={onFilter} className="card mb-4 grid gap-3 sm:grid-cols-3 lg:grid-cols-6" aria-label="Filter deployments">
+      <form method="post" onSubmit={onFilter} className="card mb-4 grid gap-3 sm:grid-cols-3 lg:grid-cols-6" aria-label="Filter deployments">
         <div>
           <label htmlFor="f-status" className="field-label">Status</label>
           <select id="f-status" name="status" className="field-input" defaultValue="">

@@ -164,7 +164,7 @@ function InviteForm({ onCreated }: { onCreated: () => void }) {
   }
 
   return (
-    <form onSubmit={(e) => onSubmit(e).catch(() => {})} className="card flex flex-wrap items-end gap-3" aria-label="Invite a member">
+    <form method="post" onSubmit={(e) => onSubmit(e).catch(() => {})} className="card flex flex-wrap items-end gap-3" aria-label="Invite a member">
       <div>
         <label htmlFor="invite-role" className="field-label">Role</label>
         <select id="invite-role" name="role" defaultValue="developer" className="field-input">

@@ -51,7 +51,7 @@ function PolicySection({ editable }: { editable: boolean }) {
       <p className="mb-4 text-sm text-gray-600">A request needs approval when any rule matches.</p>
       {!editable ? <div className="mb-4"><Notice>Only admins can change the policy (needs “team.update”).</Notice></div> : null}
       {policy.isPending ? <Loading /> : policy.error ? <ErrorBox message={errorMessage(policy.error)} onRetry={() => policy.refetch()} /> : (
-        <form onSubmit={onSubmit} aria-label="Approval policy" className="space-y-4" key={JSON.stringify(policy.data)}>
+        <form method="post" onSubmit={onSubmit} aria-label="Approval policy" className="space-y-4" key={JSON.stringify(policy.data)}>
           <fieldset disabled={!editable} className="space-y-4">
             <fieldset>
               <legend className="field-label">Requests by these roles need approval</legend>
@@ -136,7 +136,7 @@ function BudgetsSection({ editable }: { editable: boolean }) {
       )}
       {del.error ? <p role="alert" className="field-error">{errorMessage(del.error)}</p> : null}
       {editable ? (
-        <form onSubmit={onSubmit} className="mt-4 grid gap-3 sm:grid-cols-3" aria-label="Set a budget" noValidate>
+        <form method="post" onSubmit={onSubmit} className="mt-4 grid gap-3 sm:grid-cols-3" aria-label="Set a budget" noValidate>
           <Field id="budget-scope" label="Applies to" error={fe.scope}>
             <select id="budget-scope" className="field-input" value={scope} onChange={(e) => setScope(e.target.value as typeof scope)}>
               <option value="team">The whole team</option>

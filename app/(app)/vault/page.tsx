@@ -2,6 +2,7 @@
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useRef, useState, type FormEvent } from "react";
+import { useHydrated } from "@/app/_lib/hydrated";
 import { errorMessage, fieldErrors, useTRPC } from "@/app/_lib/trpc";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
 import { Badge, ConfirmButton, Field } from "@/app/_components/controls";
@@ -122,6 +123,7 @@ function TestResultNotice({ outcome, message }: { outcome: TestOutcome; message:
 function AddSecretForm({ kinds, onSaved }: { kinds: Array<{ kind: string; displayName: string; format: string }>; onSaved: () => void }) {
   const trpc = useTRPC();
   const create = useMutation(trpc.vault.create.mutationOptions({ onSuccess: onSaved }));
+  const hydrated = useHydrated();
   const [kind, setKind] = useState("");
   const fe = create.error ? fieldErrors(create.error) : {};
   const format = kinds.find((k) => k.kind === kind)?.format;
@@ -140,7 +142,7 @@ function AddSecretForm({ kinds, onSaved }: { kinds: Array<{ kind: string; displa
   }
 
   return (
-    <form onSubmit={onSubmit} className="card grid gap-3 md:grid-cols-2" aria-label="Add a credential" noValidate>
+    <form method="post" onSubmit={onSubmit} className="card grid gap-3 md:grid-cols-2" aria-label="Add a credential" noValidate>
       <h2 className="text-sm font-semibold text-gray-900 md:col-span-2">Add a credential</h2>
       <Field id="secret-kind" label="Kind" error={fe.kind}>
         <select id="secret-kind" name="kind" className="field-input" required value={kind} onChange={(e) => setKind(e.target.value)}>
@@ -167,7 +169,7 @@ function AddSecretForm({ kinds, onSaved }: { kinds: Array<{ kind: string; displa
       {create.error && !Object.keys(fe).length ? <p role="alert" className="field-error md:col-span-2">{errorMessage(create.error)}</p> : null}
       {create.isSuccess ? <p role="status" className="text-sm text-green-700 md:col-span-2">Saved. The value is encrypted and will not be shown again.</p> : null}
       <div className="md:col-span-2">
-        <button type="submit" className="btn-primary" disabled={create.isPending}>{create.isPending ? "Saving…" : "Save credential"}</button>
+        <button type="submit" className="btn-primary" disabled={!hydrated || create.isPending}>{create.isPending ? "Saving…" : "Save credential"}</button>
       </div>
     </form>
   );
@@ -183,6 +185,7 @@ function RotateForm({ secretId, label, onDone }: { secretId: string; label: stri
   useEffect(() => input.current?.focus(), []);
   return (
     <form
+      method="post"
       className="mt-3 flex flex-wrap items-end gap-2"
       aria-label={`Rotate ${label}`}
       onSubmit={(e) => {

@@ -3,6 +3,7 @@
 import Link from "next/link";
 import { signIn } from "next-auth/react";
 import { useState, type FormEvent } from "react";
+import { useHydrated } from "@/app/_lib/hydrated";
 
 const MESSAGES: Record<string, string> = {
   CredentialsSignin: "Email or password is incorrect.",
@@ -13,6 +14,7 @@ const MESSAGES: Record<string, string> = {
 export function SignInForm({ callbackUrl, oauth, initialError }: { callbackUrl: string; oauth: Array<{ id: string; name: string }>; initialError?: string }) {
   const [error, setError] = useState<string | null>(initialError ? (MESSAGES[initialError] ?? "Sign-in failed. Try again.") : null);
   const [pending, setPending] = useState(false);
+  const hydrated = useHydrated();
 
   async function onSubmit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -31,7 +33,7 @@ export function SignInForm({ callbackUrl, oauth, initialError }: { callbackUrl: 
   return (
     <>
       <h1 className="mb-4 text-lg font-semibold">Sign in</h1>
-      <form onSubmit={onSubmit} className="space-y-4" noValidate>
+      <form method="post" onSubmit={onSubmit} className="space-y-4" noValidate>
         <div>
           <label htmlFor="email" className="field-label">Email</label>
           <input id="email" name="email" type="email" autoComplete="email" required className="field-input" />
@@ -41,7 +43,7 @@ export function SignInForm({ callbackUrl, oauth, initialError }: { callbackUrl: 
           <input id="password" name="password" type="password" autoComplete="current-password" required className="field-input" />
         </div>
         {error ? <p role="alert" className="field-error">{error}</p> : null}
-        <button type="submit" className="btn-primary w-full" disabled={pending}>{pending ? "Signing in…" : "Sign in"}</button>
+        <button type="submit" className="btn-primary w-full" disabled={!hydrated || pending}>{pending ? "Signing in…" : "Sign in"}</button>
       </form>
       {oauth.length ? (
         <div className="mt-4 space-y-2 border-t pt-4">

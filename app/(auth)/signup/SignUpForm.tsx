@@ -4,12 +4,14 @@ import Link from "next/link";
 import { signIn } from "next-auth/react";
 import { useMutation } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
+import { useHydrated } from "@/app/_lib/hydrated";
 import { errorMessage, fieldErrors, useTRPC } from "@/app/_lib/trpc";
 
 export function SignUpForm({ callbackUrl }: { callbackUrl: string }) {
   const trpc = useTRPC();
   const signUp = useMutation(trpc.auth.signUp.mutationOptions());
   const [error, setError] = useState<string | null>(null);
+  const hydrated = useHydrated();
   const fe = signUp.error ? fieldErrors(signUp.error) : {};
 
   async function onSubmit(e: FormEvent<HTMLFormElement>) {
@@ -34,7 +36,7 @@ export function SignUpForm({ callbackUrl }: { callbackUrl: string }) {
   return (
     <>
       <h1 className="mb-4 text-lg font-semibold">Create your account</h1>
-      <form onSubmit={onSubmit} className="space-y-4" noValidate>
+      <form method="post" onSubmit={onSubmit} className="space-y-4" noValidate>
         <div>
           <label htmlFor="name" className="field-label">Name</label>
           <input id="name" name="name" autoComplete="name" required className="field-input" aria-invalid={!!fe.name} />
@@ -52,7 +54,7 @@ export function SignUpForm({ callbackUrl }: { callbackUrl: string }) {
           {fe.password ? <p className="field-error">{fe.password}</p> : null}
         </div>
         {error ? <p role="alert" className="field-error">{error}</p> : null}
-        <button type="submit" className="btn-primary w-full" disabled={signUp.isPending}>{signUp.isPending ? "Creating…" : "Create account"}</button>
+        <button type="submit" className="btn-primary w-full" disabled={!hydrated || signUp.isPending}>{signUp.isPending ? "Creating…" : "Create account"}</button>
       </form>
       <p className="mt-4 text-center text-sm text-gray-600">
         Already have an account? <Link className="font-medium text-blue-600 hover:underline" href={`/signin?callbackUrl=${encodeURIComponent(callbackUrl)}`}>Sign in</Link>

@@ -249,7 +249,7 @@ export default function NewDeploymentPage() {
   return (
     <>
       <PageHeader title="New deployment" description="One OpenAI-compatible endpoint: serverless GPUs answer while spot GPUs boot or after a preemption, spot serves at steady state." />
-      <form onSubmit={onSubmit} noValidate aria-label="New deployment" className="grid gap-6 xl:grid-cols-[minmax(0,1fr)_26rem]">
+      <form method="post" onSubmit={onSubmit} noValidate aria-label="New deployment" className="grid gap-6 xl:grid-cols-[minmax(0,1fr)_26rem]">
         <div className="space-y-6">
           <Section title="Model">
             <div className="grid gap-4 md:grid-cols-3">

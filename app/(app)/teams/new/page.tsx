@@ -29,7 +29,7 @@ export default function NewTeamPage() {
   return (
     <div className="max-w-md">
       <PageHeader title="Create a team" description="You become its admin. Invite others from the Members page." />
-      <form onSubmit={onSubmit} className="card space-y-4" noValidate>
+      <form method="post" onSubmit={onSubmit} className="card space-y-4" noValidate>
         <div>
           <label htmlFor="team-name" className="field-label">Team name</label>
           <input id="team-name" name="name" required className="field-input" aria-invalid={!!fe.name} />
