@@ -364,31 +364,39 @@ export async function destroyComponents(deploymentId: string, stepPrefix = "dest
       continue;
     }
     await setComponent(deploymentId, c.kind, { status: "destroying" });
-    try {
-      await checkpoint(step);
-      const provider = getProvider(c.provider);
-      const ref = refOf(c);
-      await withCredentials(d.teamId, c.provider, "destroy", async (creds) => {
-        await provider.destroy(ref, creds);
-        await provider.cleanupStorage(ref, creds);
-      });
-    } catch (err) {
-      await setComponent(deploymentId, c.kind, { lastError: errorMessage(err).slice(0, 2000) });
-      await appendTimeline(deploymentId, step, "retrying", errorMessage(err));
-      // Teardown must finish: every error retries (a permanent one ends in a failed run and an alert).
-      throw err instanceof ProviderError && !err.retryable ? new Error(err.message, { cause: err }) : err;
-    }
-    await db.$transaction(async (tx) => {
-      await tx.deploymentComponent.update({
-        where: { deploymentId_kind: { deploymentId, kind: c.kind } },
-        data: { status: "destroyed", replicasReady: 0, upstreamHeadersCipher: Prisma.DbNull, upstreamHeadersAt: null },
-      });
-      await bumpRouterConfigVersion(tx);
-    });
+    await removeComponent(d.teamId, deploymentId, c.kind, c.provider, refOf(c), step);
     await appendTimeline(deploymentId, step, "ok", `${c.provider} resources removed`);
     destroyed.push(c.kind);
   }
   return { destroyed };
+}
+
+/**
+ * Removes one component's provider resources (service, then storage), then records it destroyed and tells the
+ * routers. With `step`, the step's checkpoint runs first and a failure is written to the timeline as retrying.
+ */
+async function removeComponent(teamId: string, deploymentId: string, kind: ComponentKind, providerName: string, ref: ResourceRef, step: string | null): Promise<void> {
+  try {
+    if (step) await checkpoint(step);
+    const provider = getProvider(providerName);
+    await withCredentials(teamId, providerName, "destroy", async (creds) => {
+      await provider.destroy(ref, creds);
+      await provider.cleanupStorage(ref, creds);
+    });
+  } catch (err) {
+    await setComponent(deploymentId, kind, { lastError: errorMessage(err).slice(0, 2000) });
+    if (step) await appendTimeline(deploymentId, step, "retrying", errorMessage(err));
+    // Teardown must finish: every error retries (a permanent one ends in a failed run and an alert, or, for a
+    // relaunch that lost to a destroy, in reconcile's orphan sweep).
+    throw err instanceof ProviderError && !err.retryable ? new Error(err.message, { cause: err }) : err;
+  }
+  await db.$transaction(async (tx) => {
+    await tx.deploymentComponent.update({
+      where: { deploymentId_kind: { deploymentId, kind } },
+      data: { status: "destroyed", replicasReady: 0, upstreamHeadersCipher: Prisma.DbNull, upstreamHeadersAt: null },
+    });
+    await bumpRouterConfigVersion(tx);
+  });
 }
 
 /**
@@ -512,23 +520,7 @@ export async function relaunchComponent(deploymentId: string, kind: "serverless"
   });
   if (!kept) {
     const ref: ResourceRef = { resourceName: plan.resourceName, region: plan.region, externalIds: created.externalIds };
-    try {
-      await withCredentials(d.teamId, plan.provider, "destroy", async (creds) => {
-        await provider.destroy(ref, creds);
-        await provider.cleanupStorage(ref, creds);
-      });
-    } catch (err) {
-      await setComponent(deploymentId, kind, { lastError: errorMessage(err).slice(0, 2000) });
-      // Teardown must finish: every error retries; if the step gives up, reconcile's orphan sweep takes over.
-      throw err instanceof ProviderError && !err.retryable ? new Error(err.message, { cause: err }) : err;
-    }
-    await db.$transaction(async (tx) => {
-      await tx.deploymentComponent.update({
-        where: { deploymentId_kind: { deploymentId, kind } },
-        data: { status: "destroyed", replicasReady: 0, upstreamHeadersCipher: Prisma.DbNull, upstreamHeadersAt: null },
-      });
-      await bumpRouterConfigVersion(tx);
-    });
+    await removeComponent(d.teamId, deploymentId, kind, plan.provider, ref, null);
     await appendTimeline(deploymentId, `relaunch-${kind}`, "ok", `${kind} replacement removed again: the deployment was destroyed meanwhile`);
     return;
   }
