@@ -27,6 +27,11 @@ export const errors = {
     status: 401, type: "invalid_request_error", code: "invalid_api_key",
     message: "Incorrect, revoked or expired API key.",
   }),
+  /** An operator endpoint (/metrics, /_tuna/backends) without its bearer token. */
+  wrongToken: (): RouterErrorSpec => ({
+    status: 401, type: "invalid_request_error", code: "invalid_token",
+    message: "This endpoint needs the operator's bearer token (Authorization: Bearer ...).",
+  }),
   modelNotFound: (model: string): RouterErrorSpec => ({
     status: 404, type: "invalid_request_error", code: "model_not_found", param: "model",
     message: `The model \`${model}\` does not exist or you do not have access to it.`,

@@ -40,6 +40,7 @@ try {
     controlPlaneUrl: env.TUNA_CONTROL_PLANE_URL,
     routerToken: env.TUNA_ROUTER_TOKEN,
     adminToken: env.TUNA_ROUTER_ADMIN_TOKEN,
+    metricsToken: env.TUNA_METRICS_TOKEN,
     redisUrl: args.redis ?? env.REDIS_URL,
     rateLimitFailMode: failMode,
     maxInflight: intOption(args, "max-inflight", { env: "TUNA_MAX_INFLIGHT", min: 1 }),

@@ -35,6 +35,8 @@ export interface RouterOptions {
   routerToken?: string;
   /** Token for POST /_tuna/backends (replica reports, preemption notices); defaults to routerToken. */
   adminToken?: string;
+  /** When set, GET /metrics requires `Authorization: Bearer <metricsToken>`; unset, it is open (warned at start). */
+  metricsToken?: string;
   redisUrl?: string;
   rateLimitFailMode?: "open" | "closed";
   /** How long startup waits for the first Redis connection. */
@@ -99,6 +101,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
   const shutdownTimeoutMs = opts.shutdownTimeoutMs ?? 30_000;
   const defaultReserve = opts.defaultReserveTokens ?? 256;
   const adminToken = opts.adminToken ?? opts.routerToken;
+  const metricsToken = opts.metricsToken || undefined;
   const usage = new UsageAggregator();
   const logDebug = logger.isLevelEnabled("debug");
   let reqSeq = 0;
@@ -543,7 +546,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
 
   async function handleAdmin(req: IncomingMessage | FastRequest, res: RouterResponse) {
     const ctx: Ctx = { start: 0, deploymentId: "", backendId: "", status: 200 };
-    if (!adminToken || !sameSecret(req.headers.authorization ?? "", `Bearer ${adminToken}`)) return fail(res, ctx, errors.invalidKey());
+    if (!adminToken || !sameSecret(req.headers.authorization ?? "", `Bearer ${adminToken}`)) return fail(res, ctx, errors.wrongToken());
     const raw = req instanceof FastRequest ? (req.body.length > 64 * 1024 ? "too_large" : req.body) : await readBody(req, 64 * 1024);
     if (typeof raw === "string") return fail(res, ctx, errors.badRequest("body too large"));
     let body: { deploymentId?: unknown; backendId?: unknown; replicas?: unknown; draining?: unknown };
@@ -598,6 +601,10 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
         return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", configVersion: store.current?.version ?? null });
       }
       if (path === "/metrics" && req.method === "GET") {
+        if (metricsToken && !sameSecret(req.headers.authorization ?? "", `Bearer ${metricsToken}`)) {
+          if (!(req instanceof FastRequest)) req.resume();
+          return sendError(res, errors.wrongToken());
+        }
         const text = metrics.render();
         res.writeHead(200, { "content-type": "text/plain; version=0.0.4", "content-length": Buffer.byteLength(text) });
         return res.end(text);
@@ -643,6 +650,8 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
   });
   const port = (server.address() as AddressInfo).port;
   logger.info({ port, routerId, redis: Boolean(opts.redisUrl), version: store.current?.version }, "router listening");
+  const listensOnLoopback = /^(127\.|::1$|localhost$)/.test(opts.host ?? "127.0.0.1");
+  if (!metricsToken && !listensOnLoopback) logger.warn("GET /metrics needs no token (per-deployment traffic is readable by anyone who reaches this port): set TUNA_METRICS_TOKEN");
 
   let closing: Promise<void> | undefined;
   const close = () => {

@@ -240,4 +240,24 @@ describe("OpenAI surface and auth", () => {
     assert.match(m.body, /tuna_router_ttft_seconds_bucket/);
     assert.ok(!m.body.includes("upstream-secret"));
   });
+
+  test("with a metrics token, /metrics answers only to it; health probes stay open", async () => {
+    const r2 = await startRouter({ config: snapshot([deployment({ svlUrl: sim.url })]), logLevel: "silent", metricsToken: "m-tok", stateDir: `/tmp/tuna-rt-api3-${process.pid}` });
+    try {
+      const refused: Record<string, string>[] = [{}, { authorization: "Bearer wrong" }, { authorization: `Bearer ${KEY}` }, { authorization: "m-tok" }];
+      for (const headers of refused) {
+        const denied = await request(`${r2.url}/metrics`, { headers });
+        assert.equal(denied.status, 401);
+        assert.equal(denied.json().error.code, "invalid_token");
+        assert.ok(!denied.body.includes("tuna_router_"), "no metric in a refusal");
+      }
+      const ok = await request(`${r2.url}/metrics`, { headers: { authorization: "Bearer m-tok" } });
+      assert.equal(ok.status, 200);
+      assert.match(ok.body, /tuna_router_config_version 1/);
+      assert.equal((await request(`${r2.url}/healthz`)).status, 200);
+      assert.equal((await request(`${r2.url}/readyz`)).status, 200);
+    } finally {
+      await r2.close();
+    }
+  });
 });
