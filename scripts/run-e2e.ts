@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { freePort, startTestDatabase } from "./test-db";
+import { stopAllSimulators } from "../server/providers/local/process";
 import { withDatabase } from "../server/db/embedded";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -95,6 +96,8 @@ try {
       /* already gone */
     }
   }
+  const leftover = await stopAllSimulators(path.join(dataDir, "local-provider"));
+  if (leftover) log(`stopped ${leftover} local-provider simulator(s) the run left running`);
   await new Promise((r) => setTimeout(r, 500));
   await dbServer.stop();
   rmSync(dataDir, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { startTestDatabase } from "./test-db";
+import { stopAllSimulators } from "../server/providers/local/process";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const SKIP = new Set(["node_modules", ".next", ".tuna", ".git", "e2e", "test-results", "playwright-report"]);
@@ -57,6 +58,8 @@ try {
   );
   code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? 1)));
 } finally {
+  const leftover = await stopAllSimulators(path.join(dataDir, "local-provider"));
+  if (leftover) log(`stopped ${leftover} local-provider simulator(s) the run left running`);
   await dbServer.stop();
   rmSync(dataDir, { recursive: true, force: true });
 }

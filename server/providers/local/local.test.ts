@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { makeTestSpec } from "../base/testing";
 import { type Component, type Provider, type ResourceRef, refFromPlan } from "../base/types";
 import { createLocalProvider, localServerless, localSpot, preemptLocal, waitForLocalReady } from "./index";
-import { readState, simulatorPath, stateDir } from "./process";
+import { readState, simulatorPath, stateDir, stopAllSimulators } from "./process";
 
 // Each test run gets its own state dir, so nothing leaks between runs or into the repo's .tuna/.
 const dir = mkdtempSync(path.join(os.tmpdir(), "tuna-local-provider-"));
@@ -196,6 +196,25 @@ describe("local provider: real simulator processes", { skip: simMissing }, () =>
     await fast.destroy(ref, {});
     await fast.cleanupStorage(ref, {});
     assert.equal(readState(c.externalIds.stateFile), undefined);
+  });
+
+  test("stopAllSimulators stops what a state folder records as running, and nothing else", async () => {
+    const a = track(await fast.deploy(fast.plan(makeTestSpec({ name: "tuna-e2e-sweep-a" })), {}));
+    const b = track(await spot.deploy(spot.plan(makeTestSpec({ name: "tuna-e2e-sweep-b" })), {}));
+    // A state file whose pid is alive but is not a simulator of that resource (here: this test process).
+    const foreign = path.join(dir, "not-ours.json");
+    writeFileSync(foreign, JSON.stringify({ ...readState(a.externalIds.stateFile), resourceName: "not-ours", pid: process.pid }));
+    writeFileSync(path.join(dir, "garbage.json"), "{ not json");
+    try {
+      assert.equal(await stopAllSimulators(dir), 2);
+      assert.equal(alive(Number(a.externalIds.pid)), false);
+      assert.equal(alive(Number(b.externalIds.pid)), false);
+      assert.equal(await stopAllSimulators(dir), 0, "a second sweep finds nothing running");
+      assert.equal(await stopAllSimulators(path.join(dir, "no-such-folder")), 0);
+    } finally {
+      rmSync(foreign, { force: true });
+      rmSync(path.join(dir, "garbage.json"), { force: true });
+    }
   });
 
   test("deploy fails with the simulator's own error when it cannot start", async () => {

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
@@ -120,6 +120,34 @@ export async function killProcessGroup(pid: number, resourceName: string, graceM
   signal("SIGKILL");
   const hard = Date.now() + 2000;
   while (Date.now() < hard && isOurProcessAlive(pid, resourceName)) await sleep(50);
+}
+
+/**
+ * Stops every simulator recorded in `dir` (a local-provider state folder) that still runs, and returns how many
+ * it stopped. For test runners that throw their data folder away: what they started must not outlive them.
+ */
+export async function stopAllSimulators(dir: string = stateDir()): Promise<number> {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith(".json"));
+  } catch {
+    return 0;
+  }
+  let stopped = 0;
+  await Promise.all(
+    names.map(async (n) => {
+      let s: LocalState | undefined;
+      try {
+        s = readState(path.join(dir, n));
+      } catch {
+        return; // not a state file we can read: nothing of ours to stop
+      }
+      if (!s || !isOurProcessAlive(s.pid, s.resourceName)) return;
+      await killProcessGroup(s.pid, s.resourceName, 1000);
+      stopped++;
+    }),
+  );
+  return stopped;
 }
 
 export interface SpawnedSimulator {
