@@ -12,7 +12,12 @@ interface TeamInfo {
   role: string;
 }
 
-const TeamContext = createContext<{ teamId: string | null; role: string | null; permissions: string[] }>({ teamId: null, role: null, permissions: [] });
+const TeamContext = createContext<{ teamId: string | null; teamName: string | null; role: string | null; permissions: string[] }>({
+  teamId: null,
+  teamName: null,
+  role: null,
+  permissions: [],
+});
 
 /** The current team and what the caller's role may do there (UI hints only; the server enforces). */
 export function useTeam() {
@@ -59,7 +64,7 @@ export function AppShell(props: {
   }
 
   return (
-    <TeamContext.Provider value={{ teamId: current?.id ?? null, role: current?.role ?? null, permissions: props.permissions }}>
+    <TeamContext.Provider value={{ teamId: current?.id ?? null, teamName: current?.name ?? null, role: current?.role ?? null, permissions: props.permissions }}>
       <div className="min-h-screen">
         <header className="border-b bg-white">
           <div className="mx-auto flex max-w-7xl flex-wrap items-center gap-4 px-4 py-3">

@@ -133,7 +133,8 @@ export function ConfirmButton(props: {
       >
         {props.label}
       </button>
-      <dialog ref={ref} aria-labelledby={titleId} onClose={() => setOpen(false)} className="w-full max-w-md rounded-lg p-0 shadow-xl backdrop:bg-gray-900/40">
+      {/* The dialog sits where its button is, e.g. in a nowrap or right-aligned table cell: don't inherit that. */}
+      <dialog ref={ref} aria-labelledby={titleId} onClose={() => setOpen(false)} className="w-full max-w-md whitespace-normal text-left rounded-lg p-0 shadow-xl backdrop:bg-gray-900/40">
         {open ? (
           <form
             method="dialog"
@@ -146,8 +147,9 @@ export function ConfirmButton(props: {
               props.onConfirm();
             }}
           >
-            <h2 id={titleId} className="text-base font-semibold text-gray-900">{props.title}</h2>
-            <div className="text-sm text-gray-700">{props.message}</div>
+            {/* Titles name things (an email, a slug) that may be one long word: break it rather than clip it. */}
+            <h2 id={titleId} className="text-base font-semibold text-gray-900 [overflow-wrap:anywhere]">{props.title}</h2>
+            <div className="text-sm text-gray-700 [overflow-wrap:anywhere]">{props.message}</div>
             {props.typeToConfirm ? (
               <div>
                 <label htmlFor={inputId} className="field-label">Type <code>{props.typeToConfirm}</code> to confirm</label>

@@ -1,5 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { TRPCError } from "@trpc/server";
+import { z, ZodError } from "zod";
 import { useTestDatabase } from "../test/db";
 import { callerFor, makeRoleFixture, makeUser, outcomeCode } from "../test/fixtures";
 import { db } from "../db";
@@ -17,6 +19,29 @@ describe("teams", () => {
     assert.deepEqual(teams.map((t) => [t.name, t.role]), [["Platform", "admin"]]);
     const log = await callerFor(u, team.id).audit.list({});
     assert.deepEqual(log.items.map((i) => i.action), ["team.create"]);
+  });
+
+  test("rename: admins only, trimmed, audited from → to; a short name is a field error in the create-team words", async () => {
+    const f = await makeRoleFixture("Before");
+    const admin = callerFor(f.admin, f.team.id);
+    assert.deepEqual(await admin.team.rename({ name: "  After  " }), { id: f.team.id, name: "After" });
+    assert.equal((await callerFor(f.viewer, f.team.id).team.get()).name, "After");
+    assert.deepEqual((await callerFor(f.viewer).me.teams()).map((t) => t.name), ["After"]);
+    const entry = (await admin.audit.list({ action: "team.rename" })).items[0];
+    assert.deepEqual(entry?.metadata, { from: "Before", to: "After" });
+
+    for (const who of [f.developer, f.viewer]) {
+      assert.equal(await code(callerFor(who, f.team.id).team.rename({ name: "Mine now" })), "FORBIDDEN");
+    }
+    for (const name of ["", " x "]) {
+      await assert.rejects(admin.team.rename({ name }), (e: unknown) => {
+        assert.ok(e instanceof TRPCError && e.code === "BAD_REQUEST", String(e));
+        assert.ok(e.cause instanceof ZodError);
+        assert.deepEqual(z.flattenError(e.cause).fieldErrors, { name: ["Use at least 2 characters"] });
+        return true;
+      });
+    }
+    assert.equal((await db.team.findUniqueOrThrow({ where: { id: f.team.id } })).name, "After");
   });
 
   test("invite by link: single use, role applied, both actions audited", async () => {

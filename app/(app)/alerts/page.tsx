@@ -3,6 +3,7 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { errorMessage, fieldErrors, useTRPC } from "@/app/_lib/trpc";
+import { useHydrated } from "@/app/_lib/hydrated";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
 import { Badge, ConfirmButton, Field, StatusBadge } from "@/app/_components/controls";
 import { formatDate, relativeTime } from "@/app/_components/format";
@@ -66,6 +67,7 @@ function EventCheckboxes({ events, selected, idPrefix }: { events: Array<{ type:
 function ChannelForm({ events, onSaved }: { events: Array<{ type: string; label: string }>; onSaved: () => void }) {
   const trpc = useTRPC();
   const create = useMutation(trpc.alerts.create.mutationOptions({ onSuccess: onSaved }));
+  const hydrated = useHydrated();
   const fe = create.error ? fieldErrors(create.error) : {};
   async function onSubmit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -101,7 +103,7 @@ function ChannelForm({ events, onSaved }: { events: Array<{ type: string; label:
       <div className="md:col-span-3"><EventCheckboxes events={events} selected={events.map((e) => e.type)} idPrefix="new-event" /></div>
       {fe.events ? <p role="alert" className="field-error md:col-span-3">{fe.events}</p> : null}
       {create.error && !Object.keys(fe).length ? <p role="alert" className="field-error md:col-span-3">{errorMessage(create.error)}</p> : null}
-      <div className="md:col-span-3"><button type="submit" className="btn-primary" disabled={create.isPending}>{create.isPending ? "Saving…" : "Add channel"}</button></div>
+      <div className="md:col-span-3"><button type="submit" className="btn-primary" disabled={!hydrated || create.isPending}>{create.isPending ? "Saving…" : "Add channel"}</button></div>
     </form>
   );
 }

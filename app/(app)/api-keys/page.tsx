@@ -3,6 +3,7 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Fragment, useRef, useState, type FormEvent } from "react";
 import { errorMessage, fieldErrors, useTRPC } from "@/app/_lib/trpc";
+import { useHydrated } from "@/app/_lib/hydrated";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
 import { ConfirmButton, CopyButton, Field, StatusBadge } from "@/app/_components/controls";
 import { formatDate, relativeTime } from "@/app/_components/format";
@@ -107,6 +108,7 @@ function CreateKeyForm({ deployments, onCreated }: { deployments: Array<{ id: st
   // double click, and a second key would be a live credential whose secret nobody ever saw.
   const submitting = useRef(false);
   const [expiryError, setExpiryError] = useState<string | null>(null);
+  const hydrated = useHydrated();
   const fe = create.error ? fieldErrors(create.error) : {};
 
   async function onSubmit(e: FormEvent<HTMLFormElement>) {
@@ -186,7 +188,7 @@ function CreateKeyForm({ deployments, onCreated }: { deployments: Array<{ id: st
           {fe.deployments ? <p className="field-error" role="alert">{fe.deployments}</p> : null}
         </fieldset>
         {create.error && !Object.keys(fe).length ? <p role="alert" className="field-error md:col-span-3">{errorMessage(create.error)}</p> : null}
-        <div className="md:col-span-3"><button type="submit" className="btn-primary" disabled={create.isPending}>{create.isPending ? "Creating…" : "Create key"}</button></div>
+        <div className="md:col-span-3"><button type="submit" className="btn-primary" disabled={!hydrated || create.isPending}>{create.isPending ? "Creating…" : "Create key"}</button></div>
       </form>
     </div>
   );

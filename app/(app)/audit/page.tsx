@@ -4,6 +4,7 @@ import { useInfiniteQuery, useMutation, useQuery } from "@tanstack/react-query";
 import type { ColumnDef } from "@tanstack/react-table";
 import { useState, type FormEvent } from "react";
 import { errorMessage, useTRPC } from "@/app/_lib/trpc";
+import { useHydrated } from "@/app/_lib/hydrated";
 import { DataTable } from "@/app/_components/DataTable";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
 import { Field } from "@/app/_components/controls";
@@ -59,6 +60,7 @@ function AuditLog() {
     trpc.audit.list.infiniteQueryOptions({ ...filters, limit: 50 }, { getNextPageParam: (last) => last.nextCursor ?? undefined }),
   );
   const verify = useMutation(trpc.audit.verify.mutationOptions());
+  const hydrated = useHydrated();
 
   function onFilter(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -111,7 +113,7 @@ function AuditLog() {
         <Field id="f-to" label="To" error={toError ?? undefined}>
           <input id="f-to" name="to" type="date" className="field-input" aria-invalid={!!toError} aria-describedby={toError ? "f-to-error" : undefined} onChange={() => setToError(null)} />
         </Field>
-        <div className="flex items-end"><button type="submit" className="btn-primary w-full">Apply filters</button></div>
+        <div className="flex items-end"><button type="submit" className="btn-primary w-full" disabled={!hydrated}>Apply filters</button></div>
       </form>
       {log.isPending ? <Loading /> : log.error ? <ErrorBox message={errorMessage(log.error)} onRetry={() => log.refetch()} /> : rows.length === 0 ? (
         <Empty title="No audit entries match these filters" />

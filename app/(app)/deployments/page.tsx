@@ -4,6 +4,7 @@ import Link from "next/link";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { errorMessage, useTRPC } from "@/app/_lib/trpc";
+import { useHydrated } from "@/app/_lib/hydrated";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
 import { ConfirmButton, DisabledWithReason, StatusBadge } from "@/app/_components/controls";
 import { formatDate, formatUsd } from "@/app/_components/format";
@@ -49,6 +50,7 @@ export default function DeploymentsPage() {
   const catalog = useQuery(trpc.catalog.table.queryOptions());
   const [actionError, setActionError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
+  const hydrated = useHydrated();
   const refresh = () => qc.invalidateQueries({ queryKey: trpc.deployments.list.queryKey() });
   const destroy = useMutation(trpc.deployments.destroy.mutationOptions({ onSuccess: refresh, onError: (e) => setActionError(errorMessage(e)) }));
   const destroyAll = useMutation(
@@ -132,7 +134,7 @@ export default function DeploymentsPage() {
             {SORTS.map((s) => <option key={s.value} value={s.value}>{s.label}</option>)}
           </select>
         </div>
-        <div className="flex items-end"><button type="submit" className="btn-primary w-full">Apply filters</button></div>
+        <div className="flex items-end"><button type="submit" className="btn-primary w-full" disabled={!hydrated}>Apply filters</button></div>
       </form>
       {list.isPending ? <Loading /> : list.error ? <ErrorBox message={errorMessage(list.error)} onRetry={() => list.refetch()} /> : list.data.items.length === 0 ? (
         <Empty title={page === 0 && !Object.values(filters).some(Boolean) ? "No deployments yet" : "No deployments match these filters"}>

@@ -4,6 +4,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import type { ColumnDef } from "@tanstack/react-table";
 import { useMemo, useState, type FormEvent } from "react";
 import { errorMessage, useTRPC } from "@/app/_lib/trpc";
+import { useHydrated } from "@/app/_lib/hydrated";
 import { DataTable } from "@/app/_components/DataTable";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
 import { ConfirmButton } from "@/app/_components/controls";
@@ -21,10 +22,15 @@ interface Member {
   since: Date;
 }
 
+/** "Ada Admin (ada@example.test)", or just the email when the member has no name. */
+function memberLabel(m: Member): string {
+  return m.name ? `${m.name} (${m.email})` : (m.email ?? "this member");
+}
+
 export default function MembersPage() {
   const trpc = useTRPC();
   const qc = useQueryClient();
-  const { can } = useTeam();
+  const { can, teamName } = useTeam();
   const manage = can("member.manage");
   const me = useQuery(trpc.me.get.queryOptions());
   const members = useQuery(trpc.team.members.queryOptions());
@@ -79,13 +85,35 @@ export default function MembersPage() {
         id: "actions",
         cell: ({ row }) =>
           row.original.userId === me.data?.id ? (
-            <button type="button" className="btn-secondary" onClick={() => confirm("Leave this team?") && leave.mutate()}>Leave</button>
+            <ConfirmButton
+              label="Leave"
+              title={`Leave ${teamName ?? "this team"}?`}
+              message="You lose access to its deployments, keys and settings at once. To come back, you need a new invitation."
+              confirmLabel="Leave team"
+              danger
+              className="btn-secondary"
+              onConfirm={() => {
+                setActionError(null);
+                leave.mutate();
+              }}
+            />
           ) : manage ? (
-            <button type="button" className="btn-secondary" onClick={() => confirm(`Remove ${row.original.email}?`) && remove.mutate({ userId: row.original.userId })}>Remove</button>
+            <ConfirmButton
+              label="Remove"
+              className="btn-secondary text-red-700"
+              title={`Remove ${memberLabel(row.original)} from ${teamName ?? "this team"}?`}
+              message="They lose access to the team at once. To come back, they need a new invitation."
+              confirmLabel="Remove member"
+              danger
+              onConfirm={() => {
+                setActionError(null);
+                remove.mutate({ userId: row.original.userId });
+              }}
+            />
           ) : null,
       },
     ],
-    [manage, me.data?.id, changeRole, leave, remove],
+    [manage, me.data?.id, teamName, changeRole, leave, remove],
   );
 
   return (
@@ -154,6 +182,7 @@ function InviteForm({ onCreated }: { onCreated: () => void }) {
   const trpc = useTRPC();
   const invite = useMutation(trpc.team.invite.mutationOptions({ onSuccess: onCreated }));
   const [link, setLink] = useState<string | null>(null);
+  const hydrated = useHydrated();
 
   async function onSubmit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -175,7 +204,7 @@ function InviteForm({ onCreated }: { onCreated: () => void }) {
         <label htmlFor="invite-email" className="field-label">Email (optional, for your records)</label>
         <input id="invite-email" name="email" type="email" className="field-input" />
       </div>
-      <button type="submit" className="btn-primary" disabled={invite.isPending}>{invite.isPending ? "Creating…" : "Create invite link"}</button>
+      <button type="submit" className="btn-primary" disabled={!hydrated || invite.isPending}>{invite.isPending ? "Creating…" : "Create invite link"}</button>
       {invite.error ? <p role="alert" className="field-error w-full">{errorMessage(invite.error)}</p> : null}
       {link ? (
         <div className="w-full rounded-md bg-green-50 p-3 text-sm ring-1 ring-green-200">

@@ -1,10 +1,12 @@
 "use client";
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useRouter } from "next/navigation";
 import { useState, type FormEvent } from "react";
 import { errorMessage, fieldErrors, useTRPC } from "@/app/_lib/trpc";
+import { useHydrated } from "@/app/_lib/hydrated";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
-import { Badge, ConfirmButton, Field } from "@/app/_components/controls";
+import { Badge, ConfirmButton, DisabledWithReason, Field } from "@/app/_components/controls";
 import { formatUsd, usdToMicros } from "@/app/_components/format";
 import { useTeam } from "../AppShell";
 
@@ -14,12 +16,73 @@ export default function SettingsPage() {
   const { can } = useTeam();
   return (
     <>
-      <PageHeader title="Team settings" description="When deployments need an admin’s approval, and how much the team may spend each month." />
+      <PageHeader title="Team settings" description="The team’s name, when deployments need an admin’s approval, and how much the team may spend each month." />
       <div className="grid gap-6 lg:grid-cols-2">
+        <TeamNameSection editable={can("team.update")} />
         <PolicySection editable={can("team.update")} />
         <BudgetsSection editable={can("budget.manage")} />
       </div>
     </>
+  );
+}
+
+function TeamNameSection({ editable }: { editable: boolean }) {
+  const trpc = useTRPC();
+  const qc = useQueryClient();
+  const router = useRouter();
+  const { teamName } = useTeam();
+  const hydrated = useHydrated();
+  const rename = useMutation(
+    trpc.team.rename.mutationOptions({
+      onSuccess: () => {
+        // The team switcher gets its list from the server layout, not from a query: refresh the server
+        // components so it shows the new name; the queries carry the name for the pages that read it.
+        router.refresh();
+        void qc.invalidateQueries({ queryKey: trpc.team.get.queryKey() });
+        void qc.invalidateQueries({ queryKey: trpc.me.teams.queryKey() });
+      },
+    }),
+  );
+  const fe = rename.error ? fieldErrors(rename.error) : {};
+
+  function onSubmit(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    rename.mutate({ name: String(new FormData(e.currentTarget).get("name") ?? "") });
+  }
+
+  return (
+    <section className="card lg:col-span-2" aria-labelledby="team-name-heading">
+      <h2 id="team-name-heading" className="mb-1 text-base font-semibold text-gray-900">Team name</h2>
+      <p className="mb-4 text-sm text-gray-600">Shown in the team switcher and on invitations, to everyone in the team.</p>
+      {editable ? (
+        <form method="post" onSubmit={onSubmit} aria-label="Team name" className="flex flex-wrap items-start gap-3" noValidate key={teamName}>
+          <Field id="team-name" label="Name" error={fe.name} className="min-w-[16rem] flex-1">
+            <input
+              id="team-name"
+              name="name"
+              className="field-input"
+              required
+              maxLength={60}
+              defaultValue={teamName ?? ""}
+              aria-invalid={!!fe.name}
+              aria-describedby={fe.name ? "team-name-error" : undefined}
+              // A notice or an error about the last attempt no longer describes what is being typed.
+              onChange={() => rename.reset()}
+            />
+          </Field>
+          <div className="pt-6">
+            <button type="submit" className="btn-primary" disabled={!hydrated || rename.isPending}>{rename.isPending ? "Saving…" : "Save name"}</button>
+          </div>
+          {rename.error && !Object.keys(fe).length ? <p role="alert" className="field-error w-full">{errorMessage(rename.error)}</p> : null}
+          {rename.isSuccess ? <p role="status" className="w-full text-sm text-green-700">Team renamed to “{rename.data.name}”.</p> : null}
+        </form>
+      ) : (
+        <div className="flex flex-wrap items-center gap-3">
+          <p className="text-sm font-medium text-gray-900" data-testid="team-name">{teamName}</p>
+          <DisabledWithReason label="Rename team" reason="Only admins can rename the team (needs “team.update”)." />
+        </div>
+      )}
+    </section>
   );
 }
 
@@ -101,6 +164,7 @@ function BudgetsSection({ editable }: { editable: boolean }) {
   const set = useMutation(trpc.usage.budgets.set.mutationOptions({ onSuccess: refresh }));
   const del = useMutation(trpc.usage.budgets.delete.mutationOptions({ onSuccess: refresh }));
   const [scope, setScope] = useState<"team" | "deployment" | "apikey">("team");
+  const hydrated = useHydrated();
   const fe = set.error ? fieldErrors(set.error) : {};
 
   function onSubmit(e: FormEvent<HTMLFormElement>) {
@@ -155,7 +219,7 @@ function BudgetsSection({ editable }: { editable: boolean }) {
             <input id="budget-limit" name="limit" type="number" min={0.01} step="0.01" required className="field-input" />
           </Field>
           {set.error && !Object.keys(fe).length ? <p role="alert" className="field-error sm:col-span-3">{errorMessage(set.error)}</p> : null}
-          <div className="sm:col-span-3"><button type="submit" className="btn-primary" disabled={set.isPending}>{set.isPending ? "Saving…" : "Set budget"}</button></div>
+          <div className="sm:col-span-3"><button type="submit" className="btn-primary" disabled={!hydrated || set.isPending}>{set.isPending ? "Saving…" : "Set budget"}</button></div>
         </form>
       ) : (
         <div className="mt-4"><Notice>Only admins can set budgets (needs “budget.manage”).</Notice></div>

@@ -8,6 +8,8 @@ import { authedProcedure, publicProcedure, router, teamProcedure } from "../init
 
 const roleSchema = z.enum(Role);
 const idSchema = z.string().min(1).max(64);
+/** One rule for a team's name, so creating and renaming a team answer with the same words. */
+const teamNameSchema = z.string().trim().min(2, "Use at least 2 characters").max(60);
 
 export const authRouter = router({
   signUp: publicProcedure.input(signUpInput).mutation(async ({ input, ctx }) => {
@@ -20,7 +22,7 @@ export const meRouter = router({
   get: authedProcedure.query(({ ctx }) => ({ id: ctx.user.id, email: ctx.user.email, name: ctx.user.name ?? null })),
   teams: authedProcedure.query(({ ctx }) => teams.listMyTeams(ctx.user.id)),
   createTeam: authedProcedure
-    .input(z.object({ name: z.string().trim().min(2, "Use at least 2 characters").max(60) }))
+    .input(z.object({ name: teamNameSchema }))
     .mutation(({ ctx, input }) => teams.createTeam(ctx.actor, input.name)),
 });
 
@@ -38,7 +40,7 @@ export const teamRouter = router({
     permissions: permissionsOf(ctx.role),
   })),
   rename: teamProcedure("team.update")
-    .input(z.object({ name: z.string().trim().min(2).max(60) }))
+    .input(z.object({ name: teamNameSchema }))
     .mutation(({ ctx, input }) => teams.renameTeam(ctx.teamId, ctx.actor, input.name)),
   members: teamProcedure("team.read").query(({ ctx }) => teams.listMembers(ctx.teamId)),
   permissionTable: teamProcedure("team.read").query(() =>
