@@ -4,7 +4,7 @@ import Link from "next/link";
 import { useQuery } from "@tanstack/react-query";
 import { Card, Metric, Text } from "@tremor/react";
 import { errorMessage, useTRPC } from "@/app/_lib/trpc";
-import { Empty, ErrorBox, Loading, PageHeader } from "@/app/_components/ui";
+import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
 import { StatusBadge } from "@/app/_components/controls";
 import { formatDate, formatUsd } from "@/app/_components/format";
 import { BudgetBlockedBanner } from "./BudgetBlockedBanner";
@@ -21,16 +21,29 @@ export default function OverviewPage() {
     <>
       <PageHeader title={team.data.name} description={`You are ${team.data.role} of this team.`} />
       {overview.data ? <BudgetBlockedBanner blocks={overview.data.budgetBlocks} /> : null}
+      {overview.data && overview.data.unpricedDeployments.length > 0 ? (
+        <div className="mb-4">
+          <Notice tone="warning">
+            <span data-testid="unpriced-notice">
+              {overview.data.unpricedDeployments.length === 1 ? "One deployment has" : `${overview.data.unpricedDeployments.length} deployments have`} no known price
+              for its GPU, so this month's spend and budgets count {overview.data.unpricedDeployments.length === 1 ? "it" : "them"} as $0:{" "}
+              {overview.data.unpricedDeployments.map((d, i) => (
+                <span key={d.id}>
+                  {i > 0 ? ", " : ""}
+                  <Link className="underline" href={`/deployments/${d.id}`}>{d.slug}</Link>
+                </span>
+              ))}
+              .
+            </span>
+          </Notice>
+        </div>
+      ) : null}
       <div className="grid gap-4 sm:grid-cols-2 lg:grid-cols-4">
         <Card>
           <Text>Spend this month</Text>
           <Metric data-testid="spend-month">{overview.data ? formatUsd(overview.data.spendMicros) : "–"}</Metric>
         </Card>
-        <Card>
-          <Text>Saved vs all-serverless</Text>
-          <Metric>{overview.data?.savings?.vsServerless != null ? formatUsd(overview.data.savings.vsServerless) : "–"}</Metric>
-          {overview.data?.savings?.vsServerlessPct != null ? <Text>{overview.data.savings.vsServerlessPct}% less</Text> : null}
-        </Card>
+        <SavingsCard saving={overview.data?.savings?.vsServerless ?? null} pct={overview.data?.savings?.vsServerlessPct ?? null} />
         <Card>
           <Text>Requests this month</Text>
           <Metric>{overview.data ? overview.data.requests.toLocaleString() : "–"}</Metric>
@@ -70,5 +83,25 @@ export default function OverviewPage() {
         </ul>
       </div>
     </>
+  );
+}
+
+/** Savings against all-serverless; a negative saving (spot kept warm for little traffic) is said plainly, as on a deployment's page. */
+function SavingsCard({ saving, pct }: { saving: number | null; pct: number | null }) {
+  if (saving !== null && saving < 0) {
+    return (
+      <Card>
+        <Text>More than all-serverless</Text>
+        <Metric data-testid="savings-month">{formatUsd(-saving)}</Metric>
+        {pct !== null ? <Text>{-pct}% more</Text> : null}
+      </Card>
+    );
+  }
+  return (
+    <Card>
+      <Text>Saved vs all-serverless</Text>
+      <Metric data-testid="savings-month">{saving !== null ? formatUsd(saving) : "–"}</Metric>
+      {pct !== null ? <Text>{pct}% less</Text> : null}
+    </Card>
   );
 }

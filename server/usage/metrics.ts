@@ -209,7 +209,10 @@ export async function teamOverview(teamId: string, opts: { now?: Date; top?: num
       spot: costs.reduce((s, c) => s + (c.cost.actual.spot ?? 0), 0),
       router: costs.reduce((s, c) => s + c.cost.actual.router, 0),
     },
-    unpricedDeployments: spend.unpriced,
+    unpricedDeployments: spend.unpriced.map((id) => {
+      const c = costs.find((x) => x.deployment.id === id)!;
+      return { id, slug: c.deployment.slug };
+    }),
     requests,
     outputTokens,
     costPer1MOutputTokens: outputTokens ? Math.round((spend.total * 1_000_000) / outputTokens) : null,
