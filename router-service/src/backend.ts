@@ -184,8 +184,18 @@ export class BackendRuntime {
     this.emitIfChanged("config");
   }
 
-  dispose(): void {
+  /**
+   * Stops the backend's background work. The last state this router reported ends here: a closing `cold` event
+   * (`reason`) tells the control plane this router's view of the backend is over, so a `ready` it reported last
+   * is not taken as lasting after the backend left the config or the router stopped.
+   */
+  dispose(reason = "removed from config"): void {
+    if (this.disposed) return;
     this.disposed = true;
+    if (this.lastState !== "cold") {
+      this.lastState = "cold";
+      this.onChange({ deploymentId: this.deploymentId, backendId: this.id, state: "cold", reason, at: new Date() });
+    }
     clearTimeout(this.warmTimer);
     clearTimeout(this.healthTimer);
     clearInterval(this.idleTimer);

@@ -92,7 +92,7 @@ export class ConfigStore {
     return [...this.runtimes.values()];
   }
 
-  dispose(): void {
-    for (const rt of this.runtimes.values()) rt.dispose();
+  dispose(reason = "router stopped"): void {
+    for (const rt of this.runtimes.values()) rt.dispose(reason);
   }
 }

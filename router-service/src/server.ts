@@ -2,6 +2,7 @@
 // operational endpoints and graceful shutdown.
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import http, { type IncomingMessage } from "node:http";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo, Socket } from "node:net";
@@ -94,8 +95,10 @@ interface BackendMetricKeys {
 export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
   const logger = opts.logger ?? createLogger(opts.logLevel);
   const metrics = new RouterMetrics();
-  const routerId = opts.routerId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const stateDir = opts.stateDir ?? join(process.cwd(), ".tuna", "router");
+  const routerId = opts.routerId ?? persistentRouterId(stateDir, logger);
+  // Limit leases must be unique per process, even for two processes given the same router id.
+  const leasePrefix = `${routerId}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const maxInflight = opts.maxInflight ?? 4096;
   const maxBodyBytes = opts.maxBodyBytes ?? 4 * 1024 * 1024;
   const shutdownTimeoutMs = opts.shutdownTimeoutMs ?? 30_000;
@@ -273,7 +276,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     const reserve = promptTokens + (apiPath === "/v1/embeddings" ? 0 : choices * Math.max(0, maxTokens ?? defaultReserve));
 
     // ---- limits: key, then deployment (each one atomic check) -----------------------------------------------
-    const leaseId = `${routerId}:${++reqSeq}`;
+    const leaseId = `${leasePrefix}:${++reqSeq}`;
     const keySubject = `key:${key.id}`;
     const keyLimits: LimitSpec = key.limits;
     let keyResult: AcquireResult;
@@ -677,9 +680,10 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       await closed;
       front.stop();
       clearInterval(usageTimer);
+      // Before the last flush, so the closing state events of the backends go out with it.
+      store.dispose();
       await flushUsage();
       await reporter.sendSpool(true);
-      store.dispose();
       await limiter.close();
       logger.info("router stopped");
     })();
@@ -768,6 +772,29 @@ function textChars(v: unknown): number {
   let n = 0;
   for (const x of v) n += textChars(typeof x === "object" && x ? ((x as { text?: unknown }).text ?? (x as { content?: unknown }).content) : x);
   return n;
+}
+
+/**
+ * The router's id in usage reports, kept in `<stateDir>/router-id` so a restarted router (a crash included)
+ * continues its own backend-state history instead of leaving the last one open under a vanished id. One state
+ * dir per router process (its spool is there too). Unwritable dir: a fresh id for this run, with a warning.
+ */
+function persistentRouterId(stateDir: string, logger: Logger): string {
+  const file = join(stateDir, "router-id");
+  try {
+    const saved = readFileSync(file, "utf8").trim();
+    if (/^[\w.:-]{1,128}$/.test(saved)) return saved;
+  } catch {
+    /* first start in this state dir */
+  }
+  const id = `${hostname().replace(/[^\w.-]/g, "_").slice(0, 64)}-${randomUUID().slice(0, 8)}`;
+  try {
+    mkdirSync(stateDir, { recursive: true });
+    writeFileSync(file, `${id}\n`, { mode: 0o600 });
+  } catch (err) {
+    logger.warn({ err: (err as Error).message, file }, "router id not saved: a restart will report under a new id");
+  }
+  return id;
 }
 
 /** Constant-time comparison of two secrets of any length (compares their digests). */

@@ -117,6 +117,50 @@ describe("usage reports", () => {
     }
   });
 
+  test("every reported state is closed: a backend removed from the config or a router stopping ends in cold; a restart keeps the router id", async () => {
+    const sim = await startSimulator({ model: "qwen-small" });
+    const spot = await startSimulator({ model: "qwen-small" });
+    const cp = await startControlPlane();
+    const stateDir = `/tmp/tuna-rt-close-${process.pid}`;
+    rmSync(stateDir, { recursive: true, force: true });
+    const events = () => [...cp.reports.values()].flatMap((r) => r.events.map((e) => ({ ...e, routerId: r.routerId })));
+    const spotStates = () => events().filter((e) => e.backendId === "spot").map((e) => e.state);
+    cp.setSnapshot(snapshot([deployment({ svlUrl: sim.url, spotUrl: spot.url })], { version: 1 }));
+    let router = await startRouter({ controlPlaneUrl: cp.url, routerToken: cp.token, configPollMs: 30, usageFlushMs: 50, stateDir, logLevel: "silent" });
+    let firstId = "";
+    try {
+      await waitFor(() => spotStates().includes("ready"), 5000);
+      firstId = events()[0].routerId;
+      // The deployment is destroyed: the control plane's snapshot no longer carries it.
+      cp.setSnapshot(snapshot([], { version: 2 }));
+      await waitFor(() => spotStates().at(-1) === "cold", 3000);
+      const closing = events().filter((e) => e.backendId === "spot").at(-1)!;
+      assert.equal(closing.reason, "removed from config");
+      assert.equal(events().filter((e) => e.backendId === "svl").at(-1)?.state, "cold", "every backend's view is closed, serverless too");
+      cp.setSnapshot(snapshot([deployment({ svlUrl: sim.url, spotUrl: spot.url })], { version: 3 }));
+      await waitFor(() => spotStates().at(-1) === "ready", 5000);
+    } finally {
+      await router.close();
+    }
+    // Stopping: the closing events go out in the last report, before the router exits.
+    const last = events().filter((e) => e.backendId === "spot").at(-1)!;
+    assert.deepEqual([last.state, last.reason], ["cold", "router stopped"]);
+    assert.equal(readFileSync(`${stateDir}/router-id`, "utf8").trim(), firstId, "the id is kept in the state dir");
+
+    router = await startRouter({ controlPlaneUrl: cp.url, routerToken: cp.token, configPollMs: 30, usageFlushMs: 50, stateDir, logLevel: "silent" });
+    try {
+      const before = events().length;
+      await waitFor(() => events().slice(before).some((e) => e.backendId === "spot" && e.state === "ready"), 5000);
+      assert.deepEqual([...new Set(events().map((e) => e.routerId))], [firstId], "a restarted router reports under the same id");
+    } finally {
+      await router.close();
+      await cp.close();
+      await sim.close();
+      await spot.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
   test("a spool that cannot be written (disk full, removed) keeps reports in memory and delivers them; the router keeps serving", async () => {
     const sim = await startSimulator({ model: "qwen-small" });
     const cp = await startControlPlane();
