@@ -52,6 +52,8 @@ export interface RouterOptions {
   /** Directory for the usage spool and the cached config snapshot. */
   stateDir?: string;
   usageFlushMs?: number;
+  /** An empty usage report goes out when none did for this long (a heartbeat: the router is alive). */
+  usageHeartbeatMs?: number;
   maxSpoolFiles?: number;
   configPollMs?: number;
   configWatchMs?: number;
@@ -151,7 +153,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     maxSpoolFiles: opts.maxSpoolFiles ?? 1000, logger, metrics,
   });
   const flushUsage = () => {
-    const report = usage.drain(routerId, store.current?.version ?? 0);
+    const report = usage.drain(routerId, store.current?.version ?? 0, opts.usageHeartbeatMs ?? 60_000);
     // Without a control plane there is nobody to send to; keep nothing on disk then.
     if (report && opts.controlPlaneUrl) reporter.spool(report);
     return reporter.sendSpool();

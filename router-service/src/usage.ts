@@ -27,6 +27,8 @@ export class UsageAggregator {
   private entries = new Map<string, UsageEntry>();
   private events: BackendStateEvent[] = [];
   private periodStart = new Date();
+  /** When the last report was taken (empty heartbeats included). */
+  private lastReportAt = 0;
 
   record(s: UsageSample): void {
     const k = `${s.keyId}\u0000${s.deploymentId}\u0000${s.backendId}`;
@@ -56,13 +58,18 @@ export class UsageAggregator {
     if (this.events.length < 10_000) this.events.push(e);
   }
 
-  /** Takes everything recorded since the last drain; undefined when there is nothing to report. */
-  drain(routerId: string, configVersion: number): UsageReport | undefined {
+  /**
+   * Takes everything recorded since the last drain; undefined when there is nothing to report, unless no report
+   * was taken for `heartbeatMs`: then an empty one, so the control plane knows this router is alive and still sees
+   * the backends as it last reported (a router that stops reporting is no longer taken to see anything).
+   */
+  drain(routerId: string, configVersion: number, heartbeatMs = Number.POSITIVE_INFINITY): UsageReport | undefined {
     const periodEnd = new Date();
-    if (this.entries.size === 0 && this.events.length === 0) {
+    if (this.entries.size === 0 && this.events.length === 0 && periodEnd.getTime() - this.lastReportAt < heartbeatMs) {
       this.periodStart = periodEnd;
       return undefined;
     }
+    this.lastReportAt = periodEnd.getTime();
     const report: UsageReport = {
       routerId, batchId: randomUUID(), periodStart: this.periodStart.toISOString(), periodEnd: periodEnd.toISOString(),
       configVersion, entries: [...this.entries.values()], events: this.events,

@@ -161,6 +161,29 @@ describe("usage reports", () => {
     }
   });
 
+  test("an idle router still reports, empty, once per heartbeat period", async () => {
+    const sim = await startSimulator({ model: "qwen-small" });
+    const cp = await startControlPlane();
+    cp.setSnapshot(snapshot([deployment({ svlUrl: sim.url, routing: { policy: "serverless-only" } })]));
+    const stateDir = `/tmp/tuna-rt-heartbeat-${process.pid}`;
+    const router = await startRouter({ controlPlaneUrl: cp.url, routerToken: cp.token, usageFlushMs: 20, usageHeartbeatMs: 300, stateDir, logLevel: "silent" });
+    try {
+      await sleep(1000);
+      const reports = [...cp.reports.values()];
+      const empty = reports.filter((r) => r.entries.length === 0 && r.events.length === 0);
+      // ~1 s / 300 ms: 3-4 heartbeats (the first at the first flush), not one per 20 ms flush.
+      assert.ok(empty.length >= 3 && empty.length <= 5, `${empty.length} empty reports`);
+      assert.equal(cp.rejectedReports, 0);
+      assert.equal((await chat(router.url, KEY)).status, 200);
+      await waitFor(() => totalRequests(cp) === 1, 2000);
+    } finally {
+      await router.close();
+      await cp.close();
+      await sim.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
   test("a spool that cannot be written (disk full, removed) keeps reports in memory and delivers them; the router keeps serving", async () => {
     const sim = await startSimulator({ model: "qwen-small" });
     const cp = await startControlPlane();
