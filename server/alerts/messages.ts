@@ -43,6 +43,8 @@ const ALIASES: Record<string, AlertEventType> = {
   "approval.expired": "approval.decided",
   "deployment.drift": "deployment.stuck",
   "deployment.orphaned": "deployment.stuck",
+  // The answer to an orphan alert goes to whoever got the alert.
+  "deployment.orphans_removed": "deployment.stuck",
   "deployment.auth_refresh_failed": "deployment.stuck",
   "spot.unavailable": "serverless.fallback.engaged",
   "spot.ready": "serverless.fallback.cleared",

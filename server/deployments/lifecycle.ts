@@ -123,6 +123,27 @@ async function setComponent(deploymentId: string, kind: ComponentKind, data: Pri
   await db.deploymentComponent.update({ where: { deploymentId_kind: { deploymentId, kind } }, data });
 }
 
+/*
+ * A component's life: the time its provider resource existed as far as we know, which cost bills (warm workers,
+ * routers). It starts when the row is created, ends the first time the resource is seen gone or is destroyed
+ * (`endedAt`, never moved by later writes, unlike `updatedAt`), and starts anew when the resource exists again
+ * (relaunch, redeploy, the provider reporting it), the ended life kept in DeploymentComponentLife.
+ */
+
+/** Ends the component's current life at `at`; one that already ended keeps its end. */
+async function endLife(tx: Prisma.TransactionClient, deploymentId: string, kind: ComponentKind, at: Date): Promise<void> {
+  await tx.deploymentComponent.updateMany({ where: { deploymentId, kind, endedAt: null }, data: { endedAt: at } });
+}
+
+/** Starts a new life at `at` if the current one ended, keeping the ended one. */
+async function startLife(tx: Prisma.TransactionClient, deploymentId: string, kind: ComponentKind, at: Date): Promise<void> {
+  const c = await tx.deploymentComponent.findUnique({ where: { deploymentId_kind: { deploymentId, kind } }, select: { id: true, startedAt: true, endedAt: true } });
+  if (!c?.endedAt) return;
+  // Conditional: of two concurrent starts exactly one moves the row and keeps the ended life.
+  const moved = await tx.deploymentComponent.updateMany({ where: { id: c.id, endedAt: c.endedAt }, data: { startedAt: at, endedAt: null } });
+  if (moved.count === 1) await tx.deploymentComponentLife.create({ data: { componentId: c.id, startedAt: c.startedAt, endedAt: c.endedAt } });
+}
+
 // ------------------------------------------------------------------------------------------- approval
 
 export async function readApprovalDecision(deploymentId: string): Promise<"approved" | "rejected" | "expired" | "pending" | "none"> {
@@ -220,7 +241,10 @@ export async function deployComponent(deploymentId: string, kind: "serverless" |
   if (d.status !== "deploying") throw new NonRetriableError(`deployment is ${d.status}, not deploying`);
   const plan = planFor(d, kind);
   const provider = getProvider(plan.provider);
-  await setComponent(deploymentId, kind, { status: "creating", lastError: null });
+  await db.$transaction(async (tx) => {
+    await tx.deploymentComponent.update({ where: { deploymentId_kind: { deploymentId, kind } }, data: { status: "creating", lastError: null } });
+    await startLife(tx, deploymentId, kind, new Date());
+  });
   await appendTimeline(deploymentId, step, "started", `${provider.displayName} ${plan.gpu.catalogName} × ${plan.gpu.count} (${plan.resourceName})`);
   try {
     await checkpoint(step);
@@ -285,10 +309,18 @@ export async function checkComponent(
     ...(s.replicas ? { replicasReady: s.replicas.ready, replicasTotal: s.replicas.total } : {}),
     ...(s.state === "failed" ? { lastError: s.message ?? "failed" } : {}),
   };
-  // Written only when something changed: updatedAt of a gone/destroyed row is when it stopped, which cost uses
-  // as the end of its billed live time (reconcile re-checks every few minutes).
   const unchanged = (Object.keys(next) as Array<keyof typeof next>).every((k) => c[k] === next[k]);
-  if (!unchanged) await setComponent(deploymentId, kind, next);
+  // Any state but gone means the resource exists (a draining spot seen gone stays draining, yet has ended).
+  const life = s.state === "gone" ? (c.endedAt ? null : "end") : c.endedAt ? "start" : null;
+  // Written only when something changed (reconcile re-checks every few minutes).
+  if (!unchanged || life) {
+    const at = new Date();
+    await db.$transaction(async (tx) => {
+      if (!unchanged) await tx.deploymentComponent.update({ where: { id: c.id }, data: next });
+      if (life === "end") await endLife(tx, deploymentId, kind, at);
+      if (life === "start") await startLife(tx, deploymentId, kind, at);
+    });
+  }
   return { state: s.state, message: s.message ?? null, ready: s.replicas?.ready ?? null };
 }
 
@@ -360,7 +392,10 @@ export async function destroyComponents(deploymentId: string, stepPrefix = "dest
     if (c.status === "destroyed") continue;
     const step = `${stepPrefix}-${c.kind}`;
     if (!c.plan) {
-      await setComponent(deploymentId, c.kind, { status: "destroyed" });
+      await db.$transaction(async (tx) => {
+        await tx.deploymentComponent.update({ where: { id: c.id }, data: { status: "destroyed" } });
+        await endLife(tx, deploymentId, c.kind, new Date());
+      });
       continue;
     }
     await setComponent(deploymentId, c.kind, { status: "destroying" });
@@ -395,6 +430,8 @@ async function removeComponent(teamId: string, deploymentId: string, kind: Compo
       where: { deploymentId_kind: { deploymentId, kind } },
       data: { status: "destroyed", replicasReady: 0, upstreamHeadersCipher: Prisma.DbNull, upstreamHeadersAt: null },
     });
+    // Seen gone earlier: it ended then, not now.
+    await endLife(tx, deploymentId, kind, new Date());
     await bumpRouterConfigVersion(tx);
   });
 }
@@ -473,9 +510,14 @@ export async function relaunchComponent(deploymentId: string, kind: "serverless"
   const d = await loadDeployment(deploymentId);
   if (d.status !== "active" && d.status !== "degraded") return;
   const plan = planFor(d, kind);
-  const claimed = await db.deploymentComponent.updateMany({
-    where: { deploymentId, kind, status: { notIn: ["destroying", "destroyed"] }, deployment: { status: { in: ["active", "degraded"] } } },
-    data: { status: "creating", lastError: null },
+  const claimed = await db.$transaction(async (tx) => {
+    const r = await tx.deploymentComponent.updateMany({
+      where: { deploymentId, kind, status: { notIn: ["destroying", "destroyed"] }, deployment: { status: { in: ["active", "degraded"] } } },
+      data: { status: "creating", lastError: null },
+    });
+    // The replacement is billed from its claim (as a deploy from its row), the gap since the old one was lost is not.
+    if (r.count > 0) await startLife(tx, deploymentId, kind, new Date());
+    return r;
   });
   if (claimed.count === 0) return;
   const provider = getProvider(plan.provider);
@@ -599,6 +641,40 @@ export async function recordOrphanFound(deploymentId: string, kind: string, prov
   const seen = await db.deploymentEvent.findFirst({ where: { deploymentId, step, status: "found" }, select: { id: true } });
   if (seen) return false;
   await appendTimeline(deploymentId, step, "found", `${kind} on ${provider} outlived its deployment; reconcile is destroying it`);
+  return true;
+}
+
+/** How often a team is reminded of orphaned resources whose teardown keeps failing (they bill meanwhile). */
+export const ORPHAN_REMINDER_MS = 24 * 60 * 60_000;
+
+/**
+ * Records that reconcile's teardown of a deployment's orphans failed again. True (remind the team) when the
+ * last word the team had about them (found, or the last reminder) is `ORPHAN_REMINDER_MS` old: a teardown that
+ * keeps failing, e.g. on a revoked provider key, is not left to bill in silence after one alert.
+ */
+export async function recordOrphanSweepFailed(deploymentId: string, error: string, now: Date = new Date()): Promise<boolean> {
+  const last = await db.deploymentEvent.findFirst({
+    where: { deploymentId, OR: [{ step: { startsWith: "orphan-" }, status: "found" }, { step: "orphan-sweep", status: "still_failing" }] },
+    orderBy: { at: "desc" },
+    select: { at: true },
+  });
+  if (last && now.getTime() - last.at.getTime() < ORPHAN_REMINDER_MS) return false;
+  await appendTimeline(deploymentId, "orphan-sweep", "still_failing", `orphaned resources not removed yet: ${error}`);
+  return true;
+}
+
+/**
+ * Records that no orphan of the deployment is left. True (tell the team) the first time after orphans were
+ * found, so the alert that said "destroying it" gets its answer once.
+ */
+export async function recordOrphansRemoved(deploymentId: string): Promise<boolean> {
+  const [found, removed, left] = await Promise.all([
+    db.deploymentEvent.findFirst({ where: { deploymentId, step: { startsWith: "orphan-" }, status: "found" }, orderBy: { at: "desc" }, select: { at: true } }),
+    db.deploymentEvent.findFirst({ where: { deploymentId, step: "orphan-sweep", status: "removed" }, orderBy: { at: "desc" }, select: { at: true } }),
+    db.deploymentComponent.count({ where: { deploymentId, status: { notIn: ["destroyed", "gone"] } } }),
+  ]);
+  if (!found || left > 0 || (removed && removed.at >= found.at)) return false;
+  await appendTimeline(deploymentId, "orphan-sweep", "removed", "every orphaned resource is destroyed");
   return true;
 }
 

@@ -48,10 +48,15 @@ export interface DeploymentForCost {
   createdAt: Date;
   activatedAt: Date | null;
   destroyedAt: Date | null;
-  components: Array<{ kind: "serverless" | "spot" | "router"; provider: string; plan: Prisma.JsonValue; createdAt: Date; status: string; updatedAt: Date }>;
+  components: Array<{ kind: "serverless" | "spot" | "router"; provider: string; plan: Prisma.JsonValue } & ComponentLives>;
 }
 
-const GONE = new Set(["destroyed", "gone"]);
+/** When a component's provider resource existed: its current life (`endedAt` null while it exists) and the ended ones. */
+export interface ComponentLives {
+  startedAt: Date;
+  endedAt: Date | null;
+  earlierLives: Array<{ startedAt: Date; endedAt: Date }>;
+}
 
 function num(v: unknown, d: number): number {
   return typeof v === "number" && Number.isFinite(v) ? v : d;
@@ -75,6 +80,8 @@ export function serverlessBillingFor(provider: string, gpu: string, gpuCount: nu
     idleWindowBilled: entry?.billing.idleWindowBilled ?? true,
     minimumBillableS: entry?.billing.minimumBillableS ?? 0,
     minWorkers: num(scaling.minWorkers, 0),
+    // The provider never runs more (validated specs always carry it; 1 is defaultScaling's).
+    maxWorkers: Math.max(1, num(scaling.maxWorkers, 1)),
     concurrency: Math.max(1, num(scaling.concurrency, 32)),
   };
 }
@@ -165,13 +172,21 @@ function liveMs(from: number, to: number, start: Date, end: Date | null): number
   return Math.max(0, Math.min(to, end ? end.getTime() : to) - Math.max(from, start.getTime()));
 }
 
+/** Time inside [from, to) a component's resource existed: every life, the current one ending with the deployment if not before. */
+function componentLiveMs(from: number, to: number, c: ComponentLives, destroyedAt: Date | null): number {
+  const ended = c.earlierLives.reduce((n, l) => n + liveMs(from, to, l.startedAt, l.endedAt), 0);
+  return ended + liveMs(from, to, c.startedAt, c.endedAt ?? destroyedAt);
+}
+
 export async function loadDeploymentsForCost(where: Prisma.DeploymentWhereInput): Promise<DeploymentForCost[]> {
   return db.deployment.findMany({
     where,
     select: {
       id: true, teamId: true, slug: true, mode: true, serverlessProvider: true, serverlessGpu: true, spotGpu: true,
       spotClouds: true, gpuCount: true, spec: true, createdAt: true, activatedAt: true, destroyedAt: true,
-      components: { select: { kind: true, provider: true, plan: true, createdAt: true, status: true, updatedAt: true } },
+      components: {
+        select: { kind: true, provider: true, plan: true, startedAt: true, endedAt: true, earlierLives: { select: { startedAt: true, endedAt: true } } },
+      },
     },
   });
 }
@@ -295,7 +310,6 @@ export function buildCostInput(
 ): Parameters<typeof computeCost>[0] {
   const svlComp = d.components.find((c) => c.kind === "serverless");
   const routerComp = d.components.find((c) => c.kind === "router");
-  const end = (c: { status: string; updatedAt: Date } | undefined) => (c && GONE.has(c.status) ? c.updatedAt : d.destroyedAt);
   const serverless =
     d.serverlessProvider && d.serverlessGpu && d.mode !== "spot" ? serverlessBillingFor(d.serverlessProvider, d.serverlessGpu, d.gpuCount, d.spec) : null;
   const spotGpu = d.spotGpu ?? d.serverlessGpu;
@@ -324,10 +338,10 @@ export function buildCostInput(
     activity,
     spotReady,
     serverless,
-    serverlessLiveMs: serverless ? liveMs(fromMs, toMs, svlComp?.createdAt ?? liveStart, end(svlComp)) : 0,
+    serverlessLiveMs: !serverless ? 0 : svlComp ? componentLiveMs(fromMs, toMs, svlComp, d.destroyedAt) : liveMs(fromMs, toMs, liveStart, d.destroyedAt),
     spot,
     routerMicrosPerHour: routerComp ? usdToMicros(num(routerPlan.usdPerHour, 0)) : 0,
-    routerLiveMs: routerComp ? liveMs(fromMs, toMs, routerComp.createdAt, end(routerComp)) : 0,
+    routerLiveMs: routerComp ? componentLiveMs(fromMs, toMs, routerComp, d.destroyedAt) : 0,
     counterfactualServerless: counterfactual,
     onDemandSpotGpuMicros: spotGpu ? (cloudPrice(spotGpu, d.spotClouds, "onDemand")?.micros ?? null) : null,
     onDemandServerlessGpuMicros: d.serverlessGpu ? (cloudPrice(d.serverlessGpu, d.spotClouds, "onDemand")?.micros ?? null) : null,

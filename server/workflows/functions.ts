@@ -87,13 +87,29 @@ export const reconcileFunction = inngest.createFunction(
       const r = await step.run(`orphan-${deploymentId}`, async () => {
         try {
           await life.sweepOrphanedDeployment(deploymentId);
-          return { ok: true as const };
+          return { ok: true as const, tell: await life.recordOrphansRemoved(deploymentId) };
         } catch (err) {
-          console.warn(`[reconcile] orphans of deployment ${deploymentId} not removed yet: ${life.errorMessage(err)}`);
-          return { ok: false as const, error: life.errorMessage(err) };
+          const error = life.errorMessage(err);
+          console.warn(`[reconcile] orphans of deployment ${deploymentId} not removed yet: ${error}`);
+          return { ok: false as const, error, tell: await life.recordOrphanSweepFailed(deploymentId, error) };
         }
       });
       if (!r.ok) sweptFailed++;
+      if (!r.tell) continue;
+      const teamId = orphans.find((o) => o.deploymentId === deploymentId)!.teamId;
+      await step.run(`alert-orphan-${r.ok ? "removed" : "still"}-${deploymentId}`, () =>
+        life.alert(
+          teamId,
+          r.ok
+            ? { type: "deployment.orphans_removed", deploymentId, title: "Orphaned resources removed", text: "Everything that outlived the deployment is destroyed; it no longer bills." }
+            : {
+                type: "deployment.orphaned",
+                deploymentId,
+                title: "Orphaned resources still running",
+                text: `Destroying what outlived the deployment keeps failing (${r.error}). It bills until it is removed: check the provider's credentials in the vault, or remove it in the provider's console. Reconcile keeps trying.`,
+              },
+        ),
+      );
     }
     return { checked: serving.length, drifted, orphans: orphans.length, orphanSweepsFailed: sweptFailed };
   },

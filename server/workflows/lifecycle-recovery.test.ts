@@ -9,6 +9,7 @@ import { buildRouterSnapshot, snapshotVersion } from "../routerconfig";
 import { deliverLocalEvent, drainLocalRunner } from "./runner";
 import { sendEvent, setEventSink } from "./events";
 import { deployFunction, reconcileFunction } from "./functions";
+import { costForDeployments, loadDeploymentsForCost } from "../usage/pricing";
 import { actorOf, workflowFixture } from "./test/setup";
 import { permanent, recSpot, recSvl } from "./test/recording-provider";
 
@@ -213,6 +214,38 @@ describe("teardown that gives up is retried by reconcile", () => {
     assert.equal(recSvl.held() + recSpot.held(), 0);
     assert.deepEqual(await orphanAlerts(), ["serverless", "spot"]);
   });
+
+  test("an orphan whose teardown keeps failing is recalled once a day, and its removal is announced once", async () => {
+    const id = await deployActive();
+    await onlyThis(id);
+    await db.deployment.update({ where: { id }, data: { status: "failed" } });
+    recSvl.failNext("destroy", permanent("403 forbidden: key revoked"), 1000);
+    await reconcileOnce();
+    await reconcileOnce();
+    const titles = async () => (await db.alertDelivery.findMany({ where: { channel: { teamId: f.team.id } }, orderBy: { createdAt: "asc" } }))
+      .map((a) => (a.payload as { event: { deploymentId?: string; title: string; text: string } }).event)
+      .filter((e) => e.deploymentId === id);
+    const still = async () => (await titles()).filter((e) => e.title === "Orphaned resources still running");
+    assert.equal((await still()).length, 0, "no reminder within a day of the first alert");
+
+    // A day later, still failing: one reminder, naming the error; the next cron run does not repeat it.
+    await db.$executeRaw`UPDATE "DeploymentEvent" SET at = at - interval '25 hours' WHERE "deploymentId" = ${id}`;
+    await reconcileOnce();
+    await reconcileOnce();
+    const reminders = await still();
+    assert.equal(reminders.length, 1);
+    assert.match(reminders[0].text, /403 forbidden: key revoked/);
+    assert.match(reminders[0].text, /bills until it is removed/);
+    assert.equal((await titles()).filter((e) => e.title === "Orphaned resources removed").length, 0);
+
+    recSvl.failNext("destroy", permanent("unused"), 0);
+    await reconcileOnce();
+    await reconcileOnce();
+    assert.equal(recSvl.held() + recSpot.held(), 0);
+    const removed = (await titles()).filter((e) => e.title === "Orphaned resources removed");
+    assert.equal(removed.length, 1, "the removal is announced once");
+    assert.equal((await alertsOf(id, "deployment.orphans_removed")).length, 1);
+  });
 });
 
 describe("relaunches", () => {
@@ -255,7 +288,7 @@ describe("relaunches", () => {
 });
 
 describe("status checks", () => {
-  test("re-checking a gone component does not rewrite its row (its updatedAt is when it went gone, which cost uses)", async () => {
+  test("re-checking a gone component does not rewrite its row, nor move when it ended", async () => {
     const id = await deployActive();
     recSvl.resources.clear();
     await lifecycle.checkComponent(id, "serverless", "reconcile");
@@ -267,5 +300,89 @@ describe("status checks", () => {
     const later = await comp(id, "serverless");
     assert.equal(later.status, "gone");
     assert.equal(later.updatedAt.getTime(), gone.updatedAt.getTime());
+    assert.ok(gone.endedAt);
+    assert.equal(later.endedAt?.getTime(), gone.endedAt.getTime());
+  });
+});
+
+describe("billed lifetime of a component", () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** Warm-worker time cost bills for the deployment's serverless component (1 warm worker: its live time). */
+  const warmMs = async (id: string) => {
+    const [c] = await costForDeployments(await loadDeploymentsForCost({ id }), new Date(Date.now() - 3_600_000), new Date(Date.now() + 3_600_000));
+    return c!.cost.usage.serverlessWarmWorkerMs;
+  };
+  const destroy = async (id: string) => {
+    await requestDestroy(f.team.id, actorOf(f.admin), id);
+    await drainLocalRunner({ timeoutMs: 30_000 });
+    assert.equal((await dep(id)).status, "destroyed");
+  };
+
+  test("a serverless endpoint seen gone, then destroyed, is billed until it was seen gone, not until the destroy", async () => {
+    const id = await deployActive({ serverlessScaling: { minWorkers: 1 } });
+    const born = (await comp(id, "serverless")).startedAt.getTime();
+    recSvl.resources.clear(); // deleted out of band
+    const seenFrom = Date.now();
+    await lifecycle.reconcileDeployment(id);
+    const seenBy = Date.now();
+    const gone = await comp(id, "serverless");
+    assert.equal(gone.status, "gone");
+    await sleep(500);
+    await destroy(id);
+    const destroyed = await comp(id, "serverless");
+    assert.equal(destroyed.status, "destroyed");
+    assert.equal(destroyed.endedAt?.getTime(), gone.endedAt?.getTime(), "the destroy does not move the end");
+
+    const billed = await warmMs(id);
+    assert.ok(billed >= seenFrom - born && billed <= seenBy - born, `billed ${billed} ms, the endpoint existed ${seenFrom - born}..${seenBy - born} ms`);
+    assert.equal(billed, gone.endedAt!.getTime() - born);
+  });
+
+  test("a relaunch starts a new billed life: the time the component was gone is not billed, the earlier life still is", async () => {
+    const id = await deployActive({ serverlessScaling: { minWorkers: 1 } });
+    const born = (await comp(id, "serverless")).startedAt.getTime();
+    recSvl.resources.clear();
+    const seenFrom = Date.now();
+    await lifecycle.reconcileDeployment(id);
+    const seenBy = Date.now();
+    await sleep(500);
+    const relaunchFrom = Date.now();
+    await lifecycle.relaunchComponent(id, "serverless");
+    const relaunchBy = Date.now();
+    assert.equal(recSvl.resources.size, 1, "relaunched");
+    await sleep(100);
+    const destroyFrom = Date.now();
+    await destroy(id);
+    const destroyBy = Date.now();
+
+    const billed = await warmMs(id);
+    const least = seenFrom - born + (destroyFrom - relaunchBy);
+    const most = seenBy - born + (destroyBy - relaunchFrom);
+    assert.ok(billed >= least && billed <= most, `billed ${billed} ms, the endpoint existed ${least}..${most} ms (gone for ${relaunchFrom - seenBy} ms between)`);
+
+    const c = await db.deploymentComponent.findFirstOrThrow({ where: { deploymentId: id, kind: "serverless" }, include: { earlierLives: true } });
+    assert.equal(c.earlierLives.length, 1, "the lost endpoint's life is kept, once");
+    assert.equal(c.earlierLives[0]!.startedAt.getTime(), born);
+    assert.ok(c.earlierLives[0]!.endedAt.getTime() <= seenBy);
+    assert.ok(c.startedAt.getTime() >= relaunchFrom && c.startedAt.getTime() <= relaunchBy, "the replacement's life starts at the relaunch");
+    assert.ok(c.endedAt && c.endedAt.getTime() >= destroyFrom);
+  });
+
+  test("a resource the provider reports again after it was seen gone is billed again from then, not for the gap", async () => {
+    const id = await deployActive({ serverlessScaling: { minWorkers: 1 } });
+    const name = [...recSvl.resources.keys()][0]!;
+    recSvl.resources.delete(name);
+    await lifecycle.checkComponent(id, "serverless", "reconcile");
+    const gone = await comp(id, "serverless");
+    assert.ok(gone.endedAt);
+    await sleep(300);
+    recSvl.resources.set(name, { state: "ready", creates: 1 }); // the status call had missed it
+    const backFrom = Date.now();
+    await lifecycle.checkComponent(id, "serverless", "reconcile");
+    const back = await db.deploymentComponent.findFirstOrThrow({ where: { deploymentId: id, kind: "serverless" }, include: { earlierLives: true } });
+    assert.equal(back.status, "ready");
+    assert.equal(back.endedAt, null);
+    assert.ok(back.startedAt.getTime() >= backFrom);
+    assert.deepEqual(back.earlierLives.map((l) => [l.startedAt.getTime(), l.endedAt.getTime()]), [[gone.startedAt.getTime(), gone.endedAt.getTime()]]);
   });
 });
