@@ -16,6 +16,8 @@ export interface ActivitySample {
   busyMs: number;
   inputTokens: number;
   outputTokens: number;
+  /** Length of this sample's bucket when it is not `CostInput.bucketMs`: hour rollups priced next to minute ones. */
+  bucketMs?: number;
 }
 
 /** How a serverless provider bills, plus the deployment's scaling knobs that matter for billing. */
@@ -32,6 +34,8 @@ export interface ServerlessBilling {
   minimumBillableS: number;
   /** Workers kept warm all the time, billed whether busy or not. */
   minWorkers: number;
+  /** Most workers the provider runs at once (warm ones included); absent = no cap. */
+  maxWorkers?: number;
   /** Requests one worker serves at once. */
   concurrency: number;
 }
@@ -158,64 +162,120 @@ function fmt(micros: number | null): string {
 
 const fmtS = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
+/** Buckets longer than this are hour rollups (ranges past minute retention): they hide the gaps between requests. */
+const FINE_BUCKET_MS = 60_000;
+/** How far back a bucket's busy time may spill (see `serverlessBilledMs`). */
+const MAX_SPILL_MS = 86_400_000;
+
 /**
  * Worker-time billed by a serverless provider beyond its warm workers, per activity bucket.
  *
- * Within a bucket of B busy-ms (summed request durations) the average in-flight count is B / bucketMs;
- * workers needed w = max(1, ceil(inflight / concurrency)). One worker is up for min(bucket, B) (its
- * requests laid end to end: an upper bound of their union), several are up for the whole bucket. Workers
- * above `minWorkers` are extra: each extra worker then stays up for the idle window after its activity, cut
- * short when the next activity starts earlier (it is the same worker still running). A run of activity
- * that starts a worker is billed at least `minimumBillableS` per extra worker.
+ * The router records a request's whole duration in the bucket where it completes, so a bucket's busy time first
+ * spills back over the buckets before it, as far as its requests ran: each of the bucket's n requests fills at
+ * most a bucket's length, the rest ran in the bucket before, and so on (without a request count nothing spills).
+ * Within a bucket of length L holding B busy-ms (its own and spilled) the average in-flight count is B / L;
+ * workers needed w = min(maxWorkers, max(1, ceil(inflight / concurrency))) — the provider queues the rest. One
+ * worker is up for min(L, B) (its requests laid end to end: an upper bound of their union), several are up for
+ * the whole bucket. A bucket longer than a minute (hour rollups) hides the idle gaps between its n requests:
+ * taking them to arrive at random over its idle time F = L − B (gaps exponential with rate λ = n / F), the
+ * worker also stays up (n − 1) × E[min(gap, idle window)] = (n − 1)(1 − e^(−λ·idle window)) / λ — an estimate.
+ * Workers above `minWorkers` are extra: each extra worker then stays up for the idle window after its activity,
+ * cut short when the next activity starts earlier (it is the same worker still running). A run of activity that
+ * starts a worker is billed at least `minimumBillableS` per extra worker. `perBucket` charges the billed time to
+ * the buckets whose requests caused it (by their busy time), also when it was spent in the buckets before them.
  */
 export function serverlessBilledMs(
-  activity: ReadonlyArray<{ t: number; busyMs: number }>,
-  billing: Pick<ServerlessBilling, "idleWindowS" | "idleWindowBilled" | "minimumBillableS" | "minWorkers" | "concurrency">,
+  activity: ReadonlyArray<{ t: number; busyMs: number; requests?: number; bucketMs?: number }>,
+  billing: Pick<ServerlessBilling, "idleWindowS" | "idleWindowBilled" | "minimumBillableS" | "minWorkers" | "maxWorkers" | "concurrency">,
   bucketMs: number,
   toMs: number,
 ): { perBucket: Map<number, number>; total: number; activations: number } {
-  const byT = new Map<number, number>();
-  for (const a of activity) if (a.busyMs > 0) byT.set(a.t, (byT.get(a.t) ?? 0) + a.busyMs);
-  const segs = [...byT.entries()]
-    .sort((x, y) => x[0] - y[0])
-    .map(([t, busy]) => {
-      const inflight = busy / bucketMs;
-      const w = Math.max(1, Math.ceil(inflight / Math.max(1, billing.concurrency)));
-      const activeMs = w === 1 ? Math.min(bucketMs, busy) : bucketMs;
-      return { t, extra: Math.max(0, w - billing.minWorkers), activeMs };
+  interface Bucket {
+    t: number;
+    len: number;
+    busy: number;
+    /** Requests completed in the bucket; null when not reported. */
+    requests: number | null;
+    /** Busy time running in the bucket, by the bucket that recorded it (itself, or a later one it spilled from). */
+    load: Map<number, number>;
+  }
+  const byT = new Map<number, Bucket>();
+  const newBucket = (t: number, len: number): Bucket => ({ t, len: Math.max(1, len), busy: 0, requests: 0, load: new Map() });
+  for (const a of activity) {
+    const b = entry(byT, a.t, () => newBucket(a.t, a.bucketMs ?? bucketMs));
+    b.busy += Math.max(0, a.busyMs);
+    b.requests = a.requests === undefined || b.requests === null ? null : b.requests + a.requests;
+  }
+  const recorded = [...byT.values()].filter((b) => b.busy > 0).sort((x, y) => y.t - x.t);
+  const lengths = [...new Set(recorded.map((b) => b.len))];
+  /** The bucket ending at `end`: an existing one of any length (minute after hour rollups), else a new one. */
+  const bucketBefore = (end: number, len: number): Bucket => {
+    for (const l of lengths) {
+      const b = byT.get(end - l);
+      if (b && b.len === l) return b;
+    }
+    return entry(byT, end - len, () => newBucket(end - len, len));
+  };
+  for (const o of recorded) {
+    const n = o.requests === null ? Number.POSITIVE_INFINITY : Math.max(1, o.requests);
+    let rest = o.busy;
+    for (let b = o; rest > 0; b = bucketBefore(b.t, o.len)) {
+      // A request running over a day is a reporting error: what is left stays here rather than walk back further.
+      const put = o.t - b.t >= MAX_SPILL_MS ? rest : Math.min(rest, n * b.len);
+      b.load.set(o.t, (b.load.get(o.t) ?? 0) + put);
+      rest -= put;
+    }
+  }
+
+  const reachMs = billing.idleWindowS * 1000; // the worker stays up this long whether billed or not
+  const idleMs = billing.idleWindowBilled ? reachMs : 0;
+  const maxWorkers = Math.max(1, billing.maxWorkers ?? Number.POSITIVE_INFINITY);
+  const segs = [...byT.values()]
+    .map((b) => ({ b, busy: [...b.load.values()].reduce((x, y) => x + y, 0) }))
+    .filter((x) => x.busy > 0)
+    .sort((x, y) => x.b.t - y.b.t)
+    .map(({ b, busy }) => {
+      const w = Math.min(maxWorkers, Math.max(1, Math.ceil(busy / b.len / Math.max(1, billing.concurrency))));
+      let upMs = w === 1 ? Math.min(b.len, busy) : b.len;
+      let billedMs = upMs;
+      if (w === 1 && b.len > FINE_BUCKET_MS && b.requests !== null && b.requests > 1 && reachMs > 0 && upMs < b.len) {
+        const rate = b.requests / (b.len - upMs);
+        const gaps = Math.min(b.len - upMs, ((b.requests - 1) * (1 - Math.exp(-rate * reachMs))) / rate);
+        upMs += gaps;
+        if (billing.idleWindowBilled) billedMs += gaps;
+      }
+      return { t: b.t, extra: Math.max(0, w - billing.minWorkers), upMs, billedMs, busy, load: b.load };
     })
     .filter((s) => s.extra > 0);
-  const idleMs = billing.idleWindowBilled ? billing.idleWindowS * 1000 : 0;
-  const reachMs = billing.idleWindowS * 1000; // the worker stays up this long whether billed or not
   const perBucket = new Map<number, number>();
   let total = 0;
+  const charge = (s: (typeof segs)[number], ms: number) => {
+    total += ms;
+    for (const [t, busy] of s.load) perBucket.set(t, (perBucket.get(t) ?? 0) + (s.load.size === 1 ? ms : (ms * busy) / s.busy));
+  };
   let activations = 0;
-  let runStart = -1;
+  let runStart: (typeof segs)[number] | null = null;
   let runBilled = 0;
   let runWorkers = 0;
   const closeRun = () => {
-    if (runStart < 0) return;
+    if (!runStart) return;
     const min = billing.minimumBillableS * 1000 * runWorkers;
-    if (runBilled < min) {
-      perBucket.set(runStart, (perBucket.get(runStart) ?? 0) + (min - runBilled));
-      total += min - runBilled;
-    }
+    if (runBilled < min) charge(runStart, min - runBilled);
   };
   for (let i = 0; i < segs.length; i++) {
     const s = segs[i];
-    const end = s.t + s.activeMs;
+    const end = s.t + s.upMs;
     const next = segs[i + 1];
     const gap = next ? Math.max(0, next.t - end) : Math.max(0, toMs - end);
     const tail = Math.min(idleMs, gap);
-    const billed = s.extra * (s.activeMs + tail);
-    perBucket.set(s.t, (perBucket.get(s.t) ?? 0) + billed);
-    total += billed;
+    const billed = s.extra * (s.billedMs + tail);
+    charge(s, billed);
     const prev = segs[i - 1];
-    const continues = prev && s.t - (prev.t + prev.activeMs) <= reachMs;
+    const continues = prev && s.t - (prev.t + prev.upMs) <= reachMs;
     if (!continues) {
       closeRun();
       activations++;
-      runStart = s.t;
+      runStart = s;
       runBilled = 0;
       runWorkers = s.extra;
     }
@@ -328,7 +388,7 @@ export function computeCost(input: CostInput): CostResult {
       explanation.push(
         `serverless ${s.provider} ${s.gpu}×${s.gpuCount} at ${fmt(price)}/GPU-h: ${fmtS(svlBusy)} busy → ${fmtS(svlBilledMs)} billed ` +
           `worker time (${billed.activations} activation(s), idle window ${s.idleWindowS} s ${s.idleWindowBilled ? "billed" : "not billed"}, ` +
-          `concurrency ${s.concurrency}${s.minimumBillableS ? `, minimum ${s.minimumBillableS} s per start` : ""}) + ` +
+          `concurrency ${s.concurrency}${s.maxWorkers !== undefined ? `, at most ${s.maxWorkers} worker(s)` : ""}${s.minimumBillableS ? `, minimum ${s.minimumBillableS} s per start` : ""}) + ` +
           `${s.minWorkers} warm worker(s) × ${fmtS(input.serverlessLiveMs)} = ${fmt(serverless)}`,
       );
     }
@@ -373,7 +433,7 @@ export function computeCost(input: CostInput): CostResult {
   let allServerless: number | null = null;
   const cs = input.counterfactualServerless;
   if (cs && cs.pricePerGpuHourMicros !== null) {
-    const all = input.activity.map((a) => ({ t: a.t, busyMs: a.busyMs }));
+    const all = input.activity.map((a) => ({ t: a.t, busyMs: a.busyMs, requests: a.requests, bucketMs: a.bucketMs }));
     const billed = serverlessBilledMs(all, cs, bucketMs, toMs);
     const warm = cs.minWorkers * Math.max(0, input.serverlessLiveMs || toMs - input.fromMs);
     allServerless = priceMs(billed.total + warm, cs.gpuCount, cs.pricePerGpuHourMicros);

@@ -236,7 +236,11 @@ describe("usage ingest", () => {
     assert.ok(pruned.batches >= 4);
     assert.equal(await db.usageRollup.count({ where: { deploymentId: dep.id, granularity: "minute" } }), 0);
     assert.equal(await db.usageRollup.count({ where: { deploymentId: dep.id, granularity: "hour" } }), 1);
-    // The last event per router and backend survives: it is the state at the start of what is kept.
+    // Backend events live as long as the hour rollups (spot ready time is derived from them)…
+    assert.equal(pruned.events, 0);
+    assert.equal(await db.usageBackendEvent.count({ where: { deploymentId: dep.id } }), 4);
+    // …and past that, the last event per router and backend survives: the state at the start of what is kept.
+    await pruneUsage(new Date("2028-01-01T00:00:00Z"));
     assert.equal(await db.usageBackendEvent.count({ where: { deploymentId: dep.id } }), 2);
   });
 });

@@ -7,7 +7,7 @@ import { notFound } from "../lib/errors";
 import { budgetPeriod, monthToDateSpend, teamBudgetBlocks } from "./budgets";
 import { type ActivitySample, computeCost, entry, readyIntervalsFromEvents } from "./cost";
 import { addInto, emptyHistogram, type Histogram, quantile, toCanonical } from "./histogram";
-import { buildCostInput, granularityFor, HOUR_MS, loadDeploymentsForCost, loadSpotPriceSamples, MINUTE_MS } from "./pricing";
+import { buildCostInput, HOUR_MS, loadDeploymentsForCost, loadSpotPriceSamples, MINUTE_MS, MINUTE_RETENTION_DAYS } from "./pricing";
 
 const DAY_MS = 86_400_000;
 /** Bucket sizes offered to charts, smallest first; the first one that keeps a range under ~200 points wins. */
@@ -34,10 +34,13 @@ export interface SeriesPoint {
   cost: { serverless: number | null; spot: number | null; router: number; total: number | null };
   counterfactual: { allServerless: number | null; allOnDemand: number | null };
   savings: { vsServerless: number | null; vsOnDemand: number | null } | null;
+  /** Priced in part from hour rollups (past minute retention): its serverless cost is an estimate. */
+  approximate: boolean;
 }
 
 interface Row {
   t: Date;
+  granularity: string;
   backendId: string;
   kind: string;
   requests: number;
@@ -58,19 +61,26 @@ export async function deploymentSeries(teamId: string, input: { deploymentId: st
   if (!dep) throw notFound("Deployment");
   const to = Math.min(input.to.getTime(), now.getTime());
   const from = Math.max(input.from.getTime(), to - MAX_SERIES_RANGE_MS);
+  // Cost must not depend on the chart's bucket size: the serverless idle-window model needs minute rollups, so
+  // every range is priced from them wherever they are retained, and from hour rollups only before (an estimate,
+  // flagged). Hour-aligned, so no hour rollup before it overlaps a minute rollup after it; pruneUsage deletes
+  // only minute rollups older than it, so the figures do not move when the cron runs.
+  const minuteFrom = Math.ceil((now.getTime() - MINUTE_RETENTION_DAYS * DAY_MS) / HOUR_MS) * HOUR_MS;
   let step = seriesBucketMs(Math.max(1, to - from));
-  const granularity = step < HOUR_MS ? granularityFor(from, now.getTime()) : "hour";
-  // Past minute retention only hour rollups exist: no point in finer buckets.
-  if (granularity === "hour") step = Math.max(step, HOUR_MS);
-  const srcMs = granularity === "minute" ? MINUTE_MS : HOUR_MS;
+  // Before minute retention only hour rollups are used: no point in finer buckets.
+  if (from < minuteFrom) step = Math.max(step, HOUR_MS);
   const start = Math.floor(from / step) * step;
+  const source = from >= minuteFrom ? "minute" : to <= minuteFrom ? "hour" : "mixed";
 
+  // The rollups whose bucket overlaps [from, to) (not the whole first chart bucket: the figures would then
+  // depend on the bucket size): minute rollups from `minuteFrom` on, hour rollups before it.
   const rows = await db.$queryRaw<Row[]>`
-    SELECT bucket AS t, "backendId", "backendKind" AS kind, requests, errors, "inputTokens"::float8 AS "inputTokens",
+    SELECT bucket AS t, granularity, "backendId", "backendKind" AS kind, requests, errors, "inputTokens"::float8 AS "inputTokens",
            "outputTokens"::float8 AS "outputTokens", "busyMs"::float8 AS "busyMs", "latencyHist", "ttftHist"
     FROM "UsageRollup"
-    WHERE "deploymentId" = ${dep.id} AND "teamId" = ${teamId} AND granularity = ${granularity}
-      AND bucket >= ${new Date(start)} AND bucket < ${new Date(to)}`;
+    WHERE "deploymentId" = ${dep.id} AND "teamId" = ${teamId}
+      AND ((granularity = 'minute' AND bucket >= ${new Date(Math.max(Math.floor(from / MINUTE_MS) * MINUTE_MS, minuteFrom))} AND bucket < ${new Date(to)})
+        OR (granularity = 'hour' AND bucket >= ${new Date(Math.floor(from / HOUR_MS) * HOUR_MS)} AND bucket < ${new Date(Math.min(minuteFrom, to))}))`;
   const events = await db.$queryRaw<Array<{ routerId: string; backendId: string; backendKind: string | null; state: string; at: Date; replicas: number }>>`
     SELECT "routerId", "backendId", "backendKind", state, at, replicas FROM "UsageBackendEvent"
     WHERE "deploymentId" = ${dep.id} AND at >= ${new Date(start)} AND at < ${new Date(to)}
@@ -110,17 +120,17 @@ export async function deploymentSeries(teamId: string, input: { deploymentId: st
       p.byId[r.backendId] = (p.byId[r.backendId] ?? 0) + r.requests;
       addInto(lat, toCanonical(r.latencyHist));
       addInto(ttft, toCanonical(r.ttftHist));
-      const kind = r.kind === "spot" ? "spot" : "serverless";
-      const key = `${r.t.getTime()}|${kind}`;
-      const s = entry(activity, key, () => ({ t: r.t.getTime(), kind, requests: 0, busyMs: 0, inputTokens: 0, outputTokens: 0 }));
+      const s = activitySample(activity, r);
       s.requests += r.requests;
       s.busyMs += Number(r.busyMs);
       s.inputTokens += Number(r.inputTokens);
       s.outputTokens += Number(r.outputTokens);
     }
     // Each point is priced on its own slice of time: an idle window running past the slice's end is billed
-    // in the next slice only if that slice has activity, so a series' sum can be slightly below the total.
-    const cost = computeCost(buildCostInput(dep, a, b, srcMs, [...activity.values()], readyIntervalsFromEvents(spotEvents, a, b), priceSamples));
+    // in the next slice only if that slice has activity, and a long request's time before the slice is billed
+    // here apart from the previous slice's traffic, so a series' sum can differ slightly from the total.
+    // Minute rollups price every slice they cover, whatever the step (`bucketMs` is theirs, not the step's).
+    const cost = computeCost(buildCostInput(dep, a, b, MINUTE_MS, [...activity.values()], readyIntervalsFromEvents(spotEvents, a, b), priceSamples));
     points.push({
       t: new Date(t).toISOString(),
       requests: p.requests,
@@ -135,6 +145,7 @@ export async function deploymentSeries(teamId: string, input: { deploymentId: st
       cost: cost.actual,
       counterfactual: cost.counterfactual,
       savings: cost.savings ? { vsServerless: cost.savings.vsServerless, vsOnDemand: cost.savings.vsOnDemand } : null,
+      approximate: list.some((r) => r.granularity === "hour"),
     });
   }
   const total = computeCost(
@@ -142,18 +153,20 @@ export async function deploymentSeries(teamId: string, input: { deploymentId: st
       dep,
       from,
       to,
-      srcMs,
+      MINUTE_MS,
       aggregate(rows),
       readyIntervalsFromEvents(spotEvents, from, to),
       priceSamples,
     ),
   );
+  const approximateBefore = rows.some((r) => r.granularity === "hour") ? new Date(minuteFrom).toISOString() : null;
   return {
     deploymentId: dep.id,
     from: new Date(from).toISOString(),
     to: new Date(to).toISOString(),
     bucketMs: step,
-    source: granularity,
+    /** Rollups the range is priced from: "mixed" = hour rollups before minute retention, minute ones after. */
+    source,
     points,
     summary: {
       actual: total.actual,
@@ -161,17 +174,32 @@ export async function deploymentSeries(teamId: string, input: { deploymentId: st
       savings: total.savings,
       costPer1MOutputTokens: total.costPer1MOutputTokens,
       usage: total.usage,
-      explanation: total.explanation,
+      explanation: approximateBefore
+        ? [
+            ...total.explanation,
+            `before ${approximateBefore} only hour rollups remain (minute rollups are kept ${MINUTE_RETENTION_DAYS} days): serverless worker ` +
+              "time there, and the all-serverless figure, are an estimate (the idle windows between an hour's requests are taken as if the requests arrived at random)",
+          ]
+        : total.explanation,
+      /** Start of the exact figures when part of the range was priced from hour rollups (an estimate), else null. */
+      approximateBefore,
     },
   };
+}
+
+/** The activity sample of a rollup's bucket and backend kind in `m` (hour rollups carry their bucket length). */
+function activitySample(m: Map<string, ActivitySample>, r: Row): ActivitySample {
+  const kind = r.kind === "spot" ? "spot" : "serverless";
+  const t = r.t.getTime();
+  return entry(m, `${t}|${kind}`, () => ({
+    t, kind, requests: 0, busyMs: 0, inputTokens: 0, outputTokens: 0, ...(r.granularity === "hour" ? { bucketMs: HOUR_MS } : {}),
+  }));
 }
 
 function aggregate(rows: Row[]): ActivitySample[] {
   const m = new Map<string, ActivitySample>();
   for (const r of rows) {
-    const kind = r.kind === "spot" ? "spot" : "serverless";
-    const k = `${r.t.getTime()}|${kind}`;
-    const s = entry(m, k, () => ({ t: r.t.getTime(), kind, requests: 0, busyMs: 0, inputTokens: 0, outputTokens: 0 }));
+    const s = activitySample(m, r);
     s.requests += r.requests;
     s.busyMs += Number(r.busyMs);
     s.inputTokens += Number(r.inputTokens);
