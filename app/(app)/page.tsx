@@ -25,8 +25,8 @@ export default function OverviewPage() {
         <div className="mb-4">
           <Notice tone="warning">
             <span data-testid="unpriced-notice">
-              {overview.data.unpricedDeployments.length === 1 ? "One deployment has" : `${overview.data.unpricedDeployments.length} deployments have`} no known price
-              for its GPU, so this month's spend and budgets count {overview.data.unpricedDeployments.length === 1 ? "it" : "them"} as $0:{" "}
+              {overview.data.unpricedDeployments.length === 1 ? "One deployment has" : `${overview.data.unpricedDeployments.length} deployments have`} a part with
+              no known price (its GPU on that provider or cloud), so this month's spend and budgets count only the part that has one:{" "}
               {overview.data.unpricedDeployments.map((d, i) => (
                 <span key={d.id}>
                   {i > 0 ? ", " : ""}

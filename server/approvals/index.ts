@@ -3,6 +3,7 @@ import { appendAudit, SYSTEM_ACTOR, type AuditActor } from "../audit";
 import { formatMicrosPerHour } from "../catalog/money";
 import { db, type Tx } from "../db";
 import { DomainError } from "../lib/errors";
+import { assertPricedUnderBudgets } from "../usage/budgets";
 import { sendEvent } from "../workflows/events";
 
 /**
@@ -269,6 +270,14 @@ export async function decideApproval(
     }
     if (a.status !== "pending") throw new DomainError("PRECONDITION_FAILED", `This request was already ${a.status}.`, { reason: "already_decided" });
     if (a.expiresAt <= now) throw new DomainError("PRECONDITION_FAILED", "This request has expired; ask for a new deployment.", { reason: "expired" });
+    if (decision === "approve") {
+      // A budget set since the request would not see this deployment's unpriced spend: same refusal as at create.
+      const d = await tx.deployment.findUniqueOrThrow({
+        where: { id: a.deploymentId },
+        select: { mode: true, serverlessProvider: true, serverlessGpu: true, spotGpu: true, spotClouds: true },
+      });
+      await assertPricedUnderBudgets(teamId, d, { client: tx, deploymentId: a.deploymentId, todo: "reject this request and ask for" });
+    }
     const r = await tx.approvalRequest.updateMany({
       where: { id: approvalId, teamId, status: "pending", expiresAt: { gt: now } },
       data: { status, decidedById: deciderId, comment: text, decidedAt: now },

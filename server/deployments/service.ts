@@ -5,7 +5,7 @@ import { appendAudit, type AuditActor } from "../audit";
 import { DomainError, notFound } from "../lib/errors";
 import { createApprovalRequest, evaluateApprovalPolicy, getTeamPolicy, notifyApprovalRequested } from "../approvals";
 import { sendEvent } from "../workflows/events";
-import { blockForDeployment, teamBudgetBlocks } from "../usage/budgets";
+import { assertPricedUnderBudgets, blockForDeployment, teamBudgetBlocks } from "../usage/budgets";
 import { resolveDeployment, type DeploymentInput, type ResolvedDeployment } from "./plan";
 
 /** Statuses in which a deployment holds (or may hold) provider resources. */
@@ -35,6 +35,12 @@ export interface Quote {
   estimatedCostPerHourMicros: number;
   approval: { required: boolean; reasons: string[] };
   notes: string[];
+  /**
+   * Parts without a known price ("No known spot price for H200 on aws"): their spend cannot be counted, so
+   * the estimate leaves them out and no budget could limit them. Where a budget applies, quote and create
+   * refuse the request instead (BAD_REQUEST "price_unknown").
+   */
+  unknownPrices: string[];
 }
 
 async function approvalFor(teamId: string, role: Role, r: ResolvedDeployment) {
@@ -79,6 +85,7 @@ async function assertNamesFree(client: Prisma.TransactionClient, teamId: string,
 export async function quoteDeployment(teamId: string, role: Role, input: DeploymentInput): Promise<Quote> {
   const r = resolveDeployment(teamId, input);
   await assertNamesFree(db, teamId, r);
+  const unknownPrices = await assertPricedUnderBudgets(teamId, r);
   return {
     slug: r.slug,
     mode: r.mode,
@@ -92,6 +99,7 @@ export async function quoteDeployment(teamId: string, role: Role, input: Deploym
     estimatedCostPerHourMicros: r.estimatedCostPerHourMicros,
     approval: await approvalFor(teamId, role, r),
     notes: [...(r.plans.serverless?.notes ?? []), ...(r.plans.spot?.notes ?? [])],
+    unknownPrices,
   };
 }
 
@@ -110,6 +118,7 @@ export async function requestDeployment(
   const status: DeploymentStatus = approval.required ? "pending_approval" : "queued";
   const created = await db.$transaction(async (tx) => {
     await assertNamesFree(tx, teamId, r);
+    const unknownPrices = await assertPricedUnderBudgets(teamId, r, { client: tx });
     const dep = await tx.deployment.create({
       data: {
         id,
@@ -150,7 +159,7 @@ export async function requestDeployment(
         deploymentId: id,
         requestedById: actor.userId,
         reasons: approval.reasons,
-        summary: { ...plan, gpuCount: r.gpuCount, costDisplay: r.cost.totalDisplay },
+        summary: { ...plan, gpuCount: r.gpuCount, costDisplay: r.cost.totalDisplay, unknownPrices },
         estimatedCostPerHourMicros: BigInt(r.estimatedCostPerHourMicros),
       });
       expiresAt = req.expiresAt;
@@ -165,6 +174,7 @@ export async function requestDeployment(
           `requested by ${actor.label}`,
           r.providerReason,
           `estimated ${r.cost.totalDisplay} while serving`,
+          ...unknownPrices,
           approval.required ? `needs approval: ${approval.reasons.join("; ")}` : null,
         ]
           .filter(Boolean)
@@ -180,6 +190,7 @@ export async function requestDeployment(
         providerReason: r.providerReason,
         estimatedCostPerHourMicros: r.estimatedCostPerHourMicros,
         approvalRequired: approval.required,
+        ...(unknownPrices.length ? { unknownPrices } : {}),
       },
     });
     return { dep, expiresAt, approvalId };

@@ -7,14 +7,20 @@
  * transaction, so every router re-reads the snapshot, where `budgetBlocks()` marks the key or deployment
  * blocked. The block is state, not a computation: it lasts until the period changes or an admin raises the
  * limit above the spend (both also bump the version).
+ *
+ * A part of a deployment without a known price (no published serverless price, no spot price on its clouds)
+ * cannot be counted. Spend counts every part that is known; a deployment with an unknown part is never
+ * created or approved where a budget would cover it (`assertPricedUnderBudgets`), and budgets that cover
+ * one anyway (set later, or the price went away) name it (`setBudget` warnings, `listBudgets().unpriced`).
  */
-import type { BudgetScope, Prisma } from "@prisma/client";
+import type { BudgetScope, DeploymentStatus, Prisma } from "@prisma/client";
 import { appendAudit, type AuditActor } from "../audit";
-import { formatMicros } from "../catalog";
-import { db } from "../db";
+import { formatMicros, SPOT_CLOUDS } from "../catalog";
+import { db, type Tx } from "../db";
 import { DomainError, notFound } from "../lib/errors";
+import type { CostResult } from "./cost";
 import { usageLinks } from "./links";
-import { costForDeployments, type DeploymentCost, loadDeploymentsForCost } from "./pricing";
+import { cloudPrice, costForDeployments, type DeploymentCost, loadDeploymentsForCost, serverlessBillingFor } from "./pricing";
 
 export const THRESHOLDS = [80, 90, 100] as const;
 export type Threshold = (typeof THRESHOLDS)[number];
@@ -47,8 +53,22 @@ export interface TeamSpend {
   deployments: Map<string, number>;
   keys: Map<string, number>;
   costs: DeploymentCost[];
-  /** Deployments whose cost could not be computed (unknown price): counted as 0. */
+  /** Deployments with a part of unknown price this month: only their known parts are counted. */
   unpriced: string[];
+  /** Which parts of each of `unpriced` have no known price. */
+  unpricedParts: Map<string, PricePart[]>;
+}
+
+/**
+ * The part of a cost whose price is known. A serverless price is one number (unknown = none of it is known);
+ * spot is priced per period of the prices in force, so when some periods are unknown the priced ones still
+ * count: the buckets carry exactly those (rounded per bucket, as per-key spend is).
+ */
+function knownMicros(cost: CostResult): number {
+  const a = cost.actual;
+  if (a.total !== null) return a.total;
+  const spot = a.spot ?? cost.buckets.reduce((sum, b) => sum + b.spot, 0);
+  return (a.serverless ?? 0) + spot + a.router;
 }
 
 /** Month-to-date spend of each team (and of its deployments and keys), from the rollups and the cost model. */
@@ -61,13 +81,16 @@ export async function monthToDateSpend(teamIds: string[], now: Date): Promise<Ma
   });
   const costs = await costForDeployments(deployments, from, now, { now });
   const out = new Map<string, TeamSpend>();
-  for (const id of teamIds) out.set(id, { teamId: id, total: 0, deployments: new Map(), keys: new Map(), costs: [], unpriced: [] });
+  for (const id of teamIds) out.set(id, { teamId: id, total: 0, deployments: new Map(), keys: new Map(), costs: [], unpriced: [], unpricedParts: new Map() });
   for (const c of costs) {
     const t = out.get(c.deployment.teamId)!;
-    const total = c.cost.actual.total;
-    if (total === null) t.unpriced.push(c.deployment.id);
-    t.total += total ?? 0;
-    t.deployments.set(c.deployment.id, total ?? 0);
+    const known = knownMicros(c.cost);
+    if (c.cost.actual.total === null) {
+      t.unpriced.push(c.deployment.id);
+      t.unpricedParts.set(c.deployment.id, PRICE_PARTS.filter((p) => c.cost.actual[p] === null));
+    }
+    t.total += known;
+    t.deployments.set(c.deployment.id, known);
     for (const [k, v] of c.keys) t.keys.set(k, (t.keys.get(k) ?? 0) + v);
     t.costs.push(c);
   }
@@ -79,6 +102,175 @@ function spendFor(spend: TeamSpend | undefined, scope: BudgetScope, targetId: st
   if (scope === "team") return spend.total;
   if (scope === "deployment") return spend.deployments.get(targetId ?? "") ?? 0;
   return spend.keys.get(targetId ?? "") ?? 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Unknown prices
+
+export type PricePart = "serverless" | "spot";
+const PRICE_PARTS: readonly PricePart[] = ["serverless", "spot"];
+
+/** Deployments that can no longer bill (failed ones may still hold resources, so they are not here). */
+const ENDED: DeploymentStatus[] = ["destroyed", "rejected", "expired"];
+
+/** What decides whether the cost model can price a deployment: a stored row or a resolved request alike. */
+export interface PricedShape {
+  mode: "hybrid" | "serverless" | "spot";
+  serverlessProvider: string | null;
+  serverlessGpu: string | null;
+  spotGpu: string | null;
+  spotClouds: readonly string[];
+}
+
+/** "no known spot price for H200 on aws", "no known runpod price for H200". */
+function unknownPriceReason(d: PricedShape, part: PricePart): string {
+  if (part === "serverless") return `no known ${d.serverlessProvider} price for ${d.serverlessGpu}`;
+  return `no known spot price for ${d.spotGpu ?? d.serverlessGpu} ${d.spotClouds.length ? `on ${d.spotClouds.join(" or ")}` : "on any cloud"}`;
+}
+
+/** `cloud|gpu` of every spot price the team's own SkyPilot API server has quoted (they price its spot time). */
+async function liveSpotPrices(client: Pick<Tx, "spotPriceSample">, teamId: string, gpus: string[]): Promise<Set<string>> {
+  if (gpus.length === 0) return new Set();
+  const rows = await client.spotPriceSample.findMany({
+    where: { teamId, gpu: { in: gpus }, pricePerGpuHourMicros: { gt: 0 } },
+    select: { cloud: true, gpu: true },
+    distinct: ["cloud", "gpu"],
+  });
+  return new Set(rows.map((r) => `${r.cloud}|${r.gpu}`));
+}
+
+/**
+ * The parts of a deployment the cost model cannot price from now on, decided as `buildCostInput`
+ * (pricing.ts) decides: the serverless provider's published price for the GPU; for spot, the cheapest
+ * static price on the allowed clouds (all when none are named) or a live price the team has sampled there.
+ */
+function unknownPriceParts(d: PricedShape, live: ReadonlySet<string>): PricePart[] {
+  const parts: PricePart[] = [];
+  if (d.mode !== "spot" && d.serverlessProvider && d.serverlessGpu) {
+    if (serverlessBillingFor(d.serverlessProvider, d.serverlessGpu, 1, null).pricePerGpuHourMicros === null) parts.push("serverless");
+  }
+  const spotGpu = d.spotGpu ?? d.serverlessGpu;
+  if (d.mode !== "serverless" && spotGpu && cloudPrice(spotGpu, d.spotClouds, "spot") === null) {
+    const clouds = (d.spotClouds.length ? d.spotClouds : SPOT_CLOUDS).filter((c) => (SPOT_CLOUDS as readonly string[]).includes(c));
+    if (!clouds.some((c) => live.has(`${c}|${spotGpu}`))) parts.push("spot");
+  }
+  return parts;
+}
+
+const capitalize = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+const listing = (xs: string[]) => (xs.length <= 1 ? (xs[0] ?? "") : `${xs.slice(0, -1).join(", ")} and ${xs[xs.length - 1]}`);
+
+/**
+ * What a budget covering a deployment would be called in a refusal: the team budget, budgets of the keys
+ * that reach it (a key naming no deployment reaches them all) and its own budget. `deploymentId` null: a
+ * deployment not created yet (only the team budget and keys reaching every deployment cover it).
+ */
+async function budgetsCovering(client: Pick<Tx, "budget" | "apiKey" | "deployment">, teamId: string, deploymentId: string | null): Promise<string[]> {
+  const budgets = await client.budget.findMany({ where: { teamId }, select: { scope: true, targetId: true } });
+  const keyIds = budgets.filter((b) => b.scope === "apikey" && b.targetId).map((b) => b.targetId!);
+  const keys = keyIds.length
+    ? await client.apiKey.findMany({ where: { id: { in: keyIds }, teamId, revokedAt: null }, select: { id: true, label: true, deploymentIds: true } })
+    : [];
+  const subjects: string[] = [];
+  if (budgets.some((b) => b.scope === "team")) subjects.push("the team's budget");
+  for (const k of keys) {
+    if (k.deploymentIds.length === 0 || (deploymentId && k.deploymentIds.includes(deploymentId))) subjects.push(`the budget of key ${k.label}`);
+  }
+  if (deploymentId && budgets.some((b) => b.scope === "deployment" && b.targetId === deploymentId)) {
+    const d = await client.deployment.findFirst({ where: { id: deploymentId, teamId }, select: { slug: true } });
+    subjects.push(`the budget of deployment ${d?.slug ?? deploymentId}`);
+  }
+  return subjects;
+}
+
+/** What of a deployment has no known price from now on: the parts and, in words, why. */
+async function unknownPrices(client: Pick<Tx, "spotPriceSample">, teamId: string, d: PricedShape): Promise<Array<{ part: PricePart; reason: string }>> {
+  let parts = unknownPriceParts(d, new Set());
+  // Only a spot price missing from the static table sends us to the team's live samples.
+  if (parts.includes("spot")) parts = unknownPriceParts(d, await liveSpotPrices(client, teamId, [(d.spotGpu ?? d.serverlessGpu)!]));
+  return parts.map((part) => ({ part, reason: unknownPriceReason(d, part) }));
+}
+
+/**
+ * The refusal: what has no price, which budgets could therefore not be enforced, and what to do, e.g. `choose`
+ * + "another GPU or cloud" (a spot price depends on the cloud, a serverless one on the provider).
+ */
+function priceUnknown(unknown: Array<{ part: PricePart; reason: string }>, budgets: string[], todo: string): DomainError {
+  const other = unknown.some((u) => u.part === "serverless")
+    ? unknown.some((u) => u.part === "spot") ? "another GPU, provider or cloud" : "another GPU or provider"
+    : "another GPU or cloud";
+  return new DomainError(
+    "BAD_REQUEST",
+    `${capitalize(unknown.map((u) => u.reason).join(" and "))}, so ${listing(budgets)} could not be enforced; ${todo} ${other}.`,
+    { reason: "price_unknown" },
+  );
+}
+
+/**
+ * What of a deployment (a request being quoted, created or approved) has no known price, as sentences
+ * ("No known spot price for H200 on aws"); empty when all of it is priced. When any budget would cover it,
+ * refuses instead (BAD_REQUEST "price_unknown"): its spend could not be counted, so the budget could not
+ * stop it. `todo` says what to do about it (default "choose", as in "choose another GPU or cloud").
+ */
+export async function assertPricedUnderBudgets(
+  teamId: string,
+  d: PricedShape,
+  opts: { deploymentId?: string | null; client?: Pick<Tx, "budget" | "apiKey" | "deployment" | "spotPriceSample">; todo?: string } = {},
+): Promise<string[]> {
+  const client = opts.client ?? db;
+  const unknown = await unknownPrices(client, teamId, d);
+  if (unknown.length === 0) return [];
+  const covering = await budgetsCovering(client, teamId, opts.deploymentId ?? null);
+  if (covering.length) throw priceUnknown(unknown, covering, opts.todo ?? "choose");
+  return unknown.map((u) => capitalize(u.reason));
+}
+
+export interface UnpricedDeployment {
+  deploymentId: string;
+  slug: string;
+  /** "no known spot price for H200 on aws". */
+  reasons: string[];
+}
+
+/**
+ * The team's deployments a budget cannot count in full: those with an unknown part in this month's spend,
+ * and those not ended whose price is unknown from now on (a deployment without usage yet included).
+ */
+async function unpricedDeployments(teamId: string, spend: TeamSpend | undefined): Promise<UnpricedDeployment[]> {
+  const spentUnpriced = spend?.unpriced ?? [];
+  const deps = await db.deployment.findMany({
+    where: { teamId, OR: [{ status: { notIn: ENDED } }, { id: { in: spentUnpriced } }] },
+    select: { id: true, slug: true, status: true, mode: true, serverlessProvider: true, serverlessGpu: true, spotGpu: true, spotClouds: true },
+    orderBy: [{ slug: "asc" }, { id: "asc" }],
+  });
+  const live = await liveSpotPrices(db, teamId, [...new Set(deps.flatMap((d) => d.spotGpu ?? d.serverlessGpu ?? []))]);
+  const out: UnpricedDeployment[] = [];
+  for (const d of deps) {
+    const parts = new Set<PricePart>(spend?.unpricedParts.get(d.id) ?? []);
+    if (!ENDED.includes(d.status)) for (const p of unknownPriceParts(d, live)) parts.add(p);
+    if (parts.size) out.push({ deploymentId: d.id, slug: d.slug, reasons: PRICE_PARTS.filter((p) => parts.has(p)).map((p) => unknownPriceReason(d, p)) });
+  }
+  return out;
+}
+
+/** The deployments of `unpriced` whose spend a budget counts (`keyReach`: the deployments of each key, [] = all). */
+function coveredBy(unpriced: UnpricedDeployment[], b: { scope: BudgetScope; targetId: string | null }, keyReach: Map<string, string[]>): UnpricedDeployment[] {
+  if (b.scope === "team") return unpriced;
+  if (b.scope === "deployment") return unpriced.filter((u) => u.deploymentId === b.targetId);
+  const reach = keyReach.get(b.targetId ?? "");
+  if (!reach) return [];
+  return reach.length === 0 ? unpriced : unpriced.filter((u) => reach.includes(u.deploymentId));
+}
+
+async function keyReachOf(teamId: string, budgets: Array<{ scope: BudgetScope; targetId: string | null }>): Promise<Map<string, string[]>> {
+  const ids = budgets.filter((b) => b.scope === "apikey" && b.targetId).map((b) => b.targetId!);
+  if (ids.length === 0) return new Map();
+  const keys = await db.apiKey.findMany({ where: { id: { in: ids }, teamId }, select: { id: true, deploymentIds: true } });
+  return new Map(keys.map((k) => [k.id, k.deploymentIds]));
+}
+
+function unpricedWarning(u: UnpricedDeployment): string {
+  return `Spend of ${u.slug} with no known price is not counted: ${u.reasons.join("; ")}.`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -138,9 +330,26 @@ async function assertTarget(teamId: string, scope: BudgetScope, targetId: string
 }
 
 /**
+ * The budget row, locked until the transaction ends. An evaluator's claim (`claimThreshold`) updates the same
+ * row, so the two serialise: what this transaction reads from `alertsSent` is what it overwrites.
+ */
+async function lockBudget(tx: Tx, where: { id: string; teamId: string } | { teamId: string; scope: BudgetScope; targetId: string | null }) {
+  const rows =
+    "id" in where
+      ? await tx.$queryRaw<Array<{ id: string }>>`SELECT id FROM "Budget" WHERE id = ${where.id} AND "teamId" = ${where.teamId} FOR UPDATE`
+      : await tx.$queryRaw<Array<{ id: string }>>`
+          SELECT id FROM "Budget" WHERE "teamId" = ${where.teamId} AND scope::text = ${where.scope} AND "targetId" IS NOT DISTINCT FROM ${where.targetId}::text
+          FOR UPDATE`;
+  return rows[0] ? tx.budget.findUniqueOrThrow({ where: { id: rows[0].id } }) : null;
+}
+
+/**
  * Creates or changes a budget (audited). Thresholds already alerted this period stay recorded only while the
  * spend still crosses them under the new limit, so a raise re-arms the alerts above the spend; a budget
  * that was blocked and is raised above the spend is unblocked and routers are told (config version bump).
+ *
+ * Deployments the budget cannot count in full (a part without a known price) are named in `warnings`. A new
+ * budget for such a deployment alone is refused: it could not limit the part that has no price.
  */
 export async function setBudget(teamId: string, actor: AuditActor, input: SetBudgetInput, opts: { now?: Date } = {}) {
   const now = opts.now ?? new Date();
@@ -150,14 +359,31 @@ export async function setBudget(teamId: string, actor: AuditActor, input: SetBud
   }
   await assertTarget(teamId, input.scope, targetId);
   const period = budgetPeriod(now);
-  const spend = spendFor((await monthToDateSpend([teamId], now)).get(teamId), input.scope, targetId);
+  const teamSpend = (await monthToDateSpend([teamId], now)).get(teamId);
+  const spend = spendFor(teamSpend, input.scope, targetId);
   const limit = input.monthlyLimitMicros;
   const crossed = THRESHOLDS.filter((t) => spend * 100 >= t * limit);
+  const subject = { scope: input.scope, targetId };
+  const unpriced = coveredBy(await unpricedDeployments(teamId, teamSpend), subject, await keyReachOf(teamId, [subject]));
+  // A deployment's own budget where part of it has no price from now on (a price known since counts from here).
+  const target =
+    input.scope === "deployment" && targetId
+      ? await db.deployment.findUniqueOrThrow({
+          where: { id: targetId },
+          select: { slug: true, mode: true, serverlessProvider: true, serverlessGpu: true, spotGpu: true, spotClouds: true },
+        })
+      : null;
+  const targetUnpriced = target ? await unknownPrices(db, teamId, target) : [];
 
   return db.$transaction(async (tx) => {
     // Serialises writers of one budget (the team budget's targetId is NULL, which a unique index can't guard).
     await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`budget:${teamId}:${input.scope}:${targetId ?? ""}`}, 0))`;
-    const existing = await tx.budget.findFirst({ where: { teamId, scope: input.scope, targetId } });
+    const existing = await lockBudget(tx, { teamId, scope: input.scope, targetId });
+    // A new budget that could limit nothing of that part is refused; an existing one may still be changed
+    // (e.g. raised to lift a block), with the warning.
+    if (!existing && target && targetUnpriced.length) {
+      throw priceUnknown(targetUnpriced, [`a budget of deployment ${target.slug}`], "redeploy it on");
+    }
     const wasBlocked = existing ? sentIn(existing.alertsSent, period).includes(100) : false;
     const keep = existing ? sentIn(existing.alertsSent, period).filter((t) => (crossed as number[]).includes(t)) : [];
     const alertsSent = { [period]: keep } as Prisma.InputJsonValue;
@@ -169,17 +395,35 @@ export async function setBudget(teamId: string, actor: AuditActor, input: SetBud
       action: existing ? "budget.update" : "budget.create",
       targetType: input.scope === "team" ? "team" : input.scope,
       targetId: targetId ?? teamId,
-      metadata: { budgetId: budget.id, scope: input.scope, previousLimitMicros: previous, monthlyLimitMicros: limit, spendMicros: spend, period },
+      metadata: {
+        budgetId: budget.id,
+        scope: input.scope,
+        previousLimitMicros: previous,
+        monthlyLimitMicros: limit,
+        spendMicros: spend,
+        period,
+        ...(unpriced.length ? { unpricedDeployments: unpriced.map((u) => u.slug) } : {}),
+      },
     });
     const unblocked = wasBlocked && !keep.includes(100);
     if (unblocked) await usageLinks().bumpRouterConfigVersion(tx);
-    return { id: budget.id, scope: budget.scope, targetId: budget.targetId, monthlyLimitMicros: limit, spendMicros: spend, unblocked };
+    return {
+      id: budget.id,
+      scope: budget.scope,
+      targetId: budget.targetId,
+      monthlyLimitMicros: limit,
+      spendMicros: spend,
+      unblocked,
+      /** Deployments this budget cannot count in full, each named with what has no known price. */
+      warnings: unpriced.map(unpricedWarning),
+    };
   });
 }
 
 export async function deleteBudget(teamId: string, actor: AuditActor, budgetId: string) {
   return db.$transaction(async (tx) => {
-    const b = await tx.budget.findFirst({ where: { id: budgetId, teamId } });
+    // Locked, so a 100% claimed concurrently is seen here and the routers are told the block is gone.
+    const b = await lockBudget(tx, { id: budgetId, teamId });
     if (!b) throw notFound("Budget");
     await tx.budget.delete({ where: { id: b.id } });
     await appendAudit(tx, teamId, actor, {
@@ -198,7 +442,7 @@ export async function listBudgets(teamId: string, opts: { now?: Date } = {}) {
   const period = budgetPeriod(now);
   const budgets = await db.budget.findMany({ where: { teamId }, orderBy: { createdAt: "asc" } });
   const spend = (await monthToDateSpend([teamId], now)).get(teamId);
-  const names = await namesFor(budgets);
+  const [names, unpriced, keyReach] = await Promise.all([namesFor(budgets), budgets.length ? unpricedDeployments(teamId, spend) : [], keyReachOf(teamId, budgets)]);
   return budgets.map((b) => {
     const limit = Number(b.monthlyLimitMicros);
     const s = spendFor(spend, b.scope, b.targetId);
@@ -214,6 +458,8 @@ export async function listBudgets(teamId: string, opts: { now?: Date } = {}) {
       percent: Math.round((s / limit) * 1000) / 10,
       alertsSent: sent,
       blocked: sent.includes(100),
+      /** Deployments whose spend this budget cannot count in full (a part without a known price). */
+      unpriced: coveredBy(unpriced, b, keyReach),
     };
   });
 }
@@ -230,13 +476,25 @@ export interface EvaluationResult {
   lapsed: string[];
 }
 
-/** Atomically records `threshold` as sent for `period`; false when another evaluator already did. */
-async function claimThreshold(client: Pick<typeof db, "$queryRaw">, budgetId: string, period: string, threshold: number): Promise<boolean> {
+/**
+ * Atomically records `threshold` as sent for `period`; false when another evaluator already did, or when the
+ * limit is no longer `limitMicros` (the spend was compared with a limit an admin has changed since: the next
+ * evaluation compares it with the new one). It merges into the row's current `alertsSent` and waits for a
+ * `setBudget` holding the row (`lockBudget`), so neither erases the other's write.
+ */
+export async function claimThreshold(
+  client: Pick<typeof db, "$queryRaw">,
+  budgetId: string,
+  period: string,
+  threshold: number,
+  limitMicros: number,
+): Promise<boolean> {
   const rows = await client.$queryRaw<Array<{ id: string }>>`
     UPDATE "Budget"
     SET "alertsSent" = jsonb_set("alertsSent", ARRAY[${period}::text], COALESCE("alertsSent"->${period}::text, '[]'::jsonb) || jsonb_build_array(${threshold}::int)),
         "updatedAt" = ${new Date()}
-    WHERE id = ${budgetId} AND NOT (COALESCE("alertsSent"->${period}::text, '[]'::jsonb) @> jsonb_build_array(${threshold}::int))
+    WHERE id = ${budgetId} AND "monthlyLimitMicros" = ${BigInt(limitMicros)}
+      AND NOT (COALESCE("alertsSent"->${period}::text, '[]'::jsonb) @> jsonb_build_array(${threshold}::int))
     RETURNING id`;
   return rows.length === 1;
 }
@@ -282,13 +540,13 @@ export async function evaluateBudgets(now: Date = new Date(), opts: { teamIds?: 
       let claimed: boolean;
       if (threshold === 100) {
         claimed = await db.$transaction(async (tx) => {
-          const ok = await claimThreshold(tx, b.id, period, threshold);
+          const ok = await claimThreshold(tx, b.id, period, threshold, limit);
           if (ok) await usageLinks().bumpRouterConfigVersion(tx);
           return ok;
         });
         if (claimed) result.newlyBlocked.push(b.id);
       } else {
-        claimed = await claimThreshold(db, b.id, period, threshold);
+        claimed = await claimThreshold(db, b.id, period, threshold, limit);
       }
       if (!claimed) continue;
       result.alerts.push({ budgetId: b.id, teamId: b.teamId, threshold, spendMicros: s, limitMicros: limit });

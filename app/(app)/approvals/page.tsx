@@ -99,6 +99,11 @@ function ApprovalCard({ approval: a, canDecide, myId }: { approval: ApprovalView
           <div key={String(k)} className="min-w-0"><dt className="text-gray-500">{String(k)}</dt><dd className="font-medium text-gray-900 [overflow-wrap:anywhere]">{v == null ? "—" : String(v)}</dd></div>
         ))}
       </dl>
+      {Array.isArray(s.unknownPrices) && s.unknownPrices.length ? (
+        <p className="mt-3 text-sm text-amber-800 [overflow-wrap:anywhere]" data-testid="approval-unknown-prices">
+          {(s.unknownPrices as string[]).join("; ")}: its spend there cannot be counted, so a team with a budget cannot approve it.
+        </p>
+      ) : null}
       <div className="mt-3 text-sm">
         <p className="font-medium text-gray-900">Why approval is needed</p>
         <ul className="list-inside list-disc text-gray-700 [overflow-wrap:anywhere]">{a.reasons.map((r) => <li key={r}>{r}</li>)}</ul>

@@ -190,6 +190,11 @@ function BudgetsSection({ editable }: { editable: boolean }) {
                 <p className="font-medium text-gray-900">{b.name} <span className="text-xs font-normal text-gray-500">({b.scope})</span> {b.blocked ? <Badge tone="red">blocked</Badge> : null}</p>
                 <p className="text-gray-600">{formatUsd(b.spendMicros)} of {formatUsd(b.monthlyLimitMicros)} in {b.period} · {b.percent}%</p>
                 <div className="mt-1 h-1.5 w-48 rounded bg-gray-100" aria-hidden><div className={`h-1.5 rounded ${b.percent >= 100 ? "bg-red-500" : b.percent >= 80 ? "bg-amber-500" : "bg-green-500"}`} style={{ width: `${Math.min(100, b.percent)}%` }} /></div>
+                {b.unpriced.length ? (
+                  <p className="mt-1 text-xs text-amber-800 [overflow-wrap:anywhere]" data-testid="budget-unpriced">
+                    Not counted, no known price: {b.unpriced.map((u) => `${u.slug} (${u.reasons.join("; ")})`).join(", ")}.
+                  </p>
+                ) : null}
               </div>
               {editable ? (
                 <ConfirmButton label="Remove" className="btn-secondary text-red-700" title={`Remove the budget for ${b.name}?`} message="Spending is no longer limited or alerted on." confirmLabel="Remove budget" danger onConfirm={() => del.mutate({ budgetId: b.id })} />
@@ -219,6 +224,13 @@ function BudgetsSection({ editable }: { editable: boolean }) {
             <input id="budget-limit" name="limit" type="number" min={0.01} step="0.01" required className="field-input" />
           </Field>
           {set.error && !Object.keys(fe).length ? <p role="alert" className="field-error sm:col-span-3">{errorMessage(set.error)}</p> : null}
+          {set.data?.warnings.length ? (
+            <div className="sm:col-span-3">
+              <Notice tone="warning">
+                <span data-testid="budget-set-warnings">Budget saved, but it cannot count everything. {set.data.warnings.join(" ")}</span>
+              </Notice>
+            </div>
+          ) : null}
           <div className="sm:col-span-3"><button type="submit" className="btn-primary" disabled={!hydrated || set.isPending}>{set.isPending ? "Saving…" : "Set budget"}</button></div>
         </form>
       ) : (

@@ -125,7 +125,8 @@ function fieldOfReason(reason: string | null | undefined, message: string, serve
   if (reason === "slug_taken") return "slug";
   // A name another deployment answers to: the served model name when that is the one quoted, else the slug.
   if (reason === "name_taken") return servedModelName && message.startsWith(`"${servedModelName}"`) ? "servedModelName" : "slug";
-  if (reason === "unknown_gpu" || reason === "gpu_not_offered") return "gpu";
+  // No known price where a budget applies: another GPU (or cloud, which the message names) fixes it.
+  if (reason === "unknown_gpu" || reason === "gpu_not_offered" || reason === "price_unknown") return "gpu";
   if (reason === "unknown_provider" || reason === "wrong_provider_kind" || reason === "no_provider") return "provider";
   if (/spot cloud/i.test(message)) return "spotClouds";
   return "form";
@@ -194,8 +195,12 @@ export default function NewDeploymentPage() {
     if (submitting.current || budgetNotSet) return;
     setSubmitError(null);
     const budget = canBudget ? budgetMicrosOf(f.budgetUsd, budgetInput.current?.validity.badInput) : {};
-    setBudgetError(budget.error ?? null);
-    if (budget.error) {
+    // A budget of a deployment whose price is unknown could not limit it (the server refuses to set it).
+    const unknown = budget.micros !== undefined ? (quote.data?.unknownPrices ?? []) : [];
+    const other = unknown.every((u) => u.startsWith("No known spot price")) ? "another GPU or cloud" : "another GPU, provider or cloud";
+    const error = budget.error ?? (unknown.length ? `${unknown.join("; ")}, so this deployment's budget could not be enforced; choose ${other}, or leave the budget empty.` : null);
+    setBudgetError(error);
+    if (error) {
       budgetInput.current?.focus();
       return;
     }
@@ -430,6 +435,11 @@ export default function NewDeploymentPage() {
                   {quote.data.cost.items.map((i) => <li key={i.component}><span className="font-medium capitalize">{i.component}</span>: {i.description} — {i.display}</li>)}
                 </ul>
                 {quote.data.cost.warnings.map((w) => <p key={w} className="mt-1 text-xs text-amber-700">{w}</p>)}
+                {quote.data.unknownPrices.length ? (
+                  <p className="mt-2 text-xs text-amber-800" data-testid="unknown-prices">
+                    {quote.data.unknownPrices.join("; ")}: its spend cannot be counted, so no budget can limit it (a team with a budget cannot deploy it).
+                  </p>
+                ) : null}
                 {quote.data.notes.length ? <ul className="mt-2 list-inside list-disc text-xs text-gray-500">{quote.data.notes.map((n) => <li key={n}>{n}</li>)}</ul> : null}
               </>
             ) : <p className="text-sm text-gray-600">Fix the highlighted fields to get a quote.</p>}
