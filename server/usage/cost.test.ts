@@ -2,6 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   attributeToKeys,
+  clipToLives,
   computeCost,
   type CostInput,
   priceMs,
@@ -27,7 +28,7 @@ const l4Serverless: ServerlessBilling = {
 function input(over: Partial<CostInput>): CostInput {
   return {
     fromMs: 0, toMs: 3600 * S, bucketMs: MIN, activity: [], spotReady: [],
-    serverless: l4Serverless, serverlessLiveMs: 3600 * S,
+    serverless: l4Serverless, serverlessLiveMs: 3600 * S, deploymentLiveMs: 3600 * S,
     spot: { cloud: "aws", gpu: "L4", gpuCount: 1, spotPricePerGpuHourMicros: L4_SPOT },
     routerMicrosPerHour: 0, routerLiveMs: 0,
     counterfactualServerless: l4Serverless, onDemandSpotGpuMicros: L4_OD, onDemandServerlessGpuMicros: L4_OD,
@@ -182,6 +183,29 @@ describe("cost model", () => {
     assert.equal(two.reduce((s, i) => s + (i.end - i.start) * i.replicas, 0), 20 * S);
     const warming = readyIntervalsFromEvents([ev("r1", "a", "warming", 0)], 0, 10 * S);
     assert.equal(warming.length, 0);
+  });
+
+  test("ready intervals: a gone router's view ends at its last sign of life, ready time outside the component's lives is cut", () => {
+    const ev = (routerId: string, backendId: string, state: string, at: number) => ({ routerId, backendId, state, at, replicas: 1 });
+    // r1 saw it ready from before the range and went silent at 100 s; r2 saw it ready 300 s → 400 s.
+    const events = [ev("r1", "spot", "ready", -50 * S), ev("r2", "spot", "ready", 300 * S), ev("r2", "spot", "cold", 400 * S)];
+    const views = readyIntervalsFromEvents(events, 0, 3600 * S, { viewEnds: new Map([["r1", 100 * S]]) });
+    assert.deepEqual(views, [{ start: 0, end: 100 * S, replicas: 1 }, { start: 300 * S, end: 400 * S, replicas: 1 }]);
+    // Gone before the range: nothing, although its last event before the range said ready.
+    assert.deepEqual(readyIntervalsFromEvents(events.slice(0, 1), 200 * S, 3600 * S, { viewEnds: new Map([["r1", 100 * S]]) }), []);
+    // Lives 50 → 120 s and 350 s → ∞ (overlapping lives are not counted twice).
+    const lives = [{ start: 50 * S, end: 120 * S }, { start: 60 * S, end: 70 * S }, { start: 350 * S, end: Number.POSITIVE_INFINITY }];
+    assert.deepEqual(clipToLives(views, lives), [{ start: 50 * S, end: 100 * S, replicas: 1 }, { start: 350 * S, end: 400 * S, replicas: 1 }]);
+  });
+
+  test("all-serverless baseline of a deployment without serverless: warm workers for the deployment's live time, not the range", () => {
+    const r = computeCost(input({
+      toMs: 240 * 3600 * S, serverless: null, serverlessLiveMs: 0, deploymentLiveMs: 3600 * S,
+      counterfactualServerless: { ...l4Serverless, minWorkers: 1 },
+      activity: [{ t: 30 * MIN, kind: "spot", requests: 100, busyMs: 100 * S, inputTokens: 0, outputTokens: 0 }],
+      spotReady: [{ start: 0, end: 3600 * S, replicas: 1 }],
+    }));
+    assert.equal(r.counterfactual.allServerless, priceMs(3600 * S, 1, L4_SVL), "was 240 h of a warm worker");
   });
 
   test("key attribution shares each bucket's cost by busy time", () => {

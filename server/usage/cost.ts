@@ -80,6 +80,11 @@ export interface CostInput {
   serverless: ServerlessBilling | null;
   /** Time the serverless component existed inside the range (warm workers are billed for it). */
   serverlessLiveMs: number;
+  /**
+   * Time the deployment existed inside the range (activated or created → destroyed): the warm workers of the
+   * all-serverless baseline of a deployment without a serverless component.
+   */
+  deploymentLiveMs: number;
   spot: SpotPricing | null;
   /** Router price attributed to this deployment (0 when colocated) and the time it ran in the range. */
   routerMicrosPerHour: number;
@@ -287,17 +292,19 @@ export function serverlessBilledMs(
 
 /**
  * Ready intervals of spot backends from the routers' state events. Per router and backend, a state lasts
- * until that router's next event for the backend (or `toMs`). A backend counts as ready while ANY router
- * sees it ready (routers share the backend; their views are unioned, not added); distinct spot backends
- * are distinct replicas and add up. `billedStates` are the states in which the replicas exist and bill.
+ * until that router's next event for the backend, or until the end of that router's view (`viewEnds`: a router
+ * that stopped reporting sees nothing after its last sign of life), or `toMs`. A backend counts as ready while
+ * ANY router sees it ready (routers share the backend; their views are unioned, not added); distinct spot
+ * backends are distinct replicas and add up. `billedStates` are the states in which the replicas exist and bill.
  * Events before `fromMs` are needed to know the state at `fromMs`.
  */
 export function readyIntervalsFromEvents(
   events: ReadonlyArray<{ routerId: string; backendId: string; state: string; at: number; replicas: number }>,
   fromMs: number,
   toMs: number,
-  billedStates: readonly string[] = ["ready", "draining"],
+  opts: { viewEnds?: ReadonlyMap<string, number>; billedStates?: readonly string[] } = {},
 ): ReadyInterval[] {
+  const billedStates = opts.billedStates ?? ["ready", "draining"];
   const byRouterBackend = new Map<string, typeof events[number][]>();
   for (const e of events) {
     const k = `${e.backendId}\u0000${e.routerId}`;
@@ -309,11 +316,12 @@ export function readyIntervalsFromEvents(
     const backendId = k.split("\u0000")[0];
     list.sort((a, b) => a.at - b.at);
     const out = entry(perBackend, backendId, () => []);
+    const viewEnd = Math.min(toMs, opts.viewEnds?.get(list[0].routerId) ?? toMs);
     for (let i = 0; i < list.length; i++) {
       const e = list[i];
       if (!billedStates.includes(e.state)) continue;
       const start = Math.max(fromMs, e.at);
-      const end = Math.min(toMs, list[i + 1]?.at ?? toMs);
+      const end = Math.min(viewEnd, list[i + 1]?.at ?? viewEnd);
       if (end > start) out.push({ start, end, replicas: Math.max(1, e.replicas) });
     }
   }
@@ -333,6 +341,20 @@ export function readyIntervalsFromEvents(
     }
   }
   return result;
+}
+
+/**
+ * The parts of `intervals` inside any of `lives` (the times a component's resource existed): ready time the
+ * routers report outside them is not billed. Overlapping lives are merged first, so nothing is counted twice.
+ */
+export function clipToLives(intervals: readonly ReadyInterval[], lives: ReadonlyArray<{ start: number; end: number }>): ReadyInterval[] {
+  const merged: Array<{ start: number; end: number }> = [];
+  for (const l of [...lives].sort((a, b) => a.start - b.start)) {
+    const last = merged[merged.length - 1];
+    if (last && l.start <= last.end) last.end = Math.max(last.end, l.end);
+    else if (l.end > l.start) merged.push({ ...l });
+  }
+  return merged.flatMap((l) => clipIntervals(intervals, l.start, l.end)).sort((a, b) => a.start - b.start);
 }
 
 /** Replica-ms of `intervals` falling in each bucket of size `bucketMs` (keyed by bucket start). */
@@ -435,7 +457,9 @@ export function computeCost(input: CostInput): CostResult {
   if (cs && cs.pricePerGpuHourMicros !== null) {
     const all = input.activity.map((a) => ({ t: a.t, busyMs: a.busyMs, requests: a.requests, bucketMs: a.bucketMs }));
     const billed = serverlessBilledMs(all, cs, bucketMs, toMs);
-    const warm = cs.minWorkers * Math.max(0, input.serverlessLiveMs || toMs - input.fromMs);
+    // Warm workers would have run as long as the deployment's serverless component did, or, without one, as long
+    // as the deployment: never the whole range (a spot-only deployment that lived 1 h, viewed over 10 days).
+    const warm = cs.minWorkers * Math.max(0, s ? input.serverlessLiveMs : input.deploymentLiveMs);
     allServerless = priceMs(billed.total + warm, cs.gpuCount, cs.pricePerGpuHourMicros);
     explanation.push(
       `all on serverless: ${fmtS(svlBusy + spotBusy)} busy on ${cs.provider} ${cs.gpu}×${cs.gpuCount} at ${fmt(cs.pricePerGpuHourMicros)}/GPU-h → ` +

@@ -167,7 +167,7 @@ describe("usage ingest", () => {
 
   test("the spot state at the start of a range is the last event before it, not an older one", async () => {
     const { dep } = await setup();
-    await db.deploymentComponent.create({ data: { deploymentId: dep.id, kind: "spot", provider: "skyserve", status: "ready", replicasReady: 1 } });
+    await db.deploymentComponent.create({ data: { deploymentId: dep.id, kind: "spot", provider: "skyserve", status: "ready", replicasReady: 1, startedAt: dep.createdAt } });
     const t0 = new Date("2026-11-12T14:00:00Z");
     const ev = (state: "ready" | "cold", at: Date) => ({ type: "backend_state" as const, deploymentId: dep.id, backendId: "spot", state, at: at.toISOString() });
     const ago = (ms: number) => new Date(t0.getTime() - ms);
@@ -182,7 +182,7 @@ describe("usage ingest", () => {
 
   test("spot time is priced at the live price in force at each moment, the static table before the first sample", async () => {
     const { team, dep } = await setup();
-    await db.deploymentComponent.create({ data: { deploymentId: dep.id, kind: "spot", provider: "skyserve", status: "ready", replicasReady: 1 } });
+    await db.deploymentComponent.create({ data: { deploymentId: dep.id, kind: "spot", provider: "skyserve", status: "ready", replicasReady: 1, startedAt: dep.createdAt } });
     const t0 = new Date("2026-11-14T10:00:00Z");
     const at = (ms: number) => new Date(t0.getTime() + ms);
     const ev = (state: "ready" | "cold", when: Date) => ({ type: "backend_state" as const, deploymentId: dep.id, backendId: "spot", state, at: when.toISOString() });
@@ -215,7 +215,7 @@ describe("usage ingest", () => {
 
   test("spot state events become ready time priced at the spot rate; retention prunes old data", async () => {
     const { dep, key } = await setup();
-    await db.deploymentComponent.create({ data: { deploymentId: dep.id, kind: "spot", provider: "skyserve", status: "ready", replicasReady: 1 } });
+    await db.deploymentComponent.create({ data: { deploymentId: dep.id, kind: "spot", provider: "skyserve", status: "ready", replicasReady: 1, startedAt: dep.createdAt } });
     const t0 = new Date("2026-11-10T14:00:00Z");
     const ev = (state: "ready" | "cold", at: Date) => ({ type: "backend_state" as const, deploymentId: dep.id, backendId: "spot", state, at: at.toISOString() });
     await ingestUsageReport(makeReport(t0, [{ keyId: key.id, deploymentId: dep.id, backendKind: "spot", requests: 10 }], [ev("ready", t0)]));

@@ -7,7 +7,15 @@ import { notFound } from "../lib/errors";
 import { budgetPeriod, monthToDateSpend, teamBudgetBlocks } from "./budgets";
 import { type ActivitySample, computeCost, entry, readyIntervalsFromEvents } from "./cost";
 import { addInto, emptyHistogram, type Histogram, quantile, toCanonical } from "./histogram";
-import { buildCostInput, HOUR_MS, loadDeploymentsForCost, loadSpotPriceSamples, MINUTE_MS, MINUTE_RETENTION_DAYS } from "./pricing";
+import {
+  buildCostInput,
+  HOUR_MS,
+  loadDeploymentsForCost,
+  loadSpotPriceSamples,
+  MINUTE_MS,
+  MINUTE_RETENTION_DAYS,
+  routerViewEnds,
+} from "./pricing";
 
 const DAY_MS = 86_400_000;
 /** Bucket sizes offered to charts, smallest first; the first one that keeps a range under ~200 points wins. */
@@ -89,6 +97,7 @@ export async function deploymentSeries(teamId: string, input: { deploymentId: st
     (SELECT DISTINCT ON ("routerId", "backendId") "routerId", "backendId", "backendKind", state, at, replicas FROM "UsageBackendEvent"
      WHERE "deploymentId" = ${dep.id} AND at < ${new Date(start)}
      ORDER BY "routerId", "backendId", at DESC)`;
+  const viewEnds = await routerViewEnds(events.map((e) => e.routerId), now);
   const spotGpu = dep.spotGpu ?? dep.serverlessGpu;
   const priceSamples = spotGpu ? await loadSpotPriceSamples([dep.teamId], [spotGpu], new Date(start), new Date(to)) : [];
   const spotIds = new Set(rows.filter((r) => r.kind === "spot").map((r) => r.backendId));
@@ -130,7 +139,7 @@ export async function deploymentSeries(teamId: string, input: { deploymentId: st
     // in the next slice only if that slice has activity, and a long request's time before the slice is billed
     // here apart from the previous slice's traffic, so a series' sum can differ slightly from the total.
     // Minute rollups price every slice they cover, whatever the step (`bucketMs` is theirs, not the step's).
-    const cost = computeCost(buildCostInput(dep, a, b, MINUTE_MS, [...activity.values()], readyIntervalsFromEvents(spotEvents, a, b), priceSamples));
+    const cost = computeCost(buildCostInput(dep, a, b, MINUTE_MS, [...activity.values()], readyIntervalsFromEvents(spotEvents, a, b, { viewEnds }), priceSamples));
     points.push({
       t: new Date(t).toISOString(),
       requests: p.requests,
@@ -155,7 +164,7 @@ export async function deploymentSeries(teamId: string, input: { deploymentId: st
       to,
       MINUTE_MS,
       aggregate(rows),
-      readyIntervalsFromEvents(spotEvents, from, to),
+      readyIntervalsFromEvents(spotEvents, from, to, { viewEnds }),
       priceSamples,
     ),
   );

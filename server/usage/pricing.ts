@@ -19,6 +19,7 @@ import {
   type ActivitySample,
   attributeToKeys,
   type BackendKind,
+  clipToLives,
   computeCost,
   type CostResult,
   entry,
@@ -172,10 +173,58 @@ function liveMs(from: number, to: number, start: Date, end: Date | null): number
   return Math.max(0, Math.min(to, end ? end.getTime() : to) - Math.max(from, start.getTime()));
 }
 
+/** Every life of a component as [start, end) in ms, the current one ending with the deployment if not before (open: +∞). */
+function componentLives(c: ComponentLives, destroyedAt: Date | null): Array<{ start: number; end: number }> {
+  const end = c.endedAt ?? destroyedAt;
+  return [
+    ...c.earlierLives.map((l) => ({ start: l.startedAt.getTime(), end: l.endedAt.getTime() })),
+    { start: c.startedAt.getTime(), end: end ? end.getTime() : Number.POSITIVE_INFINITY },
+  ];
+}
+
 /** Time inside [from, to) a component's resource existed: every life, the current one ending with the deployment if not before. */
 function componentLiveMs(from: number, to: number, c: ComponentLives, destroyedAt: Date | null): number {
-  const ended = c.earlierLives.reduce((n, l) => n + liveMs(from, to, l.startedAt, l.endedAt), 0);
-  return ended + liveMs(from, to, c.startedAt, c.endedAt ?? destroyedAt);
+  return componentLives(c, destroyedAt).reduce((n, l) => n + Math.max(0, Math.min(to, l.end) - Math.max(from, l.start)), 0);
+}
+
+/**
+ * When spot replicas can have existed: the lives of the spot component, or, for a deployment without one, from
+ * its creation to its destroy. Routers' ready time outside them is not billed (a router that drops a destroyed
+ * deployment's backend sent no closing event before router-service had them).
+ */
+function spotLives(d: DeploymentForCost): Array<{ start: number; end: number }> {
+  const comp = d.components.find((c) => c.kind === "spot");
+  if (comp) return componentLives(comp, d.destroyedAt);
+  return [{ start: d.createdAt.getTime(), end: d.destroyedAt ? d.destroyedAt.getTime() : Number.POSITIVE_INFINITY }];
+}
+
+/** An idle router sends a heartbeat every 60 s: one silent this long (3 heartbeats) is taken to be gone. */
+export const ROUTER_SILENCE_GRACE_MS = 3 * MINUTE_MS;
+/** A gone router is taken to have seen its backends until this long after its last sign of life (one heartbeat). */
+export const ROUTER_VIEW_MARGIN_MS = MINUTE_MS;
+
+/**
+ * Where each router's view ends, for the routers of `routerIds` that are gone at `now`: a router's last sign of
+ * life is its last report (`UsageBatch.receivedAt`, heartbeats included) or, when its batches were pruned
+ * before `pruneUsage` kept the last one, its last backend event; if that is older than the grace, the router
+ * sees nothing after it plus a margin. Routers still reporting are absent (their view runs to the range's end).
+ * One query, two index lookups per router.
+ */
+export async function routerViewEnds(routerIds: readonly string[], now: Date): Promise<Map<string, number>> {
+  const ids = [...new Set(routerIds)];
+  const out = new Map<string, number>();
+  if (ids.length === 0) return out;
+  const rows = await db.$queryRaw<Array<{ routerId: string; lastSeen: Date | null }>>`
+    SELECT r.id AS "routerId", GREATEST(
+      (SELECT max(b."receivedAt") FROM "UsageBatch" b WHERE b."routerId" = r.id),
+      (SELECT max(e.at) FROM "UsageBackendEvent" e WHERE e."routerId" = r.id)) AS "lastSeen"
+    FROM unnest(${ids}::text[]) AS r(id)`;
+  for (const r of rows) {
+    if (!r.lastSeen) continue;
+    const last = r.lastSeen.getTime();
+    if (now.getTime() - last > ROUTER_SILENCE_GRACE_MS) out.set(r.routerId, last + ROUTER_VIEW_MARGIN_MS);
+  }
+  return out;
 }
 
 export async function loadDeploymentsForCost(where: Prisma.DeploymentWhereInput): Promise<DeploymentForCost[]> {
@@ -230,7 +279,8 @@ export async function costForDeployments(deployments: DeploymentForCost[], from:
   if (deployments.length === 0) return [];
   const fromMs = from.getTime();
   const toMs = to.getTime();
-  const granularity = granularityFor(fromMs, (opts.now ?? new Date()).getTime());
+  const now = opts.now ?? new Date();
+  const granularity = granularityFor(fromMs, now.getTime());
   const bucketMs = granularity === "minute" ? MINUTE_MS : HOUR_MS;
   const ids = deployments.map((d) => d.id);
 
@@ -252,6 +302,8 @@ export async function costForDeployments(deployments: DeploymentForCost[], from:
      FROM "UsageBackendEvent"
      WHERE "deploymentId" = ANY(${ids}::text[]) AND at < ${from}
      ORDER BY "deploymentId", "routerId", "backendId", at DESC)`;
+
+  const viewEnds = await routerViewEnds(events.map((e) => e.routerId), now);
 
   const samplesByTeam = new Map<string, SpotPriceSampleRow[]>();
   const samples = await loadSpotPriceSamples(
@@ -288,7 +340,7 @@ export async function costForDeployments(deployments: DeploymentForCost[], from:
     const evs = (eventsByDep.get(d.id) ?? [])
       .filter((e) => e.backendKind === "spot" || (e.backendKind === null && (spotBackends.has(e.backendId) || d.mode === "spot")))
       .map((e) => ({ routerId: e.routerId, backendId: e.backendId, state: e.state, at: e.at.getTime(), replicas: e.replicas }));
-    const cost = computeCost(buildCostInput(d, fromMs, toMs, bucketMs, [...activityMap.values()], readyIntervalsFromEvents(evs, fromMs, toMs), samplesByTeam.get(d.teamId)));
+    const cost = computeCost(buildCostInput(d, fromMs, toMs, bucketMs, [...activityMap.values()], readyIntervalsFromEvents(evs, fromMs, toMs, { viewEnds }), samplesByTeam.get(d.teamId)));
     const keys = attributeToKeys(
       cost.buckets,
       drows.map((r) => ({ t: r.t.getTime(), kind: r.kind === "spot" ? "spot" : "serverless", keyId: r.keyId, busyMs: Number(r.busyMs), requests: r.requests })),
@@ -304,6 +356,7 @@ export function buildCostInput(
   toMs: number,
   bucketMs: number,
   activity: ActivitySample[],
+  /** The routers' view (readyIntervalsFromEvents); cut here to the lives of the spot component. */
   spotReady: ReturnType<typeof readyIntervalsFromEvents>,
   /** Live spot price samples of this deployment's team (loadSpotPriceSamples); none → the static table throughout. */
   priceSamples: readonly SpotPriceSampleRow[] = [],
@@ -336,9 +389,10 @@ export function buildCostInput(
     toMs,
     bucketMs,
     activity,
-    spotReady,
+    spotReady: clipToLives(spotReady, spotLives(d)),
     serverless,
     serverlessLiveMs: !serverless ? 0 : svlComp ? componentLiveMs(fromMs, toMs, svlComp, d.destroyedAt) : liveMs(fromMs, toMs, liveStart, d.destroyedAt),
+    deploymentLiveMs: liveMs(fromMs, toMs, liveStart, d.destroyedAt),
     spot,
     routerMicrosPerHour: routerComp ? usdToMicros(num(routerPlan.usdPerHour, 0)) : 0,
     routerLiveMs: routerComp ? componentLiveMs(fromMs, toMs, routerComp, d.destroyedAt) : 0,

@@ -13,14 +13,18 @@ export const RETENTION = {
    * derived from them (they are few: one per state change, not per request).
    */
   eventDays: HOUR_ROLLUP_DAYS,
-  /** Batch ids only guard against resends; routers spool at most a few hours of reports. */
+  /**
+   * Batch ids guard against resends (routers spool at most a few hours of reports); each router's last batch is
+   * kept whatever its age: it is the router's last sign of life, where its view of the spot backends ends.
+   */
   batchDays: 7,
 } as const;
 
 /**
  * Deletes usage data past retention (for a cron). Backend events keep, per router and backend, the last
  * one before the cut-off: it is the state at the start of the retained window (the "last event before the
- * range" that pricing reads).
+ * range" that pricing reads). Batches keep each router's last one: pricing ends a silent router's view there
+ * (`routerViewEnds`), and the router's events may outlive its batches by far.
  */
 export async function pruneUsage(now: Date = new Date()) {
   const minuteCut = new Date(now.getTime() - RETENTION.minuteDays * DAY_MS);
@@ -29,7 +33,10 @@ export async function pruneUsage(now: Date = new Date()) {
   const eventCut = new Date(now.getTime() - RETENTION.eventDays * DAY_MS);
   const minuteRollups = await db.$executeRaw`DELETE FROM "UsageRollup" WHERE granularity = 'minute' AND bucket < ${minuteCut}`;
   const hourRollups = await db.$executeRaw`DELETE FROM "UsageRollup" WHERE granularity = 'hour' AND bucket < ${hourCut}`;
-  const batches = await db.$executeRaw`DELETE FROM "UsageBatch" WHERE "receivedAt" < ${batchCut}`;
+  const batches = await db.$executeRaw`
+    DELETE FROM "UsageBatch" b WHERE b."receivedAt" < ${batchCut} AND EXISTS (
+      SELECT 1 FROM "UsageBatch" n
+      WHERE n."routerId" = b."routerId" AND (n."receivedAt" > b."receivedAt" OR (n."receivedAt" = b."receivedAt" AND n."batchId" > b."batchId")))`;
   const events = await db.$executeRaw`
     DELETE FROM "UsageBackendEvent" e WHERE e.at < ${eventCut} AND EXISTS (
       SELECT 1 FROM "UsageBackendEvent" n

@@ -19,7 +19,7 @@ const l4: ServerlessBilling = {
 
 function input(over: Partial<CostInput>): CostInput {
   return {
-    fromMs: 0, toMs: HOUR, bucketMs: MIN, activity: [], spotReady: [], serverless: l4, serverlessLiveMs: HOUR, spot: null,
+    fromMs: 0, toMs: HOUR, bucketMs: MIN, activity: [], spotReady: [], serverless: l4, serverlessLiveMs: HOUR, deploymentLiveMs: HOUR, spot: null,
     routerMicrosPerHour: 0, routerLiveMs: 0, counterfactualServerless: l4, onDemandSpotGpuMicros: null, onDemandServerlessGpuMicros: null,
     ...over,
   };
