@@ -129,7 +129,8 @@ export async function killProcessGroup(pid: number, resourceName: string, graceM
 export async function stopAllSimulators(dir: string = stateDir()): Promise<number> {
   let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => n.endsWith(".json"));
+    // turbopackIgnore: a runtime folder, not a source dependency (else the build traces the whole project).
+    names = readdirSync(/*turbopackIgnore: true*/ dir).filter((n) => n.endsWith(".json"));
   } catch {
     return 0;
   }
