@@ -38,7 +38,14 @@ step "unit and integration tests"
 npx tsx scripts/run-tests.ts
 
 step "build"
-TUNA_SKIP_BUILD_TYPECHECK=1 npx next build
+build_log="$(mktemp)"
+TUNA_SKIP_BUILD_TYPECHECK=1 npx next build 2>&1 | tee "$build_log"
+# A server file whose fs call the bundler cannot scope ships the whole repository with the server build.
+if grep -q "causes tracing of the whole project" "$build_log"; then
+  echo "next build traced the whole project (see the warning above): mark the runtime path /*turbopackIgnore: true*/" >&2
+  exit 1
+fi
+rm -f "$build_log"
 
 step "end-to-end tests (Chromium)"
 E2E_REBUILD=0 npx tsx scripts/run-e2e.ts
