@@ -38,6 +38,19 @@ describe("approval policy (pure)", () => {
     ["cost equal to threshold is fine", policy({ approvalCostThresholdMicros: 2_000_000 }), req({ estimatedCostPerHourMicros: 2_000_000 }), []],
     ["bigint cost", policy({ approvalCostThresholdMicros: 0 }), req({ estimatedCostPerHourMicros: 1n }), ["estimated $0.00/h is above the team's $0.00/h threshold"]],
     [
+      "unknown price under a cost threshold: needs approval, saying the price is unknown",
+      policy({ approvalCostThresholdMicros: 5_000_000 }),
+      req({ estimatedCostPerHourMicros: 0, unknownPrices: ["no known spot price for H200 on aws"] }),
+      ["price unknown (no known spot price for H200 on aws), so the estimate cannot be checked against the team's $5.00/h threshold"],
+    ],
+    ["unknown price without a cost threshold is fine", policy(), req({ unknownPrices: ["no known spot price for H200 on aws"] }), []],
+    [
+      "unknown price, known part already above the threshold: one reason",
+      policy({ approvalCostThresholdMicros: 1_000_000 }),
+      req({ estimatedCostPerHourMicros: 2_000_000, unknownPrices: ["no known spot price for H200 on aws"] }),
+      ["estimated $2.00/h is above the team's $1.00/h threshold"],
+    ],
+    [
       "every rule at once, for an admin",
       policy({ approvalRoles: ["admin"], approvalGpus: ["L4"], approvalForSpot: true, approvalForServerless: true, approvalCostThresholdMicros: 1 }),
       req({ requesterRole: "admin" }),

@@ -38,6 +38,11 @@ export interface ApprovalInput {
   spotGpu?: string | null;
   mode: "hybrid" | "serverless" | "spot";
   estimatedCostPerHourMicros: number | bigint;
+  /**
+   * Parts the estimate counts as $0 for want of a price ("no known spot price for H200 on aws"): the estimate
+   * is then a lower bound, so it cannot show that the request stays under a cost threshold.
+   */
+  unknownPrices?: readonly string[];
 }
 
 /** Pure: which of the policy's rules match this request (each match is a reason shown to the approver). */
@@ -58,6 +63,8 @@ export function evaluateApprovalPolicy(policy: ApprovalPolicy, req: ApprovalInpu
   const threshold = policy.approvalCostThresholdMicros;
   if (threshold !== null && cost > threshold) {
     reasons.push(`estimated ${formatMicrosPerHour(Math.round(cost))} is above the team's ${formatMicrosPerHour(threshold)} threshold`);
+  } else if (threshold !== null && req.unknownPrices?.length) {
+    reasons.push(`price unknown (${req.unknownPrices.join("; ")}), so the estimate cannot be checked against the team's ${formatMicrosPerHour(threshold)} threshold`);
   }
   return { required: reasons.length > 0, reasons };
 }

@@ -5,6 +5,7 @@
  * when it is absent or fails, `getSpotPrices` falls back to the static table below and says so.
  * Like SkyPilot's own catalog query, only single-GPU offerings are listed, cheapest per GPU and cloud.
  */
+import { usdToMicros } from "./money";
 
 export type SpotCloud = "aws" | "gcp" | "azure";
 export const SPOT_CLOUDS: readonly SpotCloud[] = ["aws", "gcp", "azure"];
@@ -73,6 +74,24 @@ export const staticSpotPriceSource: SpotPriceSource = {
 /** Synchronous access to the static table (estimates that must not wait on I/O). */
 export function staticSpotPrices(cloud: SpotCloud, which: "spot" | "onDemand" = "spot"): SpotPrice[] {
   return staticPrices(cloud, which);
+}
+
+/** A deployment's `spotClouds` that the catalog knows (all of them when it names none). */
+export function allowedClouds(clouds: readonly string[]): SpotCloud[] {
+  return (clouds.length ? clouds : SPOT_CLOUDS).filter((c): c is SpotCloud => (SPOT_CLOUDS as readonly string[]).includes(c));
+}
+
+/** Cheapest static spot or on-demand price for `gpu` over `clouds` (all clouds when empty). */
+export function cloudPrice(gpu: string, clouds: readonly string[], which: "spot" | "onDemand"): { cloud: SpotCloud; micros: number } | null {
+  const list = allowedClouds(clouds);
+  let best: { cloud: SpotCloud; micros: number } | null = null;
+  for (const cloud of list) {
+    const p = staticSpotPrices(cloud, which).find((x) => x.gpu === gpu);
+    if (p && p.pricePerGpuHourUsd > 0 && (!best || usdToMicros(p.pricePerGpuHourUsd) < best.micros)) {
+      best = { cloud, micros: usdToMicros(p.pricePerGpuHourUsd) };
+    }
+  }
+  return best;
 }
 
 export interface SpotPriceResult {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { z, ZodError } from "zod";
+import { cloudPrice } from "../catalog";
 import { deploymentInputSchema, resolveDeployment } from "./plan";
 
 const TEAM = "team-plan-test";
@@ -35,6 +36,22 @@ describe("resolveDeployment cost estimate", () => {
     const sky = resolveDeployment(TEAM, { model: "Qwen/Qwen3-0.6B", mode: "hybrid", gpu: "L4", provider: "modal", spotClouds: ["gcp"] });
     assert.equal(sky.spotProvider, "skyserve");
     assert.match(spotItem(sky).description, /^gcp spot 1 replica\(s\) × 1 L4 × \$0\.22\/GPU-h/);
+  });
+
+  test("spot on several clouds: priced on the cheapest one with a known price, as the cost model charges it", () => {
+    // L40S has no static gcp spot price but an aws one: listing gcp first must not make the estimate unknown.
+    const r = resolveDeployment(TEAM, { model: "Qwen/Qwen3-0.6B", mode: "spot", gpu: "L40S", spotProvider: "skyserve", spotClouds: ["gcp", "aws"] });
+    const charged = cloudPrice("L40S", ["gcp", "aws"], "spot");
+    assert.equal(charged?.cloud, "aws");
+    assert.equal(r.cost.complete, true);
+    assert.deepEqual(r.cost.warnings, []);
+    assert.equal(spotItem(r).unitPriceMicros, charged.micros);
+    assert.match(spotItem(r).description, /^aws spot 1 replica\(s\) × 1 L40S/);
+    assert.equal(r.estimatedCostPerHourMicros, charged.micros);
+    // No known price on any chosen cloud: still unknown, named on the first one.
+    const gcp = resolveDeployment(TEAM, { model: "Qwen/Qwen3-0.6B", mode: "spot", gpu: "L40S", spotProvider: "skyserve", spotClouds: ["gcp"] });
+    assert.equal(gcp.cost.complete, false);
+    assert.deepEqual(gcp.cost.warnings, ["no known gcp spot price for L40S; its 1 GPU(s) are counted as $0"]);
   });
 });
 

@@ -2,6 +2,7 @@ import { z } from "zod";
 import {
   CatalogError,
   cheapestServerless,
+  cloudPrice,
   estimatePlanCostPerHour,
   resolveGpu,
   type PlanCostEstimate,
@@ -308,12 +309,14 @@ export function resolveDeployment(
     throw e;
   }
 
-  // What will run on the spot side: the local simulator (nothing billed), or a fleet on the first chosen cloud
-  // (required above for every spot provider but local-spot, so there is one).
+  // What will run on the spot side: the local simulator (nothing billed), or a fleet priced on the cloud the cost
+  // model charges it at (`cloudPrice`: the cheapest static price over the chosen clouds); when none of them has
+  // a price, the first chosen cloud (required above for every spot provider but local-spot, so there is one).
+  const spotCloud = spotProvider && spotProvider !== "local-spot" ? (cloudPrice(spotGpu!, input.spotClouds, "spot")?.cloud ?? input.spotClouds[0]!) : null;
   const spotAt = (minReplicas: number): PlanCostSpotInput =>
-    spotProvider === "local-spot"
+    spotCloud === null
       ? { simulator: true, clouds: input.spotClouds, gpu: spotGpu!, gpuCount: input.gpuCount, minReplicas }
-      : { cloud: input.spotClouds[0]!, gpu: spotGpu!, gpuCount: input.gpuCount, minReplicas };
+      : { cloud: spotCloud, gpu: spotGpu!, gpuCount: input.gpuCount, minReplicas };
   const costAt = (warm: boolean) =>
     estimatePlanCostPerHour({
       ...(serverlessProvider

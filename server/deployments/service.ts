@@ -5,7 +5,7 @@ import { appendAudit, type AuditActor } from "../audit";
 import { DomainError, notFound } from "../lib/errors";
 import { createApprovalRequest, evaluateApprovalPolicy, getTeamPolicy, notifyApprovalRequested } from "../approvals";
 import { sendEvent } from "../workflows/events";
-import { assertPricedUnderBudgets, blockForDeployment, teamBudgetBlocks } from "../usage/budgets";
+import { assertPricedUnderBudgets, blockForDeployment, teamBudgetBlocks, unknownPriceReason } from "../usage/budgets";
 import { resolveDeployment, type DeploymentInput, type ResolvedDeployment } from "./plan";
 
 /** Statuses in which a deployment holds (or may hold) provider resources. */
@@ -51,8 +51,15 @@ async function approvalFor(teamId: string, role: Role, r: ResolvedDeployment) {
     ...(r.spotGpu ? { spotGpu: r.spotGpu } : {}),
     mode: r.mode,
     estimatedCostPerHourMicros: r.estimatedCostPerHourMicros,
+    unknownPrices: unpricedInEstimate(r),
   });
   return { required: decision.required, reasons: [...decision.reasons] };
+}
+
+/** The parts the estimate counts as $0 for want of a price, named as the quote names them. */
+function unpricedInEstimate(r: ResolvedDeployment): string[] {
+  const unpriced = new Set(r.cost.items.filter((i) => i.unitPriceMicros === null && i.quantity > 0).map((i) => i.component));
+  return (["serverless", "spot"] as const).filter((part) => unpriced.has(part)).map((part) => unknownPriceReason(r, part));
 }
 
 /**

@@ -4,6 +4,7 @@ import type { TRPCError } from "@trpc/server";
 import { useTestDatabase } from "../test/db";
 import { callerFor } from "../test/fixtures";
 import { db } from "../db";
+import { updateTeamPolicy } from "../approvals";
 import { DomainError } from "../lib/errors";
 import { setBudget } from "../usage/budgets";
 import { setUsageLinks } from "../usage/links";
@@ -88,6 +89,28 @@ describe("deployments without a known price", () => {
     const other = await admin.deployments.create(spotOnly("L4", ["aws"], "l4-other"));
     await db.apiKey.update({ where: { id: key.id }, data: { deploymentIds: [other.id] } });
     assert.equal((await admin.deployments.create(spotOnly("H200", ["aws"], "h200-key"))).status, "queued");
+  });
+
+  test("a cost threshold: an unknown price needs approval (not counted as $0 under it), saying the price is unknown", async () => {
+    const f = await workflowFixture();
+    const admin = callerFor(f.admin, f.team.id);
+    await updateTeamPolicy(f.team.id, { userId: f.admin.id, label: f.admin.email }, { approvalRoles: [], approvalCostThresholdMicros: 50_000_000 });
+    const reason = "price unknown (no known spot price for H200 on aws), so the estimate cannot be checked against the team's $50.00/h threshold";
+    const q = await admin.deployments.quote(spotOnly("H200", ["aws"], "h200-threshold"));
+    assert.equal(q.estimatedCostPerHourMicros, 0, "the estimate leaves the unknown part out");
+    assert.deepEqual(q.approval, { required: true, reasons: [reason] });
+    const r = await admin.deployments.create(spotOnly("H200", ["aws"], "h200-threshold"));
+    assert.equal(r.status, "pending_approval");
+    const [pending] = await admin.approvals.list({ status: "pending" });
+    assert.equal(pending.deploymentId, r.id);
+    assert.deepEqual(pending.reasons, [reason]);
+    // A priced request under the threshold still goes straight through.
+    const priced = await admin.deployments.quote(spotOnly("H100", ["aws"], "h100-threshold"));
+    assert.deepEqual(priced.approval, { required: false, reasons: [] });
+    assert.ok(priced.estimatedCostPerHourMicros > 0);
+    // No threshold: an unknown price alone needs no approval.
+    await updateTeamPolicy(f.team.id, { userId: f.admin.id, label: f.admin.email }, { approvalCostThresholdMicros: null });
+    assert.deepEqual((await admin.deployments.quote(spotOnly("H200", ["aws"], "h200-nothreshold"))).approval, { required: false, reasons: [] });
   });
 
   test("approval: the approver is told, and approving is refused once a budget applies (rejecting still works)", async () => {

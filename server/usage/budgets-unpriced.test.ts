@@ -125,6 +125,20 @@ describe("budgets and deployments without a known price", () => {
     const o = await teamOverview(f.team.id, { now: new Date(T0 + DAY) });
     assert.deepEqual(o.unpricedDeployments, [{ id: dep.id, slug: "mixed-ov" }]);
     assert.equal(o.spendMicros, SERVERLESS_STEP);
+    const sums = (x: typeof o) => x.breakdown.serverless + x.breakdown.spot + x.breakdown.router;
+    assert.equal(sums(o), o.spendMicros, "the breakdown adds up to the spend");
+    assert.deepEqual(o.topDeployments.map((d) => [d.slug, d.spendMicros]), [["mixed-ov", SERVERLESS_STEP]], "its known part, as the total counts it");
+
+    // A live H200 price from noon on: the spot time after it is known, the morning's is not.
+    await db.spotPriceSample.create({ data: { teamId: f.team.id, cloud: "aws", gpu: "H200", pricePerGpuHourMicros: 3_000_000n, observedAt: new Date(T0 + 12 * HOUR) } });
+    const late = await teamOverview(f.team.id, { now: new Date(T0 + DAY) });
+    const spend = (await monthToDateSpend([f.team.id], new Date(T0 + DAY))).get(f.team.id)!;
+    assert.equal(spend.costs[0].cost.actual.spot, null, "spot is only partly priced");
+    assert.ok(late.breakdown.spot > 0, "its priced spot time shows in the breakdown");
+    assert.equal(late.spendMicros, spend.total);
+    assert.equal(sums(late), late.spendMicros, "the breakdown adds up to the spend");
+    assert.deepEqual(late.topDeployments.map((d) => [d.slug, d.spendMicros]), [["mixed-ov", spend.deployments.get(dep.id)]]);
+    assert.deepEqual(late.unpricedDeployments, [{ id: dep.id, slug: "mixed-ov" }]);
     // Another team does not learn of it.
     assert.deepEqual((await callerFor(f.outsider, f.otherTeam.id).usage.teamOverview()).unpricedDeployments, []);
   });

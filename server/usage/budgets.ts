@@ -15,12 +15,12 @@
  */
 import type { BudgetScope, DeploymentStatus, Prisma } from "@prisma/client";
 import { appendAudit, type AuditActor } from "../audit";
-import { formatMicros, SPOT_CLOUDS } from "../catalog";
+import { allowedClouds, cloudPrice, formatMicros } from "../catalog";
 import { db, type Tx } from "../db";
 import { DomainError, notFound } from "../lib/errors";
 import type { CostResult } from "./cost";
 import { usageLinks } from "./links";
-import { cloudPrice, costForDeployments, type DeploymentCost, loadDeploymentsForCost, serverlessBillingFor } from "./pricing";
+import { costForDeployments, type DeploymentCost, loadDeploymentsForCost, serverlessBillingFor } from "./pricing";
 
 export const THRESHOLDS = [80, 90, 100] as const;
 export type Threshold = (typeof THRESHOLDS)[number];
@@ -64,11 +64,15 @@ export interface TeamSpend {
  * spot is priced per period of the prices in force, so when some periods are unknown the priced ones still
  * count: the buckets carry exactly those (rounded per bucket, as per-key spend is).
  */
-function knownMicros(cost: CostResult): number {
+export function knownParts(cost: CostResult): { serverless: number; spot: number; router: number } {
   const a = cost.actual;
-  if (a.total !== null) return a.total;
-  const spot = a.spot ?? cost.buckets.reduce((sum, b) => sum + b.spot, 0);
-  return (a.serverless ?? 0) + spot + a.router;
+  return { serverless: a.serverless ?? 0, spot: a.spot ?? cost.buckets.reduce((sum, b) => sum + b.spot, 0), router: a.router };
+}
+
+/** All of a cost that is known (`actual.total` when the whole of it is). */
+function knownMicros(cost: CostResult): number {
+  const k = knownParts(cost);
+  return k.serverless + k.spot + k.router;
 }
 
 /** Month-to-date spend of each team (and of its deployments and keys), from the rollups and the cost model. */
@@ -123,7 +127,7 @@ export interface PricedShape {
 }
 
 /** "no known spot price for H200 on aws", "no known runpod price for H200". */
-function unknownPriceReason(d: PricedShape, part: PricePart): string {
+export function unknownPriceReason(d: PricedShape, part: PricePart): string {
   if (part === "serverless") return `no known ${d.serverlessProvider} price for ${d.serverlessGpu}`;
   return `no known spot price for ${d.spotGpu ?? d.serverlessGpu} ${d.spotClouds.length ? `on ${d.spotClouds.join(" or ")}` : "on any cloud"}`;
 }
@@ -151,8 +155,7 @@ function unknownPriceParts(d: PricedShape, live: ReadonlySet<string>): PricePart
   }
   const spotGpu = d.spotGpu ?? d.serverlessGpu;
   if (d.mode !== "serverless" && spotGpu && cloudPrice(spotGpu, d.spotClouds, "spot") === null) {
-    const clouds = (d.spotClouds.length ? d.spotClouds : SPOT_CLOUDS).filter((c) => (SPOT_CLOUDS as readonly string[]).includes(c));
-    if (!clouds.some((c) => live.has(`${c}|${spotGpu}`))) parts.push("spot");
+    if (!allowedClouds(d.spotClouds).some((c) => live.has(`${c}|${spotGpu}`))) parts.push("spot");
   }
   return parts;
 }

@@ -4,7 +4,7 @@
  */
 import { db } from "../db";
 import { notFound } from "../lib/errors";
-import { budgetPeriod, monthToDateSpend, teamBudgetBlocks } from "./budgets";
+import { budgetPeriod, knownParts, monthToDateSpend, teamBudgetBlocks } from "./budgets";
 import { type ActivitySample, computeCost, entry, readyIntervalsFromEvents } from "./cost";
 import { addInto, emptyHistogram, type Histogram, quantile, toCanonical } from "./histogram";
 import {
@@ -231,7 +231,10 @@ export async function teamOverview(teamId: string, opts: { now?: Date; top?: num
   const requests = costs.reduce((s, c) => s + c.cost.usage.requests, 0);
   const outputTokens = costs.reduce((s, c) => s + c.cost.usage.outputTokens, 0);
   const pct = (saving: number, base: number) => (base ? Math.round((saving / base) * 1000) / 10 : null);
-  const top = [...costs].sort((x, y) => (y.cost.actual.total ?? 0) - (x.cost.actual.total ?? 0)).slice(0, opts.top ?? 5);
+  // Known amounts throughout, as the total counts them (a partly unpriced deployment counts its priced part).
+  const spendOf = (c: (typeof costs)[number]) => spend.deployments.get(c.deployment.id) ?? 0;
+  const known = costs.map((c) => knownParts(c.cost));
+  const top = [...costs].sort((x, y) => spendOf(y) - spendOf(x)).slice(0, opts.top ?? 5);
   // A destroyed deployment and its replacement share a slug: the status tells the two rows apart.
   const [statuses, budgetBlocks] = await Promise.all([
     top.length ? db.deployment.findMany({ where: { teamId, id: { in: top.map((c) => c.deployment.id) } }, select: { id: true, status: true } }) : [],
@@ -242,9 +245,9 @@ export async function teamOverview(teamId: string, opts: { now?: Date; top?: num
     period: budgetPeriod(now),
     spendMicros: spend.total,
     breakdown: {
-      serverless: costs.reduce((s, c) => s + (c.cost.actual.serverless ?? 0), 0),
-      spot: costs.reduce((s, c) => s + (c.cost.actual.spot ?? 0), 0),
-      router: costs.reduce((s, c) => s + c.cost.actual.router, 0),
+      serverless: known.reduce((s, k) => s + k.serverless, 0),
+      spot: known.reduce((s, k) => s + k.spot, 0),
+      router: known.reduce((s, k) => s + k.router, 0),
     },
     unpricedDeployments: spend.unpriced.map((id) => {
       const c = costs.find((x) => x.deployment.id === id)!;
@@ -270,7 +273,7 @@ export async function teamOverview(teamId: string, opts: { now?: Date; top?: num
       status: statusOf.get(c.deployment.id) ?? null,
       createdAt: c.deployment.createdAt,
       destroyedAt: c.deployment.destroyedAt,
-      spendMicros: c.cost.actual.total,
+      spendMicros: spendOf(c),
       requests: c.cost.usage.requests,
       savings: c.cost.savings,
     })),

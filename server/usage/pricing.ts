@@ -5,13 +5,12 @@
  */
 import type { Prisma } from "@prisma/client";
 import {
+  allowedClouds,
   cheapestServerless,
+  cloudPrice,
   findGpu,
   providerCatalogs,
   serverlessPrice,
-  type SpotCloud,
-  SPOT_CLOUDS,
-  staticSpotPrices,
   usdToMicros,
 } from "../catalog";
 import { db } from "../db";
@@ -85,24 +84,6 @@ export function serverlessBillingFor(provider: string, gpu: string, gpuCount: nu
     maxWorkers: Math.max(1, num(scaling.maxWorkers, 1)),
     concurrency: Math.max(1, num(scaling.concurrency, 32)),
   };
-}
-
-/** A deployment's `spotClouds` that the catalog knows (all of them when it names none). */
-function allowedClouds(clouds: readonly string[]): SpotCloud[] {
-  return (clouds.length ? clouds : SPOT_CLOUDS).filter((c): c is SpotCloud => (SPOT_CLOUDS as readonly string[]).includes(c));
-}
-
-/** Cheapest static spot or on-demand price for `gpu` over `clouds` (all clouds when empty). */
-export function cloudPrice(gpu: string, clouds: readonly string[], which: "spot" | "onDemand"): { cloud: string; micros: number } | null {
-  const list = allowedClouds(clouds);
-  let best: { cloud: string; micros: number } | null = null;
-  for (const cloud of list) {
-    const p = staticSpotPrices(cloud, which).find((x) => x.gpu === gpu);
-    if (p && p.pricePerGpuHourUsd > 0 && (!best || usdToMicros(p.pricePerGpuHourUsd) < best.micros)) {
-      best = { cloud, micros: usdToMicros(p.pricePerGpuHourUsd) };
-    }
-  }
-  return best;
 }
 
 /** A live spot price of a team's SkyPilot API server (SpotPriceSample), `at` in epoch ms. */
