@@ -283,7 +283,7 @@ export async function decideApproval(
         where: { id: a.deploymentId },
         select: { mode: true, serverlessProvider: true, serverlessGpu: true, spotGpu: true, spotClouds: true },
       });
-      await assertPricedUnderBudgets(teamId, d, { client: tx, deploymentId: a.deploymentId, todo: "reject this request and ask for" });
+      await assertPricedUnderBudgets(teamId, d, { client: tx, deploymentId: a.deploymentId, remedy: "reject this request and ask for" });
     }
     const r = await tx.approvalRequest.updateMany({
       where: { id: approvalId, teamId, status: "pending", expiresAt: { gt: now } },

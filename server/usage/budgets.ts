@@ -160,6 +160,9 @@ function unknownPriceParts(d: PricedShape, live: ReadonlySet<string>): PricePart
   return parts;
 }
 
+/** Whether a key scoped to `reach` (its deployment ids; none = every deployment of the team) reaches `deploymentId`. */
+const keyReaches = (reach: readonly string[], deploymentId: string | null) => reach.length === 0 || (deploymentId !== null && reach.includes(deploymentId));
+
 const capitalize = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 const listing = (xs: string[]) => (xs.length <= 1 ? (xs[0] ?? "") : `${xs.slice(0, -1).join(", ")} and ${xs[xs.length - 1]}`);
 
@@ -177,7 +180,7 @@ async function budgetsCovering(client: Pick<Tx, "budget" | "apiKey" | "deploymen
   const subjects: string[] = [];
   if (budgets.some((b) => b.scope === "team")) subjects.push("the team's budget");
   for (const k of keys) {
-    if (k.deploymentIds.length === 0 || (deploymentId && k.deploymentIds.includes(deploymentId))) subjects.push(`the budget of key ${k.label}`);
+    if (keyReaches(k.deploymentIds, deploymentId)) subjects.push(`the budget of key ${k.label}`);
   }
   if (deploymentId && budgets.some((b) => b.scope === "deployment" && b.targetId === deploymentId)) {
     const d = await client.deployment.findFirst({ where: { id: deploymentId, teamId }, select: { slug: true } });
@@ -195,16 +198,16 @@ async function unknownPrices(client: Pick<Tx, "spotPriceSample">, teamId: string
 }
 
 /**
- * The refusal: what has no price, which budgets could therefore not be enforced, and what to do, e.g. `choose`
- * + "another GPU or cloud" (a spot price depends on the cloud, a serverless one on the provider).
+ * The refusal: what has no price, which budgets could therefore not be enforced, and what to do (`remedy`),
+ * e.g. "choose" + "another GPU or cloud" (a spot price depends on the cloud, a serverless one on the provider).
  */
-function priceUnknown(unknown: Array<{ part: PricePart; reason: string }>, budgets: string[], todo: string): DomainError {
+function priceUnknown(unknown: Array<{ part: PricePart; reason: string }>, budgets: string[], remedy: string): DomainError {
   const other = unknown.some((u) => u.part === "serverless")
     ? unknown.some((u) => u.part === "spot") ? "another GPU, provider or cloud" : "another GPU or provider"
     : "another GPU or cloud";
   return new DomainError(
     "BAD_REQUEST",
-    `${capitalize(unknown.map((u) => u.reason).join(" and "))}, so ${listing(budgets)} could not be enforced; ${todo} ${other}.`,
+    `${capitalize(unknown.map((u) => u.reason).join(" and "))}, so ${listing(budgets)} could not be enforced; ${remedy} ${other}.`,
     { reason: "price_unknown" },
   );
 }
@@ -213,18 +216,18 @@ function priceUnknown(unknown: Array<{ part: PricePart; reason: string }>, budge
  * What of a deployment (a request being quoted, created or approved) has no known price, as sentences
  * ("No known spot price for H200 on aws"); empty when all of it is priced. When any budget would cover it,
  * refuses instead (BAD_REQUEST "price_unknown"): its spend could not be counted, so the budget could not
- * stop it. `todo` says what to do about it (default "choose", as in "choose another GPU or cloud").
+ * stop it. `remedy` says what to do about it (default "choose", as in "choose another GPU or cloud").
  */
 export async function assertPricedUnderBudgets(
   teamId: string,
   d: PricedShape,
-  opts: { deploymentId?: string | null; client?: Pick<Tx, "budget" | "apiKey" | "deployment" | "spotPriceSample">; todo?: string } = {},
+  opts: { deploymentId?: string | null; client?: Pick<Tx, "budget" | "apiKey" | "deployment" | "spotPriceSample">; remedy?: string } = {},
 ): Promise<string[]> {
   const client = opts.client ?? db;
   const unknown = await unknownPrices(client, teamId, d);
   if (unknown.length === 0) return [];
   const covering = await budgetsCovering(client, teamId, opts.deploymentId ?? null);
-  if (covering.length) throw priceUnknown(unknown, covering, opts.todo ?? "choose");
+  if (covering.length) throw priceUnknown(unknown, covering, opts.remedy ?? "choose");
   return unknown.map((u) => capitalize(u.reason));
 }
 
@@ -262,7 +265,7 @@ function coveredBy(unpriced: UnpricedDeployment[], b: { scope: BudgetScope; targ
   if (b.scope === "deployment") return unpriced.filter((u) => u.deploymentId === b.targetId);
   const reach = keyReach.get(b.targetId ?? "");
   if (!reach) return [];
-  return reach.length === 0 ? unpriced : unpriced.filter((u) => reach.includes(u.deploymentId));
+  return unpriced.filter((u) => keyReaches(reach, u.deploymentId));
 }
 
 async function keyReachOf(teamId: string, budgets: Array<{ scope: BudgetScope; targetId: string | null }>): Promise<Map<string, string[]>> {

@@ -249,10 +249,7 @@ export async function teamOverview(teamId: string, opts: { now?: Date; top?: num
       spot: known.reduce((s, k) => s + k.spot, 0),
       router: known.reduce((s, k) => s + k.router, 0),
     },
-    unpricedDeployments: spend.unpriced.map((id) => {
-      const c = costs.find((x) => x.deployment.id === id)!;
-      return { id, slug: c.deployment.slug };
-    }),
+    unpricedDeployments: costs.filter((c) => spend.unpriced.includes(c.deployment.id)).map((c) => ({ id: c.deployment.id, slug: c.deployment.slug })),
     requests,
     outputTokens,
     costPer1MOutputTokens: outputTokens ? Math.round((spend.total * 1_000_000) / outputTokens) : null,
