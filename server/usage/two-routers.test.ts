@@ -100,7 +100,12 @@ describe("budget enforcement across two router processes", () => {
     const sim = await startSimulator({ model: "qwen-small", ttftMs: 150, tokensPerS: 0 });
     after(() => sim.close());
     const cp = await startControlPlane();
-    after(() => new Promise<void>((r) => cp.server.close(() => r())));
+    // The routers are still up here (they are killed after the file), polling every 100 ms over keep-alive: close()
+    // alone waits for their connections to end, which may never happen (seen as a CI run that hung).
+    after(() => new Promise<void>((r) => {
+      cp.server.close(() => r());
+      cp.server.closeAllConnections();
+    }));
 
     const user = await makeUser("owner");
     const team = await makeTeam([{ user, role: "admin" }], "Acme");
