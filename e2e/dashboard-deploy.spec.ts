@@ -67,6 +67,15 @@ test("deploy on the local provider → live timeline → traffic through the rou
   await expect(explained).toContainText("/GPU-h");
   await expect(explained).toContainText("router");
   await shot(page, "deployment-detail");
+  // The chart range is in the URL: a reload keeps it, and it replaces history rather than adding to it.
+  const range = page.getByRole("group", { name: "Time range" });
+  await range.getByRole("button", { name: "7 days" }).click();
+  await expect(page).toHaveURL(/[?&]range=7d(&|$)/);
+  await page.reload();
+  await expect(range.getByRole("button", { name: "7 days" })).toHaveAttribute("aria-pressed", "true");
+  await expect(page.getByTestId("usage-charts")).toBeVisible();
+  await range.getByRole("button", { name: "15 min" }).click();
+  await expect(page).toHaveURL(/[?&]range=15m(&|$)/);
 
   // The list shows it active with its cost per hour.
   await page.goto("/deployments");

@@ -214,6 +214,23 @@ test("new deployment form, approvals inbox and deployments list", async ({ page,
   await page.getByLabel("Status").selectOption("active");
   await page.getByRole("button", { name: "Apply filters" }).click();
   await expect(page.getByText("No deployments match these filters")).toBeVisible();
+  // Filters live in the URL: a reload keeps them (list and form), Back returns to the previous ones.
+  await expect(page).toHaveURL(/[?&]status=active(&|$)/);
+  await page.reload();
+  await expect(page.getByText("No deployments match these filters")).toBeVisible();
+  await expect(page.getByLabel("Status")).toHaveValue("active");
+  await expect(page.getByLabel("Provider")).toHaveValue("local");
+  await page.goBack();
+  await expect(row).toBeVisible();
+  await expect(page.getByLabel("Status")).toHaveValue("");
+  await expect(page.getByLabel("Provider")).toHaveValue("local");
+  // A link with a value the list does not know is read as unset, not sent to the server.
+  await page.goto("/deployments?status=bogus&provider=local");
+  await expect(row).toBeVisible();
+  await expect(page.getByLabel("Status")).toHaveValue("");
+  await page.getByLabel("Status").selectOption("active");
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await expect(page.getByText("No deployments match these filters")).toBeVisible();
   await page.getByLabel("Status").selectOption("");
   await page.getByLabel("GPU").selectOption("L4");
   await page.getByLabel("Sort").selectOption("slug");

@@ -49,6 +49,14 @@ test("audit log: a viewer gets the permission notice and no member list; From af
   await expect(page.locator("#f-to-error")).toHaveCount(0);
   await expect(page.getByText("No audit entries match these filters")).toBeVisible();
   expect(adminCalls.filter((p) => p === "audit.list").length).toBeGreaterThan(0);
+  // The filters are in the URL: a reload shows the same (empty) result with the dates still filled in.
+  await expect(page).toHaveURL(/[?&]from=2026-03-02&to=2026-03-02(&|$)/);
+  await page.reload();
+  await expect(page.getByText("No audit entries match these filters")).toBeVisible();
+  await expect(page.getByLabel("From", { exact: true })).toHaveValue("2026-03-02");
+  await page.goBack();
+  await expect(page.getByTestId("audit-table")).toBeVisible();
+  await expect(page.getByLabel("From", { exact: true })).toHaveValue("");
 });
 
 test("members: revoking an invitation asks first", async ({ page }) => {

@@ -5,6 +5,7 @@ import type { ColumnDef } from "@tanstack/react-table";
 import { useState, type FormEvent } from "react";
 import { errorMessage, useTRPC } from "@/app/_lib/trpc";
 import { useHydrated } from "@/app/_lib/hydrated";
+import { q, type QuerySchema, useFilterDraft, useQueryState } from "@/app/_lib/url-state";
 import { DataTable } from "@/app/_components/DataTable";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
 import { Field } from "@/app/_components/controls";
@@ -37,6 +38,15 @@ const columns: ColumnDef<Row>[] = [
   },
 ];
 
+/** The filters, kept in the URL (?actor=…&action=member.&from=2026-11-01): refresh, Back and shared links keep them. */
+interface Query {
+  actor: string;
+  action: string;
+  from: string;
+  to: string;
+}
+const QUERY: QuerySchema<Query> = { actor: q.text(64), action: q.text(100), from: q.day(), to: q.day() };
+
 export default function AuditPage() {
   const { can } = useTeam();
   // Without the permission nothing is fetched (not even the member list the actor filter offers).
@@ -54,7 +64,15 @@ export default function AuditPage() {
 function AuditLog() {
   const trpc = useTRPC();
   const members = useQuery(trpc.team.members.queryOptions());
-  const [filters, setFilters] = useState<{ actorId?: string; action?: string; from?: Date; to?: Date }>({});
+  const [query, setQuery] = useQueryState(QUERY);
+  // Days are the user's own calendar days: From at its start, To at its end (the same day twice is that day).
+  const filters = {
+    actorId: query.actor,
+    action: query.action,
+    from: query.from ? new Date(`${query.from}T00:00:00`) : undefined,
+    to: query.to ? new Date(`${query.to}T23:59:59.999`) : undefined,
+  };
+  const [form, setDraft, applied] = useFilterDraft<Partial<Query>>(query);
   const [toError, setToError] = useState<string | null>(null);
   const log = useInfiniteQuery(
     trpc.audit.list.infiniteQueryOptions({ ...filters, limit: 50 }, { getNextPageParam: (last) => last.nextCursor ?? undefined }),
@@ -64,17 +82,17 @@ function AuditLog() {
 
   function onFilter(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
-    const f = new FormData(e.currentTarget);
-    const s = (k: string) => String(f.get(k) || "").trim() || undefined;
-    const from = s("from");
-    const to = s("to");
+    const from = form.from || undefined;
+    const to = form.to || undefined;
     // Both are YYYY-MM-DD, so they compare as strings; the same day twice is one day, from its start to its end.
     if (from && to && from > to) {
       setToError("Must be on or after the From date.");
       return;
     }
     setToError(null);
-    setFilters({ actorId: s("actor"), action: s("action"), from: from ? new Date(`${from}T00:00:00`) : undefined, to: to ? new Date(`${to}T23:59:59.999`) : undefined });
+    const next = { actor: form.actor || undefined, action: form.action?.trim() || undefined, from, to };
+    applied(next);
+    setQuery(next);
   }
 
   const rows = log.data?.pages.flatMap((p) => p.items) ?? [];
@@ -97,21 +115,21 @@ function AuditLog() {
       <form method="post" onSubmit={onFilter} className="card mb-4 grid gap-3 sm:grid-cols-5" aria-label="Filter the audit log">
         <div>
           <label htmlFor="f-actor" className="field-label">Actor</label>
-          <select id="f-actor" name="actor" className="field-input">
+          <select id="f-actor" name="actor" className="field-input" value={form.actor ?? ""} onChange={(e) => setDraft({ actor: e.target.value })}>
             <option value="">Anyone</option>
             {members.data?.map((m) => <option key={m.userId} value={m.userId}>{m.email}</option>)}
           </select>
         </div>
         <div>
           <label htmlFor="f-action" className="field-label">Action starts with</label>
-          <input id="f-action" name="action" placeholder="member." className="field-input" />
+          <input id="f-action" name="action" placeholder="member." className="field-input" value={form.action ?? ""} onChange={(e) => setDraft({ action: e.target.value })} maxLength={100} />
         </div>
         <div>
           <label htmlFor="f-from" className="field-label">From</label>
-          <input id="f-from" name="from" type="date" className="field-input" onChange={() => setToError(null)} />
+          <input id="f-from" name="from" type="date" className="field-input" value={form.from ?? ""} onChange={(e) => { setToError(null); setDraft({ from: e.target.value }); }} />
         </div>
         <Field id="f-to" label="To" error={toError ?? undefined}>
-          <input id="f-to" name="to" type="date" className="field-input" aria-invalid={!!toError} aria-describedby={toError ? "f-to-error" : undefined} onChange={() => setToError(null)} />
+          <input id="f-to" name="to" type="date" className="field-input" value={form.to ?? ""} aria-invalid={!!toError} aria-describedby={toError ? "f-to-error" : undefined} onChange={(e) => { setToError(null); setDraft({ to: e.target.value }); }} />
         </Field>
         <div className="flex items-end"><button type="submit" className="btn-primary w-full" disabled={!hydrated}>Apply filters</button></div>
       </form>

@@ -5,6 +5,7 @@ import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tansta
 import { useState, type FormEvent } from "react";
 import { errorMessage, useTRPC } from "@/app/_lib/trpc";
 import { useHydrated } from "@/app/_lib/hydrated";
+import { q, type QuerySchema, useFilterDraft, useQueryState } from "@/app/_lib/url-state";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
 import { ConfirmButton, DisabledWithReason, StatusBadge } from "@/app/_components/controls";
 import { formatDate, formatUsd } from "@/app/_components/format";
@@ -22,21 +23,36 @@ type Sort = (typeof SORTS)[number]["value"];
 const DESTROYABLE: string[] = ["pending_approval", "queued", "deploying", "active", "degraded", "failed"];
 const PAGE_SIZE = 25;
 
-interface Filters {
-  status?: Status;
-  provider?: string;
-  gpu?: string;
-  ownerId?: string;
+/** The list's filters and sort, kept in the URL (?status=active&sort=slug…): refresh, Back and shared links keep them. */
+interface Query {
+  status: Status;
+  provider: string;
+  gpu: string;
+  owner: string;
+  sort: Sort;
 }
+const QUERY: QuerySchema<Query> = {
+  status: q.oneOf(STATUSES),
+  provider: q.text(64),
+  gpu: q.text(64),
+  owner: q.text(64),
+  sort: q.oneOf(SORTS.map((s) => s.value)),
+};
+type Draft = Partial<Pick<Query, "status" | "provider" | "gpu" | "owner">>;
 
 export default function DeploymentsPage() {
   const trpc = useTRPC();
   const qc = useQueryClient();
   const { can } = useTeam();
-  const [filters, setFilters] = useState<Filters>({});
-  const [sort, setSort] = useState<Sort>("newest");
-  // Cursor stack: cursors[i] opens page i (page 0 has none); server-side keyset pagination.
-  const [cursors, setCursors] = useState<Array<string | null>>([null]);
+  const [query, setQuery] = useQueryState(QUERY);
+  const queryKey = JSON.stringify(query);
+  const filters = { status: query.status, provider: query.provider, gpu: query.gpu, ownerId: query.owner };
+  const sort = query.sort ?? "newest";
+  const [form, setDraft, applied] = useFilterDraft<Draft>({ status: query.status, provider: query.provider, gpu: query.gpu, owner: query.owner });
+  // Cursor stack: cursors[i] opens page i (page 0 has none); server-side keyset pagination. Another query starts on page 1.
+  const [paging, setPaging] = useState<{ key: string; cursors: Array<string | null> }>({ key: queryKey, cursors: [null] });
+  const cursors = paging.key === queryKey ? paging.cursors : [null];
+  const setCursors = (next: Array<string | null>) => setPaging({ key: queryKey, cursors: next });
   const page = cursors.length - 1;
   const input = { ...filters, sort, limit: PAGE_SIZE, cursor: cursors[page] };
   const list = useQuery({
@@ -66,10 +82,9 @@ export default function DeploymentsPage() {
 
   function onFilter(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
-    const f = new FormData(e.currentTarget);
-    const s = (k: string) => String(f.get(k) || "") || undefined;
-    setFilters({ status: s("status") as Status | undefined, provider: s("provider"), gpu: s("gpu"), ownerId: s("owner") });
-    setCursors([null]);
+    const next = { status: form.status, provider: form.provider, gpu: form.gpu, owner: form.owner };
+    applied(next);
+    setQuery(next);
   }
 
   const canCreate = can("deployment.create");
@@ -102,35 +117,35 @@ export default function DeploymentsPage() {
       <form method="post" onSubmit={onFilter} className="card mb-4 grid gap-3 sm:grid-cols-3 lg:grid-cols-6" aria-label="Filter deployments">
         <div>
           <label htmlFor="f-status" className="field-label">Status</label>
-          <select id="f-status" name="status" className="field-input" defaultValue="">
+          <select id="f-status" name="status" className="field-input" value={form.status ?? ""} onChange={(e) => setDraft({ status: (e.target.value || undefined) as Status | undefined })}>
             <option value="">Any</option>
             {STATUSES.map((s) => <option key={s} value={s}>{s.replace(/_/g, " ")}</option>)}
           </select>
         </div>
         <div>
           <label htmlFor="f-provider" className="field-label">Provider</label>
-          <select id="f-provider" name="provider" className="field-input" defaultValue="">
+          <select id="f-provider" name="provider" className="field-input" value={form.provider ?? ""} onChange={(e) => setDraft({ provider: e.target.value || undefined })}>
             <option value="">Any</option>
             {providers.data?.filter((p) => p.kind === "serverless").map((p) => <option key={p.name} value={p.name}>{p.displayName}</option>)}
           </select>
         </div>
         <div>
           <label htmlFor="f-gpu" className="field-label">GPU</label>
-          <select id="f-gpu" name="gpu" className="field-input" defaultValue="">
+          <select id="f-gpu" name="gpu" className="field-input" value={form.gpu ?? ""} onChange={(e) => setDraft({ gpu: e.target.value || undefined })}>
             <option value="">Any</option>
             {catalog.data?.gpus.map((g) => <option key={g.gpu} value={g.gpu}>{g.gpu}</option>)}
           </select>
         </div>
         <div>
           <label htmlFor="f-owner" className="field-label">Owner</label>
-          <select id="f-owner" name="owner" className="field-input" defaultValue="">
+          <select id="f-owner" name="owner" className="field-input" value={form.owner ?? ""} onChange={(e) => setDraft({ owner: e.target.value || undefined })}>
             <option value="">Anyone</option>
             {members.data?.map((m) => <option key={m.userId} value={m.userId}>{m.email}</option>)}
           </select>
         </div>
         <div>
           <label htmlFor="f-sort" className="field-label">Sort</label>
-          <select id="f-sort" className="field-input" value={sort} onChange={(e) => { setSort(e.target.value as Sort); setCursors([null]); }}>
+          <select id="f-sort" className="field-input" value={sort} onChange={(e) => setQuery({ sort: e.target.value === "newest" ? undefined : (e.target.value as Sort) })}>
             {SORTS.map((s) => <option key={s.value} value={s.value}>{s.label}</option>)}
           </select>
         </div>

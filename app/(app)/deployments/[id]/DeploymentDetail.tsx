@@ -5,6 +5,7 @@ import { useRouter } from "next/navigation";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useMemo, useState, type ReactNode } from "react";
 import { errorMessage, useTRPC } from "@/app/_lib/trpc";
+import { q, type QuerySchema, useQueryState } from "@/app/_lib/url-state";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
 import { Badge, ConfirmButton, CopyButton, DisabledWithReason, StatusBadge } from "@/app/_components/controls";
 import { formatDate, formatUsd, relativeTime } from "@/app/_components/format";
@@ -18,12 +19,15 @@ const MOVING = ["queued", "deploying", "destroying"];
 const DESTROYABLE = ["pending_approval", "queued", "deploying", "active", "degraded", "failed"];
 const LIFETIME = Number.POSITIVE_INFINITY;
 const RANGES = [
-  { label: "15 min", ms: 15 * 60_000 },
-  { label: "1 hour", ms: 3_600_000 },
-  { label: "24 hours", ms: 86_400_000 },
-  { label: "7 days", ms: 7 * 86_400_000 },
-  { label: "Lifetime", ms: LIFETIME },
+  { id: "15m", label: "15 min", ms: 15 * 60_000 },
+  { id: "1h", label: "1 hour", ms: 3_600_000 },
+  { id: "24h", label: "24 hours", ms: 86_400_000 },
+  { id: "7d", label: "7 days", ms: 7 * 86_400_000 },
+  { id: "lifetime", label: "Lifetime", ms: LIFETIME },
 ] as const;
+type RangeId = (typeof RANGES)[number]["id"];
+/** The charts' range in the URL (?range=7d), so a refresh or a shared link shows the same span. */
+const CHART_QUERY: QuerySchema<{ range: RangeId }> = { range: q.oneOf(RANGES.map((r) => r.id)) };
 /** The series query accepts at most 400 days. */
 const MAX_RANGE_MS = 399 * 86_400_000;
 
@@ -301,7 +305,8 @@ function Timeline({ events, live }: { events: TimelineEvent[]; live: boolean }) 
 
 function Charts({ id, serving, ended, createdAt, endAtMs }: { id: string; serving: boolean; ended: boolean; createdAt: Date; endAtMs: number | null }) {
   const trpc = useTRPC();
-  const [range, setRange] = useState<number>(ended ? LIFETIME : RANGES[0].ms);
+  const [query, setQuery] = useQueryState(CHART_QUERY);
+  const range = RANGES.find((r) => r.id === query.range)?.ms ?? (ended ? LIFETIME : RANGES[0].ms);
   // Re-anchored on every refetch so "the last N minutes" keeps moving.
   const [tick, setTick] = useState(0);
   const span = useMemo(() => {
@@ -329,7 +334,7 @@ function Charts({ id, serving, ended, createdAt, endAtMs }: { id: string; servin
         <h2 id="charts-heading" className="text-base font-semibold text-gray-900">Traffic and cost</h2>
         <div role="group" aria-label="Time range" className="flex gap-1">
           {RANGES.map((r) => (
-            <button key={r.label} type="button" aria-pressed={range === r.ms} onClick={() => setRange(r.ms)} className={`rounded-md px-2 py-1 text-xs ${range === r.ms ? "bg-blue-50 font-medium text-blue-700 ring-1 ring-blue-200" : "text-gray-700 hover:bg-gray-100"}`}>
+            <button key={r.label} type="button" aria-pressed={range === r.ms} onClick={() => setQuery({ range: r.id }, { replace: true })} className={`rounded-md px-2 py-1 text-xs ${range === r.ms ? "bg-blue-50 font-medium text-blue-700 ring-1 ring-blue-200" : "text-gray-700 hover:bg-gray-100"}`}>
               {r.label}
             </button>
           ))}
