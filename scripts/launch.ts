@@ -2,7 +2,8 @@
  * `npm start` / `npm run dev`: the whole product on one machine.
  *  - PostgreSQL: DATABASE_URL, or an embedded PostgreSQL with its data in .tuna/pg (loopback only)
  *  - migrations applied on every start
- *  - secrets of the embedded default generated once into .tuna/ (0600): NextAuth secret, master key, router token
+ *  - secrets of the embedded default generated once into .tuna/ (0600): NextAuth secret, master key, router token,
+ *    the token of the router's /metrics
  *  - the dashboard/API (Next.js) on http://localhost:3000 and a router on http://localhost:8080
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -144,8 +145,8 @@ async function main() {
     TUNA_ROUTER_TOKEN: process.env.TUNA_ROUTER_TOKEN ?? secretFile("router.token", () => `rt_${randomBytes(24).toString("base64url")}`),
     TUNA_PUBLIC_ROUTER_URL: process.env.TUNA_PUBLIC_ROUTER_URL ?? `http://localhost:${ROUTER_PORT}`,
   };
-  // No Inngest server configured: the app's local runner executes workflows (server/workflows/README.md).
-  if (!env.INNGEST_SIGNING_KEY && !env.INNGEST_BASE_URL) env.INNGEST_DEV = "1";
+  // No Inngest server configured: the app's local runner executes workflows (server/workflows/README.md), signing
+  // its own calls; INNGEST_DEV is not set for it (the SDK's dev mode accepts unsigned calls from anyone).
 
   const nextBin = path.join(ROOT, "node_modules/.bin/next");
   if (mode === "start") {
@@ -173,6 +174,8 @@ async function main() {
       ...env,
       TUNA_CONTROL_PLANE_URL: controlPlane,
       TUNA_ROUTER_STATE_DIR: path.join(DATA, "router"),
+      // The router listens on all interfaces and its metrics name every team's deployments: closed by default.
+      TUNA_METRICS_TOKEN: process.env.TUNA_METRICS_TOKEN ?? secretFile("metrics.token", () => `mt_${randomBytes(24).toString("base64url")}`),
     }, "router");
   }
   log(`dashboard: http://localhost:${PORT}${process.env.TUNA_START_ROUTER !== "0" ? `   router (OpenAI API): http://localhost:${ROUTER_PORT}/v1` : ""}`);

@@ -61,7 +61,6 @@ try {
     TUNA_ROUTER_TOKEN: `rt_${randomBytes(16).toString("hex")}`,
     TUNA_PUBLIC_ROUTER_URL: `http://127.0.0.1:${routerPort}`,
     TUNA_LOCAL_PROVIDER_DIR: path.join(dataDir, "local-provider"),
-    INNGEST_DEV: "1",
   };
   if (!existsSync(path.join(ROOT, ".next/BUILD_ID")) || process.env.E2E_REBUILD === "1") {
     log("building the app (next build)…");

@@ -180,7 +180,8 @@ const ownerMessage = (runId: string) => `deploy run ${runId}`;
 
 /**
  * queued/pending_approval → deploying, with a pending component row (and its plan) per component, recording
- * `runId` as the run that owns the deploy. A second run for the same deployment (deployment/requested delivered
+ * `runId` as the run that owns the deploy. A request waiting for approval moves only once its ApprovalRequest
+ * says approved: what the triggering event claims (`requiresApproval`) is not trusted here. A second run for the same deployment (deployment/requested delivered
  * twice) gets `proceed: false`; a retry of the owning run proceeds. Permanent errors (a plan the provider
  * refuses, an invalid spec) are not retried.
  */
@@ -193,7 +194,10 @@ export async function startDeploying(deploymentId: string, runId?: string): Prom
     const plans = kinds.map((kind) => ({ kind, plan: planFor(d, kind), provider: kind === "serverless" ? d.serverlessProvider! : stored.spotProvider! }));
     const proceed = await db.$transaction(async (tx) => {
       // Conditional: of two runs starting at once exactly one moves the row (the other waits on its lock, then sees 0 rows).
-      const moved = await tx.deployment.updateMany({ where: { id: deploymentId, status: { in: ["queued", "pending_approval"] } }, data: { status: "deploying" } });
+      const moved = await tx.deployment.updateMany({
+        where: { id: deploymentId, OR: [{ status: "queued" }, { status: "pending_approval", approval: { is: { status: "approved" } } }] },
+        data: { status: "deploying" },
+      });
       if (moved.count === 0) {
         const now = await tx.deployment.findUnique({ where: { id: deploymentId }, select: { status: true } });
         if (now?.status !== "deploying") return false;

@@ -130,6 +130,24 @@ describe("deploy", () => {
     assert.equal(recSvl.calls.length, 0);
   });
 
+  test("an event claiming no approval is needed does not start a deployment still waiting for one", async () => {
+    const { id, status } = await f.request("developer");
+    assert.equal(status, "pending_approval");
+    const forged = requested(id);
+    const t = new InngestTestEngine({ function: deployFunction });
+    const { result } = await t.execute({ events: [{ name: forged.name, data: { ...forged.data, requiresApproval: false } }] });
+    assert.deepEqual(result, { status: "skipped" });
+    const d = await dep(id);
+    assert.equal(d.status, "pending_approval");
+    assert.equal(d.approval!.status, "pending");
+    assert.equal(d.components.length, 0);
+    assert.equal(recSvl.calls.length + recSpot.calls.length, 0);
+    // Once approved, the same start goes ahead.
+    await decideApproval(f.team.id, actorOf(f.admin), d.approval!.id, "approve", "ok");
+    assert.equal((await lifecycle.startDeploying(id)).proceed, true);
+    assert.equal((await dep(id)).status, "deploying");
+  });
+
   // @inngest/test does not model step failures being handed back to the function (no retries, the run
   // just errors), so compensation and retries are tested with the local runner in faults.test.ts.
 });
