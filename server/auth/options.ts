@@ -1,24 +1,21 @@
 import type { NextAuthOptions } from "next-auth";
-import CredentialsProvider from "next-auth/providers/credentials";
-import GitHubProvider from "next-auth/providers/github";
-import GoogleProvider from "next-auth/providers/google";
-import { PrismaAdapter } from "@next-auth/prisma-adapter";
+import CredentialsModule from "next-auth/providers/credentials";
+import GitHubModule from "next-auth/providers/github";
+import GoogleModule from "next-auth/providers/google";
 import { getPrisma } from "../db";
 import { appendAudit } from "../audit";
 import { slugify, uniqueTeamSlug } from "../teams/slug";
+import { clientIp } from "../lib/client-ip";
+import { tunaAdapter } from "./adapter";
 import { checkCredentials } from "./service";
 
-export function clientIp(headers: Headers | Record<string, string | string[] | undefined> | undefined): string | null {
-  const get = (k: string): string | undefined => {
-    if (!headers) return undefined;
-    if (headers instanceof Headers) return headers.get(k) ?? undefined;
-    const v = headers[k];
-    return Array.isArray(v) ? v[0] : v;
-  };
-  // Behind a proxy the first X-Forwarded-For hop is the client; locally there is none.
-  const xff = get("x-forwarded-for");
-  return (xff?.split(",")[0]?.trim() || get("x-real-ip") || "local").slice(0, 64);
+/** next-auth's provider modules are CommonJS with a default export: Next's bundler unwraps it, plain Node (tests) does not. */
+function cjsDefault<T>(m: T): T {
+  return (m as { default?: T }).default ?? m;
 }
+const CredentialsProvider = cjsDefault(CredentialsModule);
+const GitHubProvider = cjsDefault(GitHubModule);
+const GoogleProvider = cjsDefault(GoogleModule);
 
 /** OAuth providers exist only when their env vars are set. */
 function oauthProviders() {
@@ -38,8 +35,8 @@ export function enabledOAuthProviders(): Array<{ id: string; name: string }> {
 
 export function authOptions(): NextAuthOptions {
   return {
-    // The adapter stores OAuth users/accounts; credentials sessions are JWTs (next-auth requires it).
-    adapter: PrismaAdapter(getPrisma()),
+    // The adapter stores OAuth users/accounts (without their tokens); credentials sessions are JWTs (next-auth requires it).
+    adapter: tunaAdapter(getPrisma()),
     session: { strategy: "jwt", maxAge: 7 * 24 * 3600 },
     pages: { signIn: "/signin", error: "/signin" },
     providers: [
@@ -47,7 +44,7 @@ export function authOptions(): NextAuthOptions {
         name: "Email and password",
         credentials: { email: { label: "Email", type: "email" }, password: { label: "Password", type: "password" } },
         async authorize(credentials, req) {
-          const r = await checkCredentials(credentials?.email ?? "", credentials?.password ?? "", clientIp(req?.headers as Record<string, string>));
+          const r = await checkCredentials(credentials?.email ?? "", credentials?.password ?? "", clientIp(req?.headers as Record<string, string> | undefined));
           if (!r.ok) {
             // One message for unknown email and wrong password alike; a lockout says only "try later".
             throw new Error(r.reason === "locked" ? "TooManyAttempts" : "CredentialsSignin");

@@ -5,7 +5,7 @@ import { appendAudit } from "../audit";
 import { DomainError } from "../lib/errors";
 import { slugify, uniqueTeamSlug } from "../teams/slug";
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, dummyHash, hashPassword, verifyPassword } from "./password";
-import { clearFailures, isLocked, recordFailure } from "./throttle";
+import { type Attempt, attemptFailed, attemptNotMade, attemptSucceeded, reserveAttempt } from "./throttle";
 
 export const signUpInput = z.object({
   name: z.string().trim().min(1, "Enter your name").max(100),
@@ -72,21 +72,29 @@ export type CredentialCheck =
 
 /**
  * Checks email + password with brute-force protection per account and per IP. Failures look the same
- * whether or not the account exists (same message, a real scrypt run either way).
+ * whether or not the account exists (same message, a real scrypt run either way). The attempt is counted
+ * before the password is checked, so parallel guesses cannot all slip under the limit (see ./throttle).
  */
 export async function checkCredentials(emailRaw: string, password: string, ip: string | null): Promise<CredentialCheck> {
   const email = emailRaw.trim().toLowerCase();
   if (!email || !password || password.length > MAX_PASSWORD_LENGTH) return { ok: false, reason: "invalid" };
-  if ((await isLocked("account", email)) || (ip && (await isLocked("ip", ip)))) {
-    return { ok: false, reason: "locked" };
+  const attempts: Attempt[] = [];
+  const account = await reserveAttempt("account", email);
+  if (!account) return { ok: false, reason: "locked" };
+  attempts.push(account);
+  if (ip) {
+    const fromIp = await reserveAttempt("ip", ip);
+    if (!fromIp) {
+      await attemptNotMade(account); // not evaluated: it does not count against the account
+      return { ok: false, reason: "locked" };
+    }
+    attempts.push(fromIp);
   }
+  // Should anything below throw, the attempts simply stay counted: a failure, which the window forgives.
   const user = await db.user.findUnique({ where: { email }, select: { id: true, email: true, name: true, passwordHash: true } });
   const valid = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
-  if (!user || !user.passwordHash || !valid) {
-    await recordFailure("account", email);
-    if (ip) await recordFailure("ip", ip);
-    return { ok: false, reason: "invalid" };
-  }
-  await clearFailures("account", email);
+  const ok = valid && !!user?.passwordHash;
+  for (const a of attempts) await (ok ? attemptSucceeded(a) : attemptFailed(a));
+  if (!ok || !user) return { ok: false, reason: "invalid" };
   return { ok: true, user: { id: user.id, email: user.email!, name: user.name } };
 }

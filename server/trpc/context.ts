@@ -1,4 +1,4 @@
-import { clientIp } from "../auth/options";
+import { clientIp } from "../lib/client-ip";
 import { currentUser } from "../auth/session";
 import type { Context, SessionUser } from "./init";
 

@@ -1,9 +1,11 @@
-import { fetchRequestHandler } from "@trpc/server/adapters/fetch";
-import { appRouter } from "@/server/trpc";
+import { installPeerAddressStamp } from "@/server/lib/client-ip";
 import { createContextFromRequest } from "@/server/trpc/context";
+import { handleTrpcRequest } from "./handler";
 
-const handler = (req: Request) =>
-  fetchRequestHandler({ endpoint: "/api/trpc", req, router: appRouter, createContext: () => createContextFromRequest(req) });
+// Best installed from instrumentation at startup; here too, so X-Forwarded-For is stamped in any case.
+installPeerAddressStamp();
+
+const handler = (req: Request) => handleTrpcRequest(req, createContextFromRequest);
 
 export { handler as GET, handler as POST };
 export const dynamic = "force-dynamic";
