@@ -61,6 +61,8 @@ try {
     TUNA_ROUTER_TOKEN: `rt_${randomBytes(16).toString("hex")}`,
     TUNA_PUBLIC_ROUTER_URL: `http://127.0.0.1:${routerPort}`,
     TUNA_LOCAL_PROVIDER_DIR: path.join(dataDir, "local-provider"),
+    // The specs' alert webhooks are servers on loopback, which tenant URLs may not otherwise point at.
+    TUNA_ALLOW_PRIVATE_URLS: "127.0.0.1",
   };
   if (!existsSync(path.join(ROOT, ".next/BUILD_ID")) || process.env.E2E_REBUILD === "1") {
     log("building the app (next build)…");

@@ -13,6 +13,9 @@ import { buildSlackMessage, deliverAlertNow, notify, type AlertEventType } from 
 import { deliverAlert } from "./functions";
 import { FakeSlack } from "./fake-slack";
 
+// Outbound URLs to private addresses need the operator's allowlist: the fake Slack and the JSON webhook receivers listen on loopback.
+process.env.TUNA_ALLOW_PRIVATE_URLS = "127.0.0.1";
+
 await useTestDatabase();
 
 const sent: Array<{ name: string; data: Record<string, unknown> }> = [];
@@ -215,6 +218,50 @@ describe("alert channels and delivery", () => {
     assert.equal(body.embeds[0].title, "80% of the March budget");
     assert.deepEqual(body.embeds[0].fields.map((x) => x.name), ["Team"]);
     assert.equal(body.tuna.type, "budget.threshold");
+  });
+
+  test("webhooks to loopback, private or metadata addresses are refused unless the operator allowed them; nothing is sent", async () => {
+    const f = await makeRoleFixture();
+    const admin = callerFor(f.admin, f.team.id);
+    const hits: string[] = [];
+    const srv = createServer((req, res) => {
+      hits.push(req.url ?? "");
+      res.writeHead(200).end("INTERNAL-ONLY: db_password=hunter2");
+    });
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    after(() => new Promise<void>((r) => srv.close(() => r())));
+    const port = (srv.address() as AddressInfo).port;
+    const allowed = process.env.TUNA_ALLOW_PRIVATE_URLS;
+    try {
+      delete process.env.TUNA_ALLOW_PRIVATE_URLS;
+      for (const [kind, url] of [
+        ["webhook", `http://127.0.0.1:${port}/internal`],
+        ["webhook", `https://localhost:${port}/internal`],
+        ["webhook", "https://169.254.169.254/latest/meta-data/"],
+        ["webhook", "https://10.0.0.5/hook"],
+        ["webhook", `https://2130706433:${port}/`],
+        ["slack", `https://[::ffff:127.0.0.1]:${port}/services/T/B/x`],
+      ] as const) {
+        await assert.rejects(admin.alerts.create({ name: "x", kind, url, events: ["budget.threshold"] }), (e: Error) => {
+          assert.match(e.message, /the webhook URL must (not point at a private or loopback address|use https)/, url);
+          assert.ok(!e.message.includes(String(port)) && !e.message.includes("/internal"), e.message);
+          return true;
+        }, url);
+      }
+      // A channel stored while the address was allowed (or before this check) is not delivered to any more.
+      process.env.TUNA_ALLOW_PRIVATE_URLS = "127.0.0.1";
+      const ch = await admin.alerts.create({ name: "internal", kind: "webhook", url: `http://127.0.0.1:${port}/internal`, events: ["budget.threshold"] });
+      delete process.env.TUNA_ALLOW_PRIVATE_URLS;
+      const r = await callerFor(f.admin, f.team.id).alerts.sendTest({ channelId: ch.id });
+      assert.equal(r.status, "failed");
+      assert.equal(r.attempts, 1, "a refused URL is not retried");
+      assert.match(r.lastError ?? "", /The webhook URL must not point at a private or loopback address\./);
+      assert.ok(!(r.lastError ?? "").includes("hunter2"));
+      assert.deepEqual(hits, []);
+    } finally {
+      if (allowed === undefined) delete process.env.TUNA_ALLOW_PRIVATE_URLS;
+      else process.env.TUNA_ALLOW_PRIVATE_URLS = allowed;
+    }
   });
 
   test("the Inngest function delivers through its step", async () => {

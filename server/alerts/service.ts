@@ -3,6 +3,7 @@ import { IncomingWebhook, IncomingWebhookHTTPError } from "@slack/webhook";
 import { appendAudit, type AuditActor } from "../audit";
 import { db } from "../db";
 import { DomainError } from "../lib/errors";
+import { checkOutboundUrl, guardedFetch, OUTBOUND_POLICIES, OutboundUrlError } from "../lib/outbound-url";
 import { createSecret, deleteSecret, rotateSecret, withSecret } from "../vault";
 import { sendEvent } from "../workflows/events";
 import { ALERT_EVENTS, alertEventFor, buildSlackMessage, buildWebhookPayload, type AlertContext, type AlertEvent, type AlertEventType } from "./messages";
@@ -11,6 +12,9 @@ import { ALERT_EVENTS, alertEventFor, buildSlackMessage, buildWebhookPayload, ty
  * Alert channels (Slack incoming webhooks or generic JSON webhooks) with event subscriptions. Webhook
  * URLs are vault secrets (kind `slack-webhook` / `webhook`) and never leave this module; delivery runs in
  * an Inngest function (`deliverAlert`) around `deliverAlertNow`, which retries 429/5xx with backoff.
+ * A webhook URL is a tenant-supplied outbound URL (`server/lib/outbound-url.ts`): checked when stored, and
+ * again, DNS included, before every delivery; the POST connects only to the address that was checked and
+ * never follows redirects. Private/loopback targets need the operator's TUNA_ALLOW_PRIVATE_URLS.
  */
 
 const ALERTS_ACTOR: AuditActor = { userId: null, label: "alerts" };
@@ -230,6 +234,23 @@ interface Attempt {
   /** Slack's plain-text error string or a transport error, without the URL. */
   error: string | null;
   retryAfterMs: number | null;
+  /** The URL was refused by the outbound-URL policy: not sent, and not retried. */
+  refused?: boolean;
+}
+
+/** Sends through this: a fetch that connects only to checked addresses (DNS included) and never follows redirects. */
+const webhookFetch = guardedFetch(OUTBOUND_POLICIES.webhook);
+
+/** The policy check before a delivery (null: go ahead); its message names neither the URL nor its host. */
+async function refusal(url: string): Promise<Attempt | null> {
+  try {
+    await checkOutboundUrl(url, OUTBOUND_POLICIES.webhook);
+    return null;
+  } catch (e) {
+    if (!(e instanceof OutboundUrlError)) throw e;
+    // A name that does not resolve may be a passing DNS problem: retried like a transport error.
+    return { ok: false, status: null, error: e.message, retryAfterMs: null, refused: e.problem !== "unresolvable" };
+  }
 }
 
 function retryAfterMs(h: string | null): number | null {
@@ -252,9 +273,11 @@ function scrub(message: string, url: string): string {
 }
 
 async function postSlack(url: string, body: unknown, timeoutMs: number): Promise<Attempt> {
+  const refused = await refusal(url);
+  if (refused) return refused;
   let retryAfter: string | null = null;
   const capturing: typeof fetch = async (input, init) => {
-    const r = await fetch(input, init);
+    const r = await webhookFetch(input, init);
     retryAfter = r.headers.get("retry-after");
     return r;
   };
@@ -271,8 +294,10 @@ async function postSlack(url: string, body: unknown, timeoutMs: number): Promise
 }
 
 async function postJson(url: string, body: unknown, timeoutMs: number): Promise<Attempt> {
+  const refused = await refusal(url);
+  if (refused) return refused;
   try {
-    const r = await fetch(url, {
+    const r = await webhookFetch(url, {
       method: "POST",
       headers: { "content-type": "application/json", "user-agent": "tuna-alerts" },
       body: JSON.stringify(body),
@@ -283,6 +308,8 @@ async function postJson(url: string, body: unknown, timeoutMs: number): Promise<
     if (r.ok) return { ok: true, status: r.status, error: null, retryAfterMs: null };
     return { ok: false, status: r.status, error: errorCode(text), retryAfterMs: retryAfterMs(r.headers.get("retry-after")) };
   } catch (e) {
+    // Connected-to address refused at connect time (the name resolved differently than at the check).
+    if (e instanceof OutboundUrlError) return { ok: false, status: null, error: e.message, retryAfterMs: null, refused: true };
     return { ok: false, status: null, error: scrub((e as Error).message, url), retryAfterMs: null };
   }
 }
@@ -298,6 +325,7 @@ function errorCode(body: string): string | null {
 }
 
 function retryable(a: Attempt): boolean {
+  if (a.refused) return false;
   return a.status === null || a.status === 429 || a.status >= 500;
 }
 
@@ -360,7 +388,7 @@ export async function deliverAlertNow(deliveryId: string, opts: DeliveryOptions 
   });
   const final = last as Attempt | null;
   const ok = !!final?.ok;
-  const error = ok || !final ? null : `${describeAttempt(final)} after ${attempts} attempt${attempts === 1 ? "" : "s"}`;
+  const error = ok || !final ? null : final.refused ? `not sent: ${final.error}` : `${describeAttempt(final)} after ${attempts} attempt${attempts === 1 ? "" : "s"}`;
   const disable = !!final && !ok && disablesChannel(final);
   const now = new Date();
   await db.$transaction([

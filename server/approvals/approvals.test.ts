@@ -10,6 +10,8 @@ import { InngestTestEngine } from "@inngest/test";
 import { expireApprovalsFunction } from "./functions";
 import { createApprovalRequest, DEFAULT_POLICY, evaluateApprovalPolicy, expireApprovals, type ApprovalInput, type ApprovalPolicy } from "./index";
 
+// The fake Slack and webhook servers are on loopback, which tenant URLs may not otherwise point at.
+process.env.TUNA_ALLOW_PRIVATE_URLS = "127.0.0.1";
 await useTestDatabase();
 
 const sent: Array<{ name: string; data: Record<string, unknown> }> = [];

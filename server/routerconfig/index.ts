@@ -6,6 +6,7 @@ import type { DeploymentComponent } from "@prisma/client";
 import { routerSnapshotSchema, type BackendConfig, type DeploymentConfig, type RouterSnapshot } from "../../router-service/src/contract";
 import { db, type Tx } from "../db";
 import { dataDir } from "../lib/keys";
+import { checkOutboundUrlSync, OUTBOUND_POLICIES, OutboundUrlError } from "../lib/outbound-url";
 import { getProvider, hasProvider } from "../providers";
 import { decryptForTeam } from "../vault";
 
@@ -52,8 +53,29 @@ interface StoredSpecish {
   serverlessScaling?: { maxWorkers?: number; concurrency?: number; idleTimeoutS?: number };
 }
 
+/**
+ * Providers whose endpoint URL is whatever a tenant-controlled server answered (SkyServe: the team's own SkyPilot
+ * API server). Their endpoints are checked when deployed (DNS included); here, again without DNS, so a row
+ * written before that check (or by any other path) never makes the routers, which run in the operator's
+ * network, send requests to a private or loopback address. The built-in `local` providers are on loopback
+ * by design and are not in this set.
+ */
+const TENANT_SERVER_ENDPOINTS = new Set(["skyserve"]);
+
+/** Throws (the component is left out and logged) when a tenant-server endpoint points somewhere internal. */
+function assertRoutableEndpoint(c: DeploymentComponent, url: string): void {
+  if (!TENANT_SERVER_ENDPOINTS.has(c.provider)) return;
+  try {
+    checkOutboundUrlSync(url, OUTBOUND_POLICIES.serviceEndpoint);
+  } catch (e) {
+    if (e instanceof OutboundUrlError) throw new Error(`refused endpoint of provider ${c.provider}: ${e.message}`);
+    throw e;
+  }
+}
+
 function backendOf(teamId: string, deploymentId: string, servedModelName: string, c: DeploymentComponent, spec: StoredSpecish): BackendConfig | null {
   if (!c.endpointUrl || !LIVE_COMPONENT.has(c.status) || (c.kind !== "serverless" && c.kind !== "spot")) return null;
+  assertRoutableEndpoint(c, c.endpointUrl);
   const opened = openUpstreamHeaders(teamId, deploymentId, c.kind, c.upstreamHeadersCipher);
   const headers = Object.keys(opened).length > 0 ? opened : undefined;
   const concurrency = spec.serverlessScaling?.concurrency ?? 0;

@@ -9,6 +9,9 @@ import { db } from "../db";
 import { encryptForTeam } from "../vault";
 import { buildRouterSnapshot, bumpRouterConfigVersion, routerTokenValid, snapshotVersion, upstreamHeadersPurpose } from "./index";
 
+// Outbound URLs to private addresses need the operator's allowlist: SkyServe load balancers of these fixtures sit at 10.0.0.5/6 on the operator's network.
+process.env.TUNA_ALLOW_PRIVATE_URLS = "10.0.0.5,10.0.0.6";
+
 await useTestDatabase();
 
 async function deployment(teamId: string, userId: string, over: { status?: "active" | "degraded" | "failed" | "destroyed"; mode?: "hybrid" | "serverless" | "spot"; slug?: string } = {}) {
@@ -91,6 +94,35 @@ describe("router snapshot", () => {
       console.error = orig;
     }
     assert.ok(errors.some((e) => e.includes(bad.id)));
+  });
+
+  test("a SkyServe endpoint on an internal address (stored before deploy checked it) is left out; local simulators on loopback stay", async () => {
+    const f = await makeRoleFixture();
+    const internal = ["http://10.0.0.7:30001", "http://127.0.0.1:8080", "http://169.254.169.254", "http://localhost:30001", "http://[::ffff:10.0.0.7]:30001", "http://sky.example.com:30001#"];
+    const ids: string[] = [];
+    for (const [i, url] of internal.entries()) {
+      const d = await deployment(f.team.id, f.admin.id, { slug: `internal-${i}`, mode: "spot" });
+      await db.deploymentComponent.create({ data: { deploymentId: d.id, kind: "spot", provider: "skyserve", status: "ready", endpointUrl: url, replicasReady: 1 } });
+      ids.push(d.id);
+    }
+    const allowed = await deployment(f.team.id, f.admin.id, { slug: "allowed", mode: "spot" });
+    await db.deploymentComponent.create({ data: { deploymentId: allowed.id, kind: "spot", provider: "skyserve", status: "ready", endpointUrl: "http://10.0.0.5:30001", replicasReady: 1 } });
+    const local = await deployment(f.team.id, f.admin.id, { slug: "local", mode: "serverless" });
+    await db.deploymentComponent.create({ data: { deploymentId: local.id, kind: "serverless", provider: "local", status: "ready", endpointUrl: "http://127.0.0.1:4" } });
+    const errors: string[] = [];
+    const orig = console.error;
+    console.error = (...a: unknown[]) => void errors.push(a.join(" "));
+    let snap: Awaited<ReturnType<typeof buildRouterSnapshot>>;
+    try {
+      snap = await buildRouterSnapshot();
+    } finally {
+      console.error = orig;
+    }
+    for (const id of ids) assert.ok(!snap.deployments.some((x) => x.id === id), `deployment ${id} reached the snapshot`);
+    assert.ok(!JSON.stringify(snap).includes("10.0.0.7") && !JSON.stringify(snap).includes("169.254"));
+    assert.ok(snap.deployments.some((x) => x.id === allowed.id), "an address the operator allowed (TUNA_ALLOW_PRIVATE_URLS) stays");
+    assert.ok(snap.deployments.some((x) => x.id === local.id), "the local simulator is on loopback by design");
+    assert.ok(errors.some((e) => e.includes(ids[0]) && /private or loopback/.test(e)), errors.join("\n"));
   });
 
   test("the version moves only with committed changes", async () => {

@@ -6,6 +6,9 @@ import { normaliseEndpoint, parseInstanceTypeInfo, SKYPILOT_CLIENT_API_VERSION, 
 import { FakeSkyPilotServer, type FakeOffer } from "./fake";
 import { skypilotPriceSource } from "./prices";
 
+// Outbound URLs to private addresses need the operator's allowlist: the fake SkyPilot API server listens on loopback.
+process.env.TUNA_ALLOW_PRIVATE_URLS = "127.0.0.1";
+
 const TOKEN = "sky_test_token_0123456789abcdef";
 const instant = async () => {};
 

@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { STATUS_CODES } from "node:http";
+import { checkOutboundUrl, guardedFetch, joinBaseUrl, OUTBOUND_POLICIES, OutboundUrlError } from "../lib/outbound-url";
 import { codeForStatus, ProviderError, type ProviderErrorCode, redact } from "../providers/base/errors";
 import { DEFAULT_REQUEST_TIMEOUT_MS } from "../providers/base/http";
 
@@ -12,6 +14,12 @@ import { DEFAULT_REQUEST_TIMEOUT_MS } from "../providers/base/http";
  * injected `sleep`, bounded by `timeoutMs`) and calls `/api/get` only once the request has finished. Every HTTP
  * request, `/api/get` included, is therefore short and carries its own timeout (`requestTimeoutMs`), so a server
  * that accepts the connection and never answers cannot hold a deploy, a status check or a price query.
+ *
+ * The API server URL comes from a tenant's vault, so it is an outbound URL under `server/lib/outbound-url.ts`:
+ * checked before the first request (no private/loopback address unless the operator allowed it in
+ * `TUNA_ALLOW_PRIVATE_URLS`, no `user:pass@`, `#` or `?`), paths joined with `new URL` under the base's path,
+ * connections made to the address that was checked, redirects never followed. Non-2xx answers keep their
+ * status and at most a short message from the API's documented error shape, never the body itself.
  */
 
 /** The API version this client was written and tested against (sent in `X-SkyPilot-API-Version`). */
@@ -19,7 +27,10 @@ export const SKYPILOT_CLIENT_API_VERSION = 33;
 /** Readable SkyPilot release whose protocol this client speaks (sent in `X-SkyPilot-Version`). */
 export const SKYPILOT_CLIENT_VERSION = "0.11.1";
 export const SKYPILOT_DEFAULT_URL = "http://127.0.0.1:46580";
-
+/** Longest server-supplied error message kept in an error (the rest is cut). */
+const MAX_SERVER_MESSAGE = 200;
+/** Bytes of a non-2xx body read to find that message. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 export type RequestStatus = "PENDING" | "RUNNING" | "WAITING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
 const FINISHED: ReadonlySet<string> = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
@@ -95,7 +106,7 @@ export interface SkyPilotHealth {
 export interface SkyPilotClientOptions {
   /** API server base URL, e.g. `https://sky.example.com` (routes live at the root). */
   baseUrl: string;
-  /** Service-account token (`sky_...`); omitted for a loopback server without auth. */
+  /** Service-account token (`sky_...`); omitted for a server without auth. */
   token?: string;
   /** Name errors are attributed to (the provider using this client); default "skypilot". */
   providerName?: string;
@@ -103,6 +114,7 @@ export interface SkyPilotClientOptions {
   redactValues?: string[];
   /** 8-hex user hash sent as `SKYPILOT_USER_ID` (the server attributes requests to the token's user anyway). */
   userHash?: string;
+  /** Transport (tests); default `guardedFetch`, which connects only to the checked address. The URL is checked either way. */
   fetch?: typeof fetch;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
@@ -134,6 +146,7 @@ export class SkyPilotClient {
   private readonly timeoutMs: number;
   private readonly requestTimeoutMs: number;
   private readonly signal?: AbortSignal;
+  private checkedBase?: Promise<URL>;
 
   constructor(opts: SkyPilotClientOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
@@ -141,7 +154,7 @@ export class SkyPilotClient {
     this.redactValues = opts.redactValues ?? [];
     this.providerName = opts.providerName ?? "skypilot";
     this.userHash = opts.userHash ?? createHash("sha256").update("tuna").digest("hex").slice(0, 8);
-    this.fetchImpl = opts.fetch ?? fetch;
+    this.fetchImpl = opts.fetch ?? guardedFetch(OUTBOUND_POLICIES.skypilotApiServer);
     this.sleep = opts.sleep ?? defaultSleep;
     this.now = opts.now ?? Date.now;
     this.timeoutMs = opts.timeoutMs ?? 30 * 60_000;
@@ -181,19 +194,45 @@ export class SkyPilotClient {
     return redact(text, [this.token, ...this.redactValues]);
   }
 
+  /**
+   * Checks the API server URL (syntax, and every address its host resolves to) once per client; throws a
+   * `validation` ProviderError for a refused URL, `unavailable` for a host that does not resolve.
+   */
+  async checkBaseUrl(): Promise<URL> {
+    this.checkedBase ??= checkOutboundUrl(this.baseUrl, OUTBOUND_POLICIES.skypilotApiServer).then(
+      (r) => r.url,
+      (err: unknown) => {
+        this.checkedBase = undefined;
+        throw err instanceof OutboundUrlError ? this.urlRefused(err) : err;
+      },
+    );
+    return this.checkedBase;
+  }
+
+  private urlRefused(err: OutboundUrlError): ProviderError {
+    return new ProviderError({
+      provider: this.providerName,
+      code: err.problem === "unresolvable" ? "unavailable" : "validation",
+      message: err.message,
+    });
+  }
+
   /** One HTTP request under its own timeout, joined to the caller's `signal`; the same signal bounds reading the body. */
   private async send(method: "GET" | "POST", pathAndQuery: string, body?: unknown): Promise<Response> {
-    const url = `${this.baseUrl}${pathAndQuery}`;
+    const url = joinBaseUrl(await this.checkBaseUrl(), pathAndQuery);
     const timeout = AbortSignal.timeout(this.requestTimeoutMs);
     try {
-      return await this.fetchImpl(url, {
+      return await this.fetchImpl(url.href, {
         method,
         headers: this.headers(body !== undefined),
         body: body === undefined ? undefined : JSON.stringify(body),
+        redirect: "manual",
         signal: this.signal ? AbortSignal.any([timeout, this.signal]) : timeout,
       });
     } catch (err) {
       if (timeout.aborted && isTimeout(err)) throw this.requestTimedOut(`${method} ${pathAndQuery.split("?")[0]}`);
+      // The address the name resolved to at connect time is internal (DNS changed since the check).
+      if (err instanceof OutboundUrlError) throw this.urlRefused(err);
       const reason = err instanceof Error ? err.message : String(err);
       throw new ProviderError({
         provider: this.providerName,
@@ -211,48 +250,53 @@ export class SkyPilotClient {
     });
   }
 
-  /** The JSON body of `res`; a body that stalls past the request timeout is a `timeout` ProviderError too. */
+  /**
+   * The JSON body of `res`; a body that stalls past the request timeout is a `timeout` ProviderError too. A body
+   * that is not JSON is reported by its status only: its text is never repeated.
+   */
   private async readJson<T>(res: Response, what: string): Promise<T> {
     try {
       return (await res.json()) as T;
     } catch (err) {
       if (isTimeout(err)) throw this.requestTimedOut(what);
+      if (err instanceof SyntaxError) throw this.notJson(res, what);
       throw err;
     }
   }
 
-  /** Turns a non-2xx answer into a ProviderError that keeps the server's status and text (minus secrets). */
-  private async httpError(res: Response, what: string): Promise<ProviderError> {
-    const text = await res.text().catch(() => "");
-    let detail = text;
-    let code: ProviderErrorCode = codeForStatus(res.status);
-    try {
-      const parsed = JSON.parse(text) as unknown;
-      if (typeof parsed === "string") detail = parsed;
-      else if (parsed && typeof parsed === "object") {
-        const o = parsed as Record<string, unknown>;
-        if (o.error === "version_mismatch") {
-          code = "validation";
-          detail = `version mismatch: ${String(o.message ?? "").trim()}`;
-        } else if (typeof o.detail === "string") detail = o.detail;
-        else if (Array.isArray(o.detail)) {
-          detail = o.detail
-            .map((d) => {
-              const e = d as { loc?: unknown[]; msg?: string };
-              return `${(e.loc ?? []).join(".")}: ${e.msg ?? "invalid"}`;
-            })
-            .join("; ");
-        } else if (o.detail !== undefined) detail = JSON.stringify(o.detail);
-      }
-    } catch {
-      // plain-text body: keep as is
-    }
+  private notJson(res: Response, what: string): ProviderError {
     return new ProviderError({
       provider: this.providerName,
-      code,
+      code: "failed",
       status: res.status,
-      message: this.secretFree(`${what} failed (HTTP ${res.status}): ${detail || res.statusText}`.slice(0, 2000)),
+      message: `${what}: the SkyPilot API server answered something that is not JSON (HTTP ${res.status})`,
     });
+  }
+
+  /** An answer whose JSON does not have the documented shape (reported without its content). */
+  private unexpected(res: Response, what: string): ProviderError {
+    return new ProviderError({
+      provider: this.providerName,
+      code: "failed",
+      status: res.status,
+      message: `${what}: the SkyPilot API server answered with an unexpected body (HTTP ${res.status}); is ${this.baseUrl} a SkyPilot API server?`,
+    });
+  }
+
+  /**
+   * Turns a non-2xx answer into a ProviderError with the status and, when the body is the SkyPilot API's
+   * documented error shape (provider-apis.md §1.9: FastAPI `{"detail": …}` or `{"error": "version_mismatch",
+   * "message": …}`), its message cut to MAX_SERVER_MESSAGE characters, minus secrets. Any other body (HTML,
+   * plain text, other JSON) is not repeated: the URL may lead somewhere that is not a SkyPilot server.
+   */
+  private async httpError(res: Response, what: string): Promise<ProviderError> {
+    const text = await readCapped(res, MAX_ERROR_BODY_BYTES);
+    const parsed = skypilotErrorMessage(text);
+    const code: ProviderErrorCode = parsed?.versionMismatch ? "validation" : codeForStatus(res.status);
+    const reason = STATUS_CODES[res.status] ?? "error";
+    // Secrets are removed before cutting, so a cut cannot leave part of one behind.
+    const detail = parsed?.message ? `: ${oneLine(this.secretFree(parsed.message), MAX_SERVER_MESSAGE)}` : ` ${reason}`;
+    return new ProviderError({ provider: this.providerName, code, status: res.status, message: `${what} failed (HTTP ${res.status})${detail}` });
   }
 
   /**
@@ -290,8 +334,9 @@ export class SkyPilotClient {
     const q = new URLSearchParams({ request_ids: requestId, all_status: "true" });
     const res = await this.send("GET", `/api/status?${q}`);
     if (!res.ok) throw await this.httpError(res, "GET /api/status");
-    const list = await this.readJson<RequestPayload[]>(res, "GET /api/status");
-    const found = list.find((r) => r.request_id === requestId || r.request_id.startsWith(requestId));
+    const list = await this.readJson<unknown>(res, "GET /api/status");
+    if (!Array.isArray(list)) throw this.unexpected(res, "GET /api/status");
+    const found = (list as RequestPayload[]).find((r) => typeof r?.request_id === "string" && (r.request_id === requestId || r.request_id.startsWith(requestId)));
     if (!found) {
       throw new ProviderError({ provider: this.providerName, code: "not_found", status: 404, message: `request ${requestId} not found` });
     }
@@ -331,9 +376,7 @@ export class SkyPilotClient {
     if (res.status !== 200 && res.status !== 500) throw await this.httpError(res, "GET /api/get");
     const raw = await this.readJson<unknown>(res, "GET /api/get");
     const payload = (res.status === 500 ? (raw as { detail?: unknown }).detail : raw) as RequestPayload | undefined;
-    if (!payload || typeof payload !== "object" || typeof payload.status !== "string") {
-      throw new ProviderError({ provider: this.providerName, code: "failed", status: res.status, message: this.secretFree(`unexpected /api/get body: ${JSON.stringify(raw).slice(0, 500)}`) });
-    }
+    if (!payload || typeof payload !== "object" || typeof payload.status !== "string") throw this.unexpected(res, "GET /api/get");
     if (payload.status === "CANCELLED") {
       throw new ProviderError({ provider: this.providerName, code: "failed", message: `request ${requestId} (${payload.name}) was cancelled` });
     }
@@ -344,7 +387,8 @@ export class SkyPilotClient {
       throw new ProviderError({
         provider: this.providerName,
         code: codeForExceptionType(type, e.message ?? ""),
-        message: this.secretFree(`${payload.name} failed: ${type}: ${e.message ?? "unknown error"}`.slice(0, 2000)),
+        // The documented error of a finished request: its type and message, cut short (never a whole body).
+        message: `${oneLine(String(payload.name), 100)} failed: ${oneLine(String(type), 100)}: ${oneLine(this.secretFree(String(e.message ?? "unknown error")), 2 * MAX_SERVER_MESSAGE)}`,
       });
     }
     return decodeJsonString(payload.return_value) as T;
@@ -368,7 +412,9 @@ export class SkyPilotClient {
   async health(): Promise<SkyPilotHealth> {
     const res = await this.send("GET", "/api/health");
     if (!res.ok) throw await this.httpError(res, "GET /api/health");
-    return this.readJson<SkyPilotHealth>(res, "GET /api/health");
+    const health = await this.readJson<unknown>(res, "GET /api/health");
+    if (!health || typeof health !== "object" || typeof (health as SkyPilotHealth).status !== "string") throw this.unexpected(res, "GET /api/health");
+    return health as SkyPilotHealth;
   }
 
   /** Synchronous `POST /validate` of a task YAML: resolves when valid, throws a `validation` error otherwise. */
@@ -445,6 +491,66 @@ export class SkyPilotClient {
 /** What fetch (or reading its body) rejects with when an `AbortSignal.timeout` fired. */
 function isTimeout(err: unknown): boolean {
   return err instanceof Error && err.name === "TimeoutError";
+}
+
+/** At most `limit` bytes of the body as text (the rest is not read); "" when it cannot be read. */
+async function readCapped(res: Response, limit: number): Promise<string> {
+  const reader = res.body?.getReader();
+  if (!reader) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } catch {
+    return "";
+  } finally {
+    reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString("utf8");
+}
+
+function oneLine(text: string, max: number): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+/**
+ * The message of a SkyPilot API error body, when it has one of the documented shapes: `{"detail": "<text>"}`,
+ * `{"detail": [{"loc": [...], "msg": "..."}]}` (FastAPI validation), `{"detail": {"type", "message"}}`
+ * (`/validate`), `{"error": "version_mismatch", "message": "..."}`. Anything else: null.
+ */
+export function skypilotErrorMessage(body: string): { message: string; versionMismatch: boolean } | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return null;
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return null;
+  const o = parsed as Record<string, unknown>;
+  if (o.error === "version_mismatch") {
+    return { message: `version mismatch: ${typeof o.message === "string" ? o.message.trim() : ""}`, versionMismatch: true };
+  }
+  const d = o.detail;
+  if (typeof d === "string") return { message: d, versionMismatch: false };
+  if (Array.isArray(d)) {
+    const items = d.filter((x): x is { loc?: unknown; msg?: unknown } => !!x && typeof x === "object");
+    if (items.length === 0 || items.length !== d.length) return null;
+    const text = items
+      .map((e) => `${Array.isArray(e.loc) ? e.loc.map(String).join(".") : ""}: ${typeof e.msg === "string" ? e.msg : "invalid"}`)
+      .join("; ");
+    return { message: text, versionMismatch: false };
+  }
+  if (d && typeof d === "object") {
+    const e = d as { type?: unknown; message?: unknown };
+    if (typeof e.message === "string") return { message: typeof e.type === "string" ? `${e.type}: ${e.message}` : e.message, versionMismatch: false };
+  }
+  return null;
 }
 
 /** `return_value`, `error` and `request_body` are JSON strings inside JSON (parse twice). */

@@ -8,6 +8,9 @@ import { createSecret } from "../vault";
 import { FakeSkyPilotServer, type FakeOffer } from "./fake";
 import { clearTeamSpotPrices, sampleTeamSpotPrices, teamSpotPrices } from "./team-prices";
 
+// Outbound URLs to private addresses need the operator's allowlist: the fake SkyPilot API server listens on loopback.
+process.env.TUNA_ALLOW_PRIVATE_URLS = "127.0.0.1";
+
 await useTestDatabase();
 const TOKEN = "sky_team_prices_token_0123456789";
 

@@ -10,6 +10,8 @@ import { ingestUsageReport } from "./ingest";
 import { formatMicros } from "../catalog/money";
 import { LOCAL_L4_MICROS_PER_HOUR, makeApiKey, makeDeployment, makeReport } from "./testing";
 
+// The fake Slack and webhook servers are on loopback, which tenant URLs may not otherwise point at.
+process.env.TUNA_ALLOW_PRIVATE_URLS = "127.0.0.1";
 await useTestDatabase();
 
 // The real alerts domain (no link overridden): threshold alerts become deliveries on the team's channels.

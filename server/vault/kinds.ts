@@ -3,6 +3,7 @@
  * "last 4" comes from, which providers consume it and how its stored value becomes provider credentials.
  * Validation messages name fields, never values.
  */
+import { OUTBOUND_POLICIES, outboundUrlProblem } from "../lib/outbound-url";
 
 export const SECRET_KINDS = [
   "runpod",
@@ -127,8 +128,9 @@ export function providersForKind(kind: string): string[] {
     .map(([p]) => p);
 }
 
-function isLoopback(host: string): boolean {
-  return host === "127.0.0.1" || host === "localhost" || host === "[::1]" || host === "::1";
+/** An outbound-URL refusal as a clause of "Cannot store this …: <clause>." */
+function asClause(message: string): string {
+  return `${message.charAt(0).toLowerCase()}${message.slice(1)}`.replace(/\.$/, "");
 }
 
 /** Returns a problem description (never quoting the value) or null when the value fits the kind. */
@@ -142,14 +144,19 @@ export function validateSecretValue(kind: SecretKind, value: string): string | n
     if (missing.length) return `the ${spec.displayName} is missing ${missing.join(", ")}`;
   }
   if (spec.format === "url") {
-    let u: URL;
-    try {
-      u = new URL(value.trim());
-    } catch {
-      return "the webhook must be a URL";
+    // https to a public host; plain http and private/loopback hosts only where the operator allowed them
+    // (TUNA_ALLOW_PRIVATE_URLS, e.g. a local stand-in). Host names are resolved when the alert is sent.
+    const problem = outboundUrlProblem(value.trim(), OUTBOUND_POLICIES.webhook);
+    if (problem) return asClause(problem);
+  }
+  if (kind === "skypilot") {
+    // The API server URL is tenant-supplied and the control plane calls it: no private/loopback address (unless
+    // allowed), no credentials, "#" or "?" in it. Its host name is resolved and checked again before every use.
+    const url = credentialsFromValue(kind, value).apiServerUrl;
+    if (typeof url === "string") {
+      const problem = outboundUrlProblem(url, OUTBOUND_POLICIES.skypilotApiServer);
+      if (problem) return asClause(problem);
     }
-    // Plain http is only for a local stand-in (tests, the embedded default); real webhooks are https.
-    if (!(u.protocol === "https:" || (u.protocol === "http:" && isLoopback(u.hostname)))) return "the webhook URL must use https";
   }
   return null;
 }

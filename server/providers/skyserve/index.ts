@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { checkOutboundUrl, OUTBOUND_POLICIES, OutboundUrlError } from "../../lib/outbound-url";
 import { type ServiceRecord, SkyPilotClient } from "../../skypilot";
 import { parseCredentials } from "../base/credentials";
 import { credentialsAcceptedFinding } from "../base/credential-check";
@@ -27,6 +28,11 @@ import { candidateLabel, PROVIDER, planSkyServe, SERVICE_FILE, type SpotCandidat
  * The load balancer's endpoint answers anyone who can reach it, so deploy mints an upstream key
  * (`base/upstream-key.ts`), passes it as the SkyPilot secret `VLLM_API_KEY` and returns it as the router's
  * `authorization` header.
+ *
+ * Both URLs are tenant-controlled: the API server URL comes from the team's vault (the client checks it before
+ * every use, `server/lib/outbound-url.ts`), and the load-balancer endpoint is whatever that server answers, so
+ * deploy checks it with the same policy before it becomes a router backend (the router runs in the operator's
+ * network). `TUNA_ALLOW_PRIVATE_URLS` lets an operator allow private addresses for both.
  */
 export const skyserveCredentialsSchema = z.object({
   apiServerUrl: z.string().regex(/^https?:\/\/[^\s]+$/, { error: "must be an http(s) URL" }),
@@ -56,6 +62,24 @@ export function skypilotClient(creds: SkyServeCredentials, ctx: ProviderContext 
     timeoutMs: ctx.timeoutMs,
     signal: ctx.signal,
   });
+}
+
+/** The endpoint label used in messages (the deployment timeline shows them). */
+const ENDPOINT_POLICY = { ...OUTBOUND_POLICIES.serviceEndpoint, label: "The SkyServe service endpoint returned by the SkyPilot API server" };
+
+/**
+ * The load-balancer endpoint, checked before it is handed to the lifecycle (and from there to the routers): a
+ * private, loopback or link-local address (unless allowed by the operator), credentials, `#` or `?` fail the
+ * deploy with a `validation` error, which the timeline shows.
+ */
+export async function checkServiceEndpoint(endpoint: string): Promise<string> {
+  try {
+    await checkOutboundUrl(endpoint, ENDPOINT_POLICY);
+    return endpoint;
+  } catch (err) {
+    if (!(err instanceof OutboundUrlError)) throw err;
+    throw new ProviderError({ provider: PROVIDER, code: err.problem === "unresolvable" ? "unavailable" : "validation", message: err.message });
+  }
 }
 
 const FAILED_REPLICA = new Set(["FAILED", "FAILED_CLEANUP", "FAILED_INITIAL_DELAY", "FAILED_PROBING", "FAILED_PROVISION", "UNKNOWN"]);
@@ -128,6 +152,14 @@ async function preflight(plan: Plan, credsIn: Credentials | undefined, ctx: Prov
   const findings: Finding[] = [];
 
   try {
+    await client.checkBaseUrl();
+  } catch (err) {
+    // A refused URL is a problem with the stored credentials: the vault's "Test" fails, with the reason.
+    if (err instanceof ProviderError && err.code === "validation") return [{ level: "error", code: "invalid_credentials", message: err.message.replace(/^skyserve: /, "") }];
+    return [preflightError(err)];
+  }
+
+  try {
     const health = await client.health();
     if (health.status === "needs_auth") {
       return [
@@ -141,7 +173,9 @@ async function preflight(plan: Plan, credsIn: Credentials | undefined, ctx: Prov
       ];
     }
     if (health.status !== "healthy") {
-      findings.push({ level: "error", code: "server_unhealthy", message: `SkyPilot API server reports status ${health.status}.` });
+      // Only a status word is repeated: this text is the server's own.
+      const shown = /^[A-Za-z_]{1,32}$/.test(health.status) ? health.status : "(not a SkyPilot status)";
+      findings.push({ level: "error", code: "server_unhealthy", message: `SkyPilot API server reports status ${shown}.` });
       return findings;
     }
     // needs_auth is how the server refuses a token; healthy means it accepted this one (or needs none).
@@ -220,7 +254,8 @@ function preflightError(err: unknown): Finding {
     if (err.message.includes("version mismatch")) return { level: "error", code: "version_mismatch", message: err.message };
     return { level: "error", code: err.code, message: err.message };
   }
-  return { level: "error", code: "failed", message: String(err) };
+  // Not a ProviderError: no server text to show (and no stack).
+  return { level: "error", code: "failed", message: `Could not check the SkyPilot API server: ${err instanceof Error ? err.name : "unknown error"}.` };
 }
 
 /** Polls `serve status` until the load balancer has an endpoint (bounded by the client timeout). */
@@ -286,6 +321,7 @@ async function deploy(plan: Plan, credsIn: Credentials, ctx: ProviderContext = {
     }
   }
   if (!endpoint) endpoint = await waitForEndpoint(client, name, ctx);
+  await checkServiceEndpoint(endpoint);
   return { provider: PROVIDER, kind: "spot", endpointUrl: endpoint, upstreamHeaders: upstreamKeyHeaders(key), externalIds: { serviceName: name } };
 }
 

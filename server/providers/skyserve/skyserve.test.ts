@@ -7,6 +7,9 @@ import { refFromPlan, type ProviderContext } from "../base/types";
 import { mapServiceStatus, skyserveProvider } from "./index";
 import { cloudOfRegion, planSkyServe, taskWithSecrets } from "./plan";
 
+// Outbound URLs to private addresses need the operator's allowlist: the fake SkyPilot API server listens on loopback and reports its load balancers at 10.0.0.1.
+process.env.TUNA_ALLOW_PRIVATE_URLS = "127.0.0.1,10.0.0.1";
+
 const TOKEN = "sky_service_account_token_abcdef123456";
 const HF = "hf_secret_value_do_not_leak_123";
 /** Quotes of every kind, a comment, a literal backslash-n and a command substitution. */
