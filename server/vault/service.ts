@@ -233,13 +233,15 @@ export async function providerCredentials<T>(
   purpose: SecretPurpose,
   actor: AuditActor,
   fn: (creds: Record<string, unknown>) => Promise<T>,
+  /** A particular secret of the provider's kind (the vault's Test button); default: the team's current one. */
+  opts: { secretId?: string } = {},
 ): Promise<T> {
   if (!(providerName in PROVIDER_SECRET_KIND)) {
     throw new DomainError("BAD_REQUEST", `Provider "${providerName}" has no credential mapping in the vault.`, { reason: "unknown_provider" });
   }
   const kind = PROVIDER_SECRET_KIND[providerName];
   if (kind === null) return fn({});
-  const secret = await findSecret(teamId, { kind });
+  const secret = await findSecret(teamId, opts.secretId ? { id: opts.secretId } : { kind });
   if (!secret) {
     throw new DomainError("PRECONDITION_FAILED", `${KIND_SPECS[kind].addHint} to deploy on ${providerDisplay(providerName)}.`, {
       reason: "missing_credentials",
@@ -346,7 +348,7 @@ export async function testSecret(teamId: string, actor: AuditActor, secretId: st
         const plan = provider.plan(preflightSpec(teamId, gpu));
         // Findings about the sample plan (GPU stock, region) neither pass nor fail the credentials.
         return providerTestResult(providerName, await provider.preflight(plan, creds, opts.ctx));
-      });
+      }, { secretId });
     } catch (e) {
       if (e instanceof ProviderError) {
         // A preflight that throws (e.g. a network error while signing in) did not get an answer about the key.

@@ -329,6 +329,23 @@ describe("vault", () => {
     assert.deepEqual(actions.filter((a) => a.startsWith("secret.test")), ["secret.test", "secret.test"]);
   });
 
+  test("test checks the secret it is given, not the team's newest of that kind", async () => {
+    const f = await makeRoleFixture();
+    const actor = actorOf(f.admin);
+    const ctx = { baseUrls: fake.baseUrls, sleep: async () => {} };
+    const good = await createSecret(f.team.id, actor, { kind: "runpod", label: "good", value: RUNPOD_KEY });
+    await new Promise((r) => setTimeout(r, 5));
+    const bad = await createSecret(f.team.id, actor, { kind: "runpod", label: "newer, wrong", value: secretValue("rpa") });
+    const before = fake.requests.length;
+    const r = await testSecret(f.team.id, actor, good.id, { ctx });
+    assert.equal(r.ok, true, r.message);
+    assert.ok(fake.requests.slice(before).every((x) => x.headers.authorization === `Bearer ${RUNPOD_KEY}`), "only the tested key was sent");
+    assert.equal((await testSecret(f.team.id, actor, bad.id, { ctx })).ok, false);
+    const meta = new Map((await listSecrets(f.team.id)).map((m) => [m.id, m.lastTestOk]));
+    assert.equal(meta.get(good.id), true);
+    assert.equal(meta.get(bad.id), false);
+  });
+
   test("test passes only when the provider confirmed the key; unreachable is 'could not verify'", async () => {
     const f = await makeRoleFixture();
     const actor = actorOf(f.admin);
