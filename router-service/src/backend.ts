@@ -72,6 +72,11 @@ export class BackendRuntime {
   readonly basePath: string;
   /** Pre-rendered metric label keys of this backend (hot path; owned by the server). */
   metricKeys: unknown;
+  /**
+   * The runtime this one replaced when the backend left the config and came back (same deployment, id and URL)
+   * while requests still ran on the old one: those count against this one's capacity until they end.
+   */
+  private predecessor: BackendRuntime | undefined;
 
   constructor(
     readonly deploymentId: string,
@@ -144,7 +149,19 @@ export class BackendRuntime {
     return !this.disposed && !this.draining && this.lifecycle === "ready";
   }
   hasCapacity(): boolean {
-    return this.inflight < this.capacity();
+    return (this.predecessor === undefined ? this.inflight : this.load()) < this.capacity();
+  }
+  /** Requests in flight on this backend, those still running on the runtimes it replaced included. */
+  load(): number {
+    const p = this.predecessor;
+    if (p === undefined) return this.inflight;
+    const carried = p.load();
+    if (carried === 0) this.predecessor = undefined;
+    return this.inflight + carried;
+  }
+  /** Takes over from the runtime of the same backend that left the config with requests still in flight. */
+  succeed(old: BackendRuntime): void {
+    if (old !== this && old.load() > 0) this.predecessor = old;
   }
   /** When the current ejection began (epoch ms); undefined while not ejected. */
   ejectedSince(): number | undefined {
@@ -249,7 +266,7 @@ export class BackendRuntime {
   }
 
   private checkIdle(): void {
-    if (this.lifecycle !== "ready" || this.inflight > 0) return;
+    if (this.lifecycle !== "ready" || this.load() > 0) return;
     if (Date.now() - this.lastRequestAt > this.opt("idleTimeoutS") * 1000) this.setLifecycle("cold", "idle");
   }
 

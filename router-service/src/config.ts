@@ -42,6 +42,11 @@ export class ConfigStore {
   current: RuntimeConfig | undefined;
   private runtimes = new Map<string, BackendRuntime>();
   private inflightByDeployment = new Map<string, { n: number }>();
+  /**
+   * Backends that left the config with requests still in flight, by identity (deployment, id, URL), until those
+   * end: one that comes back meanwhile counts them against its capacity instead of starting at 0.
+   */
+  private retired = new Map<string, BackendRuntime>();
 
   constructor(private onStateChange: (c: StateChange) => void) {}
 
@@ -59,6 +64,11 @@ export class ConfigStore {
         if (rt) rt.update(b, d.routing);
         else {
           rt = new BackendRuntime(d.id, b, d.routing, this.onStateChange);
+          const old = this.retired.get(key);
+          if (old) {
+            rt.succeed(old);
+            this.retired.delete(key);
+          }
           started.push(rt);
         }
         nextRuntimes.set(key, rt);
@@ -77,7 +87,12 @@ export class ConfigStore {
       if (!byTeamSlug.has(slugKey)) byTeamSlug.set(slugKey, dr);
       for (const m of d.models) if (!byTeamModel.has(`${d.teamId}\u0000${m}`)) byTeamModel.set(`${d.teamId}\u0000${m}`, dr);
     }
-    for (const [key, rt] of this.runtimes) if (!nextRuntimes.has(key)) rt.dispose();
+    for (const [key, rt] of this.retired) if (rt.load() === 0) this.retired.delete(key);
+    for (const [key, rt] of this.runtimes)
+      if (!nextRuntimes.has(key)) {
+        rt.dispose();
+        if (rt.load() > 0) this.retired.set(key, rt);
+      }
     for (const id of this.inflightByDeployment.keys())
       if (!deployments.has(id) && (this.inflightByDeployment.get(id)?.n ?? 0) === 0) this.inflightByDeployment.delete(id);
     this.runtimes = nextRuntimes;

@@ -324,7 +324,8 @@ class FastConn {
     if (this.have) s.unshift(this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.have));
     this.parts = [];
     this.have = 0;
-    this.front.handOff(s);
+    // Node's header timer starts again at the hand-off: the head keeps the deadline it had here.
+    this.front.handOff(s, this.requestStart && !this.head ? this.requestStart + this.front.opts.headersTimeoutMs : 0);
     s.resume();
   }
 
@@ -361,6 +362,8 @@ interface ParsedHead {
 /** Installs the fast path in front of `server`'s own connection handling. */
 export class FastFront {
   readonly conns = new Set<FastConn>();
+  /** Connections handed to Node in the middle of a head, with the fast path's deadline for it. */
+  private readonly headDeadlines = new Map<Socket, number>();
   private nodeListener: (socket: Socket) => void;
   private timer: NodeJS.Timeout;
 
@@ -377,15 +380,29 @@ export class FastFront {
     server.prependListener("connection", (socket: Socket) => {
       this.conns.add(new FastConn(this, socket));
     });
+    // Node's path only (fast-path requests never emit "request"): the handed-off head has arrived in time.
+    server.on("request", (req: http.IncomingMessage) => {
+      if (this.headDeadlines.size) this.headDeadlines.delete(req.socket);
+    });
     this.timer = setInterval(() => {
       const now = Date.now();
       for (const c of this.conns) c.sweep(now);
+      for (const [s, deadline] of this.headDeadlines)
+        if (now > deadline) {
+          this.headDeadlines.delete(s);
+          if (s.writable) s.end(`HTTP/1.1 408 Request Timeout\r\ndate: ${httpDate()}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+          s.destroySoon();
+        }
     }, 1000);
     this.timer.unref();
   }
 
-  /** @internal */
-  handOff(socket: Socket): void {
+  /** @internal `headDeadline`: when a head still arriving must be complete (0: none). */
+  handOff(socket: Socket, headDeadline: number): void {
+    if (headDeadline) {
+      this.headDeadlines.set(socket, headDeadline);
+      socket.once("close", () => this.headDeadlines.delete(socket));
+    }
     this.nodeListener.call(this.server, socket);
   }
 

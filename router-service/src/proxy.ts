@@ -55,19 +55,22 @@ export interface ClientHead {
   /** Flat `[name, value, …]` list for writeHead. */
   headers: string[];
   sse: boolean;
-  /** Upstream content-length, -1 when absent. */
+  /** Upstream content-length that frames the body (also in `headers`), -1 when absent or overridden by Transfer-Encoding. */
   contentLength: number;
 }
 
 /**
  * Client response headers, read from the upstream's raw header lines in one pass (no header map is built):
- * the upstream's minus hop-by-hop, cookies, server/date (and content-length for SSE, which is re-framed),
- * then the router's own `extra` pairs, which replace upstream headers of the same name.
+ * the upstream's minus hop-by-hop, cookies, server/date, then the router's own `extra` pairs, which replace
+ * upstream headers of the same name. Content-length is kept once, and only when it frames the body the client
+ * gets: not for SSE (re-framed) nor next to a Transfer-Encoding (which wins, RFC 9112 §6.3: the router decodes
+ * the chunks and frames the client's response itself).
  */
 export function clientResponseHead(up: { rawHeaders: string[] }, extra: string[]): ClientHead {
   const raw = up.rawHeaders;
   const names: string[] = new Array(raw.length >> 1);
   let sse = false;
+  let te = false;
   let contentLength = -1;
   let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
@@ -75,13 +78,18 @@ export function clientResponseHead(up: { rawHeaders: string[] }, extra: string[]
     names[i >> 1] = k;
     if (k === "content-type") sse ||= raw[i + 1].includes("text/event-stream");
     else if (k === "content-length") contentLength = contentLength < 0 ? Number(raw[i + 1]) : contentLength;
+    else if (k === "transfer-encoding") te = true;
     else if (k === "connection") connection = connection === undefined ? raw[i + 1] : `${connection},${raw[i + 1]}`;
   }
+  // The upstream parser refuses differing lengths, so a repeated one is the same value: it is sent once.
+  let lengthLeft = sse || te ? 0 : 1;
+  if (te) contentLength = -1;
   const listed = connection !== undefined && connection !== "keep-alive" ? connectionListed({ connection }) : undefined;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const k = names[i >> 1];
-    if (STRIP_RESPONSE.has(k) || listed?.has(k) || (sse && k === "content-length")) continue;
+    if (STRIP_RESPONSE.has(k) || listed?.has(k)) continue;
+    if (k === "content-length" && lengthLeft-- <= 0) continue;
     if (k === "x-tuna-backend" || (k.startsWith("x-ratelimit-") && pairHas(extra, k))) continue;
     out.push(k, raw[i + 1]);
   }
@@ -149,10 +157,43 @@ export interface Usage {
   total_tokens?: number;
 }
 
+const LF = 10;
+const CR = 13;
+
+/**
+ * Where the last complete SSE event in `s` ends (just past the blank line that ends it), looking only at a
+ * blank line whose last line end starts at or after `from`; -1 if none. Lines end with CRLF, LF or CR (SSE
+ * spec), so a blank line is two line ends in a row: any pair of CR/LF characters except CR followed by LF.
+ */
+function lastEventEnd(s: string, from: number): number {
+  for (let i = s.length - 1; i >= from && i > 0; i--) {
+    const c = s.charCodeAt(i);
+    if (c !== LF && c !== CR) continue;
+    const p = s.charCodeAt(i - 1);
+    if (p === LF || (p === CR && c === CR)) return c === CR && s.charCodeAt(i + 1) === LF ? i + 2 : i + 1;
+  }
+  return -1;
+}
+
+/** The end of the first event of `s` at or after `start` (past its blank line), or `s.length`. */
+function nextEventEnd(s: string, start: number): number {
+  for (let i = start + 1; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c !== LF && c !== CR) continue;
+    const p = s.charCodeAt(i - 1);
+    if (p === LF || (p === CR && c === CR)) return c === CR && s.charCodeAt(i + 1) === LF ? i + 2 : i + 1;
+  }
+  return s.length;
+}
+
+const LINE_END = /\r\n|\r|\n/;
+
 /**
  * Frames SSE events so the router can read `usage` from the final chunk and, when the client did not ask
  * for usage itself, drop the usage-only chunk the router requested on its behalf. Complete events are
- * forwarded as soon as they arrive; only a partial trailing event is held back.
+ * forwarded as soon as they arrive, byte for byte; only a partial trailing event is held back. Only events
+ * whose text holds `"usage"` are looked into (their data parsed as JSON), so the per-chunk cost is a scan of
+ * the new bytes for the last blank line.
  */
 export class SseTap {
   usage: Usage | undefined;
@@ -161,64 +202,150 @@ export class SseTap {
   constructor(private clientWantsUsage: boolean) {}
 
   push(chunk: Buffer): string | null {
-    this.pending += this.decoder.write(chunk);
-    const idx = this.pending.lastIndexOf("\n\n");
-    if (idx < 0) {
+    const held = this.pending.length;
+    const text = this.decoder.write(chunk);
+    const all = held ? this.pending + text : text;
+    // What was held has no blank line in it: only one ending in the new text (it may start in the held part).
+    const cut = lastEventEnd(all, held);
+    if (cut < 0) {
+      this.pending = all;
       // No event boundary in a megabyte: not SSE we understand, stop holding bytes back.
-      if (this.pending.length > 1 << 20) return this.flush();
+      if (all.length > 1 << 20) return this.flush();
       return null;
     }
-    let complete = this.pending.slice(0, idx + 2);
-    this.pending = this.pending.slice(idx + 2);
-    if (complete.includes('"usage":{')) complete = this.inspect(complete);
+    let complete = cut === all.length ? all : all.slice(0, cut);
+    this.pending = cut === all.length ? "" : all.slice(cut);
+    if (complete.includes('"usage"')) complete = this.inspect(complete);
     return complete;
   }
 
   flush(): string | null {
-    const rest = this.pending + this.decoder.end();
+    let rest = this.pending + this.decoder.end();
     this.pending = "";
+    // A last event without its blank line (the stream ended): still read its usage.
+    if (rest.includes('"usage"')) rest = this.inspect(rest);
     return rest.length ? rest : null;
   }
 
+  /** Reads usage out of the events of `text` that may carry it; returns `text` minus a usage-only chunk to drop. */
   private inspect(text: string): string {
-    const events = text.split("\n\n");
-    const kept: string[] = [];
-    for (const ev of events) {
-      if (!ev) continue;
-      if (ev.includes('"usage":{')) {
-        const data = ev
-          .split("\n")
-          .filter((l) => l.startsWith("data:"))
-          .map((l) => l.slice(5).trim())
-          .join("\n");
-        try {
-          const obj = JSON.parse(data) as { usage?: Usage; choices?: unknown[] };
-          if (obj.usage) this.usage = obj.usage;
-          if (!this.clientWantsUsage && Array.isArray(obj.choices) && obj.choices.length === 0) continue;
-        } catch {
-          /* not JSON: forward untouched */
-        }
-      }
-      kept.push(ev);
+    // Line ends before the first event (the LF of a CRLF whose CR ended the previous piece) belong to no event.
+    let start = 0;
+    while (start < text.length && (text.charCodeAt(start) === LF || text.charCodeAt(start) === CR)) start++;
+    let out = start ? text.slice(0, start) : "";
+    while (start < text.length) {
+      const end = nextEventEnd(text, start);
+      const ev = text.slice(start, end);
+      if (!(ev.includes('"usage"') && this.takeUsage(ev))) out += ev;
+      start = end;
     }
-    return kept.length ? `${kept.join("\n\n")}\n\n` : "";
+    return out;
+  }
+
+  /** Parses one event's data; keeps its usage. True when the event is the usage-only chunk to drop. */
+  private takeUsage(ev: string): boolean {
+    let data: string | undefined;
+    for (const line of ev.split(LINE_END)) {
+      if (!line.startsWith("data:")) continue;
+      const v = line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
+      data = data === undefined ? v : `${data}\n${v}`;
+    }
+    if (data === undefined) return false;
+    let obj: { usage?: unknown; choices?: unknown };
+    try {
+      obj = JSON.parse(data);
+    } catch {
+      return false; // not JSON: forwarded untouched
+    }
+    if (!obj || typeof obj.usage !== "object" || obj.usage === null) return false;
+    this.usage = obj.usage as Usage;
+    return !this.clientWantsUsage && Array.isArray(obj.choices) && obj.choices.length === 0;
   }
 }
 
-export function usageFromJson(buf: Buffer): Usage | undefined {
-  // OpenAI-style bodies put `usage` last; parsing just that object (found in the bytes, without decoding the
-  // whole body) is much cheaper than the whole body.
-  const at = buf.lastIndexOf(USAGE_MARK);
-  if (at >= 0) {
-    const end = buf.indexOf(0x7d /* } */, at);
-    if (end > 0) {
-      try {
-        return JSON.parse(buf.toString("utf8", at + USAGE_MARK.length - 1, end + 1)) as Usage;
-      } catch {
-        /* nested or odd formatting: fall back to a full parse */
-      }
+const WS = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+/** Index just past the JSON string that opens at `i` (a quote), or -1 when it does not end in `buf`. */
+function skipString(buf: Buffer, i: number): number {
+  for (let j = i + 1; j < buf.length; j++) {
+    const c = buf[j];
+    if (c === 0x5c) j++;
+    else if (c === 0x22) return j + 1;
+  }
+  return -1;
+}
+
+/** The index of the `}` that closes the object opening at `open`, or -1. */
+function objectEnd(buf: Buffer, open: number): number {
+  // Usage objects are flat as a rule (numbers under quoted keys): the first `}` closes it when no `{` or `"…}`
+  // comes before it; a wrong guess only fails JSON.parse, so the string-aware scan is the exception.
+  const first = buf.indexOf(0x7d, open);
+  if (first < 0) return -1;
+  const nested = buf.indexOf(0x7b, open + 1);
+  if (nested < 0 || nested > first) return first;
+  let depth = 0;
+  for (let i = open; i < buf.length; i++) {
+    const c = buf[i];
+    if (c === 0x22) {
+      i = skipString(buf, i) - 1;
+      if (i < 0) return -1;
+    } else if (c === 0x7b || c === 0x5b) depth++;
+    else if ((c === 0x7d || c === 0x5d) && --depth === 0) return i;
+  }
+  return -1;
+}
+
+/** Whether the document after index `from` (inside the outermost object) only closes that object. */
+function closesRoot(buf: Buffer, from: number): boolean {
+  let depth = 0;
+  for (let i = from; i < buf.length; i++) {
+    const c = buf[i];
+    if (c === 0x22) {
+      i = skipString(buf, i) - 1;
+      if (i < 0) return false;
+    } else if (c === 0x7b || c === 0x5b) depth++;
+    else if ((c === 0x7d || c === 0x5d) && --depth < 0) {
+      for (i++; i < buf.length; i++) if (!WS(buf[i])) return false;
+      return true;
     }
   }
+  return false;
+}
+
+/**
+ * The `usage` object of the top-level object whose bytes end `buf`, found from the end without parsing the rest:
+ * the last `"usage"` key (not inside an escaped string) whose value is an object after which the document only
+ * closes its outermost object. `buf` may be just the tail of the body. Undefined when there is none.
+ */
+export function usageFromTail(buf: Buffer): Usage | undefined {
+  for (let at = buf.lastIndexOf(USAGE_KEY); at >= 0; at = at > 0 ? buf.lastIndexOf(USAGE_KEY, at - 1) : -1) {
+    if (at > 0 && buf[at - 1] === 0x5c) continue; // \"usage\" inside a string
+    let i = at + USAGE_KEY.length;
+    while (i < buf.length && WS(buf[i])) i++;
+    if (buf[i] !== 0x3a /* : */) continue;
+    i++;
+    while (i < buf.length && WS(buf[i])) i++;
+    if (buf[i] !== 0x7b /* { */) continue;
+    const close = objectEnd(buf, i);
+    if (close < 0 || !closesRoot(buf, close + 1)) continue;
+    try {
+      const u = JSON.parse(buf.toString("utf8", i, close + 1)) as Usage;
+      if (u && typeof u === "object") return u;
+    } catch {
+      /* not JSON after all: look further back */
+    }
+  }
+  return undefined;
+}
+const USAGE_KEY = Buffer.from('"usage"');
+
+/**
+ * `usage` of a whole JSON body. OpenAI-style bodies put it last; reading just that object (found in the bytes,
+ * without decoding the whole body) is much cheaper than parsing the body, which is the fallback.
+ */
+export function usageFromJson(buf: Buffer): Usage | undefined {
+  const u = usageFromTail(buf);
+  if (u) return u;
   try {
     const obj = JSON.parse(buf.toString("utf8")) as { usage?: Usage };
     return obj.usage ?? undefined;
@@ -226,7 +353,6 @@ export function usageFromJson(buf: Buffer): Usage | undefined {
     return undefined;
   }
 }
-const USAGE_MARK = Buffer.from('"usage":{');
 
 /** Writes `data` honouring backpressure: pauses the upstream until the client drains. */
 export function writeWithBackpressure(res: RouterResponse, up: Exchange, data: string | Buffer): void {

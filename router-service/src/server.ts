@@ -17,7 +17,7 @@ import { createLogger, type Logger } from "./log.js";
 import { labelKey, RouterMetrics } from "./metrics.js";
 import { chooseBackends } from "./policy.js";
 import {
-  attemptUpstream, clientResponseHead, SseTap, type Usage, upstreamRequestHeaders, usageFromJson, writeWithBackpressure,
+  attemptUpstream, clientResponseHead, SseTap, type Usage, upstreamRequestHeaders, usageFromJson, usageFromTail, writeWithBackpressure,
 } from "./proxy.js";
 import { MemoryRateLimiter } from "./ratelimit/memory.js";
 import { LimiterUnavailableError, RedisRateLimiter } from "./ratelimit/redis.js";
@@ -270,6 +270,8 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     if (key.blocked) return fail(res, ctx, errors.quota(key.blocked.message));
     if (dep.cfg.blocked) return fail(res, ctx, errors.quota(dep.cfg.blocked.message));
 
+    // As OpenAI: a non-boolean `stream` is refused (lax engines would stream on 1 or "true", unbilled here).
+    if (body.stream != null && typeof body.stream !== "boolean") return fail(res, ctx, errors.badRequest("Invalid type for 'stream': expected a boolean.", "stream"));
     const stream = body.stream === true;
     const promptTokens = Math.ceil(promptChars(body) / 4);
     const maxTokens = requestedMaxTokens(body);
@@ -301,41 +303,59 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     const reserved = reserve;
     let settledTokens: number | undefined; // real usage once known
     let refundAll = false;
-    const tokenDelta = () => (refundAll ? -reserved : settledTokens !== undefined ? settledTokens - reserved : 0);
-    // What a limit check took is given back on the response's close; when the client left while the check
-    // was awaited (Redis), that close has passed already, so it is given back at once.
-    const releaseOnClose = (subject: string, limits: LimitSpec, windowSec: number | undefined) => {
-      const release = () => {
-        const delta = tokenDelta();
-        if (delta !== 0) void limiter.settle(subject, limits, delta, windowSec);
-        void limiter.release(subject, limits, leaseId);
-      };
-      if (!clientClosed) return void cleanups.push(release);
-      refundAll = true;
-      release();
-    };
-    releaseOnClose(keySubject, keyLimits, keyResult.windowSec);
-    if (clientClosed) return;
     // Deployment caps across all keys: RPM/TPM windows and the in-flight cap as a concurrency lease, in one
     // atomic check on the same store as the key's limits (so with Redis the in-flight cap spans all routers).
     const depCaps = dep.cfg.limits;
     const depLimited = has(depCaps?.rpm) || has(depCaps?.tpm) || has(depCaps?.maxInflight);
     const depLimits: LimitSpec = depLimited ? { rpm: depCaps?.rpm, tpm: depCaps?.tpm, maxConcurrent: depCaps?.maxInflight } : NO_LIMITS;
     const depSubject = `dep:${dep.cfg.id}`;
+    const keyWindowSec = keyResult.windowSec;
+    let depWindowSec: number | undefined;
+    let depHeld = false;
+    // The TPM reservations are settled exactly once, when the outcome is known: on the response's close (the
+    // relay reports real usage before it ends the response), unless that close comes while the handler awaits a
+    // limit check or the backend's head; the handler then settles when the await returns (all of it back when
+    // no backend answered). The concurrency leases always go back on the close.
+    let awaiting = false;
+    let settled = false;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      const delta = refundAll ? -reserved : settledTokens !== undefined ? settledTokens - reserved : 0;
+      if (delta === 0) return;
+      void limiter.settle(keySubject, keyLimits, delta, keyWindowSec);
+      if (depHeld) void limiter.settle(depSubject, depLimits, delta, depWindowSec);
+    };
+    const giveBack = () => {
+      if (!awaiting) settle();
+      void limiter.release(keySubject, keyLimits, leaseId);
+      if (depHeld) void limiter.release(depSubject, depLimits, leaseId);
+    };
+    // The client left while the key check was awaited (Redis): its close has passed, give everything back now.
+    if (clientClosed) {
+      refundAll = true;
+      return giveBack();
+    }
+    cleanups.push(giveBack);
     if (depLimited) {
       let r: AcquireResult;
+      awaiting = true;
       try {
         r = limiter.acquireSync ? limiter.acquireSync(depSubject, depLimits, reserve, leaseId) : await limiter.acquire(depSubject, depLimits, reserve, leaseId);
       } catch (err) {
+        awaiting = false;
         refundAll = true;
+        if (clientClosed) settle();
         if (err instanceof LimiterUnavailableError) {
           void limiter.release(depSubject, depLimits, leaseId);
           return fail(res, ctx, errors.limiterUnavailable());
         }
         throw err;
       }
+      awaiting = false;
       if (!r.ok) {
         refundAll = true;
+        if (clientClosed) settle();
         if (r.limit === "maxConcurrent") {
           metrics.limitRejections.inc({ limit: "deployment_inflight" });
           return fail(res, ctx, errors.overloaded("deployment"), pairsToRecord(rlHeaders));
@@ -344,8 +364,16 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
         const spec = r.tooLarge ? errors.requestTooLarge(depLimits.tpm ?? 0, reserve, "deployment") : errors.rateLimited(`deployment ${r.limit}`, r.retryAfterS);
         return fail(res, ctx, spec, pairsToRecord(rlHeaders));
       }
-      releaseOnClose(depSubject, depLimits, r.windowSec);
-      if (clientClosed) return;
+      depWindowSec = r.windowSec;
+      depHeld = true;
+      // The client left during the check: the close has passed (the key's lease went back then), so this
+      // lease and both reservations go back now.
+      if (clientClosed) {
+        refundAll = true;
+        settle();
+        void limiter.release(depSubject, depLimits, leaseId);
+        return;
+      }
       // Store unreachable and failing open: the in-flight cap still holds per router (it protects the backend).
       if (r.degraded && has(depCaps?.maxInflight) && dep.inflight.n >= depCaps.maxInflight) {
         refundAll = true;
@@ -391,11 +419,15 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       ctx.backend = b;
       const upstreamModel = b.cfg.upstreamModel;
       const payload = !needsRewrite && (upstreamModel === undefined || upstreamModel === body.model) ? raw : rewriteBody(raw, body, b, dep, stream && apiPath !== "/v1/embeddings", modelOk);
+      awaiting = true;
       const result = await attemptUpstream(b, apiPath, upstreamRequestHeaders(req.headers, b, payload.length, requestId), payload, b.headTimeoutMs(stream), () => clientClosed, (fn) => goneListeners.push(fn));
+      awaiting = false;
       if (clientClosed) {
         hold.release();
         if (result.ok) result.up.destroy();
+        // No answer from a backend: the whole reservation goes back; an answer cut short keeps it (usage unknown).
         refundAll = !result.ok;
+        settle();
         // The request ends here, on this attempt: counted once, as an error, with the backend time it used.
         recordUsageError(b, dep, key.id, attemptStart, ctx.start);
         return;
@@ -463,23 +495,29 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     // three); SSE and large or unknown-length bodies are relayed chunk by chunk with backpressure.
     const declaredLength = head.contentLength;
     const bufferWhole = !sse && declaredLength >= 0 && declaredLength <= 1024 * 1024;
-    if (!bufferWhole) res.writeHead(status, headers);
     let ttftMs: number | undefined;
+    // The body for reading `usage`: whole up to COLLECT_MAX, past it only a rolling tail (usage comes last).
     const collected: Buffer[] = [];
     let collectedBytes = 0;
+    let tailOnly = false;
     let finished = false;
     let clientGone = false;
     let u: Usage | undefined;
-    up.start({
+    if (!bufferWhole && !tryWriteHead(res, status, headers)) {
+      b.recordFailure("bad-head");
+      answerUnsent(res, up, ctx, done, rlHeaders, "invalid response head");
+    } else up.start({
       data(chunk: Buffer) {
         if (ttftMs === undefined) ttftMs = performance.now() - ctx.start;
         if (tap) {
           const out = tap.push(chunk);
           if (out) writeWithBackpressure(res, up, out);
         } else {
-          if (collectedBytes < 4 * 1024 * 1024) {
-            collected.push(chunk);
-            collectedBytes += chunk.length;
+          collected.push(chunk);
+          collectedBytes += chunk.length;
+          if (tailOnly || collectedBytes > COLLECT_MAX) {
+            tailOnly = true;
+            while (collectedBytes - collected[0].length >= USAGE_TAIL) collectedBytes -= (collected.shift() as Buffer).length;
           }
           if (!bufferWhole) writeWithBackpressure(res, up, chunk);
         }
@@ -491,10 +529,13 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
           u = tap.usage;
         } else {
           const whole = collected.length === 1 ? collected[0] : Buffer.concat(collected);
-          if (status < 300) u = usageFromJson(whole);
+          if (status < 300) u = tailOnly ? usageFromTail(whole) : usageFromJson(whole);
           if (bufferWhole) {
             last = whole;
-            res.writeHead(status, headers);
+            if (!tryWriteHead(res, status, headers)) {
+              b.recordFailure("bad-head");
+              return answerUnsent(res, up, ctx, done, rlHeaders, "invalid response head");
+            }
           }
         }
         finished = true;
@@ -504,10 +545,12 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       },
       abort() {
         // Upstream died after bytes reached the client: no retry (the client has a partial answer); cut the
-        // client connection so it sees the truncation instead of a clean end. A close caused by the client
-        // leaving is not the backend's fault and must not count towards its ejection.
+        // client connection so it sees the truncation instead of a clean end. A buffered answer has sent the
+        // client nothing yet: it gets a 502 instead. A close caused by the client leaving is not the backend's
+        // fault and must not count towards its ejection.
         if (!finished && !clientGone) {
           b.recordFailure("mid-stream");
+          if (bufferWhole) return answerUnsent(res, up, ctx, done, rlHeaders, "connection lost mid-response");
           ctx.status = 502;
           res.destroy();
         }
@@ -528,6 +571,32 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
         busyMs: performance.now() - attemptStart,
       });
     });
+  }
+
+  /** Non-SSE bodies are kept whole up to this for reading `usage`; past it, only the last USAGE_TAIL bytes. */
+  const COLLECT_MAX = 4 * 1024 * 1024;
+  const USAGE_TAIL = 64 * 1024;
+
+  /** writeHead, false when it throws (Node's refuses what the upstream parser should have refused already). */
+  function tryWriteHead(res: RouterResponse, status: number, headers: string[]): boolean {
+    try {
+      res.writeHead(status, headers);
+      return true;
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, "upstream response head not relayable");
+      return false;
+    }
+  }
+
+  /**
+   * The upstream answer cannot be relayed and nothing of it reached the client: the exchange is dropped and the
+   * client gets a 502 (refund as for any failed request; the response's close records the one outcome).
+   */
+  function answerUnsent(res: RouterResponse, up: Exchange, ctx: Ctx, done: (u: Usage | undefined, ok: boolean) => void, extra: string[], why: string) {
+    up.destroy();
+    ctx.status = 502;
+    done(undefined, false);
+    sendError(res, errors.upstream(502, why), pairsToRecord(extra));
   }
 
   // ---- other endpoints --------------------------------------------------------------------------------------

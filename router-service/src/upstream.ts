@@ -41,6 +41,12 @@ export interface PoolOptions {
 const CRLF = Buffer.from("\r\n");
 const CRLFCRLF = Buffer.from("\r\n\r\n");
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/**
+ * A byte no line of a response head may hold (RFC 9110 field-value: HTAB, SP, VCHAR, obs-text): a control
+ * character, or a CR or LF left in a line after splitting at CRLF (a bare LF would split a header line when
+ * relayed; Node's `writeHead` throws on either).
+ */
+const BAD_LINE_BYTE = /[^\t\x20-\x7e\x80-\xff]/;
 
 // Parser states.
 const HEAD = 0;
@@ -383,6 +389,7 @@ class Conn {
   private readHead(x: Exchange, head: string): boolean {
     const lines = head.split("\r\n");
     const status = lines[0];
+    if (BAD_LINE_BYTE.test(status)) return false;
     // "HTTP/1.1 200 OK" (reason phrase optional).
     if (!status.startsWith("HTTP/1.") || status.length < 12 || status[8] !== " " || (status.length > 12 && status[12] !== " ")) return false;
     const minor = status[7];
@@ -396,6 +403,8 @@ class Conn {
     let close = minor === "0";
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i];
+      // Header values are relayed to the client: a control character or bare CR/LF is a malformed answer.
+      if (BAD_LINE_BYTE.test(line)) return false;
       const colon = line.indexOf(":");
       if (colon <= 0) return false;
       const name = line.slice(0, colon);

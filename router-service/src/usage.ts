@@ -98,13 +98,30 @@ export class UsageReporter {
   /** Reports the spool could not take (disk full, read-only, removed): kept in memory, bounded, and sent from there. */
   private unwritten: UsageReport[] = [];
   private lastDiskError = 0;
+  /** The spool directory exists (made here or found); until it does, mkdir is retried at each spool. */
+  private dirReady = false;
 
   constructor(private o: UsageReporterOptions) {
-    mkdirSync(o.spoolDir, { recursive: true });
+    // An unwritable state dir (read-only mount, a file in the way) must not stop the router: reports are kept in
+    // memory until the directory can be made.
+    this.makeDir();
     this.o.metrics.usageSpooled.set({}, this.spoolFiles().length);
   }
 
+  private makeDir(): boolean {
+    if (this.dirReady) return true;
+    try {
+      mkdirSync(this.o.spoolDir, { recursive: true });
+      this.dirReady = true;
+    } catch (err) {
+      this.diskError(err);
+    }
+    return this.dirReady;
+  }
+
   private spoolFiles(): string[] {
+    // No directory: nothing spooled on disk (its failure was reported when it could not be made).
+    if (!this.dirReady) return [];
     // Names start with a zero-padded timestamp, so lexical order is age order.
     try {
       return readdirSync(this.o.spoolDir).filter((f) => f.endsWith(".json")).sort();
@@ -130,7 +147,7 @@ export class UsageReporter {
    */
   spool(report: UsageReport): void {
     this.unwritten.push(report);
-    while (this.unwritten.length > 0) {
+    while (this.unwritten.length > 0 && this.makeDir()) {
       const r = this.unwritten[0];
       const name = `${String(Date.now()).padStart(15, "0")}-${r.batchId}.json`;
       const tmp = join(this.o.spoolDir, `.${name}.tmp`);
@@ -138,6 +155,8 @@ export class UsageReporter {
         writeFileSync(tmp, JSON.stringify(r));
         renameSync(tmp, join(this.o.spoolDir, name));
       } catch (err) {
+        // The directory was removed: make it again at the next spool.
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") this.dirReady = false;
         this.diskError(err);
         break;
       }

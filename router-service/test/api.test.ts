@@ -153,7 +153,7 @@ describe("OpenAI surface and auth", () => {
     assert.equal(d.json().error.message, "Team budget for March is exhausted.");
   });
 
-  test("malformed input: bad JSON, non-object, missing model, oversize body, unknown route, wrong method", async () => {
+  test("malformed input: bad JSON, non-object, missing model, non-boolean stream, oversize body, unknown route, wrong method", async () => {
     const bad = await request(`${router.url}/v1/chat/completions`, { headers: { authorization: `Bearer ${KEY}` }, body: "{nope" });
     assert.equal(bad.status, 400);
     assert.equal(bad.json().error.type, "invalid_request_error");
@@ -162,6 +162,14 @@ describe("OpenAI surface and auth", () => {
     const noModel = await request(`${router.url}/v1/chat/completions`, { headers: { authorization: `Bearer ${KEY}` }, body: { messages: [] } });
     assert.equal(noModel.status, 400);
     assert.equal(noModel.json().error.param, "model");
+    // Lax engines (pydantic) would stream on 1 or "true" while the router read it as not streaming (usage unbilled).
+    for (const stream of [1, "true", 0, {}]) {
+      const lax = await chat(router.url, KEY, { stream });
+      assert.equal(lax.status, 400, JSON.stringify(stream));
+      assert.equal(lax.json().error.type, "invalid_request_error");
+      assert.equal(lax.json().error.param, "stream");
+    }
+    assert.equal((await chat(router.url, KEY, { stream: null })).status, 200, "null is absent");
     const big = await request(`${router.url}/v1/chat/completions`, { headers: { authorization: `Bearer ${KEY}` }, body: { model: "qwen-small", messages: [{ role: "user", content: "x".repeat(100_000) }] } });
     assert.equal(big.status, 413);
     const unknown = await request(`${router.url}/v1/fine_tuning/jobs`, { headers: { authorization: `Bearer ${KEY}` } });

@@ -633,6 +633,38 @@ describe("inbound fast path: timeouts", () => {
     await c.untilClosed(2000);
   });
 
+  test("a head dripped over more packets than the fast path reads is still cut at headersTimeoutMs after Node takes it", async () => {
+    // After 32 packets of one head the connection goes to Node, whose own header timer would start again there.
+    const HT = 2000;
+    const r2 = await startRouter({
+      config: snapshot([deployment({ svlUrl: sim.url })]), logLevel: "silent", headersTimeoutMs: HT, stateDir: `/tmp/tuna-rt-fast-drip-${process.pid}`,
+    });
+    const s = net.connect(r2.port, "127.0.0.1");
+    try {
+      s.setNoDelay(true);
+      await once(s, "connect");
+      let got = "";
+      let closedAt = 0;
+      s.on("data", (d) => (got += d));
+      s.on("error", () => undefined);
+      s.on("close", () => (closedAt = Date.now()));
+      const started = Date.now();
+      // One byte per 50 ms: the hand-off comes ~1.65 s in, well before the deadline.
+      const head = `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-filler: ${"a".repeat(400)}`;
+      for (let i = 0; i < head.length && !closedAt && Date.now() - started < 10_000; i++) {
+        s.write(head[i]);
+        await sleep(50);
+      }
+      await waitFor(() => closedAt > 0, 10_000, 20).catch(() => undefined);
+      const took = (closedAt || Date.now()) - started;
+      assert.match(got, /^HTTP\/1\.1 408 /);
+      assert.ok(took >= HT - 50 && took < HT + SWEEP + 400, `the dripped head was cut after ${took} ms (headersTimeoutMs ${HT})`);
+    } finally {
+      s.destroy();
+      await r2.close();
+    }
+  });
+
   test("a partial body → 408 and close after requestTimeoutMs (not the shorter head timeout)", async () => {
     const c = await open();
     const started = Date.now();

@@ -6,12 +6,13 @@ import { hashApiKey } from "../src/auth.js";
 import { type RouterHandle, type SimulatorHandle, startRouter, startSimulator } from "../src/index.js";
 import { MemoryRateLimiter } from "../src/ratelimit/memory.js";
 import type { LimitSpec } from "../src/ratelimit/types.js";
-import { chat, deployment, KEY, seeded, snapshot } from "./helpers/fixtures.js";
+import { chat, deployment, KEY, seeded, sleep, snapshot, waitFor } from "./helpers/fixtures.js";
 
 const K_TPM = "tuna_sk_tpm";
 const K_CONC = "tuna_sk_conc";
 const K_SMALL = "tuna_sk_small";
 const K_SMALL2 = "tuna_sk_small_two";
+const K_ABORT = "tuna_sk_abort";
 
 function streamUsage(base: string, key: string, body: object): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -44,6 +45,7 @@ describe("limits (in-process store)", () => {
       { id: "k_conc", hash: hashApiKey(K_CONC), teamId: "team_1", deployments: "*", limits: { rpm: 1000, tpm: 1000000, maxConcurrent: 2 } },
       { id: "k_small", hash: hashApiKey(K_SMALL), teamId: "team_1", deployments: "*", limits: { rpm: 1000, tpm: 100, maxConcurrent: 10 } },
       { id: "k_small2", hash: hashApiKey(K_SMALL2), teamId: "team_1", deployments: "*", limits: { rpm: 1000, tpm: 100, maxConcurrent: 10 } },
+      { id: "k_abort", hash: hashApiKey(K_ABORT), teamId: "team_1", deployments: "*", limits: { rpm: 1000, tpm: 10_000, maxConcurrent: 10 } },
     );
     router = await startRouter({ config: snap, logLevel: "silent", stateDir: `/tmp/tuna-rt-limits-${process.pid}`, defaultReserveTokens: 256 });
   });
@@ -75,6 +77,22 @@ describe("limits (in-process store)", () => {
     const rem = Number(after.headers["x-ratelimit-remaining-tokens"]);
     // stream: 3+16 = 19 tokens charged (not 259); this request reserves 4.
     assert.equal(rem, base - 19 - 4);
+  });
+
+  test("a client that leaves before the backend answers gets its whole TPM reservation back", async () => {
+    // slow-model answers after 300 ms; the client gives up while the backend is still working.
+    const started = slow.stats().requests;
+    const req = http.request(`${router.url}/v1/chat/completions`, { method: "POST", agent: false, headers: { authorization: `Bearer ${K_ABORT}` } });
+    req.on("error", () => undefined);
+    req.end(JSON.stringify({ model: "slow-model", messages: [{ role: "user", content: "hello there" }], max_tokens: 6000 }));
+    await waitFor(() => slow.stats().requests > started, 2000, 5);
+    req.destroy();
+    await waitFor(() => router.inflight() === 0, 2000);
+    await sleep(20);
+    // 3 + 6000 were reserved; 3 + 4000 fit in tpm 10 000 only if they were given back.
+    const r = await chat(router.url, K_ABORT, { max_tokens: 4000 });
+    assert.equal(r.status, 200, r.body);
+    assert.equal(Number(r.headers["x-ratelimit-remaining-tokens"]), 10_000 - 4003);
   });
 
   test("TPM rejection names the limit and says when the tokens fit", async () => {

@@ -1,7 +1,8 @@
 // Shared limits across router processes on one real Redis, and fail-open / fail-closed when it is gone.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
+import http from "node:http";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { Redis } from "ioredis";
@@ -12,7 +13,7 @@ import { Counter } from "../src/metrics.js";
 import { MemoryRateLimiter } from "../src/ratelimit/memory.js";
 import { RedisRateLimiter } from "../src/ratelimit/redis.js";
 import type { AcquireResult, LimitSpec } from "../src/ratelimit/types.js";
-import { chat, deployment, freePort, KEY, request, type Resp, type Spawned, seeded, sleep, snapshot, spawnTs } from "./helpers/fixtures.js";
+import { chat, deployment, freePort, KEY, request, type Resp, type Spawned, seeded, sleep, snapshot, spawnTs, waitFor } from "./helpers/fixtures.js";
 import { type RedisProc, startRedis, startRedisCluster } from "./helpers/redis.js";
 
 const K_RPM = "tuna_sk_rpm_shared";
@@ -358,6 +359,51 @@ describe("Redis slow", () => {
   });
 });
 
+describe("Redis reconnect", () => {
+  const ONE = "tuna_sk_one_slot";
+  const cli = (port: number, ...args: string[]) => spawnSync("/usr/bin/redis-cli", ["-p", String(port), ...args], { encoding: "utf8" }).stdout.trim();
+
+  test("a lease release lost while the connection to Redis is down is replayed once it is back", async () => {
+    const redis = await startRedis();
+    // A backend that holds requests sent with user "hold" until the test answers them.
+    const held: Array<() => void> = [];
+    const up = http.createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        const b = JSON.stringify({ id: "x", object: "chat.completion", created: 0, model: "qwen-small", choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } });
+        const answer = () => res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(b) }).end(b);
+        if (req.method === "POST" && JSON.parse(body).user === "hold") held.push(answer);
+        else answer();
+      });
+    });
+    await new Promise<void>((r) => up.listen(0, "127.0.0.1", r));
+    const upUrl = `http://127.0.0.1:${(up.address() as { port: number }).port}`;
+    const snap = snapshot([deployment({ svlUrl: upUrl, routing: { policy: "serverless-only" } })]);
+    snap.apiKeys.push({ id: "k_one", hash: hashApiKey(ONE), teamId: "team_1", deployments: "*", limits: { rpm: 1000, tpm: null, maxConcurrent: 1 } });
+    const router = await startRouter({ config: snap, logLevel: "silent", redisUrl: redis.url, rateLimitFailMode: "closed", stateDir: `/tmp/tuna-rt-rrec-${process.pid}` });
+    try {
+      const first = chat(router.url, ONE, { user: "hold" });
+      await waitFor(() => held.length === 1, 2000);
+      // The router's connection is cut; ioredis reconnects after ~100 ms. The request ends in that gap, so its
+      // release cannot reach Redis.
+      cli(redis.port, "client", "kill", "type", "normal");
+      held[0]();
+      assert.equal((await first).status, 200);
+      assert.equal(router.metrics.limiterErrors.get({ outcome: "release_failed" }), 1);
+      // Redis is reachable again within ~100 ms; the lease must not wait for its 15 min TTL.
+      await waitFor(() => cli(redis.port, "zcard", "tuna:{rl:key:k_one}:c") === "0", 3000).catch(() => undefined);
+      const next = await chat(router.url, ONE);
+      assert.equal(next.status, 200, `the key's only slot came back: ${next.body}`);
+      assert.equal(router.metrics.limiterErrors.get({ outcome: "release_replayed" }), 1);
+    } finally {
+      await router.close();
+      await new Promise((r) => up.close(r));
+      await redis.stop();
+    }
+  });
+});
+
 describe("Redis unreachable", () => {
   test("fail-open serves and counts; fail-closed refuses with 503", async () => {
     const sim = await startSimulator({ model: "qwen-small" });
@@ -382,6 +428,51 @@ describe("Redis unreachable", () => {
 });
 
 describe("Redis Cluster", () => {
+  test("a client leaving during the deployment check gets the key's TPM reservation back too", async () => {
+    const cluster = await startRedisCluster();
+    const sim = await startSimulator({ model: "qwen-small" });
+    const KEYX = "tuna_sk_dep_abort";
+    const snap = snapshot([deployment({ svlUrl: sim.url, routing: { policy: "serverless-only" }, limits: { maxInflight: 100 } })]);
+    snap.apiKeys.push({ id: "k_abort", hash: hashApiKey(KEYX), teamId: "team_1", deployments: "*", limits: { rpm: 1000, tpm: 10_000, maxConcurrent: 10 } });
+    const router = await startRouter({ config: snap, logLevel: "silent", redisUrl: cluster.url, rateLimitFailMode: "closed", stateDir: `/tmp/tuna-rt-rc-abort-${process.pid}` });
+    const cli = (port: number, ...args: string[]) => spawnSync("/usr/bin/redis-cli", ["-p", String(port), ...args], { encoding: "utf8" }).stdout.trim();
+    /** The master serving a key's slot, from each node's own slot ranges in CLUSTER NODES. */
+    const owner = (key: string) => {
+      const slot = Number(cli(cluster.nodes[0].port, "cluster", "keyslot", key));
+      return cluster.nodes.find((n) => {
+        const me = cli(n.port, "cluster", "nodes").split("\n").find((l) => l.includes("myself"));
+        return me?.split(" ").slice(8).some((range) => {
+          const [a, b] = range.split("-").map(Number);
+          return slot >= a && slot <= (b ?? a);
+        });
+      });
+    };
+    try {
+      const keyNode = owner("tuna:{rl:key:k_abort}:b");
+      const depNode = owner("tuna:{rl:dep:dep_1}:b");
+      assert.ok(keyNode && depNode && keyNode !== depNode, "the key's and the deployment's subjects live on different nodes");
+      assert.equal((await chat(router.url, KEYX, { max_tokens: 1 })).status, 200);
+      // Only the deployment's node stalls (200 ms, under the 250 ms command timeout): the key check passes at
+      // once, the client hangs up 50 ms into the deployment check.
+      cli(depNode.port, "client", "pause", "200", "ALL");
+      const s = connect(router.port, "127.0.0.1", () => {
+        const body = JSON.stringify({ model: "qwen-small", messages: [{ role: "user", content: "hi" }], max_tokens: 6000 });
+        s.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${KEYX}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+        setTimeout(() => s.resetAndDestroy(), 50);
+      });
+      s.on("error", () => undefined);
+      await sleep(500);
+      assert.equal(sim.stats().requests, 1, "the abandoned request never reached the backend");
+      // 1 + 6000 were reserved; 3 + 5000 fit in tpm 10 000 only if they were given back.
+      const r = await chat(router.url, KEYX, { max_tokens: 5000 });
+      assert.equal(r.status, 200, r.body);
+    } finally {
+      await router.close();
+      await sim.close();
+      await cluster.stop();
+    }
+  });
+
   test("limits work on a real 3-master cluster (hash-tagged keys, no CROSSSLOT)", async () => {
     const cluster = await startRedisCluster();
     const sim = await startSimulator({ model: "qwen-small" });

@@ -289,6 +289,29 @@ describe("failover", () => {
     }
   });
 
+  test("a buffered answer lost mid-body (nothing sent to the client yet): 502 upstream_error, no retry, counted once", async () => {
+    const r = await rig((s) => ({ routing: { ...deployment({ svlUrl: s }).routing, ejectAfterFailures: 100 } }));
+    try {
+      await waitFor(() => r.spotState() === "ready");
+      // Non-streaming: the simulator sends the head and half the body, then drops the connection.
+      r.spot.setFault({ mode: "close-mid-stream" });
+      const res = await chat(r.router.url, KEY);
+      assert.equal(res.status, 502);
+      assert.equal(res.json().error.code, "upstream_error");
+      assert.equal(res.json().error.type, "server_error");
+      assert.equal(r.svl.stats().requests, 0, "after the upstream head there is no failover");
+      await waitFor(() => r.router.inflight() === 0, 2000);
+      const m = (await request(`${r.router.url}/metrics`)).body;
+      assert.match(m, /tuna_router_requests_total\{deployment="dep_1",backend="spot",status="502"\} 1\n/);
+      assert.equal(m.match(/^tuna_router_requests_total\{/gm)?.length, 1, "one request, one outcome");
+      // The router keeps serving on that connection pool.
+      r.spot.setFault({ mode: "none" });
+      assert.equal((await chat(r.router.url, KEY)).status, 200);
+    } finally {
+      await r.close();
+    }
+  });
+
   test("timeout before first byte fails over; a non-streaming answer gets responseTimeoutMs, as engines send it whole", async () => {
     const r = await rig((s) => ({ routing: { ...deployment({ svlUrl: s }).routing, firstByteTimeoutMs: 200, responseTimeoutMs: 1500 } }));
     try {
@@ -423,6 +446,37 @@ describe("resource hygiene", () => {
       assert.match(m, /tuna_router_inflight_total 0/);
     } finally {
       await r.close();
+    }
+  });
+
+  test("a backend removed and re-added (same id and URL) while a stream runs on it keeps counting that stream against its capacity", async () => {
+    const sim = await startSimulator({ model: "qwen-small", tokensPerS: 20 }); // ~1 s per stream
+    const other = await startSimulator({ model: "qwen-small" });
+    const base = deployment({ svlUrl: sim.url, routing: { ...deployment().routing, policy: "serverless-only" } });
+    base.backends[0].maxInflight = 1;
+    const router = await startRouter({ config: snapshot([base]), logLevel: "silent", stateDir: `/tmp/tuna-rt-routing-readd-${process.pid}` });
+    try {
+      const first = streamChat(router.url, { max_tokens: 20 });
+      await waitFor(() => sim.stats().inflight === 1, 2000);
+      // v2: the backend is gone (another one serves); v3: it is back, same id and URL.
+      const v2 = deployment({ svlUrl: other.url, routing: { ...deployment().routing, policy: "serverless-only" } });
+      v2.backends[0].id = "svl2";
+      router.applySnapshot(snapshot([v2], { version: 2 }));
+      router.applySnapshot(snapshot([base], { version: 3 }));
+      const second = await chat(router.url, KEY);
+      assert.equal(second.status, 503, "maxInflight 1 still counts the stream that started before the reloads");
+      assert.equal(sim.stats().requests, 1);
+      const r1 = await first;
+      assert.ok(r1.clean && r1.text.includes("[DONE]"), "the stream finished");
+      await waitFor(() => router.inflight() === 0, 2000);
+      // Once it ended, the slot is free again.
+      const third = await chat(router.url, KEY);
+      assert.equal(third.status, 200);
+      assert.equal(backendOf(third), "svl");
+    } finally {
+      await router.close();
+      await sim.close();
+      await other.close();
     }
   });
 

@@ -210,6 +210,36 @@ describe("usage reports", () => {
     }
   });
 
+  test("a state dir that cannot be created: the router starts, keeps reports in memory, and spools once the dir can be made", async () => {
+    const sim = await startSimulator({ model: "qwen-small" });
+    const cp = await startControlPlane();
+    // A file where the state dir's parent should be: every mkdir and write under it fails (ENOTDIR), as on a
+    // read-only mount.
+    const blocker = `/tmp/tuna-rt-statefile-${process.pid}`;
+    rmSync(blocker, { recursive: true, force: true });
+    writeFileSync(blocker, "not a folder");
+    cp.setSnapshot(snapshot([deployment({ svlUrl: sim.url, routing: { policy: "serverless-only" } })]));
+    const router = await startRouter({ controlPlaneUrl: cp.url, routerToken: cp.token, usageFlushMs: 50, stateDir: `${blocker}/state`, logLevel: "silent" });
+    try {
+      assert.equal((await chat(router.url, KEY)).status, 200);
+      await waitFor(() => totalRequests(cp) === 1, 3000);
+      assert.match((await request(`${router.url}/metrics`)).body, /tuna_router_usage_reports_total\{result="spool_failed"\} [1-9]/);
+      // The way is clear again: the next report is spooled on disk (mkdir retried), then delivered.
+      rmSync(blocker);
+      cp.usageDown = true;
+      assert.equal((await chat(router.url, KEY)).status, 200);
+      const spoolDir = `${blocker}/state/usage-spool`;
+      await waitFor(() => existsSync(spoolDir) && readdirSync(spoolDir).some((f) => f.endsWith(".json")), 3000);
+      cp.usageDown = false;
+      await waitFor(() => totalRequests(cp) === 2, 5000);
+    } finally {
+      await router.close();
+      await cp.close();
+      await sim.close();
+      rmSync(blocker, { recursive: true, force: true });
+    }
+  });
+
   test("every request is counted once where it ended: a fallback that filled up meanwhile, a client that left mid-attempt", async () => {
     const spot = await startSimulator({ model: "qwen-small" });
     const svl = await startSimulator({ model: "qwen-small", ttftMs: 1000 });

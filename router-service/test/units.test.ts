@@ -6,7 +6,7 @@ import type { IncomingMessage } from "node:http";
 import { intOption, parseArgs } from "../src/args.js";
 import { authenticate, hashApiKey } from "../src/auth.js";
 import type { ApiKeyConfig } from "../src/contract.js";
-import { clientResponseHead, SseTap, usageFromJson } from "../src/proxy.js";
+import { clientResponseHead, SseTap, usageFromJson, usageFromTail } from "../src/proxy.js";
 import { UsageAggregator } from "../src/usage.js";
 import { deployment, snapshot } from "./helpers/fixtures.js";
 
@@ -33,6 +33,53 @@ describe("SseTap", () => {
     const tap = new SseTap(true);
     const out = (tap.push(bytes) ?? "") + (tap.flush() ?? "");
     assert.equal(out, events.join(""));
+  });
+
+  test("CRLF, CR and mixed line endings (sse-starlette sends CRLF): each event is forwarded once complete; usage read and stripped", () => {
+    const content = 'data: {"choices":[{"delta":{"content":"a"}}]}';
+    const usage = 'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}';
+    for (const eol of ["\r\n", "\r", "\n"]) {
+      // A comment line and an `event:` field too: a blank line ends the event, whatever comes before it.
+      const first = `: ping${eol}event: message${eol}${content}${eol}${eol}`;
+      const rest = `${usage}${eol}${eol}data: [DONE]${eol}${eol}`;
+      const tap = new SseTap(false);
+      // The first event goes out as soon as its blank line is in; for CRLF the final LF may come later.
+      const cut = eol === "\r\n" ? first.length - 1 : first.length;
+      assert.equal(tap.push(Buffer.from(first.slice(0, cut))), first.slice(0, cut), JSON.stringify(eol));
+      let out = first.slice(0, cut);
+      const tail = Buffer.from(first.slice(cut) + rest);
+      for (let i = 0; i < tail.length; i += 5) out += tap.push(tail.subarray(i, i + 5)) ?? "";
+      out += tap.flush() ?? "";
+      assert.deepEqual(tap.usage, { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 }, JSON.stringify(eol));
+      assert.equal(out, `${first}data: [DONE]${eol}${eol}`, JSON.stringify(eol));
+    }
+    // Mixed: CRLF lines, an LF blank line; CR lines, a CRLF blank line.
+    const tap = new SseTap(false);
+    const mixed = `${content}\r\n\n${usage}\r\r\ndata: [DONE]\n\r\n`;
+    const out = (tap.push(Buffer.from(mixed)) ?? "") + (tap.flush() ?? "");
+    assert.equal(tap.usage?.total_tokens, 5);
+    assert.equal(out, `${content}\r\n\ndata: [DONE]\n\r\n`);
+  });
+
+  test("usage is found by parsing the event's JSON: spaces (Python's json.dumps), data over several lines, no blank line at the end", () => {
+    const spaced = 'data: {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8}}\n\n';
+    const tap = new SseTap(false);
+    assert.equal(tap.push(Buffer.from(spaced)), "");
+    assert.deepEqual(tap.usage, { prompt_tokens: 7, completion_tokens: 1, total_tokens: 8 });
+    const split = new SseTap(true);
+    const multi = 'data: {"choices": [],\ndata: "usage": {"prompt_tokens": 1, "completion_tokens": 1}}\n\n';
+    assert.equal(split.push(Buffer.from(multi)), multi, "kept: the client asked for usage");
+    assert.equal(split.usage?.completion_tokens, 1);
+    // A stream that ends without the last blank line: its usage still counts.
+    const cut = new SseTap(false);
+    assert.equal(cut.push(Buffer.from('data: {"choices":[],"usage":{"completion_tokens":4}}')), null);
+    cut.flush();
+    assert.equal(cut.usage?.completion_tokens, 4);
+    // Text that merely mentions usage is forwarded untouched.
+    const chat = new SseTap(false);
+    const mention = 'data: {"choices":[{"delta":{"content":"\\"usage\\": {}"}}],"note":"usage"}\n\n';
+    assert.equal(chat.push(Buffer.from(mention)), mention);
+    assert.equal(chat.usage, undefined);
   });
 });
 
@@ -134,10 +181,34 @@ describe("hot-path helpers", () => {
     assert.deepEqual(sse.headers, ["content-type", "text/event-stream"], "SSE is re-framed: no content-length");
   });
 
+  test("client response framing: Transfer-Encoding wins over Content-Length (dropped, re-framed); a repeated length is sent once", () => {
+    const both = clientResponseHead({ rawHeaders: ["Content-Length", "10", "Transfer-Encoding", "chunked", "Content-Type", "application/json"] }, []);
+    assert.equal(both.contentLength, -1, "the body's length is unknown: not buffered as if it were 10 bytes");
+    assert.deepEqual(both.headers, ["content-type", "application/json"]);
+    const twice = clientResponseHead({ rawHeaders: ["Content-Length", "2", "content-length", "2"] }, []);
+    assert.equal(twice.contentLength, 2);
+    assert.deepEqual(twice.headers, ["content-length", "2"]);
+  });
+
   test("usage is read from the bytes of a JSON body, with a full-parse fallback", () => {
     assert.deepEqual(usageFromJson(Buffer.from('{"x":"é","usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}')), { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 });
     assert.deepEqual(usageFromJson(Buffer.from('{"usage":{"prompt_tokens":1,"details":{"a":1}},"z":1}')), { prompt_tokens: 1, details: { a: 1 } });
     assert.equal(usageFromJson(Buffer.from("not json")), undefined);
+    assert.deepEqual(usageFromJson(Buffer.from('{"usage": {"prompt_tokens": 2}, "x": [1]}')), { prompt_tokens: 2 });
+    // A nested "usage" is not the answer's: the full parse finds the top-level one (or none).
+    assert.equal(usageFromJson(Buffer.from('{"data":[{"usage":{"prompt_tokens":9}}]}')), undefined);
+  });
+
+  test("usage from the tail of a large body: the top-level object, even with nested details, spaces or members after it", () => {
+    const usage = { prompt_tokens: 7000, total_tokens: 7000, prompt_tokens_details: { cached_tokens: 0 } };
+    // The tail starts mid-body (here inside a string, and inside the data array).
+    const tail = (rest: string) => Buffer.from(`0.5,0.6]}, {"embedding":[0.1, "x}"]}],"model":"m",${rest}`);
+    assert.deepEqual(usageFromTail(tail(`"usage":${JSON.stringify(usage)}}`)), usage);
+    assert.deepEqual(usageFromTail(tail(`"usage" : ${JSON.stringify(usage, null, 1)} , "system_fingerprint": "a}b" }\n`)), usage);
+    assert.equal(usageFromTail(tail('"x":{"usage":{"prompt_tokens":1}}}')), undefined, "nested: not the answer's usage");
+    assert.equal(usageFromTail(tail('"text":"\\"usage\\":{\\"prompt_tokens\\":1}}"}')), undefined, "inside a string");
+    assert.equal(usageFromTail(tail('"usage":{"prompt_tokens":1')), undefined, "cut off");
+    assert.equal(usageFromTail(Buffer.from("")), undefined);
   });
 
   test("the key-hash cache never outlives revocation or a config swap", () => {

@@ -1,17 +1,21 @@
-// Upstream HTTP/1.1 client (UpstreamPool / Exchange) over loopback. The fake backends are raw TCP servers that
-// write exact bytes, so fragmentation, framing and malformed answers are under the test's control.
+// Upstream HTTP/1.1 client (UpstreamPool / Exchange) over loopback, and the router's relay of what it reads. The
+// fake backends are raw TCP servers that write exact bytes, so fragmentation, framing and malformed answers are
+// under the test's control.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import { type Exchange, type PoolOptions, requestHead, type UpstreamFailure, UpstreamPool, validHeader } from "../src/upstream.js";
-import { freePort, sleep, waitFor } from "./helpers/fixtures.js";
+import type { DeploymentConfig, RouterSnapshot } from "../src/contract.js";
+import { startRouter } from "../src/index.js";
+import { agent, deployment, freePort, KEY, request, sleep, snapshot, waitFor } from "./helpers/fixtures.js";
 
 interface FakeRequest {
   head: string;
@@ -50,6 +54,10 @@ class FakeUpstream {
     const p = new UpstreamPool(new URL(`http://127.0.0.1:${this.port}`), { connectTimeoutMs: 1000, ...opts });
     this.pools.push(p);
     return p;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
   }
 
   /** Server-side connections still open. */
@@ -470,8 +478,19 @@ describe("upstream client: framing over real sockets", () => {
       "/no-colon": "HTTP/1.1 200 OK\r\nbogus\r\nContent-Length: 2\r\n\r\nok",
       "/switching": "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
       "/huge-head": `HTTP/1.1 200 OK\r\nX-Big: ${"a".repeat(4096)}`,
+      // Header values are relayed to clients: control characters and bare CR/LF are malformed, never passed on.
+      "/ctl-in-value": "HTTP/1.1 200 OK\r\nX-Debug: a\x01b\r\nContent-Length: 2\r\n\r\nok",
+      "/nul-in-value": "HTTP/1.1 200 OK\r\nX-Debug: a\x00b\r\nContent-Length: 2\r\n\r\nok",
+      "/del-in-value": "HTTP/1.1 200 OK\r\nX-Debug: a\x7fb\r\nContent-Length: 2\r\n\r\nok",
+      "/bare-lf-in-value": "HTTP/1.1 200 OK\r\nX-Debug: a\nSet-Cookie: injected=1\r\nContent-Length: 2\r\n\r\nok",
+      "/bare-cr-in-value": "HTTP/1.1 200 OK\r\nX-Debug: a\rSet-Cookie: injected=1\r\nContent-Length: 2\r\n\r\nok",
+      "/bare-lf-ends-line": "HTTP/1.1 200 OK\nX-Debug: a\r\nContent-Length: 2\r\n\r\nok",
+      "/ctl-in-reason": "HTTP/1.1 200 O\x0bK\r\nContent-Length: 2\r\n\r\nok",
     };
-    const good: Record<string, string> = { "/same-length-twice": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nok" };
+    const good: Record<string, string> = {
+      "/same-length-twice": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nok",
+      "/tab-and-obs-text": "HTTP/1.1 200 OK\r\nX-A: a\tb\xe9\r\nContent-Length: 2\r\n\r\nok",
+    };
     const up = await FakeUpstream.start(t, (req, sock) => sock.write(bad[req.path] ?? good[req.path] ?? OK));
     for (const path of Object.keys(bad)) {
       const pool = up.pool({ maxHeadBytes: 2048 });
@@ -493,6 +512,9 @@ describe("upstream client: framing over real sockets", () => {
     const same = await fetchVia(pool, "/same-length-twice");
     assert.equal(same.how, "end");
     assert.equal(same.text, "ok");
+    // HTAB and obs-text are allowed in a value.
+    const odd = await fetchVia(pool, "/tab-and-obs-text");
+    assert.equal(odd.x.rawHeaders[1], Buffer.from("a\tb\xe9").toString("latin1"));
   });
 
   test("broken framing after the head aborts the body; the connection is closed", async (t) => {
@@ -776,5 +798,200 @@ describe("upstream client: framing over real sockets", () => {
     for (const v of ["a\r\nx-injected: 1", "a\nb", "a\rb", "a\0b", "\r\n"]) assert.equal(validHeader("x-a", v), false, JSON.stringify(v));
     for (const n of ["", "x a", "x:a", "x\r\n", "x\n", "é", "(x)", "x/y", "x@y", "x{y}", "x\0", " x"]) assert.equal(validHeader(n, "v"), false, JSON.stringify(n));
     assert.throws(() => new UpstreamPool(new URL("ftp://127.0.0.1/"), { connectTimeoutMs: 100 }), /unsupported backend protocol/);
+  });
+});
+
+// ---- through the router ------------------------------------------------------------------------------------------
+
+const USAGE = { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 };
+const COMPLETION = JSON.stringify({ id: "x", object: "chat.completion", created: 0, model: "qwen-small", choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }], usage: USAGE });
+const CHAT_REQ = JSON.stringify({ model: "qwen-small", messages: [{ role: "user", content: "hi" }], max_tokens: 2 });
+
+/** A raw backend the router can use: its probes and pokes (GET) get a 200, each POST is answered by `answer`. */
+function rawBackend(t: TestContext, answer: Responder): Promise<FakeUpstream> {
+  return FakeUpstream.start(t, (req, sock) => {
+    if (req.head.startsWith("GET ")) sock.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"data":[]}');
+    else answer(req, sock);
+  });
+}
+
+let routerSeq = 0;
+async function routerFor(t: TestContext, dep: Partial<DeploymentConfig> & { svlUrl?: string; spotUrl?: string }, limits?: RouterSnapshot["apiKeys"][number]["limits"]) {
+  const router = await startRouter({ config: snapshot([deployment(dep)], {}, limits), logLevel: "silent", stateDir: `/tmp/tuna-rt-relay-${process.pid}-${++routerSeq}` });
+  t.after(() => router.close());
+  return router;
+}
+const serverlessOnly = (url: string) => ({ svlUrl: url, routing: { ...deployment().routing, policy: "serverless-only" as const } });
+
+/**
+ * A chat request as raw bytes (`connection: close`, so the exchange ends with the answer). `extra` header lines: a
+ * duplicate header makes the router's fast path hand the connection to Node's http server.
+ */
+function rawChat(extra = "", body = CHAT_REQ): string {
+  return `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${KEY}\r\ncontent-type: application/json\r\nconnection: close\r\n${extra}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+const VIA_NODE = "x-trace: 1\r\nx-trace: 2\r\n";
+
+/** Writes `data`, returns everything received until the server closes (or `waitMs`), split at the head's end. */
+async function rawExchange(port: number, data: string, waitMs = 3000): Promise<{ head: string; body: string }> {
+  const s = net.connect(port, "127.0.0.1");
+  await once(s, "connect");
+  let text = "";
+  s.on("data", (d: Buffer) => (text += d.toString("latin1")));
+  s.on("error", () => undefined);
+  const closed = once(s, "close");
+  s.write(data);
+  await Promise.race([closed, sleep(waitMs)]);
+  s.destroy();
+  const end = text.indexOf("\r\n\r\n");
+  return end < 0 ? { head: text, body: "" } : { head: text.slice(0, end), body: text.slice(end + 4) };
+}
+
+describe("router relay of raw backend answers", () => {
+  test("a backend header with a control character or bare LF: 502 on Node's path and the fast path, nothing of it relayed, the router keeps serving", async (t) => {
+    let mode = "ctl";
+    const up = await rawBackend(t, (_req, sock) => {
+      const framing = `content-type: application/json\r\ncontent-length: ${COMPLETION.length}\r\n`;
+      if (mode === "ctl") {
+        // Head first, the body a little later (as an engine that sends its headers before the answer).
+        sock.write(`HTTP/1.1 200 OK\r\nx-debug: a\x01b\r\n${framing}\r\n`);
+        setTimeout(() => sock.write(COMPLETION), 50);
+      } else if (mode === "lf") sock.write(`HTTP/1.1 200 OK\r\nx-debug: a\nset-cookie: injected=1\r\n${framing}\r\n${COMPLETION}`);
+      else sock.write(`HTTP/1.1 200 OK\r\n${framing}\r\n${COMPLETION}`);
+    });
+    const router = await routerFor(t, serverlessOnly(up.url));
+    for (const [m, extra, path] of [["ctl", VIA_NODE, "node"], ["ctl", "", "fast"], ["lf", VIA_NODE, "node"], ["lf", "", "fast"]]) {
+      mode = m;
+      const r = await rawExchange(router.port, rawChat(extra));
+      assert.match(r.head, /^HTTP\/1\.1 502 /, `${m} via ${path}: ${JSON.stringify(r.head)}`);
+      assert.doesNotMatch(r.head, /set-cookie|x-debug|injected/i, `${m} via ${path}`);
+      assert.equal(JSON.parse(r.body).error.code, "upstream_error", `${m} via ${path}`);
+    }
+    mode = "good";
+    for (const extra of [VIA_NODE, ""]) assert.match((await rawExchange(router.port, rawChat(extra))).head, /^HTTP\/1\.1 200 /);
+  });
+
+  test("a stream whose head has a control character: the upstream connection is closed at once and the client gets a 502", async (t) => {
+    const up = await rawBackend(t, (_req, sock) => {
+      sock.write("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nx-debug: a\x01b\r\ntransfer-encoding: chunked\r\n\r\n");
+      const tick = setInterval(() => {
+        if (sock.destroyed) clearInterval(tick);
+        else sock.write('10\r\ndata: {"a":1}\n\n\r\n');
+      }, 50);
+    });
+    const router = await routerFor(t, serverlessOnly(up.url));
+    for (const extra of [VIA_NODE, ""]) {
+      const r = await rawExchange(router.port, rawChat(extra, JSON.stringify({ ...JSON.parse(CHAT_REQ), stream: true })));
+      assert.match(r.head, /^HTTP\/1\.1 502 /);
+      await waitFor(() => up.open === 0, 1000);
+      assert.equal(router.inflight(), 0);
+    }
+  });
+
+  test("a backend head with a control character before the first byte fails over like any other upstream failure", async (t) => {
+    const svl = await rawBackend(t, (_req, sock) => sock.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${COMPLETION.length}\r\n\r\n${COMPLETION}`));
+    const spot = await rawBackend(t, (_req, sock) => sock.write(`HTTP/1.1 200 OK\r\nx-debug: \x1b[31m\r\ncontent-type: application/json\r\ncontent-length: ${COMPLETION.length}\r\n\r\n${COMPLETION}`));
+    const router = await routerFor(t, { svlUrl: svl.url, spotUrl: spot.url });
+    const spotRt = router.store.current?.deployments.get("dep_1")?.backends.find((b) => b.id === "spot");
+    await waitFor(() => spotRt?.state() === "ready", 5000);
+    const r = await request(`${router.url}/v1/chat/completions`, { headers: { authorization: `Bearer ${KEY}` }, body: CHAT_REQ });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers["x-tuna-backend"], "svl");
+    assert.equal(spot.requests.filter((q) => q.head.startsWith("POST ")).length, 1);
+  });
+
+  test("response framing: Transfer-Encoding wins over Content-Length (the router frames the decoded body, keep-alive stays in sync); a repeated Content-Length is sent once", async (t) => {
+    let mode = "both";
+    const up = await rawBackend(t, (_req, sock) => {
+      const n = Buffer.byteLength(COMPLETION);
+      if (mode === "both") sock.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 10\r\ntransfer-encoding: chunked\r\n\r\n${n.toString(16)}\r\n${COMPLETION}\r\n0\r\n\r\n`);
+      else sock.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${n}\r\ncontent-length: ${n}\r\n\r\n${COMPLETION}`);
+    });
+    const router = await routerFor(t, serverlessOnly(up.url));
+    for (const m of ["both", "twice"]) {
+      mode = m;
+      for (const extra of [VIA_NODE, ""]) {
+        const r = await rawExchange(router.port, rawChat(extra));
+        const lengths = r.head.split("\r\n").filter((l) => /^content-length:/i.test(l));
+        if (m === "both") {
+          assert.deepEqual(lengths, [], `${m}: the backend's length does not frame what the client gets`);
+          assert.match(r.head, /\r\ntransfer-encoding: chunked/i);
+        } else assert.deepEqual(lengths, [`content-length: ${Buffer.byteLength(COMPLETION)}`], m);
+      }
+      // Two requests on one keep-alive connection: each body is exactly the answer.
+      const ka = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      t.after(() => ka.destroy());
+      for (let i = 0; i < 2; i++) {
+        const r = await request(`${router.url}/v1/chat/completions`, { headers: { authorization: `Bearer ${KEY}` }, body: CHAT_REQ, agent: ka });
+        assert.equal(r.status, 200, m);
+        assert.deepEqual(r.json().usage, USAGE, m);
+      }
+    }
+  });
+
+  test("usage of a non-SSE answer above 4 MiB is read from its tail: TPM settles to it", async (t) => {
+    const vec = Array.from({ length: 1000 }, (_, i) => (i / 1000).toFixed(6)).join(",");
+    const one = `{"object":"embedding","index":0,"embedding":[${vec}]}`;
+    const data = Array.from({ length: Math.ceil((5 * 1024 * 1024) / one.length) }, () => one).join(",");
+    const body = `{"object":"list","data":[${data}],"model":"qwen-small","usage":{"prompt_tokens":7000,"total_tokens":7000}}`;
+    const up = await rawBackend(t, (_req, sock) => sock.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`));
+    const router = await routerFor(t, serverlessOnly(up.url), { rpm: 1000, tpm: 10_000, maxConcurrent: 10 });
+    const embed = () => request(`${router.url}/v1/embeddings`, { headers: { authorization: `Bearer ${KEY}` }, body: { model: "qwen-small", input: "hi" } });
+    const first = await embed();
+    assert.equal(first.status, 200);
+    assert.equal(first.body.length, body.length);
+    await sleep(50); // the settlement runs on the first response's close
+    const second = await embed();
+    assert.ok(Number(second.headers["x-ratelimit-remaining-tokens"]) <= 10_000 - 7000, `remaining ${second.headers["x-ratelimit-remaining-tokens"]}: settled to the 7000 real tokens`);
+  });
+
+  test("SSE with CRLF line ends and Python-style JSON: each event reaches the client as it comes, usage settles TPM, the usage-only chunk is stripped", async (t) => {
+    const pyjson = (o: unknown) => JSON.stringify(o).replace(/":/g, '": ').replace(/,"/g, ', "');
+    const ev = (o: unknown) => `data: ${pyjson(o)}\r\n\r\n`;
+    const usage = { prompt_tokens: 3000, completion_tokens: 2000, total_tokens: 5000 };
+    let release = () => undefined as void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let posts = 0;
+    const up = await rawBackend(t, (_req, sock) => {
+      const chunk = (s: string) => sock.write(`${Buffer.byteLength(s).toString(16)}\r\n${s}\r\n`);
+      sock.write("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n");
+      chunk(ev({ id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: "first" } }] }));
+      const rest = () => {
+        chunk(ev({ id: "c", object: "chat.completion.chunk", choices: [], usage }));
+        chunk("data: [DONE]\r\n\r\n");
+        sock.write("0\r\n\r\n");
+      };
+      // The first stream waits for the client to have seen its first event.
+      if (++posts === 1) void gate.then(rest);
+      else rest();
+    });
+    const router = await routerFor(t, serverlessOnly(up.url), { rpm: 1000, tpm: 100_000, maxConcurrent: 10 });
+    const req = JSON.stringify({ ...JSON.parse(CHAT_REQ), max_tokens: 10, stream: true });
+    let firstSeen = (_: string) => undefined as void;
+    const seen = new Promise<string>((r) => {
+      firstSeen = r;
+    });
+    const done = new Promise<string>((resolve) => {
+      const r = http.request(`${router.url}/v1/chat/completions`, { method: "POST", agent, headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" } }, (res) => {
+        let text = "";
+        res.on("data", (c) => {
+          text += c;
+          firstSeen(text);
+        });
+        res.on("end", () => resolve(text));
+      });
+      r.end(req);
+    });
+    const first = await Promise.race([seen, sleep(3000).then(() => "nothing within 3 s")]);
+    release();
+    assert.match(first, /"first"/, "the first event is relayed before the stream ends");
+    const text = await done;
+    assert.ok(text.includes("data: [DONE]\r\n\r\n"), text);
+    assert.ok(!text.includes("usage"), "the usage-only chunk the client did not ask for is stripped");
+    await sleep(50);
+    const next = await request(`${router.url}/v1/chat/completions`, { headers: { authorization: `Bearer ${KEY}` }, body: req });
+    assert.ok(Number(next.headers["x-ratelimit-remaining-tokens"]) <= 100_000 - 5000, `remaining ${next.headers["x-ratelimit-remaining-tokens"]}: settled to the streamed usage`);
   });
 });

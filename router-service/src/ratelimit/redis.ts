@@ -5,7 +5,7 @@
 import { Cluster, Redis } from "ioredis";
 import type { Logger } from "../log.js";
 import type { Counter } from "../metrics.js";
-import { type AcquireResult, has, LEASE_TTL_MS, type LimitName, type LimitSpec, type RateLimiter, toAcquireResult } from "./types.js";
+import { type AcquireResult, has, LEASE_TTL_MS, type LimitName, type LimitSpec, type RateLimiter, toAcquireResult, WINDOW_SLOTS } from "./types.js";
 
 // The window hash holds r<sec> / t<sec> (requests / tokens booked in that second) for seconds at-60..at, the
 // newest second 'at' and the sums 'sr' / 'st' over them. Its data matters for at most 61 s after the last
@@ -120,6 +120,29 @@ export interface RedisLimiterOptions {
   commandTimeoutMs?: number;
 }
 
+/**
+ * A lease release or a settle Redis did not take (connection down or reconnecting), kept to be replayed with its
+ * original arguments once Redis is reachable again: a lost release would hold a key's concurrency slot for the
+ * whole lease TTL. Releases (ZREM) are idempotent and always replayed; a settle only when it provably never
+ * reached Redis (replaying one that may have run would apply it twice).
+ */
+interface Deferred {
+  subject: string;
+  limits: LimitSpec;
+  /** Set for a release. */
+  leaseId?: string;
+  delta: number;
+  windowSec?: number;
+  at: number;
+}
+
+/** Bound of the replay queue; beyond it the oldest entry is dropped (counted). */
+const MAX_DEFERRED = 10_000;
+/** Replay attempt interval while entries wait (Redis' own reconnect also triggers one). */
+const REPLAY_MS = 1000;
+/** ioredis' rejections of a command it never sent (offline, enableOfflineQueue false; client or node closed). */
+const NOT_SENT = /enableOfflineQueue|Connection is closed/;
+
 type Client = Redis | Cluster;
 type Cmd = Client & {
   tunaAcquire(k1: string, k2: string, ...args: (string | number)[]): Promise<[string, string, string, string, string, string, string]>;
@@ -129,6 +152,10 @@ type Cmd = Client & {
 export class RedisRateLimiter implements RateLimiter {
   private redis: Cmd;
   private lastLog = 0;
+  private deferred: Deferred[] = [];
+  private replayTimer: NodeJS.Timeout | undefined;
+  private replaying = false;
+  private closed = false;
 
   constructor(private opts: RedisLimiterOptions) {
     const commandTimeout = opts.commandTimeoutMs ?? 250;
@@ -149,6 +176,7 @@ export class RedisRateLimiter implements RateLimiter {
     r.defineCommand("tunaAcquire", { numberOfKeys: 2, lua: ACQUIRE });
     r.defineCommand("tunaSettle", { numberOfKeys: 1, lua: SETTLE });
     r.on("error", (err) => this.logError("redis connection error", err));
+    r.on("ready", () => void this.replay());
     this.redis = r as Cmd;
   }
 
@@ -213,6 +241,8 @@ export class RedisRateLimiter implements RateLimiter {
     } catch (err) {
       this.logError("rate limit settle failed", err);
       this.opts.errors.inc({ outcome: "settle_failed" });
+      // Without its second the replay would land in another one; with it, it is pointless once that second left.
+      if (windowSec !== undefined && NOT_SENT.test((err as Error)?.message ?? "")) this.defer({ subject, limits, delta: deltaTokens, windowSec, at: Date.now() });
     }
   }
 
@@ -221,13 +251,80 @@ export class RedisRateLimiter implements RateLimiter {
     try {
       await this.redis.zrem(this.keys(subject)[1], leaseId);
     } catch (err) {
-      // The lease expires on its own (LEASE_TTL_MS), so a lost release only delays capacity.
-      this.logError("concurrency release failed", err);
+      // Replayed once Redis is back (the lease would otherwise hold the slot for LEASE_TTL_MS).
+      this.logError("concurrency release failed; replayed once redis is reachable", err);
       this.opts.errors.inc({ outcome: "release_failed" });
+      this.defer({ subject, limits, leaseId, delta: 0, at: Date.now() });
     }
   }
 
+  /** Entries waiting for replay (tests, diagnostics). */
+  pendingReplays(): number {
+    return this.deferred.length;
+  }
+
+  private defer(d: Deferred): void {
+    if (this.closed) return;
+    if (this.deferred.length >= MAX_DEFERRED) {
+      this.deferred.shift();
+      this.opts.errors.inc({ outcome: "replay_dropped" });
+    }
+    this.deferred.push(d);
+    this.scheduleReplay();
+  }
+
+  private scheduleReplay(): void {
+    if (this.replayTimer || this.closed) return;
+    this.replayTimer = setTimeout(() => {
+      this.replayTimer = undefined;
+      void this.replay();
+    }, REPLAY_MS);
+    this.replayTimer.unref();
+  }
+
+  /** Replays the deferred releases and settles, each once; what fails again waits for the next attempt. */
+  private async replay(): Promise<void> {
+    if (this.replaying || this.deferred.length === 0) return;
+    if (this.redis.status !== "ready") return this.scheduleReplay();
+    this.replaying = true;
+    const batch = this.deferred;
+    this.deferred = [];
+    const now = Date.now();
+    let releases = 0;
+    let settles = 0;
+    try {
+      await Promise.all(
+        batch.map(async (d) => {
+          const [bucket, leases] = this.keys(d.subject);
+          try {
+            if (d.leaseId !== undefined) {
+              if (now - d.at >= LEASE_TTL_MS) return; // expired on its own
+              await this.redis.zrem(leases, d.leaseId);
+              releases++;
+            } else {
+              if (now - d.at >= WINDOW_SLOTS * 1000) return; // its second has left the window
+              await this.redis.tunaSettle(bucket, d.delta, d.windowSec ?? "");
+              settles++;
+            }
+          } catch (err) {
+            if (d.leaseId !== undefined || NOT_SENT.test((err as Error)?.message ?? "")) this.defer(d);
+          }
+        }),
+      );
+    } finally {
+      this.replaying = false;
+    }
+    if (releases) this.opts.errors.inc({ outcome: "release_replayed" }, releases);
+    if (settles) this.opts.errors.inc({ outcome: "settle_replayed" }, settles);
+    if (releases || settles) this.opts.logger.info({ releases, settles, waiting: this.deferred.length }, "redis reachable again: replayed lost lease releases and settles");
+    if (this.deferred.length) this.scheduleReplay();
+  }
+
   async close(): Promise<void> {
+    // A lease not given back would hold its slot on every router until it expires: one last try.
+    if (this.deferred.length && this.redis.status === "ready") await this.replay().catch(() => undefined);
+    this.closed = true;
+    clearTimeout(this.replayTimer);
     this.redis.disconnect();
   }
 }
