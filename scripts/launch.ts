@@ -14,6 +14,7 @@ import { randomBytes } from "node:crypto";
 import { startEmbeddedPostgres, withDatabase } from "../server/db/embedded";
 import { ensureDatabase, migrateDatabase } from "../server/db/migrate";
 import { envInt } from "../server/lib/env";
+import { supervise } from "./supervise";
 import { loadKey } from "../server/lib/keys";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -55,16 +56,8 @@ async function shutdown(code: number) {
 process.on("SIGINT", () => void shutdown(0));
 process.on("SIGTERM", () => void shutdown(0));
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, name: string): ChildProcess {
-  const child = spawn(cmd, args, { cwd: ROOT, env, stdio: "inherit" });
-  children.push(child);
-  child.on("exit", (code) => {
-    if (!stopping) {
-      log(`${name} exited (${code}); stopping`);
-      void shutdown(code ?? 1);
-    }
-  });
-  return child;
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, name: string, opts: { restart?: boolean } = {}): void {
+  supervise({ cmd, args, env, cwd: ROOT, name, restart: opts.restart }, { children, isStopping: () => stopping, log, stopAll: (code) => void shutdown(code) });
 }
 
 /** Whether `port` can be listened on at `host` right now. */
@@ -176,7 +169,7 @@ async function main() {
       TUNA_ROUTER_STATE_DIR: path.join(DATA, "router"),
       // The router listens on all interfaces and its metrics name every team's deployments: closed by default.
       TUNA_METRICS_TOKEN: process.env.TUNA_METRICS_TOKEN ?? secretFile("metrics.token", () => `mt_${randomBytes(24).toString("base64url")}`),
-    }, "router");
+    }, "router", { restart: true });
   }
   log(`dashboard: http://localhost:${PORT}${process.env.TUNA_START_ROUTER !== "0" ? `   router (OpenAI API): http://localhost:${ROUTER_PORT}/v1` : ""}`);
   if (firstRun) log(`first run: open http://localhost:${PORT}/signup to create your account (it gets a personal team).`);
