@@ -8,7 +8,8 @@ test("sign-up → team → invite → accept → role change → audit entries",
   await shot(page, "overview");
 
   // Create a second team through the team switcher.
-  await page.getByTestId("team-switcher").selectOption("__new");
+  await page.getByTestId("team-switcher").click();
+  await page.getByRole("link", { name: "+ New team…" }).click();
   await page.getByLabel("Team name").fill("Platform");
   await page.getByRole("button", { name: "Create team" }).click();
   await expect(page.getByRole("heading", { name: "Members", level: 1 })).toBeVisible();
@@ -39,10 +40,15 @@ test("sign-up → team → invite → accept → role change → audit entries",
   const roleSelect = page.getByTestId(`role-${devEmail}`);
   await expect(roleSelect).toHaveValue("developer");
   await roleSelect.selectOption("viewer");
+  await page.getByTestId(`change-role-${devEmail}`).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Change role" }).click();
+  await expect(page.getByTestId(`change-role-${devEmail}`)).toHaveCount(0);
   await expect(page.getByTestId(`role-${devEmail}`)).toHaveValue("viewer");
 
   // The owner cannot demote themselves while they are the only admin.
   await page.getByTestId(`role-${ownerEmail}`).selectOption("viewer");
+  await page.getByTestId(`change-role-${ownerEmail}`).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Change role" }).click();
   await expect(page.getByRole("alert").filter({ hasText: /\S/ })).toContainText("The last admin cannot be demoted");
 
   // The audit log shows every step, newest first, and its chain verifies.
@@ -61,6 +67,29 @@ test("sign-up → team → invite → accept → role change → audit entries",
   await expect(page2.getByText("Only admins can invite members or change roles.")).toBeVisible();
   await expect(page2.getByRole("button", { name: "Create invite link" })).toHaveCount(0);
   await ctx2.close();
+});
+
+test("signed out, a page's link leads to sign-in and back to that page, query included", async ({ browser, page }) => {
+  const email = uniqueEmail("returning");
+  await signUp(page, "Rita Returning", email);
+  const ctx = await browser.newContext();
+  const p = await ctx.newPage();
+  await p.goto("/deployments?status=active");
+  await expect(p).toHaveURL(/\/signin\?callbackUrl=%2Fdeployments%3Fstatus%3Dactive$/);
+  await p.getByLabel("Email").fill(email);
+  await p.getByLabel("Password").fill("a-very-good-password");
+  await p.getByRole("button", { name: "Sign in" }).click();
+  await expect(p).toHaveURL(/\/deployments\?status=active$/);
+  await expect(p.getByLabel("Status")).toHaveValue("active");
+  // A callbackUrl to another site is not followed.
+  await ctx.clearCookies();
+  await p.goto("/signin?callbackUrl=https%3A%2F%2Fevil.example%2F");
+  await p.getByLabel("Email").fill(email);
+  await p.getByLabel("Password").fill("a-very-good-password");
+  await p.getByRole("button", { name: "Sign in" }).click();
+  await expect(p.getByTestId("current-user")).toHaveText(email);
+  expect(new URL(p.url()).host).toBe(new URL(page.url()).host);
+  await ctx.close();
 });
 
 test("sign-in errors do not reveal whether an account exists", async ({ page }) => {

@@ -1,15 +1,21 @@
+import { headers } from "next/headers";
 import { redirect } from "next/navigation";
 import type { ReactNode } from "react";
 import { currentUser } from "@/server/auth/session";
 import { currentTeamFor } from "@/server/teams/current";
 import { permissionsOf } from "@/server/rbac";
+import { PATH_HEADER } from "@/app/_lib/path-header";
 import { AppShell } from "./AppShell";
 
 export const dynamic = "force-dynamic";
 
 export default async function AppLayout({ children }: { children: ReactNode }) {
   const user = await currentUser();
-  if (!user) redirect("/signin");
+  if (!user) {
+    // Back to the page asked for after signing in (the path comes from proxy.ts; /signin checks it is local).
+    const path = (await headers()).get(PATH_HEADER);
+    redirect(path && path !== "/" ? `/signin?callbackUrl=${encodeURIComponent(path)}` : "/signin");
+  }
   const { teams, current } = await currentTeamFor(user.id);
   return (
     <AppShell
