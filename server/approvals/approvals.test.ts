@@ -147,6 +147,27 @@ describe("approvals", () => {
     assert.deepEqual(actions, ["approval.request", "approval.reject", "approval.request", "approval.approve"]);
   });
 
+  test("a sole admin's own request: the view says nobody else can approve it, approving stays refused, a new admin can", async () => {
+    const f = await makeRoleFixture("Solo");
+    const { a } = await pendingRequest(f.team.id, f.admin.id);
+    const { a: fromDev } = await pendingRequest(f.team.id, f.developer.id);
+    const byId = async () => new Map((await callerFor(f.admin, f.team.id).approvals.list({ status: "pending" })).map((x) => [x.id, x.otherApprovers]));
+    assert.deepEqual(Object.fromEntries(await byId()), { [a.id]: 0, [fromDev.id]: 1 }, "only the requester could approve their own; the admin can approve the developer's");
+    assert.equal((await callerFor(f.viewer, f.team.id).approvals.get({ approvalId: a.id })).otherApprovers, 0);
+    await assert.rejects(callerFor(f.admin, f.team.id).approvals.decide({ approvalId: a.id, decision: "approve" }), (e: Error) => {
+      assert.match(e.message, /cannot approve your own request, and this team has no other admin: invite one in Members/);
+      return true;
+    });
+    assert.equal((await db.approvalRequest.findUniqueOrThrow({ where: { id: a.id } })).status, "pending", "the rule still holds");
+    // A developer cannot approve it either; a newly invited admin can.
+    assert.equal(await code(callerFor(f.developer, f.team.id).approvals.decide({ approvalId: a.id, decision: "approve" })), "FORBIDDEN");
+    const admin2 = await makeUser("admin2");
+    await db.membership.create({ data: { teamId: f.team.id, userId: admin2.id, role: "admin" } });
+    assert.deepEqual(Object.fromEntries(await byId()), { [a.id]: 1, [fromDev.id]: 2 });
+    await assert.rejects(callerFor(f.admin, f.team.id).approvals.decide({ approvalId: a.id, decision: "approve" }), /another admin must\.$/);
+    assert.equal((await callerFor(admin2, f.team.id).approvals.decide({ approvalId: a.id, decision: "approve" })).status, "approved");
+  });
+
   test("two admins deciding at once: one wins", async () => {
     const f = await fixture();
     const { a } = await pendingRequest(f.team.id, f.developer.id);

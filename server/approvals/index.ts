@@ -3,6 +3,7 @@ import { appendAudit, SYSTEM_ACTOR, type AuditActor } from "../audit";
 import { formatMicrosPerHour } from "../catalog/money";
 import { db, type Tx } from "../db";
 import { DomainError } from "../lib/errors";
+import { rolesWith } from "../rbac/permissions";
 import { assertPricedUnderBudgets } from "../usage/budgets";
 import { sendEvent } from "../workflows/events";
 
@@ -188,6 +189,17 @@ export interface ApprovalView {
   decidedAt: Date | null;
   expiresAt: Date;
   createdAt: Date;
+  /**
+   * Members who could approve it: those whose role may approve, the requester excepted (nobody approves
+   * their own request). 0 means it waits for a new admin: the requester's own team has nobody else to ask.
+   */
+  otherApprovers: number;
+}
+
+/** User ids of the members of `teamId` whose role may approve deployment requests. */
+async function approverIds(teamId: string, client: Pick<Tx, "membership"> = db): Promise<string[]> {
+  const rows = await client.membership.findMany({ where: { teamId, role: { in: rolesWith("deployment.approve") } }, select: { userId: true } });
+  return rows.map((r) => r.userId);
 }
 
 type ApprovalWithDeployment = ApprovalRequest & { deployment: { slug: string } };
@@ -196,6 +208,8 @@ async function toViews(rows: ApprovalWithDeployment[], now: Date): Promise<Appro
   const ids = [...new Set(rows.flatMap((r) => [r.requestedById, r.decidedById]).filter((x): x is string => !!x))];
   const users = ids.length ? await db.user.findMany({ where: { id: { in: ids } }, select: { id: true, email: true } }) : [];
   const email = new Map(users.map((u) => [u.id, u.email]));
+  const teams = [...new Set(rows.map((r) => r.teamId))];
+  const approvers = new Map(await Promise.all(teams.map(async (t) => [t, await approverIds(t)] as const)));
   return rows.map((r) => {
     const cost = r.estimatedCostPerHourMicros === null ? null : Number(r.estimatedCostPerHourMicros);
     return {
@@ -216,6 +230,7 @@ async function toViews(rows: ApprovalWithDeployment[], now: Date): Promise<Appro
       decidedAt: r.decidedAt,
       expiresAt: r.expiresAt,
       createdAt: r.createdAt,
+      otherApprovers: (approvers.get(r.teamId) ?? []).filter((id) => id !== r.requestedById).length,
     };
   });
 }
@@ -273,7 +288,14 @@ export async function decideApproval(
     if (!a) throw new DomainError("NOT_FOUND", "Approval request not found.");
     // Withdrawing (rejecting) one's own request is fine; approving it is what the policy exists to prevent.
     if (decision === "approve" && a.requestedById === deciderId) {
-      throw new DomainError("FORBIDDEN", "You cannot approve your own request: another admin must.", { reason: "self_approval" });
+      const nobodyElse = (await approverIds(teamId, tx)).every((id) => id === deciderId);
+      throw new DomainError(
+        "FORBIDDEN",
+        nobodyElse
+          ? "You cannot approve your own request, and this team has no other admin: invite one in Members to approve it, or withdraw it."
+          : "You cannot approve your own request: another admin must.",
+        { reason: "self_approval" },
+      );
     }
     if (a.status !== "pending") throw new DomainError("PRECONDITION_FAILED", `This request was already ${a.status}.`, { reason: "already_decided" });
     if (a.expiresAt <= now) throw new DomainError("PRECONDITION_FAILED", "This request has expired; ask for a new deployment.", { reason: "expired" });

@@ -290,6 +290,15 @@ export function resolveDeployment(
     // Names only (values stay in the vault); providers wire them as provider-side secrets.
     secretNames: opts.secretNames ?? [],
   };
+  // Scaling ranges the spec check below enforces too, in the form's words (it would name them as code paths).
+  const sv = stored.serverlessScaling;
+  const sp = stored.spotScaling;
+  if (sv.maxWorkers < Math.max(1, sv.minWorkers)) {
+    throw bad(sv.maxWorkers < 1 ? "Max workers must be at least 1." : `Max workers (${sv.maxWorkers}) cannot be fewer than the min warm workers (${sv.minWorkers}).`, "max_workers_below_min");
+  }
+  if (sp.maxReplicas < Math.max(1, sp.minReplicas)) {
+    throw bad(sp.maxReplicas < 1 ? "Max replicas must be at least 1." : `Max replicas (${sp.maxReplicas}) cannot be fewer than the min replicas (${sp.minReplicas}).`, "max_replicas_below_min");
+  }
   const row = {
     id: deploymentId,
     teamId,

@@ -65,6 +65,8 @@ interface ApprovalView {
   decidedAt: Date | null;
   expiresAt: Date;
   createdAt: Date;
+  /** Members other than the requester who may approve it; 0: it waits for an admin to be invited. */
+  otherApprovers: number;
 }
 
 function ApprovalCard({ approval: a, canDecide, myId }: { approval: ApprovalView; canDecide: boolean; myId: string | null }) {
@@ -76,6 +78,8 @@ function ApprovalCard({ approval: a, canDecide, myId }: { approval: ApprovalView
   const s = (a.summary ?? {}) as Record<string, unknown>;
   const own = a.requestedById === myId;
   const pending = a.status === "pending";
+  // Nobody approves their own request: with no other admin in the team, this one waits for a new admin.
+  const stuck = pending && a.otherApprovers === 0;
   return (
     <li className="card" data-testid={`approval-${a.deploymentSlug}`}>
       <div className="flex flex-wrap items-start justify-between gap-3">
@@ -109,6 +113,17 @@ function ApprovalCard({ approval: a, canDecide, myId }: { approval: ApprovalView
         <ul className="list-inside list-disc text-gray-700 [overflow-wrap:anywhere]">{a.reasons.map((r) => <li key={r}>{r}</li>)}</ul>
       </div>
       {a.comment ? <p className="mt-2 text-sm text-gray-700 [overflow-wrap:anywhere]" data-testid="approval-comment"><span className="font-medium">Comment:</span> {a.comment}</p> : null}
+      {stuck ? (
+        <div role="status" data-testid="approval-no-other-approver" className="mt-3 rounded-md bg-amber-50 p-3 text-sm text-amber-900 ring-1 ring-amber-200">
+          <p className="font-medium">
+            {own ? "You requested this, and this team has no other admin to approve it" : "Nobody in this team can approve it yet: its requester is the team's only admin"} (nobody approves their own request).
+          </p>
+          <p className="mt-1">
+            {canDecide ? <Link className="font-medium text-blue-700 underline" href="/members">Invite an admin in Members</Link> : "An admin must invite another admin in Members"}; they can approve it until it expires {relativeTime(a.expiresAt)}.
+            {own && canDecide ? " Or withdraw it below." : ""}
+          </p>
+        </div>
+      ) : null}
       {pending && canDecide ? (
         <form method="post" className="mt-4 space-y-2" aria-label={`Decide on ${a.deploymentSlug}`} onSubmit={(e) => e.preventDefault()}>
           <label htmlFor={commentId} className="field-label">Comment (optional, sent to the requester and the team’s alert channels)</label>
@@ -116,7 +131,7 @@ function ApprovalCard({ approval: a, canDecide, myId }: { approval: ApprovalView
           <div className="flex flex-wrap items-center gap-2">
             <button type="button" className="btn-primary" disabled={decideM.isPending || own} aria-describedby={own ? `${commentId}-own` : undefined} onClick={() => decideM.mutate({ approvalId: a.id, decision: "approve", comment })}>Approve</button>
             <button type="button" className="btn-danger" disabled={decideM.isPending} onClick={() => decideM.mutate({ approvalId: a.id, decision: "reject", comment })}>{own ? "Withdraw (reject)" : "Reject"}</button>
-            {own ? <span id={`${commentId}-own`} className="text-xs text-gray-500">You requested this: another admin must approve it.</span> : null}
+            {own ? <span id={`${commentId}-own`} className="text-xs text-gray-500">{stuck ? "You requested this: an admin you invite must approve it." : "You requested this: another admin must approve it."}</span> : null}
           </div>
           {decideM.error ? <p role="alert" className="field-error">{errorMessage(decideM.error)}</p> : null}
         </form>

@@ -8,6 +8,8 @@ import { errorMessage, fieldErrors, useTRPC } from "@/app/_lib/trpc";
 import { ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
 import { Badge, Field } from "@/app/_components/controls";
 import { formatUsd } from "@/app/_components/format";
+import { cloudPrice } from "@/server/catalog/spot";
+import { rolesWith } from "@/server/rbac/permissions";
 import { useTeam } from "../../AppShell";
 import { budgetMicrosOf } from "./budget";
 
@@ -120,6 +122,18 @@ function toInput(f: FormState) {
   };
 }
 
+/**
+ * The provider for `mode`: kept when the mode offers it, else the same simulator on the mode's side (`local`
+ * ↔ `local-spot`), else the mode's default. The select shows only the mode's providers, so a value it does not
+ * offer would be shown as the default while the quote and the deployment used it.
+ */
+function providerForMode(provider: string, mode: Mode, offered: { serverless: string[]; spot: string[] }): string {
+  const names = mode === "spot" ? offered.spot : offered.serverless;
+  if (provider === "cheapest" || names.includes(provider)) return provider;
+  const twin = mode === "spot" ? (provider === "local" ? "local-spot" : null) : provider === "local-spot" ? "local" : null;
+  return twin && names.includes(twin) ? twin : "cheapest";
+}
+
 /** Which field a domain error belongs to, from its reason code (the message is shown there). */
 function fieldOfReason(reason: string | null | undefined, message: string, servedModelName: string): string {
   if (reason === "slug_taken") return "slug";
@@ -128,6 +142,8 @@ function fieldOfReason(reason: string | null | undefined, message: string, serve
   // No known price where a budget applies: another GPU (or cloud, which the message names) fixes it.
   if (reason === "unknown_gpu" || reason === "gpu_not_offered" || reason === "price_unknown") return "gpu";
   if (reason === "unknown_provider" || reason === "wrong_provider_kind" || reason === "no_provider") return "provider";
+  if (reason === "max_workers_below_min") return "maxWorkers";
+  if (reason === "max_replicas_below_min") return "maxReplicas";
   if (/spot cloud/i.test(message)) return "spotClouds";
   return "form";
 }
@@ -165,6 +181,9 @@ export default function NewDeploymentPage() {
   const catalog = useQuery(trpc.catalog.table.queryOptions());
   const providers = useQuery(trpc.catalog.providers.queryOptions());
   const defaults = useQuery(trpc.catalog.defaults.queryOptions());
+  // Who else could approve this request (nobody approves their own): shown before submit when nobody can.
+  const me = useQuery(trpc.me.get.queryOptions());
+  const members = useQuery(trpc.team.members.queryOptions());
   const input = useMemo(() => toInput(f), [f]);
   const debounced = useDebounced(input, 350);
   const quote = useQuery({
@@ -238,6 +257,14 @@ export default function NewDeploymentPage() {
   }
   const serverlessProviders = providers.data.filter((p) => p.kind === "serverless");
   const spotProviders = providers.data.filter((p) => p.kind === "spot");
+  const offered = { serverless: serverlessProviders.map((p) => p.name), spot: spotProviders.map((p) => p.name) };
+  const setMode = (mode: Mode) => setF((s) => ({ ...s, mode, provider: providerForMode(s.provider, mode, offered) }));
+  // The cloud the estimate prices spot on, as the server does (plan.ts): the cheapest of the clouds sent (all of
+  // them for the local simulator), else the first one.
+  const pricedCloud = wantsSpot ? (cloudPrice(spotGpu, input.spotClouds, "spot")?.cloud ?? input.spotClouds[0] ?? null) : null;
+  const approverRoles: string[] = rolesWith("deployment.approve");
+  const nobodyElseApproves =
+    !!me.data && !!members.data && !members.data.some((m) => approverRoles.includes(m.role) && m.userId !== me.data.id);
   const gpuOptions = catalog.data.gpus.map((g) => g.gpu);
   const d = defaults.data.scaling;
   const knobDefaults: Record<string, number> = { ...d.serverless, ...d.spot };
@@ -304,7 +331,7 @@ export default function NewDeploymentPage() {
                   ["spot", "Spot only", "Cheapest; no fallback while spot boots."],
                 ] as const).map(([value, label, hint]) => (
                   <label key={value} className={`flex cursor-pointer gap-2 rounded-md p-3 text-sm ring-1 ${f.mode === value ? "bg-blue-50 ring-blue-300" : "ring-gray-200"}`}>
-                    <input type="radio" name="mode" value={value} checked={f.mode === value} onChange={() => set("mode", value)} />
+                    <input type="radio" name="mode" value={value} checked={f.mode === value} onChange={() => setMode(value)} />
                     <span><span className="block font-medium text-gray-900">{label}</span><span className="text-gray-600">{hint}</span></span>
                   </label>
                 ))}
@@ -377,8 +404,8 @@ export default function NewDeploymentPage() {
                 <legend className="text-sm font-medium text-gray-900">Serverless</legend>
                 <div className="mt-2 grid gap-4 sm:grid-cols-3 lg:grid-cols-5">
                   {SERVERLESS_KNOBS.map(([k, label]) => (
-                    <Field key={k} id={`d-${k}`} label={label} error={errs.serverlessScaling && k === "minWorkers" ? errs.serverlessScaling : undefined}>
-                      <input id={`d-${k}`} type="number" min={0} className="field-input" placeholder={dflt(k)} value={f.scaling[k] ?? ""} onChange={(e) => set("scaling", { ...f.scaling, [k]: e.target.value })} />
+                    <Field key={k} id={`d-${k}`} label={label} error={errs[k] ?? (errs.serverlessScaling && k === "minWorkers" ? errs.serverlessScaling : undefined)}>
+                      <input id={`d-${k}`} type="number" min={0} className="field-input" placeholder={dflt(k)} value={f.scaling[k] ?? ""} onChange={(e) => set("scaling", { ...f.scaling, [k]: e.target.value })} aria-invalid={!!errs[k]} aria-describedby={errs[k] ? `d-${k}-error` : undefined} />
                     </Field>
                   ))}
                 </div>
@@ -389,8 +416,8 @@ export default function NewDeploymentPage() {
                 <legend className="text-sm font-medium text-gray-900">Spot</legend>
                 <div className="mt-2 grid gap-4 sm:grid-cols-3">
                   {SPOT_KNOBS.map(([k, label]) => (
-                    <Field key={k} id={`d-${k}`} label={label} error={errs.spotScaling && k === "minReplicas" ? errs.spotScaling : undefined}>
-                      <input id={`d-${k}`} type="number" min={0} step={k === "targetQpsPerReplica" ? "0.1" : "1"} className="field-input" placeholder={dflt(k)} value={f.scaling[k] ?? ""} onChange={(e) => set("scaling", { ...f.scaling, [k]: e.target.value })} />
+                    <Field key={k} id={`d-${k}`} label={label} error={errs[k] ?? (errs.spotScaling && k === "minReplicas" ? errs.spotScaling : undefined)}>
+                      <input id={`d-${k}`} type="number" min={0} step={k === "targetQpsPerReplica" ? "0.1" : "1"} className="field-input" placeholder={dflt(k)} value={f.scaling[k] ?? ""} onChange={(e) => set("scaling", { ...f.scaling, [k]: e.target.value })} aria-invalid={!!errs[k]} aria-describedby={errs[k] ? `d-${k}-error` : undefined} />
                     </Field>
                   ))}
                 </div>
@@ -424,7 +451,7 @@ export default function NewDeploymentPage() {
         </div>
 
         <aside className="space-y-4 xl:sticky xl:top-4 xl:self-start" aria-label="Cost and approval">
-          <Comparison catalog={catalog.data} serverlessGpu={wantsServerless ? svlGpu : null} spotGpu={wantsSpot ? spotGpu : null} gpuCount={num(f.gpuCount) ?? 1} chosen={quote.data?.serverlessProvider ?? null} clouds={f.spotClouds} />
+          <Comparison catalog={catalog.data} serverlessGpu={wantsServerless ? svlGpu : null} spotGpu={wantsSpot ? spotGpu : null} gpuCount={num(f.gpuCount) ?? 1} chosen={quote.data?.serverlessProvider ?? null} clouds={input.spotClouds} pricedCloud={pricedCloud} />
           <div className="card" data-testid="plan-estimate">
             <h2 className="mb-2 text-sm font-semibold text-gray-900">Estimated cost of this plan</h2>
             {!f.model.trim() ? <p className="text-sm text-gray-600">Enter a model id to get a quote.</p> : quote.isPending ? <Loading label="Pricing…" /> : quote.data ? (
@@ -448,6 +475,12 @@ export default function NewDeploymentPage() {
             <div role="status" data-testid="approval-notice" className="rounded-md bg-amber-50 p-4 text-sm text-amber-900 ring-1 ring-amber-200">
               <p className="font-medium">This deployment will need an admin’s approval before it starts.</p>
               <ul className="mt-1 list-inside list-disc">{quote.data.approval.reasons.map((r) => <li key={r}>{r}</li>)}</ul>
+              {nobodyElseApproves ? (
+                <p className="mt-2 font-medium" data-testid="no-other-approver">
+                  Another admin must approve it (nobody approves their own request), and this team has no other admin, so it would wait until it expires.{" "}
+                  <Link className="text-blue-700 underline" href="/members">Invite an admin in Members</Link> first.
+                </p>
+              ) : null}
             </div>
           ) : quote.data ? <Notice tone="success">No approval needed: it starts right away.</Notice> : null}
           {errs.form ? <ErrorBox message={errs.form} /> : null}
@@ -492,7 +525,7 @@ interface CatalogData {
 }
 
 /** Providers' price per hour for the chosen GPU(s) × GPU count, cheapest and chosen marked. */
-function Comparison(props: { catalog: CatalogData; serverlessGpu: string | null; spotGpu: string | null; gpuCount: number; chosen: string | null; clouds: string[] }) {
+function Comparison(props: { catalog: CatalogData; serverlessGpu: string | null; spotGpu: string | null; gpuCount: number; chosen: string | null; clouds: string[]; pricedCloud: string | null }) {
   const svl = props.serverlessGpu ? props.catalog.gpus.find((g) => g.gpu === props.serverlessGpu) : null;
   const spot = props.spotGpu ? props.catalog.gpus.find((g) => g.gpu === props.spotGpu) : null;
   const n = Math.max(1, props.gpuCount || 1);
@@ -525,8 +558,13 @@ function Comparison(props: { catalog: CatalogData; serverlessGpu: string | null;
           <thead className="text-left text-xs text-gray-500"><tr><th scope="col" className="py-1 font-medium">Spot ({spot.gpu})</th><th scope="col" className="py-1 text-right font-medium">Price / hour</th></tr></thead>
           <tbody className="divide-y">
             {spot.spot.map((s) => (
-              <tr key={s.cloud} className={props.clouds.includes(s.cloud) ? "bg-blue-50" : ""}>
-                <td className="py-1 uppercase">{s.cloud}{s.instanceType ? <span className="ml-1 text-xs normal-case text-gray-500">{s.instanceType}, {s.region}</span> : null}</td>
+              // Highlighted: the cloud the estimate prices spot on; the other clouds chosen may also run it.
+              <tr key={s.cloud} className={s.cloud === props.pricedCloud ? "bg-blue-50" : ""} aria-current={s.cloud === props.pricedCloud ? "true" : undefined}>
+                <td className="py-1">
+                  <span className="uppercase">{s.cloud}</span>
+                  {s.instanceType ? <span className="ml-1 text-xs text-gray-500">{s.instanceType}, {s.region}</span> : null}{" "}
+                  {s.cloud === props.pricedCloud ? <Badge tone="blue">in estimate</Badge> : props.clouds.includes(s.cloud) ? <Badge>chosen</Badge> : null}
+                </td>
                 <td className="py-1 text-right tabular-nums">{s.priceMicros === null ? "not offered" : formatUsd(s.priceMicros * n, { perHour: true })}</td>
               </tr>
             ))}
