@@ -6,7 +6,7 @@ import { flexRender, getCoreRowModel, useReactTable, type ColumnDef } from "@tan
 export function DataTable<T>({ data, columns, caption, testId }: { data: T[]; columns: ColumnDef<T, any>[]; caption: string; testId?: string }) {
   const table = useReactTable({ data, columns, getCoreRowModel: getCoreRowModel() });
   return (
-    <div className="overflow-x-auto rounded-lg bg-white shadow-sm ring-1 ring-gray-200">
+    <div className="relative overflow-x-auto rounded-lg bg-white shadow-sm ring-1 ring-gray-200">
       <table className="min-w-full divide-y divide-gray-200 text-sm" data-testid={testId}>
         <caption className="sr-only">{caption}</caption>
         <thead className="bg-gray-50">

@@ -137,6 +137,14 @@ describe("budgets", () => {
     assert.equal(list.length, 1);
     assert.equal(list[0].name, `deployment ${f.dep.slug}`);
     await assert.rejects(callerFor(f.viewer, f.team.id).usage.budgets.set({ scope: "team", monthlyLimitMicros: 1 }), (e: TRPCError) => e.code === "FORBIDDEN");
+    // Less than $0.01 ($0.001 typed in Settings) is refused, in words the form shows next to the field; $0.01 is taken.
+    for (const tooSmall of [1_000, 9_999, 0]) {
+      await assert.rejects(
+        admin.usage.budgets.set({ scope: "team", monthlyLimitMicros: tooSmall }),
+        (e: TRPCError) => e.code === "BAD_REQUEST" && e.message.includes("A monthly limit must be at least $0.01."),
+      );
+    }
+    assert.equal((await admin.usage.budgets.set({ scope: "apikey", targetId: f.key.id, monthlyLimitMicros: 10_000 })).monthlyLimitMicros, 10_000);
 
     // The outsider administers the other team: targeting this team's deployment or key is NOT_FOUND.
     const outsider = callerFor(f.outsider, f.otherTeam.id);

@@ -157,7 +157,7 @@ export default function DeploymentsPage() {
         </Empty>
       ) : (
         <>
-          <div className="overflow-x-auto rounded-lg bg-white shadow-sm ring-1 ring-gray-200">
+          <div className="relative overflow-x-auto rounded-lg bg-white shadow-sm ring-1 ring-gray-200">
             <table className="min-w-full divide-y divide-gray-200 text-sm" data-testid="deployments-table" aria-busy={list.isFetching}>
               <caption className="sr-only">Deployments, {SORTS.find((s) => s.value === sort)?.label.toLowerCase()}</caption>
               <thead className="bg-gray-50 text-left text-gray-600">

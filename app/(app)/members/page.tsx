@@ -52,6 +52,11 @@ export default function MembersPage() {
     }),
   );
   const revoke = useMutation(trpc.team.revokeInvite.mutationOptions({ onSuccess: refresh, onError }));
+  // `mutate` is stable across renders (the mutation object is not): the columns, and so the cells' state (a
+  // role picked but not yet confirmed, an open dialog), survive re-renders, e.g. a refetch.
+  const { mutate: changeRoleMutate } = changeRole;
+  const { mutate: leaveMutate } = leave;
+  const { mutate: removeMutate } = remove;
 
   const columns = useMemo<ColumnDef<Member>[]>(
     () => [
@@ -61,20 +66,16 @@ export default function MembersPage() {
         header: "Role",
         cell: ({ row }) =>
           manage ? (
-            <select
-              aria-label={`Role of ${row.original.email}`}
-              data-testid={`role-${row.original.email}`}
-              className="rounded-md border-gray-300 py-1 text-sm"
-              value={row.original.role}
-              onChange={(e) => {
+            // Keyed by the saved role: once a change lands (or the list refreshes), the picker starts from it again.
+            <RoleCell
+              key={`${row.original.userId}:${row.original.role}`}
+              member={row.original}
+              isMe={row.original.userId === me.data?.id}
+              onChange={(role, failed) => {
                 setActionError(null);
-                changeRole.mutate({ userId: row.original.userId, role: e.target.value as Role });
+                changeRoleMutate({ userId: row.original.userId, role }, { onError: failed });
               }}
-            >
-              {ROLES.map((r) => (
-                <option key={r} value={r}>{r}</option>
-              ))}
-            </select>
+            />
           ) : (
             <span className="capitalize">{row.original.role}</span>
           ),
@@ -94,7 +95,7 @@ export default function MembersPage() {
               className="btn-secondary"
               onConfirm={() => {
                 setActionError(null);
-                leave.mutate();
+                leaveMutate();
               }}
             />
           ) : manage ? (
@@ -107,13 +108,13 @@ export default function MembersPage() {
               danger
               onConfirm={() => {
                 setActionError(null);
-                remove.mutate({ userId: row.original.userId });
+                removeMutate({ userId: row.original.userId });
               }}
             />
           ) : null,
       },
     ],
-    [manage, me.data?.id, teamName, changeRole, leave, remove],
+    [manage, me.data?.id, teamName, changeRoleMutate, leaveMutate, removeMutate],
   );
 
   return (
@@ -157,8 +158,8 @@ export default function MembersPage() {
       ) : null}
       <section className="mt-6">
         <h2 className="mb-2 text-sm font-semibold text-gray-900">What each role may do</h2>
-        {table.data ? (
-          <div className="overflow-x-auto rounded-lg bg-white ring-1 ring-gray-200">
+        {table.isPending ? <Loading /> : table.error ? <ErrorBox message={errorMessage(table.error)} onRetry={() => table.refetch()} /> : (
+          <div className="relative overflow-x-auto rounded-lg bg-white ring-1 ring-gray-200">
             <table className="min-w-full text-sm" data-testid="permission-table">
               <caption className="sr-only">Permissions by role</caption>
               <thead className="bg-gray-50"><tr><th scope="col" className="px-4 py-2 text-left">Permission</th>{ROLES.map((r) => <th scope="col" key={r} className="px-4 py-2 capitalize">{r}</th>)}</tr></thead>
@@ -172,9 +173,61 @@ export default function MembersPage() {
               </tbody>
             </table>
           </div>
-        ) : <Loading />}
+        )}
       </section>
     </>
+  );
+}
+
+/** "a viewer", "an admin". */
+function withArticle(role: Role): string {
+  return `${/^[aeiou]/.test(role) ? "an" : "a"} ${role}`;
+}
+
+/**
+ * A member's role: picking one in the list changes nothing by itself (arrow keys on a focused select step
+ * through the options), "Change role" then asks, naming the member and the new role, and only its
+ * confirmation sends the change. A refused change (the last admin) puts the picker back on the saved role.
+ */
+function RoleCell({ member, isMe, onChange }: { member: Member; isMe: boolean; onChange: (role: Role, failed: () => void) => void }) {
+  const [picked, setPicked] = useState<Role>(member.role);
+  const who = member.name ?? member.email ?? "this member";
+  const changed = picked !== member.role;
+  return (
+    <span className="inline-flex items-center gap-2">
+      <select
+        aria-label={`Role of ${member.email}`}
+        data-testid={`role-${member.email}`}
+        className="rounded-md border-gray-300 py-1 text-sm"
+        value={picked}
+        onChange={(e) => setPicked(e.target.value as Role)}
+      >
+        {ROLES.map((r) => (
+          <option key={r} value={r}>{r}</option>
+        ))}
+      </select>
+      {changed ? (
+        <>
+          <ConfirmButton
+            label="Change role"
+            testId={`change-role-${member.email}`}
+            className="btn-secondary px-2 py-1 text-xs"
+            title={isMe ? `Make yourself ${withArticle(picked)}?` : `Make ${who} ${withArticle(picked)}?`}
+            message={
+              <>
+                {isMe ? "You" : memberLabel(member)} {isMe ? "are" : "is"} {withArticle(member.role)} now. The new role applies at once;
+                “What each role may do” below lists what {withArticle(picked)} may do.
+              </>
+            }
+            confirmLabel="Change role"
+            onConfirm={() => onChange(picked, () => setPicked(member.role))}
+          />
+          <button type="button" className="px-1 text-xs text-gray-600 underline" onClick={() => setPicked(member.role)}>
+            Keep {member.role}
+          </button>
+        </>
+      ) : null}
+    </span>
   );
 }
 

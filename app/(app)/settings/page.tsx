@@ -164,17 +164,28 @@ function BudgetsSection({ editable }: { editable: boolean }) {
   const set = useMutation(trpc.usage.budgets.set.mutationOptions({ onSuccess: refresh }));
   const del = useMutation(trpc.usage.budgets.delete.mutationOptions({ onSuccess: refresh }));
   const [scope, setScope] = useState<"team" | "deployment" | "apikey">("team");
+  // A deployment or key budget with nothing chosen: said here, naming the field, before anything is sent.
+  const [targetError, setTargetError] = useState<string | null>(null);
   const hydrated = useHydrated();
   const fe = set.error ? fieldErrors(set.error) : {};
+
+  const targets = scope === "deployment" ? (deployments.data?.items ?? []).map((d) => ({ id: d.id, name: d.slug })) : scope === "apikey" ? (keys.data ?? []).filter((k) => k.status === "active").map((k) => ({ id: k.id, name: k.label })) : [];
 
   function onSubmit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     const f = new FormData(e.currentTarget);
     const usd = Number(f.get("limit"));
-    set.mutate({ scope, targetId: scope === "team" ? null : String(f.get("target") ?? ""), monthlyLimitMicros: Number.isFinite(usd) ? usdToMicros(usd) : 0 });
+    const targetId = scope === "team" ? null : String(f.get("target") ?? "");
+    if (targetId === "") {
+      const what = scope === "deployment" ? "a deployment" : "an API key";
+      const none = scope === "deployment" ? "there is no running or pending deployment yet" : "the team has no active API key yet";
+      set.reset();
+      setTargetError(targets.length ? `Choose ${what}.` : `Choose ${what}: ${none}.`);
+      return;
+    }
+    setTargetError(null);
+    set.mutate({ scope, targetId, monthlyLimitMicros: Number.isFinite(usd) ? usdToMicros(usd) : 0 });
   }
-
-  const targets = scope === "deployment" ? (deployments.data?.items ?? []).map((d) => ({ id: d.id, name: d.slug })) : scope === "apikey" ? (keys.data ?? []).filter((k) => k.status === "active").map((k) => ({ id: k.id, name: k.label })) : [];
 
   return (
     <section className="card" aria-labelledby="budgets-heading">
@@ -207,21 +218,21 @@ function BudgetsSection({ editable }: { editable: boolean }) {
       {editable ? (
         <form method="post" onSubmit={onSubmit} className="mt-4 grid gap-3 sm:grid-cols-3" aria-label="Set a budget" noValidate>
           <Field id="budget-scope" label="Applies to" error={fe.scope}>
-            <select id="budget-scope" className="field-input" value={scope} onChange={(e) => setScope(e.target.value as typeof scope)}>
+            <select id="budget-scope" className="field-input" value={scope} onChange={(e) => { setScope(e.target.value as typeof scope); setTargetError(null); }}>
               <option value="team">The whole team</option>
               <option value="deployment">One deployment</option>
               <option value="apikey">One API key</option>
             </select>
           </Field>
           {scope !== "team" ? (
-            <Field id="budget-target" label={scope === "deployment" ? "Deployment" : "API key"} error={fe.targetId}>
-              <select id="budget-target" name="target" className="field-input" required>
+            <Field id="budget-target" label={scope === "deployment" ? "Deployment" : "API key"} error={targetError ?? fe.targetId}>
+              <select id="budget-target" name="target" className="field-input" required aria-invalid={!!(targetError ?? fe.targetId)} aria-describedby={targetError ?? fe.targetId ? "budget-target-error" : undefined} onChange={() => setTargetError(null)}>
                 {targets.length === 0 ? <option value="">None available</option> : targets.map((t) => <option key={t.id} value={t.id}>{t.name}</option>)}
               </select>
             </Field>
           ) : null}
           <Field id="budget-limit" label="Monthly limit (USD)" error={fe.monthlyLimitMicros}>
-            <input id="budget-limit" name="limit" type="number" min={0.01} step="0.01" required className="field-input" />
+            <input id="budget-limit" name="limit" type="number" min={0.01} step="0.01" required className="field-input" aria-invalid={!!fe.monthlyLimitMicros} aria-describedby={fe.monthlyLimitMicros ? "budget-limit-error" : undefined} />
           </Field>
           {set.error && !Object.keys(fe).length ? <p role="alert" className="field-error sm:col-span-3">{errorMessage(set.error)}</p> : null}
           {set.data?.warnings.length ? (

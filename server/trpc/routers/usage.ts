@@ -5,6 +5,8 @@ import { router, teamProcedure } from "../init";
 
 const idSchema = z.string().min(1).max(64);
 const DAY_MS = 86_400_000;
+/** The smallest monthly budget, $0.01 in micro-dollars. */
+const MIN_BUDGET_MICROS = 10_000;
 
 export const usageRouter = router({
   deploymentSeries: teamProcedure("budget.read")
@@ -23,7 +25,8 @@ export const usageRouter = router({
         z.object({
           scope: z.enum(BudgetScope),
           targetId: idSchema.nullish(),
-          monthlyLimitMicros: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+          // At least $0.01 (10,000 micro-dollars): a smaller limit is a typo, not a budget (New deployment refuses it too).
+          monthlyLimitMicros: z.number().int().min(MIN_BUDGET_MICROS, "A monthly limit must be at least $0.01.").max(Number.MAX_SAFE_INTEGER),
         }),
       )
       .mutation(({ ctx, input }) => usage.setBudget(ctx.teamId, ctx.actor, input)),

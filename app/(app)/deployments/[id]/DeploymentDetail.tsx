@@ -131,7 +131,9 @@ export function DeploymentDetail({ id, routerUrl }: { id: string; routerUrl: str
       ) : null}
 
       <div className="grid gap-6 lg:grid-cols-3">
-        <div className="space-y-6 lg:col-span-2">
+        {/* min-w-0: a grid item is at least as wide as its content by default, and the code snippet's long lines
+            would widen the page past a phone's screen instead of scrolling inside their own box. */}
+        <div className="min-w-0 space-y-6 lg:col-span-2">
           {!ended ? <Endpoint routerUrl={routerUrl} directUrl={d.directUrl} model={d.servedModelName} serving={serving} /> : null}
           <section className="card" aria-labelledby="components-heading">
             <h2 id="components-heading" className="mb-3 text-base font-semibold text-gray-900">Components</h2>
