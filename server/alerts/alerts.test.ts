@@ -298,3 +298,64 @@ describe("alert channels and delivery", () => {
     assert.ok(s.deletedAt);
   });
 });
+
+describe("a channel whose webhook URL was deleted from the vault (QA audit)", () => {
+  test("the vault names the channel using the secret; afterwards the channel shows the URL missing, Send test says so plainly, and a new URL fixes it", async () => {
+    const { f, admin, channel, dep } = await setup();
+    const secret = (await admin.vault.list()).find((s) => s.label === "Alert channel: #ops");
+    assert.ok(secret);
+    assert.deepEqual(secret.usedBy.alertChannels, ["#ops"], "the vault says which channel uses the secret");
+    await admin.vault.delete({ secretId: secret.id });
+
+    const [view] = await admin.alerts.list();
+    assert.equal(view.webhookMissing, true);
+    assert.equal(view.urlLast4, "", "no last 4 of a deleted URL");
+
+    await assert.rejects(admin.alerts.sendTest({ channelId: channel.id }), (e: Error) => {
+      assert.match(e.message, /webhook URL of “#ops” was deleted from the vault\. Set a new URL \(Edit\), then send the test again\./);
+      assert.doesNotMatch(e.message, /Secret not found/);
+      return true;
+    });
+    assert.equal(await code(admin.alerts.sendTest({ channelId: channel.id })), "PRECONDITION_FAILED");
+
+    // A queued alert fails at once with the same reason, not retried.
+    const deliveryId = await queueOne(f.team.id, dep.id);
+    const rec = recorder();
+    const r = await deliverAlertNow(deliveryId, rec.opts);
+    assert.equal(r.status, "failed");
+    assert.equal(r.attempts, 0);
+    assert.match(r.lastError ?? "", /^webhook missing: /);
+    assert.deepEqual(rec.sleeps, []);
+    assert.match((await admin.alerts.list())[0].lastDeliveryError ?? "", /webhook missing/);
+    assert.equal(slack.posts.length, 0);
+
+    // A new URL becomes a new secret (the old one cannot be rotated); the channel works again.
+    const fixed = await admin.alerts.update({ channelId: channel.id, url: slack.newWebhook() });
+    assert.equal(fixed.webhookMissing, false);
+    assert.ok(fixed.urlLast4.length === 4);
+    assert.equal((await admin.alerts.sendTest({ channelId: channel.id })).status, "delivered");
+    const labels = (await admin.vault.list()).map((s) => s.label);
+    assert.deepEqual(labels, ["Alert channel: #ops"]);
+  });
+
+  test("renaming a channel renames its vault secret", async () => {
+    const { admin, channel } = await setup();
+    await admin.alerts.update({ channelId: channel.id, name: "#platform" });
+    assert.deepEqual((await admin.vault.list()).map((s) => [s.label, s.usedBy.alertChannels]), [["Alert channel: #platform", ["#platform"]]]);
+  });
+
+  test("channel names are unique within a team, with a plain message; other teams may reuse them", async () => {
+    const { f, admin, channel } = await setup();
+    for (const name of ["#ops", "#OPS", " #ops "]) {
+      await assert.rejects(admin.alerts.create({ name, kind: "slack", url: slack.newWebhook(), events: [] }), (e: Error) => {
+        assert.equal(e.message, "There is already a channel named “#ops” in this team. Choose another name.");
+        return true;
+      });
+    }
+    assert.equal((await admin.vault.list()).length, 1, "no orphan secret from a refused channel");
+    const other = await admin.alerts.create({ name: "#budget", kind: "slack", url: slack.newWebhook(), events: [] });
+    assert.equal(await code(admin.alerts.update({ channelId: other.id, name: "#Ops" })), "CONFLICT");
+    assert.equal((await admin.alerts.update({ channelId: channel.id, name: "#Ops" })).name, "#Ops", "a channel may change the case of its own name");
+    await callerFor(f.outsider, f.otherTeam.id).alerts.create({ name: "#ops", kind: "slack", url: slack.newWebhook(), events: [] });
+  });
+});

@@ -4,7 +4,7 @@ import { appendAudit, type AuditActor } from "../audit";
 import { db } from "../db";
 import { DomainError } from "../lib/errors";
 import { checkOutboundUrl, guardedFetch, OUTBOUND_POLICIES, OutboundUrlError } from "../lib/outbound-url";
-import { createSecret, deleteSecret, rotateSecret, withSecret } from "../vault";
+import { createSecret, deleteSecret, relabelSecret, rotateSecret, secretExists, withSecret } from "../vault";
 import { sendEvent } from "../workflows/events";
 import { ALERT_EVENTS, alertEventFor, buildSlackMessage, buildWebhookPayload, type AlertContext, type AlertEvent, type AlertEventType } from "./messages";
 
@@ -19,6 +19,26 @@ import { ALERT_EVENTS, alertEventFor, buildSlackMessage, buildWebhookPayload, ty
 
 const ALERTS_ACTOR: AuditActor = { userId: null, label: "alerts" };
 
+/** What a channel whose webhook URL was deleted from the vault says (deliveries, Send test). */
+export const WEBHOOK_MISSING =
+  "webhook missing: this channel's webhook URL was deleted from the vault, so no alert can be sent. Set a new URL (Edit) to send alerts again";
+
+/** The vault label of a channel's webhook URL. */
+function secretLabel(name: string): string {
+  return `Alert channel: ${name}`;
+}
+
+/** Channel names are unique within a team (case-insensitively), so alerts and the vault label say which one. */
+async function checkNameFree(teamId: string, name: string, exceptId?: string): Promise<void> {
+  const clash = await db.alertChannel.findFirst({
+    where: { teamId, name: { equals: name, mode: "insensitive" }, ...(exceptId ? { id: { not: exceptId } } : {}) },
+    select: { name: true },
+  });
+  if (clash) {
+    throw new DomainError("CONFLICT", `There is already a channel named “${clash.name}” in this team. Choose another name.`, { reason: "duplicate_name" });
+  }
+}
+
 export interface ChannelView {
   id: string;
   name: string;
@@ -27,6 +47,8 @@ export interface ChannelView {
   enabled: boolean;
   /** Last 4 characters of the webhook URL (the URL itself is a secret). */
   urlLast4: string;
+  /** The webhook URL was deleted from the vault: nothing is sent until the channel gets a new URL. */
+  webhookMissing: boolean;
   lastDeliveryStatus: string | null;
   lastDeliveryAt: Date | null;
   lastDeliveryError: string | null;
@@ -47,7 +69,7 @@ function checkEvents(events: string[]): AlertEventType[] {
 async function views(teamId: string, where: Prisma.AlertChannelWhereInput = {}): Promise<ChannelView[]> {
   const rows = await db.alertChannel.findMany({ where: { teamId, ...where }, orderBy: [{ createdAt: "asc" }, { id: "asc" }] });
   const secrets = rows.length
-    ? await db.secret.findMany({ where: { teamId, id: { in: rows.map((r) => r.secretId) } }, select: { id: true, last4: true } })
+    ? await db.secret.findMany({ where: { teamId, id: { in: rows.map((r) => r.secretId) }, deletedAt: null }, select: { id: true, last4: true } })
     : [];
   const last4 = new Map(secrets.map((s) => [s.id, s.last4]));
   return rows.map((r) => ({
@@ -57,6 +79,7 @@ async function views(teamId: string, where: Prisma.AlertChannelWhereInput = {}):
     events: r.events,
     enabled: r.enabled,
     urlLast4: last4.get(r.secretId) ?? "",
+    webhookMissing: !last4.has(r.secretId),
     lastDeliveryStatus: r.lastDeliveryStatus,
     lastDeliveryAt: r.lastDeliveryAt,
     lastDeliveryError: r.lastDeliveryError,
@@ -83,8 +106,9 @@ export async function createChannel(
   const events = checkEvents(input.events);
   const name = input.name.trim();
   if (!name) throw new DomainError("BAD_REQUEST", "Give the channel a name.");
+  await checkNameFree(teamId, name);
   // The URL goes to the vault first (validated there, audited as secret.create); the channel points at it.
-  const secret = await createSecret(teamId, actor, { kind: secretKindFor(input.kind), label: `Alert channel: ${name}`, value: input.url });
+  const secret = await createSecret(teamId, actor, { kind: secretKindFor(input.kind), label: secretLabel(name), value: input.url });
   try {
     const c = await db.$transaction(async (tx) => {
       const row = await tx.alertChannel.create({ data: { teamId, name, kind: input.kind, secretId: secret.id, events, createdById: actor.userId ?? actor.label } });
@@ -105,21 +129,41 @@ export async function updateChannel(
   patch: { name?: string; events?: string[]; enabled?: boolean; url?: string },
 ): Promise<ChannelView> {
   const c = await channelOf(teamId, channelId);
-  if (patch.url !== undefined) await rotateSecret(teamId, actor, c.secretId, patch.url);
+  const name = patch.name?.trim();
+  if (patch.name !== undefined && !name) throw new DomainError("BAD_REQUEST", "Give the channel a name.");
+  const renamed = name !== undefined && name !== c.name;
+  if (renamed) await checkNameFree(teamId, name, c.id);
+  const events = patch.events !== undefined ? checkEvents(patch.events) : undefined;
+  // A webhook URL deleted from the vault cannot be rotated: the new URL becomes a new secret.
+  let newSecretId: string | null = null;
+  if (patch.url !== undefined) {
+    if (await secretExists(teamId, c.secretId)) await rotateSecret(teamId, actor, c.secretId, patch.url);
+    else newSecretId = (await createSecret(teamId, actor, { kind: secretKindFor(c.kind), label: secretLabel(name ?? c.name), value: patch.url })).id;
+  }
   const data = {
-    ...(patch.name?.trim() ? { name: patch.name.trim() } : {}),
-    ...(patch.events !== undefined ? { events: checkEvents(patch.events) } : {}),
+    ...(renamed ? { name } : {}),
+    ...(events !== undefined ? { events } : {}),
     ...(patch.enabled !== undefined ? { enabled: patch.enabled } : {}),
+    ...(newSecretId ? { secretId: newSecretId } : {}),
   };
-  await db.$transaction(async (tx) => {
-    await tx.alertChannel.update({ where: { id: c.id }, data });
-    await appendAudit(tx, teamId, actor, {
-      action: "alerts.channel.update",
-      targetType: "alert_channel",
-      targetId: c.id,
-      metadata: { changed: [...Object.keys(data), ...(patch.url !== undefined ? ["url"] : [])] },
+  try {
+    await db.$transaction(async (tx) => {
+      await tx.alertChannel.update({ where: { id: c.id }, data });
+      // The vault names the channel its URL belongs to.
+      if (renamed && !newSecretId && (await tx.secret.count({ where: { id: c.secretId, teamId, deletedAt: null } }))) {
+        await relabelSecret(teamId, actor, c.secretId, secretLabel(name), tx);
+      }
+      await appendAudit(tx, teamId, actor, {
+        action: "alerts.channel.update",
+        targetType: "alert_channel",
+        targetId: c.id,
+        metadata: { changed: [...Object.keys(data).filter((k) => k !== "secretId"), ...(patch.url !== undefined ? ["url"] : [])] },
+      });
     });
-  });
+  } catch (e) {
+    if (newSecretId) await deleteSecret(teamId, actor, newSecretId).catch(() => {});
+    throw e;
+  }
   return (await views(teamId, { id: c.id }))[0];
 }
 
@@ -367,6 +411,14 @@ export async function deliverAlertNow(deliveryId: string, opts: DeliveryOptions 
     await db.alertDelivery.update({ where: { id: d.id }, data: { status: "failed", lastError: "nothing to send (no payload)" } });
     return { status: "failed", attempts: d.attempts, lastError: "nothing to send (no payload)" };
   }
+  if (!(await secretExists(channel.teamId, channel.secretId))) {
+    // Not retried: nothing changes until an admin gives the channel a new URL.
+    await db.$transaction([
+      db.alertDelivery.update({ where: { id: d.id }, data: { status: "failed", lastError: WEBHOOK_MISSING } }),
+      db.alertChannel.update({ where: { id: channel.id }, data: { lastDeliveryStatus: "failed", lastDeliveryAt: new Date(), lastDeliveryError: WEBHOOK_MISSING } }),
+    ]);
+    return { status: "failed", attempts: d.attempts, lastError: WEBHOOK_MISSING };
+  }
   const ctx: AlertContext = { ...stored.ctx, at: new Date(stored.ctx.at) };
   const body = channel.kind === "slack" ? buildSlackMessage(stored.event, ctx) : buildWebhookPayload(stored.event, ctx);
 
@@ -409,6 +461,13 @@ export async function deliverAlertNow(deliveryId: string, opts: DeliveryOptions 
 /** "Send test": a real message through the channel, delivered right away with a short retry budget. */
 export async function sendTestAlert(teamId: string, actor: AuditActor, channelId: string, opts: DeliveryOptions = {}): Promise<DeliveryResult> {
   const c = await channelOf(teamId, channelId);
+  if (!(await secretExists(teamId, c.secretId))) {
+    throw new DomainError(
+      "PRECONDITION_FAILED",
+      `Nothing was sent: the webhook URL of “${c.name}” was deleted from the vault. Set a new URL (Edit), then send the test again.`,
+      { reason: "webhook_missing" },
+    );
+  }
   const event: AlertEvent = { type: "test", title: "Tuna test alert", text: `This channel (${c.name}) receives Tuna alerts. Sent by ${actor.label}.` };
   const ctx = await contextFor(teamId, event);
   const delivery = await db.$transaction(async (tx) => {

@@ -196,3 +196,32 @@ describe("router API keys", () => {
     assert.ok(revokeMs < POLL_MS * 4 + 1500 && expireMs < POLL_MS * 4 + 2500, `${revokeMs} ${expireMs}`);
   });
 });
+
+describe("a key's scope by deployment name (QA audit)", () => {
+  test("every role sees the names of the scoped deployments, team-scoped, and ended ones are marked", async () => {
+    const f = await makeRoleFixture();
+    const live = await makeDeployment(f.team.id, f.admin.id, "http://127.0.0.1:9", "live-one");
+    const gone = await makeDeployment(f.team.id, f.admin.id, "http://127.0.0.1:9", "gone-one");
+    const admin = callerFor(f.admin, f.team.id);
+    const k = await admin.apiKeys.create({ label: "scoped", deployments: [live.id, gone.id] });
+    await admin.apiKeys.create({ label: "all" });
+    await db.deployment.update({ where: { id: gone.id }, data: { status: "destroyed", destroyedAt: new Date() } });
+    for (const who of [f.viewer, f.developer, f.admin]) {
+      const list = await callerFor(who, f.team.id).apiKeys.list();
+      const scoped = list.find((x) => x.id === k.apiKey.id);
+      assert.ok(scoped);
+      assert.deepEqual(scoped.deployments, [live.id, gone.id]);
+      assert.deepEqual(scoped.scope, [
+        { id: live.id, name: "live-one", ended: false },
+        { id: gone.id, name: "gone-one", ended: true },
+      ]);
+      assert.deepEqual(list.find((x) => x.label === "all")?.scope, []);
+    }
+    // A deployment id that is not the team's (planted directly: the API refuses it) gets no name.
+    const theirs = await makeDeployment(f.otherTeam.id, f.outsider.id, "http://127.0.0.1:9", "their-secret-name");
+    await db.apiKey.update({ where: { id: k.apiKey.id }, data: { deploymentIds: [live.id, theirs.id] } });
+    const after = (await callerFor(f.viewer, f.team.id).apiKeys.list()).find((x) => x.id === k.apiKey.id);
+    assert.deepEqual(after?.scope[1], { id: theirs.id, name: null, ended: true });
+    assert.ok(!superjson.stringify(after).includes("their-secret-name"));
+  });
+});

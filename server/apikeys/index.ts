@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import type { ApiKey } from "@prisma/client";
+import type { ApiKey, DeploymentStatus } from "@prisma/client";
 import { appendAudit, type AuditActor } from "../audit";
 import { db, type Tx } from "../db";
 import { DomainError } from "../lib/errors";
@@ -32,6 +32,22 @@ export interface ApiKeyMetadata {
   createdAt: Date;
   status: ApiKeyStatus;
 }
+
+/** A deployment a key is scoped to, by name, for every role that can see the key. */
+export interface ScopedDeployment {
+  id: string;
+  /** The deployment's name (slug); null when no deployment of the team has this id any more. */
+  name: string | null;
+  /** Destroyed, rejected or expired: the key no longer reaches it. */
+  ended: boolean;
+}
+
+export interface ApiKeyListItem extends ApiKeyMetadata {
+  /** `deployments` with names, in the same order; empty for "*". */
+  scope: ScopedDeployment[];
+}
+
+const ENDED_STATUSES: DeploymentStatus[] = ["destroyed", "rejected", "expired"];
 
 export interface ApiKeyInput {
   label: string;
@@ -119,10 +135,20 @@ export async function createApiKey(teamId: string, actor: AuditActor, input: Api
   return { key, apiKey: toMetadata(row) };
 }
 
-export async function listApiKeys(teamId: string): Promise<ApiKeyMetadata[]> {
+export async function listApiKeys(teamId: string): Promise<ApiKeyListItem[]> {
   const rows = await db.apiKey.findMany({ where: { teamId }, orderBy: [{ createdAt: "desc" }, { id: "desc" }] });
+  const ids = [...new Set(rows.flatMap((r) => r.deploymentIds))];
+  // Team-scoped: an id of another team's deployment gets no name.
+  const deps = ids.length ? await db.deployment.findMany({ where: { teamId, id: { in: ids } }, select: { id: true, slug: true, status: true } }) : [];
+  const byId = new Map(deps.map((d) => [d.id, d]));
   const now = new Date();
-  return rows.map((r) => toMetadata(r, now));
+  return rows.map((r) => ({
+    ...toMetadata(r, now),
+    scope: r.deploymentIds.map((id) => {
+      const d = byId.get(id);
+      return { id, name: d?.slug ?? null, ended: !d || ENDED_STATUSES.includes(d.status) };
+    }),
+  }));
 }
 
 /** Label, scope, limits and expiry of a key that is not revoked. */

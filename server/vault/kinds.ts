@@ -3,7 +3,8 @@
  * "last 4" comes from, which providers consume it and how its stored value becomes provider credentials.
  * Validation messages name fields, never values.
  */
-import { OUTBOUND_POLICIES, outboundUrlProblem } from "../lib/outbound-url";
+import net from "node:net";
+import { ALLOW_PRIVATE_URLS_ENV, classifyAddress, OUTBOUND_POLICIES, outboundUrlProblem } from "../lib/outbound-url";
 
 export const SECRET_KINDS = [
   "runpod",
@@ -133,6 +134,38 @@ function asClause(message: string): string {
   return `${message.charAt(0).toLowerCase()}${message.slice(1)}`.replace(/\.$/, "");
 }
 
+/**
+ * Slack's incoming webhooks: https://hooks.slack.com/services/T…/B…/<token> (workspace id, webhook id, secret
+ * token). GovSlack runs on its own domain, slack-gov.com (https://api.slack-gov.com/gov-slack/about), with the
+ * same shape on hooks.slack-gov.com.
+ */
+export const SLACK_WEBHOOK_HOSTS = ["hooks.slack.com", "hooks.slack-gov.com"] as const;
+const SLACK_WEBHOOK_PATH = /^\/services\/T[A-Z0-9]+\/B[A-Z0-9]+\/[A-Za-z0-9_-]+$/;
+
+/**
+ * A local stand-in for Slack the operator allowed (TUNA_ALLOW_PRIVATE_URLS): an internal address or a host name on
+ * that list. Only reached after the outbound-URL check passed, so an internal address here is an allowed one.
+ */
+function operatorStandIn(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  if (net.isIP(host)) return classifyAddress(host) !== null;
+  if (host === "localhost" || host.endsWith(".localhost")) return true;
+  const names = (process.env[ALLOW_PRIVATE_URLS_ENV] ?? "").split(",").map((h) => h.trim().toLowerCase());
+  return names.includes(host);
+}
+
+function slackWebhookProblem(raw: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return "it is not a URL";
+  }
+  const hostOk = (SLACK_WEBHOOK_HOSTS as readonly string[]).includes(url.hostname.toLowerCase()) || operatorStandIn(url.hostname);
+  if (hostOk && SLACK_WEBHOOK_PATH.test(url.pathname) && !url.search) return null;
+  return "it must look like https://hooks.slack.com/services/T…/B…/… (copy it from Incoming Webhooks in your Slack app's settings)";
+}
+
 /** Returns a problem description (never quoting the value) or null when the value fits the kind. */
 export function validateSecretValue(kind: SecretKind, value: string): string | null {
   const spec = KIND_SPECS[kind];
@@ -148,6 +181,10 @@ export function validateSecretValue(kind: SecretKind, value: string): string | n
     // (TUNA_ALLOW_PRIVATE_URLS, e.g. a local stand-in). Host names are resolved when the alert is sent.
     const problem = outboundUrlProblem(value.trim(), OUTBOUND_POLICIES.webhook);
     if (problem) return asClause(problem);
+    if (kind === "slack-webhook") {
+      const notSlack = slackWebhookProblem(value.trim());
+      if (notSlack) return notSlack;
+    }
   }
   if (kind === "skypilot") {
     // The API server URL is tenant-supplied and the control plane calls it: no private/loopback address (unless

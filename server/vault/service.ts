@@ -50,6 +50,15 @@ export interface SecretMetadata {
   /** lastTestOk read as the test's outcome; null when never tested (or rotated since). */
   lastTestOutcome: SecretTestOutcome | null;
   lastTestMessage: string | null;
+  /** What stops working when this secret is deleted. */
+  usedBy: SecretUsers;
+}
+
+export interface SecretUsers {
+  /** Display names of the providers that deploy with this kind of secret ("RunPod"). */
+  providers: string[];
+  /** Names of the team's alert channels whose webhook URL this secret is. */
+  alertChannels: string[];
 }
 
 /** lastUsedAt is written at most this often per secret (no write per decrypt). */
@@ -75,7 +84,16 @@ async function withEmails(rows: SecretRow[]): Promise<SecretMetadata[]> {
   const ids = [...new Set(rows.map((r) => r.createdById))];
   const users = ids.length ? await db.user.findMany({ where: { id: { in: ids } }, select: { id: true, email: true } }) : [];
   const email = new Map(users.map((u) => [u.id, u.email]));
-  return rows.map((r) => ({ ...r, createdByEmail: email.get(r.createdById) ?? null, lastTestOutcome: testOutcomeOf(r) }));
+  const channels = rows.length
+    ? await db.alertChannel.findMany({ where: { secretId: { in: rows.map((r) => r.id) } }, orderBy: [{ createdAt: "asc" }, { id: "asc" }], select: { secretId: true, name: true } })
+    : [];
+  const channelsOf = (id: string) => channels.filter((c) => c.secretId === id).map((c) => c.name);
+  return rows.map((r) => ({
+    ...r,
+    createdByEmail: email.get(r.createdById) ?? null,
+    lastTestOutcome: testOutcomeOf(r),
+    usedBy: { providers: providersForKind(r.kind).map(providerDisplay), alertChannels: channelsOf(r.id) },
+  }));
 }
 
 function assertKind(kind: string): asserts kind is SecretKind {
@@ -146,7 +164,28 @@ export async function rotateSecret(teamId: string, actor: AuditActor, secretId: 
   return (await withEmails([row]))[0];
 }
 
-/** Soft delete: the secret disappears from lists and lookups; its versions stay for history. */
+/** A new label (e.g. an alert channel was renamed); `tx` joins the caller's transaction. */
+export async function relabelSecret(teamId: string, actor: AuditActor, secretId: string, label: string, tx?: Tx): Promise<void> {
+  const next = label.trim();
+  if (!next) throw new DomainError("BAD_REQUEST", "Give the secret a label.");
+  const run = async (t: Tx) => {
+    const r = await t.secret.updateMany({ where: { id: secretId, teamId, deletedAt: null }, data: { label: next } });
+    if (r.count === 0) throw new DomainError("NOT_FOUND", "Secret not found.");
+    await appendAudit(t, teamId, actor, { action: "secret.relabel", targetType: "secret", targetId: secretId, metadata: { label: next } });
+  };
+  if (tx) await run(tx);
+  else await db.$transaction(run);
+}
+
+/** Whether the secret exists and is not deleted. */
+export async function secretExists(teamId: string, secretId: string): Promise<boolean> {
+  return (await db.secret.count({ where: { id: secretId, teamId, deletedAt: null } })) > 0;
+}
+
+/**
+ * Soft delete: the secret disappears from lists and lookups; its versions stay for history. An alert channel whose
+ * webhook URL it was keeps its settings and shows "webhook missing" until it gets a new URL (see `usedBy`).
+ */
 export async function deleteSecret(teamId: string, actor: AuditActor, secretId: string): Promise<{ id: string }> {
   return db.$transaction(async (tx) => {
     const r = await tx.secret.updateMany({ where: { id: secretId, teamId, deletedAt: null }, data: { deletedAt: new Date() } });

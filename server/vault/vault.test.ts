@@ -408,3 +408,59 @@ describe("vault", () => {
     assert.equal((await listSecrets(f.team.id))[0].lastTestOutcome, "unverified");
   });
 });
+
+describe("Slack webhook URLs must have Slack's incoming-webhook shape (QA audit)", () => {
+  test("other hosts and paths are refused with a plain message; hooks.slack.com, hooks.slack-gov.com and an operator-allowed stand-in are accepted", async () => {
+    const f = await makeRoleFixture();
+    const admin = callerFor(f.admin, f.team.id);
+    const allowed = process.env.TUNA_ALLOW_PRIVATE_URLS;
+    process.env.TUNA_ALLOW_PRIVATE_URLS = "127.0.0.1";
+    try {
+      for (const value of [
+        "https://example.com/services/T0001/B0001/abcdefghijkl",
+        "https://hooks.slack.com/foo",
+        "https://hooks.slack.com/services/T0001/B0001",
+        "https://hooks.slack.com/services/x/y/abcdefghijkl",
+        "https://hooks.slack.com.evil.example/services/T0001/B0001/abcdefghijkl",
+        "https://hooks.slack.com/workflows/T0001/A0001/123/abcdefghijkl",
+        "https://8.8.8.8/services/T0001/B0001/abcdefghijkl",
+      ]) {
+        await assert.rejects(admin.vault.create({ kind: "slack-webhook", label: "s", value }), (e: Error) => {
+          assert.equal(
+            e.message,
+            "Cannot store this Slack incoming webhook URL: it must look like https://hooks.slack.com/services/T…/B…/… (copy it from Incoming Webhooks in your Slack app's settings).",
+            value,
+          );
+          return true;
+        }, value);
+      }
+      for (const value of [
+        "https://hooks.slack.com/services/T0A1B2C3D/B0A1B2C3D/AbCdEfGhIjKlMnOpQrStUvWx",
+        "https://hooks.slack-gov.com/services/T0A1B2C3D/B0A1B2C3D/AbCdEfGhIjKlMnOpQrStUvWx",
+        "http://127.0.0.1:9/services/T0TEST/B0TEST/abcdefghijkl",
+      ]) {
+        assert.equal((await admin.vault.create({ kind: "slack-webhook", label: "s", value })).kind, "slack-webhook", value);
+      }
+      // A generic JSON webhook keeps taking any (allowed) https URL.
+      assert.equal((await admin.vault.create({ kind: "webhook", label: "w", value: "https://example.com/services/anything" })).kind, "webhook");
+      // The private-address check still comes first for Slack URLs.
+      delete process.env.TUNA_ALLOW_PRIVATE_URLS;
+      await assert.rejects(admin.vault.create({ kind: "slack-webhook", label: "s", value: "https://10.0.0.5/services/T0001/B0001/abcdefghijkl" }), /must not point at a private or loopback address/);
+    } finally {
+      if (allowed === undefined) delete process.env.TUNA_ALLOW_PRIVATE_URLS;
+      else process.env.TUNA_ALLOW_PRIVATE_URLS = allowed;
+    }
+  });
+
+  test("the list says what uses each secret: the providers of its kind, and the alert channels whose URL it is", async () => {
+    const f = await makeRoleFixture();
+    const admin = callerFor(f.admin, f.team.id);
+    await admin.vault.create({ kind: "runpod", label: "RunPod", value: secretValue("rpa") });
+    await admin.vault.create({ kind: "huggingface", label: "HF", value: secretValue("hf") });
+    const list = await callerFor(f.developer, f.team.id).vault.list();
+    assert.deepEqual(list.map((s) => [s.label, s.usedBy]), [
+      ["RunPod", { providers: ["RunPod"], alertChannels: [] }],
+      ["HF", { providers: [], alertChannels: [] }],
+    ]);
+  });
+});

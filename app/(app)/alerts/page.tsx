@@ -117,13 +117,24 @@ function ChannelCard({ channel: c, manage, events, onChanged }: { channel: Chann
   const remove = useMutation(trpc.alerts.delete.mutationOptions({ onSuccess: onChanged }));
   const deliveries = useQuery({ ...trpc.alerts.deliveries.queryOptions({ channelId: c.id, limit: 20 }), enabled: showDeliveries });
   const label = (t: string) => events.find((e) => e.type === t)?.label ?? t;
-  const error = test.error ?? update.error ?? remove.error;
+  // Field errors of the edit form go next to their field, in plain words (no "name:" prefix).
+  const updateFe = update.error ? fieldErrors(update.error) : {};
+  const updateFieldError = editing && Object.keys(updateFe).length > 0;
+  const error = test.error ?? (updateFieldError ? null : update.error) ?? remove.error;
   return (
     <li className="card" data-testid={`channel-${c.name}`}>
       <div className="flex flex-wrap items-start justify-between gap-3">
         <div>
-          <h3 className="text-base font-semibold text-gray-900">{c.name} <Badge>{c.kind}</Badge> {c.enabled ? <Badge tone="green">enabled</Badge> : <Badge tone="amber">disabled</Badge>}</h3>
-          <p className="text-sm text-gray-600">URL ••••{c.urlLast4} · {c.events.length ? c.events.map(label).join(", ") : "no events"}</p>
+          <h3 className="text-base font-semibold text-gray-900">
+            {c.name} <Badge>{c.kind}</Badge>{" "}
+            {c.webhookMissing ? <Badge tone="red">webhook missing</Badge> : c.enabled ? <Badge tone="green">enabled</Badge> : <Badge tone="amber">disabled</Badge>}
+          </h3>
+          {c.webhookMissing ? (
+            <p className="text-sm font-medium text-red-700" data-testid="webhook-missing">
+              Webhook missing: its URL was deleted from the vault, so this channel sends nothing. Set a new URL (Edit) to send alerts again.
+            </p>
+          ) : null}
+          <p className="text-sm text-gray-600">{c.webhookMissing ? "No URL" : `URL ••••${c.urlLast4}`} · {c.events.length ? c.events.map(label).join(", ") : "no events"}</p>
           <p className="text-sm text-gray-600" data-testid="last-delivery">
             Last delivery:{" "}
             {c.lastDeliveryStatus ? (
@@ -162,9 +173,13 @@ function ChannelCard({ channel: c, manage, events, onChanged }: { channel: Chann
             update.mutate({ channelId: c.id, name: String(f.get("name") ?? ""), events: f.getAll("events").map(String) as never, ...(url ? { url } : {}) });
           }}
         >
-          <Field id={`edit-name-${c.id}`} label="Name"><input id={`edit-name-${c.id}`} name="name" className="field-input" defaultValue={c.name} /></Field>
-          <Field id={`edit-url-${c.id}`} label="New webhook URL (empty = keep)"><input id={`edit-url-${c.id}`} name="url" type="url" className="field-input font-mono" autoComplete="off" /></Field>
+          <Field id={`edit-name-${c.id}`} label="Name" error={updateFe.name}><input id={`edit-name-${c.id}`} name="name" className="field-input" defaultValue={c.name} /></Field>
+          <Field id={`edit-url-${c.id}`} label={c.webhookMissing ? "New webhook URL (required: the old one was deleted)" : "New webhook URL (empty = keep)"} error={updateFe.url}>
+            <input id={`edit-url-${c.id}`} name="url" type="url" className="field-input font-mono" autoComplete="off" />
+          </Field>
           <div className="md:col-span-2"><EventCheckboxes events={events} selected={c.events} idPrefix={`edit-${c.id}`} /></div>
+          {updateFe.events ? <p role="alert" className="field-error md:col-span-2">{updateFe.events}</p> : null}
+          {updateFieldError && !updateFe.name && !updateFe.url && !updateFe.events ? <p role="alert" className="field-error md:col-span-2">{errorMessage(update.error)}</p> : null}
           <div className="md:col-span-2"><button type="submit" className="btn-primary" disabled={update.isPending}>Save channel</button></div>
         </form>
       ) : null}

@@ -21,7 +21,6 @@ export default function ApiKeysPage() {
   const [editing, setEditing] = useState<string | null>(null);
   const refresh = () => qc.invalidateQueries({ queryKey: trpc.apiKeys.list.queryKey() });
   const revoke = useMutation(trpc.apiKeys.revoke.mutationOptions({ onSuccess: refresh, onError: (e) => setActionError(errorMessage(e)) }));
-  const slugOf = (id: string) => deployments.data?.items.find((d) => d.id === id)?.slug ?? id;
 
   return (
     <>
@@ -37,7 +36,8 @@ export default function ApiKeysPage() {
         {keys.isPending ? <Loading /> : keys.error ? <ErrorBox message={errorMessage(keys.error)} onRetry={() => keys.refetch()} /> : keys.data.length === 0 ? (
           <Empty title="No API keys yet">{manage ? "Create one above to call your deployments." : null}</Empty>
         ) : (
-          <div className="overflow-x-auto rounded-lg bg-white shadow-sm ring-1 ring-gray-200">
+          // relative: the sr-only "Actions" label is absolutely positioned and must be clipped by this box, not widen the page.
+          <div className="relative overflow-x-auto rounded-lg bg-white shadow-sm ring-1 ring-gray-200">
             <table className="min-w-full divide-y divide-gray-200 text-sm" data-testid="keys-table">
               <caption className="sr-only">API keys</caption>
               <thead className="bg-gray-50 text-left text-gray-600">
@@ -59,7 +59,7 @@ export default function ApiKeysPage() {
                     <td className="px-4 py-2 font-medium text-gray-900">{k.label}</td>
                     <td className="px-4 py-2 font-mono text-xs">{k.prefix}…</td>
                     <td className="px-4 py-2"><StatusBadge status={k.status} testId="key-status" /></td>
-                    <td className="px-4 py-2">{k.deployments === "*" ? "All deployments" : k.deployments.map(slugOf).join(", ")}</td>
+                    <td className="px-4 py-2" data-testid="key-scope">{k.deployments === "*" ? "All deployments" : k.scope.map(scopeName).join(", ")}</td>
                     <td className="px-4 py-2 text-xs text-gray-700">
                       {k.rpm ?? "∞"} rpm · {k.tpm ?? "∞"} tpm · {k.maxConcurrent ?? "∞"} concurrent
                     </td>
@@ -97,6 +97,12 @@ export default function ApiKeysPage() {
       </section>
     </>
   );
+}
+
+/** A scoped deployment by name; an ended one says so (the key no longer reaches it). */
+function scopeName(d: { name: string | null; ended: boolean }): string {
+  if (d.name === null) return "a deleted deployment";
+  return d.ended ? `${d.name} (destroyed)` : d.name;
 }
 
 function CreateKeyForm({ deployments, onCreated }: { deployments: Array<{ id: string; slug: string }>; onCreated: () => void }) {

@@ -92,7 +92,7 @@ export default function VaultPage() {
                       <ConfirmButton
                         label="Delete" className="btn-secondary text-red-700"
                         title={`Delete “${s.label}”?`}
-                        message="Deployments that use this provider will not be able to deploy or destroy until a new key is added."
+                        message={deleteConsequence(s.kind, s.usedBy)}
                         confirmLabel="Delete credential"
                         danger
                         onConfirm={() => { setActionError(null); remove.mutate({ secretId: s.id }); }}
@@ -115,6 +115,22 @@ export default function VaultPage() {
   );
 }
 
+/** What stops working when a secret is deleted, named: the alert channels using it, or the providers of its kind. */
+function deleteConsequence(kind: string, usedBy: { providers: string[]; alertChannels: string[] }): string {
+  const list = (xs: string[]) => (xs.length < 2 ? xs.join("") : `${xs.slice(0, -1).join(", ")} and ${xs[xs.length - 1]}`);
+  if (usedBy.alertChannels.length) {
+    const one = usedBy.alertChannels.length === 1;
+    const names = list(usedBy.alertChannels.map((n) => `“${n}”`));
+    return `This is the webhook URL of the alert channel${one ? "" : "s"} ${names}. ${one ? "It stops" : "They stop"} receiving alerts until ${one ? "it gets" : "each gets"} a new URL on the Alerts page.`;
+  }
+  if (usedBy.providers.length) {
+    return `Deployments on ${list(usedBy.providers)} will not be able to deploy or destroy until a new key is added.`;
+  }
+  if (kind === "slack-webhook" || kind === "webhook") return "No alert channel uses this URL.";
+  if (kind === "huggingface") return "New deployments start without a Hugging Face token: gated models will not download.";
+  return "Anything that uses this credential stops working until a new one is added.";
+}
+
 function TestResultNotice({ outcome, message }: { outcome: TestOutcome; message: string }) {
   const o = TEST_OUTCOME[outcome];
   return <Notice tone={o.tone}>{o.heading}: {message}</Notice>;
@@ -132,8 +148,10 @@ function AddSecretForm({ kinds, onSaved }: { kinds: Array<{ kind: string; displa
     e.preventDefault();
     const form = e.currentTarget;
     const f = new FormData(form);
+    // No kind chosen: the server refuses it with the other fields' problems; its message is replaced below.
+    const chosen = String(f.get("kind") ?? "");
     try {
-      await create.mutateAsync({ kind: String(f.get("kind")) as never, label: String(f.get("label") ?? ""), value: String(f.get("value") ?? "") });
+      await create.mutateAsync({ kind: chosen as never, label: String(f.get("label") ?? ""), value: String(f.get("value") ?? "") });
       form.reset();
       setKind("");
     } catch {
@@ -144,7 +162,7 @@ function AddSecretForm({ kinds, onSaved }: { kinds: Array<{ kind: string; displa
   return (
     <form method="post" onSubmit={onSubmit} className="card grid gap-3 md:grid-cols-2" aria-label="Add a credential" noValidate>
       <h2 className="text-sm font-semibold text-gray-900 md:col-span-2">Add a credential</h2>
-      <Field id="secret-kind" label="Kind" error={fe.kind}>
+      <Field id="secret-kind" label="Kind" error={fe.kind && !kind ? "Choose what kind of credential this is." : fe.kind}>
         <select id="secret-kind" name="kind" className="field-input" required value={kind} onChange={(e) => setKind(e.target.value)}>
           <option value="" disabled>Choose…</option>
           {kinds.map((k) => <option key={k.kind} value={k.kind}>{k.displayName}</option>)}
