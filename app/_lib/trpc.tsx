@@ -1,28 +1,50 @@
 "use client";
 
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { QueryClient, QueryClientProvider, useQueryClient } from "@tanstack/react-query";
 import { createTRPCClient, httpBatchLink } from "@trpc/client";
 import { createTRPCContext } from "@trpc/tanstack-react-query";
-import { useState, type ReactNode } from "react";
+import { useMemo, useState, type ReactNode } from "react";
 import superjson from "superjson";
 import type { AppRouter } from "@/server/trpc";
+import { TEAM_HEADER } from "@/server/teams/cookie";
 import { plainFieldErrors } from "./field-messages";
 
 export const { TRPCProvider, useTRPC, useTRPCClient } = createTRPCContext<AppRouter>();
+
+function trpcClientFor(teamId: string | null) {
+  return createTRPCClient<AppRouter>({
+    links: [httpBatchLink({ url: "/api/trpc", transformer: superjson, headers: teamId ? { [TEAM_HEADER]: teamId } : {} })],
+  });
+}
 
 export function Providers({ children }: { children: ReactNode }) {
   const [queryClient] = useState(
     () => new QueryClient({ defaultOptions: { queries: { staleTime: 5_000, retry: (n, e) => n < 2 && !isClientError(e) } } }),
   );
-  const [trpcClient] = useState(() =>
-    createTRPCClient<AppRouter>({ links: [httpBatchLink({ url: "/api/trpc", transformer: superjson })] }),
-  );
+  // Outside a team's pages (sign-in, invitations) calls name no team: they are public or about the user.
+  const [trpcClient] = useState(() => trpcClientFor(null));
   return (
     <QueryClientProvider client={queryClient}>
       <TRPCProvider trpcClient={trpcClient} queryClient={queryClient}>
         {children}
       </TRPCProvider>
     </QueryClientProvider>
+  );
+}
+
+/**
+ * Every tRPC call made below names `teamId`, the team the page shows. The cookie only says which team this
+ * browser opened last, and another tab can change it at any time: a tab that followed it would act on a team
+ * it does not show. Queries share the page's cache, which is fine because a page's team never changes while
+ * it is open (switching teams reloads the page).
+ */
+export function TeamTRPCProvider({ teamId, children }: { teamId: string | null; children: ReactNode }) {
+  const queryClient = useQueryClient();
+  const trpcClient = useMemo(() => trpcClientFor(teamId), [teamId]);
+  return (
+    <TRPCProvider trpcClient={trpcClient} queryClient={queryClient}>
+      {children}
+    </TRPCProvider>
   );
 }
 

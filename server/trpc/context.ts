@@ -2,9 +2,9 @@ import { clientIp } from "../lib/client-ip";
 import { currentUser } from "../auth/session";
 import type { Context, SessionUser } from "./init";
 
-import { TEAM_COOKIE } from "../teams/cookie";
-import { resolveCurrentTeam } from "../teams/current";
-export { TEAM_COOKIE };
+import { TEAM_COOKIE, TEAM_HEADER } from "../teams/cookie";
+import { teamOfRequest } from "../teams/current";
+export { TEAM_COOKIE, TEAM_HEADER };
 
 function cookieValue(header: string | null, name: string): string | null {
   if (!header) return null;
@@ -21,17 +21,14 @@ function cookieValue(header: string | null, name: string): string | null {
 }
 
 /**
- * The selected team: an `x-tuna-team` header is an explicit choice by an API client and is passed on as-is
- * (teamProcedure answers NOT_FOUND if the caller is not a member, rather than silently acting on another
- * team). Otherwise the team is decided by resolveCurrentTeam, as for server components: the `tuna_team`
- * cookie if the user is a member of that team, else their first team.
+ * The team of a request, decided by teamOfRequest: the `x-tuna-team` header if present (membership is
+ * checked by teamProcedure, which answers NOT_FOUND for a team the caller is not in, never another team's
+ * data), else the `tuna_team` cookie if the user is a member of that team, else their first team.
  */
 export async function contextFor(req: Request, user: SessionUser | null): Promise<Context> {
-  let teamId: string | null = req.headers.get("x-tuna-team") || null;
-  if (!teamId && user) {
-    const { current } = await resolveCurrentTeam(user.id, cookieValue(req.headers.get("cookie"), TEAM_COOKIE));
-    teamId = current?.id ?? null;
-  }
+  const teamId = user
+    ? await teamOfRequest(user.id, req.headers.get(TEAM_HEADER), cookieValue(req.headers.get("cookie"), TEAM_COOKIE))
+    : null;
   return {
     user,
     teamId,
