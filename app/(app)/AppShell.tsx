@@ -73,8 +73,6 @@ export function AppShell(props: {
   teams: TeamInfo[];
   /** The team of the tuna_team cookie when the server rendered the page: the one this tab shows from then on. */
   currentTeamId: string | null;
-  /** What the role may do in `currentTeamId`; recomputed here from the role, which a later refresh may change. */
-  permissions: string[];
   children: ReactNode;
 }) {
   const pathname = usePathname();

@@ -3,7 +3,6 @@ import { redirect } from "next/navigation";
 import type { ReactNode } from "react";
 import { currentUser } from "@/server/auth/session";
 import { currentTeamFor } from "@/server/teams/current";
-import { permissionsOf } from "@/server/rbac";
 import { PATH_HEADER } from "@/app/_lib/path-header";
 import { AppShell } from "./AppShell";
 
@@ -22,7 +21,6 @@ export default async function AppLayout({ children }: { children: ReactNode }) {
       user={{ email: user.email, name: user.name }}
       teams={teams.map((t) => ({ id: t.id, name: t.name, role: t.role }))}
       currentTeamId={current?.id ?? null}
-      permissions={current ? permissionsOf(current.role) : []}
     >
       {current ? children : <p className="text-sm text-gray-600">You are not a member of any team. Create one to start.</p>}
     </AppShell>

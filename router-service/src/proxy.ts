@@ -161,16 +161,23 @@ const LF = 10;
 const CR = 13;
 
 /**
- * Where the last complete SSE event in `s` ends (just past the blank line that ends it), looking only at a
- * blank line whose last line end starts at or after `from`; -1 if none. Lines end with CRLF, LF or CR (SSE
- * spec), so a blank line is two line ends in a row: any pair of CR/LF characters except CR followed by LF.
+ * Just past the blank line whose last line end is `s[i]`, or -1 when `s[i]` does not end a blank line. Lines end
+ * with CRLF, LF or CR (SSE spec), so a blank line is two line ends in a row: any pair of CR/LF characters
+ * except CR followed by LF (one CRLF line end).
  */
+function blankLineEnd(s: string, i: number): number {
+  const c = s.charCodeAt(i);
+  if (c !== LF && c !== CR) return -1;
+  const p = s.charCodeAt(i - 1);
+  if (p === LF || (p === CR && c === CR)) return c === CR && s.charCodeAt(i + 1) === LF ? i + 2 : i + 1;
+  return -1;
+}
+
+/** Where the last complete SSE event in `s` ends, looking only at blank lines ending at or after `from`; -1 if none. */
 function lastEventEnd(s: string, from: number): number {
   for (let i = s.length - 1; i >= from && i > 0; i--) {
-    const c = s.charCodeAt(i);
-    if (c !== LF && c !== CR) continue;
-    const p = s.charCodeAt(i - 1);
-    if (p === LF || (p === CR && c === CR)) return c === CR && s.charCodeAt(i + 1) === LF ? i + 2 : i + 1;
+    const end = blankLineEnd(s, i);
+    if (end >= 0) return end;
   }
   return -1;
 }
@@ -178,10 +185,8 @@ function lastEventEnd(s: string, from: number): number {
 /** The end of the first event of `s` at or after `start` (past its blank line), or `s.length`. */
 function nextEventEnd(s: string, start: number): number {
   for (let i = start + 1; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c !== LF && c !== CR) continue;
-    const p = s.charCodeAt(i - 1);
-    if (p === LF || (p === CR && c === CR)) return c === CR && s.charCodeAt(i + 1) === LF ? i + 2 : i + 1;
+    const end = blankLineEnd(s, i);
+    if (end >= 0) return end;
   }
   return s.length;
 }

@@ -128,7 +128,6 @@ export interface RedisLimiterOptions {
  */
 interface Deferred {
   subject: string;
-  limits: LimitSpec;
   /** Set for a release. */
   leaseId?: string;
   delta: number;
@@ -242,7 +241,7 @@ export class RedisRateLimiter implements RateLimiter {
       this.logError("rate limit settle failed", err);
       this.opts.errors.inc({ outcome: "settle_failed" });
       // Without its second the replay would land in another one; with it, it is pointless once that second left.
-      if (windowSec !== undefined && NOT_SENT.test((err as Error)?.message ?? "")) this.defer({ subject, limits, delta: deltaTokens, windowSec, at: Date.now() });
+      if (windowSec !== undefined && NOT_SENT.test((err as Error)?.message ?? "")) this.defer({ subject, delta: deltaTokens, windowSec, at: Date.now() });
     }
   }
 
@@ -254,7 +253,7 @@ export class RedisRateLimiter implements RateLimiter {
       // Replayed once Redis is back (the lease would otherwise hold the slot for LEASE_TTL_MS).
       this.logError("concurrency release failed; replayed once redis is reachable", err);
       this.opts.errors.inc({ outcome: "release_failed" });
-      this.defer({ subject, limits, leaseId, delta: 0, at: Date.now() });
+      this.defer({ subject, leaseId, delta: 0, at: Date.now() });
     }
   }
 
