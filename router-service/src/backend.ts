@@ -122,8 +122,10 @@ export class BackendRuntime {
     return this.opt("connectTimeoutMs");
   }
   /**
-   * Time allowed until the response head before the attempt counts as failed. Engines send a stream's head
-   * before generating, but a non-streaming answer's only once it is complete, so that one gets the longer limit.
+   * Time allowed from sending the request until the answer may go to the client — its first body byte, or for a
+   * small JSON answer its whole body — before the attempt counts as failed (and fails over when it can). A
+   * stream's first event comes after prefill (engines send its head at once, so a head alone proves nothing):
+   * `firstByteTimeoutMs`. A non-streaming answer comes only once it is generated, so it gets the longer limit.
    */
   headTimeoutMs(stream: boolean): number {
     return stream ? this.opt("firstByteTimeoutMs") : Math.max(this.opt("firstByteTimeoutMs"), this.opt("responseTimeoutMs"));

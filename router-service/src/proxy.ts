@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { RouterResponse } from "./http1.js";
 import { StringDecoder } from "node:string_decoder";
 import type { BackendRuntime } from "./backend.js";
-import { type Exchange, type HeadListener, requestHead, type UpstreamFailure } from "./upstream.js";
+import { type BodyListener, type Exchange, type HeadListener, requestHead, type UpstreamFailure } from "./upstream.js";
 
 /** RFC 9110 hop-by-hop headers plus what the router owns (client credentials, framing, encoding). */
 const STRIP_REQUEST = new Set([
@@ -102,50 +102,139 @@ function pairHas(pairs: string[], name: string): boolean {
   return false;
 }
 
-export type AttemptResult = { ok: true; up: Exchange } | { ok: false; reason: "connect" | "timeout" | "reset" | "aborted" };
+/**
+ * Why an attempt failed before anything reached the client: before the response head (`connect`, `reset`,
+ * `timeout`), between the head and the first body byte (`*_before_body`; for a buffered answer, before its body
+ * was complete), or because the client left (`aborted`).
+ */
+export type AttemptFailure = "connect" | "timeout" | "reset" | "aborted" | "reset_before_body" | "timeout_before_body";
 
-/** State of one upstream attempt (a class rather than closures: fewer allocations on the hot path). */
-class Attempt implements HeadListener {
+/** Largest body (of known length, not SSE) that is received whole and sent to the client in one write. */
+const WHOLE_MAX = 1024 * 1024;
+
+/**
+ * One upstream attempt (a class rather than closures: fewer allocations on the hot path). It is the exchange's
+ * body listener too, and holds the client's answer back until the attempt *commits*: at the first body byte (or
+ * the end of an empty body), or for a small JSON answer of known length once its whole body is in. Until then
+ * nothing has been sent to the client, so a failure is one the router may still fail over from; `failure` says
+ * which, and stays readable after the promise resolved (a loss just after committing, before the relay took
+ * over, is still reported there). The relay takes the body over with `attach`.
+ */
+export class Attempt implements HeadListener, BodyListener {
   settled = false;
-  firstByteTimer: NodeJS.Timeout | undefined;
+  /** Set when the attempt failed; read by the caller after the promise resolved. */
+  failure: AttemptFailure | undefined;
+  timer: NodeJS.Timeout | undefined;
   x: Exchange | undefined;
+  /** The client's response head (upstream headers minus hop-by-hop, plus `extra`); set once the head arrived. */
+  clientHead: ClientHead | undefined;
+  /** The body is received whole before committing (see WHOLE_MAX); the relay sends it in one write. */
+  whole = false;
+  /** Body bytes received before the relay attached. */
+  held: Buffer[] | undefined;
+  ended = false;
+  /** performance.now() at the first body byte (TTFT); 0 before. */
+  firstByteAt = 0;
+  private sink: BodyListener | undefined;
   constructor(
     readonly clientGone: () => boolean,
-    private resolve: (r: AttemptResult) => void,
+    private resolve: (a: Attempt) => void,
+    /** Resolve at a 5xx head without reading its body: the caller fails over (not for the last candidate). */
+    private failFastOn5xx: boolean,
+    private extra: string[],
   ) {}
-  private finish(r: AttemptResult): void {
+  private finish(failure: AttemptFailure | undefined): void {
     this.settled = true;
-    clearTimeout(this.firstByteTimer);
-    this.resolve(r);
+    this.failure = failure;
+    clearTimeout(this.timer);
+    this.resolve(this);
   }
-  /** Timeout before the first byte, or the client left: abandon the exchange. */
+  /** The deadline passed before the attempt committed, or the client left: abandon the exchange. */
   abandon(reason: "timeout" | "aborted"): void {
     if (this.settled) return;
-    this.finish({ ok: false, reason });
+    this.finish(reason === "timeout" && this.clientHead !== undefined ? "timeout_before_body" : reason);
     this.x?.destroy();
   }
   head(x: Exchange): void {
-    if (this.settled) x.destroy();
-    else this.finish({ ok: true, up: x });
+    if (this.settled) {
+      x.destroy();
+      return;
+    }
+    if (this.failFastOn5xx && x.statusCode >= 500) {
+      this.finish(undefined);
+      return;
+    }
+    const h = clientResponseHead(x, this.extra);
+    this.clientHead = h;
+    this.whole = !h.sse && h.contentLength >= 0 && h.contentLength <= WHOLE_MAX;
+    // Bytes that came with the head are delivered now, synchronously.
+    x.start(this);
   }
   fail(reason: UpstreamFailure): void {
-    if (!this.settled) this.finish({ ok: false, reason: this.clientGone() ? "aborted" : reason });
+    if (!this.settled) this.finish(this.clientGone() ? "aborted" : reason);
+  }
+  data(chunk: Buffer): void {
+    if (this.sink !== undefined) {
+      this.sink.data(chunk);
+      return;
+    }
+    if (this.firstByteAt === 0) this.firstByteAt = performance.now();
+    if (this.held === undefined) this.held = [chunk];
+    else this.held.push(chunk);
+    if (!this.whole && !this.settled) this.finish(undefined);
+  }
+  end(): void {
+    this.ended = true;
+    if (this.sink !== undefined) this.sink.end();
+    else if (!this.settled) this.finish(undefined);
+  }
+  abort(): void {
+    if (this.sink !== undefined) {
+      this.sink.abort();
+      return;
+    }
+    // Nothing of this answer reached the client yet. After the promise resolved (the relay has not attached),
+    // the caller reads this before relaying.
+    const failure = this.clientGone() ? "aborted" : "reset_before_body";
+    if (!this.settled) this.finish(failure);
+    else this.failure ??= failure;
+  }
+  /** The body received whole (`whole` attempts, once committed). */
+  body(): Buffer {
+    const held = this.held;
+    if (held === undefined) return EMPTY;
+    return held.length === 1 ? held[0] : Buffer.concat(held);
+  }
+  /** Hands the body over to `sink`: what arrived so far first (and its end), then the rest as it comes. */
+  attach(sink: BodyListener): void {
+    this.sink = sink;
+    const held = this.held;
+    this.held = undefined;
+    if (held !== undefined) for (let i = 0; i < held.length; i++) sink.data(held[i]);
+    if (this.ended) sink.end();
   }
 }
+const EMPTY = Buffer.alloc(0);
 
-/** Sends one request; resolves at the response head (the "first byte") or with the failure reason. */
+/**
+ * Sends one request; resolves with the attempt once it committed (see `Attempt`) or failed. The deadline
+ * `timeoutMs` runs from the send until the attempt commits: for a stream, its first body byte (vLLM sends the
+ * head at once and the first event after prefill); for a buffered answer, the end of its body.
+ */
 export function attemptUpstream(
   backend: BackendRuntime,
   apiPath: string,
   headers: string[],
   body: Buffer,
-  headTimeoutMs: number,
+  timeoutMs: number,
+  failFastOn5xx: boolean,
+  extra: string[],
   clientGone: () => boolean,
   onClientGone: (fn: () => void) => void,
-): Promise<AttemptResult> {
+): Promise<Attempt> {
   return new Promise((resolve) => {
-    const a = new Attempt(clientGone, resolve);
-    a.firstByteTimer = setTimeout(() => a.abandon("timeout"), headTimeoutMs);
+    const a = new Attempt(clientGone, resolve, failFastOn5xx, extra);
+    a.timer = setTimeout(() => a.abandon("timeout"), timeoutMs);
     onClientGone(() => a.abandon("aborted"));
     a.x = backend.pool.request(requestHead("POST", backend.basePath + apiPath, headers), body, a);
   });

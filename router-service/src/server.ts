@@ -17,7 +17,7 @@ import { createLogger, type Logger } from "./log.js";
 import { labelKey, RouterMetrics } from "./metrics.js";
 import { chooseBackends } from "./policy.js";
 import {
-  attemptUpstream, clientResponseHead, SseTap, type Usage, upstreamRequestHeaders, usageFromJson, usageFromTail, writeWithBackpressure,
+  type Attempt, attemptUpstream, type ClientHead, SseTap, type Usage, upstreamRequestHeaders, usageFromJson, usageFromTail, writeWithBackpressure,
 } from "./proxy.js";
 import { MemoryRateLimiter } from "./ratelimit/memory.js";
 import { LimiterUnavailableError, RedisRateLimiter } from "./ratelimit/redis.js";
@@ -417,30 +417,37 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       cleanups.push(() => hold.release());
       ctx.backendId = b.id;
       ctx.backend = b;
+      const isLast = i === choice.candidates.length - 1;
       const upstreamModel = b.cfg.upstreamModel;
       const payload = !needsRewrite && (upstreamModel === undefined || upstreamModel === body.model) ? raw : rewriteBody(raw, body, b, dep, stream && apiPath !== "/v1/embeddings", modelOk);
       awaiting = true;
-      const result = await attemptUpstream(b, apiPath, upstreamRequestHeaders(req.headers, b, payload.length, requestId), payload, b.headTimeoutMs(stream), () => clientClosed, (fn) => goneListeners.push(fn));
+      // Resolves once the answer may go to the client (its first body byte; a small JSON answer: all of it) or
+      // the attempt failed with nothing sent: until then a failure still fails over.
+      const a = await attemptUpstream(
+        b, apiPath, upstreamRequestHeaders(req.headers, b, payload.length, requestId), payload, b.headTimeoutMs(stream), !isLast, rlHeaders,
+        () => clientClosed, (fn) => goneListeners.push(fn),
+      );
       awaiting = false;
       if (clientClosed) {
         hold.release();
-        if (result.ok) result.up.destroy();
+        a.x?.destroy();
         // No answer from a backend: the whole reservation goes back; an answer cut short keeps it (usage unknown).
-        refundAll = !result.ok;
+        refundAll = a.failure !== undefined;
         settle();
         // The request ends here, on this attempt: counted once, as an error, with the backend time it used.
         recordUsageError(b, dep, key.id, attemptStart, ctx.start);
         return;
       }
-      const isLast = i === choice.candidates.length - 1;
-      let failure: string | undefined;
-      if (!result.ok) failure = result.reason;
-      else if ((result.up.statusCode ?? 502) >= 500) failure = `status_${result.up.statusCode}`;
+      const up = a.x as Exchange;
+      // `a.failure` is read now, not taken from the resolved value: a connection lost after the attempt committed
+      // but before the relay takes over (nothing sent yet) is a failure before the first byte too.
+      const failure: string | undefined = a.failure ?? (up.statusCode >= 500 ? `status_${up.statusCode}` : undefined);
       if (failure) {
         b.recordFailure(failure);
         lastFailure = failure;
-        if (!isLast || !result.ok) {
-          if (result.ok) result.up.discard();
+        if (!isLast || a.failure !== undefined) {
+          // A 5xx head of a candidate with a fallback: its body is read and dropped so the connection is reused.
+          if (a.failure === undefined) up.discard();
           hold.release();
           // A failed attempt only adds busy time; the request itself is counted once, where it ends.
           recordUsageError(b, dep, key.id, attemptStart, undefined);
@@ -452,8 +459,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
         }
         // Last candidate answered 5xx: pass its answer through (status and body), no more retries.
       } else b.recordSuccess();
-      if (!result.ok) break; // unreachable; narrows the type
-      relay(res, result.up, b, dep, ctx, key.id, attemptStart, clientWantsUsage, rlHeaders, (u, ok) => {
+      relay(res, a, up, b, dep, ctx, key.id, attemptStart, clientWantsUsage, rlHeaders, (u, ok) => {
         if (!ok) refundAll = true;
         else if (u) settledTokens = (u.prompt_tokens ?? 0) + (u.completion_tokens ?? 0);
       });
@@ -463,8 +469,16 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     // backend tried last (its busy time is already recorded).
     if (ctx.backend) recordUsageError(ctx.backend, dep, key.id, performance.now(), ctx.start);
     refundAll = true;
-    ctx.status = lastFailure === "timeout" ? 504 : 502;
-    sendError(res, errors.upstream(ctx.status, lastFailure === "timeout" ? "timeout before first byte" : lastFailure.startsWith("status") ? lastFailure.replace("status_", "status ") : "connection failed"), pairsToRecord(rlHeaders));
+    const timedOut = lastFailure === "timeout" || lastFailure === "timeout_before_body";
+    ctx.status = timedOut ? 504 : 502;
+    const why = timedOut
+      ? "timeout before first byte"
+      : lastFailure.startsWith("status")
+        ? lastFailure.replace("status_", "status ")
+        : lastFailure === "reset_before_body"
+          ? "connection lost before the response body"
+          : "connection failed";
+    sendError(res, errors.upstream(ctx.status, why), pairsToRecord(rlHeaders));
   }
 
   /**
@@ -479,83 +493,25 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     });
   }
 
+  /**
+   * Relays a committed attempt to the client. A body received whole goes out in one write with its head (one
+   * syscall instead of three); otherwise the head goes out with the first body chunk and the rest is relayed
+   * chunk by chunk with backpressure, SSE event by event.
+   */
   function relay(
-    res: RouterResponse, up: Exchange, b: BackendRuntime,
+    res: RouterResponse, a: Attempt, up: Exchange, b: BackendRuntime,
     dep: DeploymentRuntime, ctx: Ctx, keyId: string, attemptStart: number, clientWantsUsage: boolean,
     rlHeaders: string[], done: (u: Usage | undefined, ok: boolean) => void,
   ) {
     const status = up.statusCode;
     ctx.status = status;
-    // rlHeaders belongs to this request and is not used after the relay starts: append instead of copying.
-    rlHeaders.push("x-tuna-backend", b.id);
-    const head = clientResponseHead(up, rlHeaders);
-    const { headers, sse } = head;
+    const { headers, sse } = a.clientHead as ClientHead;
+    headers.push("x-tuna-backend", b.id);
+    const ttftMs = a.firstByteAt > 0 ? a.firstByteAt - ctx.start : undefined;
     const tap = sse ? new SseTap(clientWantsUsage) : undefined;
-    // A small JSON answer of known length is sent in one write with its headers (one syscall instead of
-    // three); SSE and large or unknown-length bodies are relayed chunk by chunk with backpressure.
-    const declaredLength = head.contentLength;
-    const bufferWhole = !sse && declaredLength >= 0 && declaredLength <= 1024 * 1024;
-    let ttftMs: number | undefined;
-    // The body for reading `usage`: whole up to COLLECT_MAX, past it only a rolling tail (usage comes last).
-    const collected: Buffer[] = [];
-    let collectedBytes = 0;
-    let tailOnly = false;
     let finished = false;
     let clientGone = false;
     let u: Usage | undefined;
-    if (!bufferWhole && !tryWriteHead(res, status, headers)) {
-      b.recordFailure("bad-head");
-      answerUnsent(res, up, ctx, done, rlHeaders, "invalid response head");
-    } else up.start({
-      data(chunk: Buffer) {
-        if (ttftMs === undefined) ttftMs = performance.now() - ctx.start;
-        if (tap) {
-          const out = tap.push(chunk);
-          if (out) writeWithBackpressure(res, up, out);
-        } else {
-          collected.push(chunk);
-          collectedBytes += chunk.length;
-          if (tailOnly || collectedBytes > COLLECT_MAX) {
-            tailOnly = true;
-            while (collectedBytes - collected[0].length >= USAGE_TAIL) collectedBytes -= (collected.shift() as Buffer).length;
-          }
-          if (!bufferWhole) writeWithBackpressure(res, up, chunk);
-        }
-      },
-      end() {
-        let last: Buffer | string | undefined;
-        if (tap) {
-          last = tap.flush() ?? undefined;
-          u = tap.usage;
-        } else {
-          const whole = collected.length === 1 ? collected[0] : Buffer.concat(collected);
-          if (status < 300) u = tailOnly ? usageFromTail(whole) : usageFromJson(whole);
-          if (bufferWhole) {
-            last = whole;
-            if (!tryWriteHead(res, status, headers)) {
-              b.recordFailure("bad-head");
-              return answerUnsent(res, up, ctx, done, rlHeaders, "invalid response head");
-            }
-          }
-        }
-        finished = true;
-        // Settle before the response closes: the request's cleanup (lease release, TPM settle) runs on close.
-        done(u, status < 400);
-        res.end(last);
-      },
-      abort() {
-        // Upstream died after bytes reached the client: no retry (the client has a partial answer); cut the
-        // client connection so it sees the truncation instead of a clean end. A buffered answer has sent the
-        // client nothing yet: it gets a 502 instead. A close caused by the client leaving is not the backend's
-        // fault and must not count towards its ejection.
-        if (!finished && !clientGone) {
-          b.recordFailure("mid-stream");
-          if (bufferWhole) return answerUnsent(res, up, ctx, done, rlHeaders, "connection lost mid-response");
-          ctx.status = 502;
-          res.destroy();
-        }
-      },
-    });
     res.once("close", () => {
       clientGone = !finished;
       if (!finished) up.destroy();
@@ -570,6 +526,68 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
         inputTokens: u?.prompt_tokens ?? 0, outputTokens: u?.completion_tokens ?? 0, latencyMs, ttftMs,
         busyMs: performance.now() - attemptStart,
       });
+    });
+    if (a.whole) {
+      // The attempt committed at the end of its body: all of it is here.
+      const whole = a.body();
+      if (status < 300) u = usageFromJson(whole);
+      if (!tryWriteHead(res, status, headers)) {
+        b.recordFailure("bad-head");
+        return answerUnsent(res, up, ctx, done, rlHeaders, b.id, "invalid response head");
+      }
+      finished = true;
+      // Settle before the response closes: the request's cleanup (lease release, TPM settle) runs on close.
+      done(u, status < 400);
+      res.end(whole);
+      return;
+    }
+    if (!tryWriteHead(res, status, headers)) {
+      b.recordFailure("bad-head");
+      return answerUnsent(res, up, ctx, done, rlHeaders, b.id, "invalid response head");
+    }
+    // The body for reading `usage`: whole up to COLLECT_MAX, past it only a rolling tail (usage comes last).
+    const collected: Buffer[] = [];
+    let collectedBytes = 0;
+    let tailOnly = false;
+    a.attach({
+      data(chunk: Buffer) {
+        if (tap) {
+          const out = tap.push(chunk);
+          if (out) writeWithBackpressure(res, up, out);
+        } else {
+          collected.push(chunk);
+          collectedBytes += chunk.length;
+          if (tailOnly || collectedBytes > COLLECT_MAX) {
+            tailOnly = true;
+            while (collectedBytes - collected[0].length >= USAGE_TAIL) collectedBytes -= (collected.shift() as Buffer).length;
+          }
+          writeWithBackpressure(res, up, chunk);
+        }
+      },
+      end() {
+        let last: string | undefined;
+        if (tap) {
+          last = tap.flush() ?? undefined;
+          u = tap.usage;
+        } else if (status < 300) {
+          const whole = collected.length === 1 ? collected[0] : Buffer.concat(collected);
+          u = tailOnly ? usageFromTail(whole) : usageFromJson(whole);
+        }
+        finished = true;
+        // Settle before the response closes: the request's cleanup (lease release, TPM settle) runs on close.
+        done(u, status < 400);
+        res.end(last);
+      },
+      abort() {
+        // Upstream died after bytes reached the client: no retry (the client has a partial answer); cut the
+        // client connection so it sees the truncation instead of a clean end. A close caused by the client
+        // leaving is not the backend's fault and must not count towards its ejection.
+        if (!finished && !clientGone) {
+          b.recordFailure("mid-stream");
+          ctx.status = 502;
+          res.destroy();
+        }
+      },
     });
   }
 
@@ -592,11 +610,11 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
    * The upstream answer cannot be relayed and nothing of it reached the client: the exchange is dropped and the
    * client gets a 502 (refund as for any failed request; the response's close records the one outcome).
    */
-  function answerUnsent(res: RouterResponse, up: Exchange, ctx: Ctx, done: (u: Usage | undefined, ok: boolean) => void, extra: string[], why: string) {
+  function answerUnsent(res: RouterResponse, up: Exchange, ctx: Ctx, done: (u: Usage | undefined, ok: boolean) => void, rlHeaders: string[], backendId: string, why: string) {
     up.destroy();
     ctx.status = 502;
     done(undefined, false);
-    sendError(res, errors.upstream(502, why), pairsToRecord(extra));
+    sendError(res, errors.upstream(502, why), { ...pairsToRecord(rlHeaders), "x-tuna-backend": backendId });
   }
 
   // ---- other endpoints --------------------------------------------------------------------------------------

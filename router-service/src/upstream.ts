@@ -128,8 +128,9 @@ export class Exchange {
   }
 
   /**
-   * @internal the parser reached the end of the head. Body bytes are held until `start` (the consumer calls it
-   * in the microtask that follows, so the socket keeps flowing; `holdMore` stops it if bytes pile up).
+   * @internal the parser reached the end of the head. Body bytes are held until `start` (the router's attempt
+   * calls it from `head` itself; a consumer that calls it later keeps the socket flowing meanwhile, and
+   * `holdMore` stops it if bytes pile up).
    */
   gotHead(rest: Buffer | undefined): void {
     this.held = rest;

@@ -1,5 +1,6 @@
 // The simulator is a contract other code relies on (local provider, benches): pin its behaviour.
 import assert from "node:assert/strict";
+import net from "node:net";
 import { describe, test } from "node:test";
 import { startSimulator } from "../src/index.js";
 import { request, sleep, spawnTs, waitFor } from "./helpers/fixtures.js";
@@ -52,6 +53,44 @@ describe("simulator", () => {
       await request(`${sim.url}/_sim/fault`, { body: { mode: "none" } });
       assert.equal((await request(`${sim.url}/v1/completions`, { body: { prompt: "x" } })).status, 200);
       assert.equal((await request(`${sim.url}/_sim/fault`, { body: { mode: "bogus" } })).status, 400);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  test("close-after-head / stall-after-head: the head goes out alone, then a close or a stall before any body byte", async () => {
+    const sim = await startSimulator({ model: "m" });
+    /** One raw request (connection: close): when the head and the first body byte arrived, and what came. */
+    const post = (stream: boolean) =>
+      new Promise<{ text: string; headAt: number; bodyAt: number }>((resolve, reject) => {
+        const body = JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: 3, stream });
+        const s = net.connect(sim.port, "127.0.0.1");
+        let text = "";
+        let headAt = 0;
+        let bodyAt = 0;
+        s.on("data", (d) => {
+          text += d.toString("latin1");
+          const end = text.indexOf("\r\n\r\n");
+          if (end >= 0 && !headAt) headAt = Date.now();
+          if (end >= 0 && text.length > end + 4 && !bodyAt) bodyAt = Date.now();
+        });
+        s.on("error", reject);
+        s.on("close", () => resolve({ text, headAt, bodyAt }));
+        s.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+      });
+    try {
+      for (const stream of [true, false]) {
+        sim.setFault({ mode: "close-after-head", delayMs: 50 });
+        const closed = await post(stream);
+        assert.match(closed.text, /^HTTP\/1\.1 200 OK\r\n/);
+        assert.ok(closed.headAt > 0);
+        assert.equal(closed.text.indexOf("\r\n\r\n") + 4, closed.text.length, `the head and not one body byte (stream: ${stream})`);
+        sim.setFault({ mode: "stall-after-head", delayMs: 300 });
+        const stalled = await post(stream);
+        assert.ok(stalled.headAt > 0 && stalled.bodyAt - stalled.headAt >= 250, `the body came ${stalled.bodyAt - stalled.headAt} ms after the head`);
+        assert.match(stalled.text, stream ? /data: \[DONE\]/ : /"completion_tokens":3/);
+      }
+      assert.equal(sim.stats().inflight, 0);
     } finally {
       await sim.close();
     }

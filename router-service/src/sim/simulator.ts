@@ -3,12 +3,15 @@
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
-export const FAULT_MODES = ["none", "down", "slow", "error5xx", "close-mid-stream", "preempt"] as const;
+export const FAULT_MODES = ["none", "down", "slow", "error5xx", "close-mid-stream", "close-after-head", "stall-after-head", "preempt"] as const;
 export type FaultMode = (typeof FAULT_MODES)[number];
 
 export interface Fault {
   mode: FaultMode;
-  /** slow: extra delay before headers; preempt: grace period before exit (ms). */
+  /**
+   * slow: extra delay before headers; close-after-head: time from the head to the close (default 20);
+   * stall-after-head: time from the head to the body (default 1000); preempt: grace period before exit (ms).
+   */
   delayMs?: number;
   /** error5xx: status to answer (default 500). */
   status?: number;
@@ -116,6 +119,25 @@ export function startSimulator(opts: SimulatorOptions = {}): Promise<SimulatorHa
     stats.inflight--;
     const next = waiting.shift();
     if (next) next();
+  };
+
+  /**
+   * close-after-head / stall-after-head, for streaming and non-streaming answers alike: the response head goes
+   * out on its own, as uvicorn (vLLM) sends a stream's head before prefill; then the connection is dropped
+   * before any body byte (a spot VM preempted mid-prefill), or the body waits `delayMs` (a stalled prefill).
+   * False when the response was dropped.
+   */
+  const headThenFault = async (res: http.ServerResponse, f: Fault): Promise<boolean> => {
+    if (f.mode !== "close-after-head" && f.mode !== "stall-after-head") return true;
+    res.flushHeaders();
+    if (f.mode === "close-after-head") {
+      const sock = res.socket;
+      setTimeout(() => sock?.destroy(), f.delayMs ?? 20);
+      return false;
+    }
+    // Unref'd: a stall must not keep a closed simulator's process alive.
+    await new Promise<void>((r) => setTimeout(r, f.delayMs ?? 1000).unref());
+    return !res.destroyed;
   };
 
   const json = (res: http.ServerResponse, status: number, body: unknown) => {
@@ -245,12 +267,18 @@ export function startSimulator(opts: SimulatorOptions = {}): Promise<SimulatorHa
                 usage,
               }
             : { id: `cmpl-${id}`, object: "text_completion", created, model, choices: [{ index: 0, text, finish_reason: "length", logprobs: null }], usage };
-        if (fault.mode === "close-mid-stream") {
-          // Headers and part of the body, then a hard close: the client sees a truncated response.
+        const f = fault;
+        if (f.mode === "close-mid-stream" || f.mode === "close-after-head" || f.mode === "stall-after-head") {
           const s = JSON.stringify(payload);
           res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(s) });
-          res.write(s.slice(0, Math.floor(s.length / 2)));
-          setImmediate(() => res.socket?.destroy());
+          if (!(await headThenFault(res, f))) return;
+          if (f.mode === "close-mid-stream") {
+            // Headers and part of the body, then a hard close: the client sees a truncated response.
+            res.write(s.slice(0, Math.floor(s.length / 2)));
+            setImmediate(() => res.socket?.destroy());
+            return;
+          }
+          res.end(s);
           return;
         }
         return json(res, 200, payload);
@@ -258,6 +286,7 @@ export function startSimulator(opts: SimulatorOptions = {}): Promise<SimulatorHa
 
       const includeUsage = (b.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+      if (!(await headThenFault(res, fault))) return;
       const chunk = (delta: Record<string, unknown>, finish: string | null, text?: string) =>
         kind === "chat"
           ? { id: `chatcmpl-${id}`, object: "chat.completion.chunk", created, model, choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }] }
