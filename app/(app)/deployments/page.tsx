@@ -11,6 +11,7 @@ import { ConfirmButton, DisabledWithReason, StatusBadge } from "@/app/_component
 import { formatDate, formatUsd } from "@/app/_components/format";
 import { useTeam } from "../AppShell";
 import { isStopped } from "./lifecycle";
+import { listRouterMarker } from "./router-view";
 
 const STATUSES = ["pending_approval", "queued", "deploying", "active", "degraded", "failed", "destroying", "destroyed", "rejected", "expired"] as const;
 type Status = (typeof STATUSES)[number];
@@ -54,12 +55,16 @@ export default function DeploymentsPage() {
   const cursors = paging.key === queryKey ? paging.cursors : [null];
   const setCursors = (next: Array<string | null>) => setPaging({ key: queryKey, cursors: next });
   const page = cursors.length - 1;
-  const input = { ...filters, sort, limit: PAGE_SIZE, cursor: cursors[page] };
+  const input = { ...filters, sort, limit: PAGE_SIZE, cursor: cursors[page], withRouterView: true };
   const list = useQuery({
     ...trpc.deployments.list.queryOptions(input),
     placeholderData: keepPreviousData,
-    // Keep badges honest while something is moving.
-    refetchInterval: (q) => (q.state.data?.items.some((d) => ["queued", "deploying", "destroying"].includes(d.status)) ? 3000 : false),
+    // Keep badges honest while something is moving, and the routers' word on spot fresh while spot serves.
+    refetchInterval: (q) => {
+      const items = q.state.data?.items ?? [];
+      if (items.some((d) => ["queued", "deploying", "destroying"].includes(d.status))) return 3000;
+      return items.some((d) => d.routerView !== null) ? 10_000 : false;
+    },
   });
   const members = useQuery(trpc.team.members.queryOptions());
   const providers = useQuery(trpc.catalog.providers.queryOptions());
@@ -179,7 +184,11 @@ export default function DeploymentsPage() {
                       <Link href={`/deployments/${d.id}`} className="font-medium text-blue-700 hover:underline">{d.slug}</Link>
                       <span className="block max-w-[16rem] truncate text-xs text-gray-500" title={d.model}>{d.model}</span>
                     </td>
-                    <td className="px-4 py-2"><StatusBadge status={d.status} testId="deployment-status" />{d.failureReason ? <span className="block max-w-[14rem] truncate text-xs text-red-700" title={d.failureReason}>{d.failureStep}: {d.failureReason}</span> : null}</td>
+                    <td className="px-4 py-2">
+                      <StatusBadge status={d.status} testId="deployment-status" />
+                      {d.failureReason ? <span className="block max-w-[14rem] truncate text-xs text-red-700" title={d.failureReason}>{d.failureStep}: {d.failureReason}</span> : null}
+                      <RouterMarker marker={listRouterMarker(d.routerView, d.mode === "spot")} />
+                    </td>
                     <td className="px-4 py-2">{d.mode === "serverless" ? "serverless only" : d.mode === "spot" ? "spot only" : "hybrid"}</td>
                     <td className="px-4 py-2 text-xs">
                       {d.serverlessProvider ? `${d.serverlessProvider} · ${d.serverlessGpu}` : null}
@@ -224,5 +233,15 @@ export default function DeploymentsPage() {
         </>
       )}
     </>
+  );
+}
+
+/** The routers took spot out (the status badge, from the provider, catches up within minutes): said in words. */
+function RouterMarker({ marker }: { marker: ReturnType<typeof listRouterMarker> }) {
+  if (!marker) return null;
+  return (
+    <span className={`block text-xs font-medium ${marker.tone === "red" ? "text-red-700" : "text-amber-800"}`} data-testid="deployment-router-view">
+      {marker.text}
+    </span>
   );
 }

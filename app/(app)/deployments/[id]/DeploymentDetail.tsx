@@ -13,6 +13,7 @@ import { UsageCharts, type SeriesPointView } from "@/app/_components/UsageCharts
 import { useTeam } from "../../AppShell";
 import { BudgetBlockedBanner } from "../../BudgetBlockedBanner";
 import { hasEnded } from "../lifecycle";
+import { type RouterLine, serverlessRouterLine, spotRouterLine } from "../router-view";
 
 /** Statuses in which the workflow is writing the timeline: poll every second. */
 const MOVING = ["queued", "deploying", "destroying"];
@@ -83,6 +84,11 @@ export function DeploymentDetail({ id, routerUrl }: { id: string; routerUrl: str
   const svl = d.components.find((c) => c.kind === "serverless");
   const st = spotState(spot?.status);
   const ended = hasEnded(d.status);
+  // The routers' view (seconds old) beside the provider's status (refreshed every few minutes); it comes with
+  // every poll of the deployment. Not for a deployment that no longer serves, nor one reached without the router.
+  const routerView = !ended && !d.direct ? d.routerView : null;
+  const spotRouter = routerView ? spotRouterLine(routerView, { spotOnly: d.mode === "spot", providerReady: st.label === "ready" }) : null;
+  const svlRouter = routerView ? serverlessRouterLine(routerView) : null;
   // A destroyed deployment's charts end where it did, so its history and cost so far stay in view.
   const chartsEndMs = d.status === "destroyed" && d.destroyedAt ? new Date(d.destroyedAt).getTime() : null;
 
@@ -139,7 +145,18 @@ export function DeploymentDetail({ id, routerUrl }: { id: string; routerUrl: str
             <h2 id="components-heading" className="mb-3 text-base font-semibold text-gray-900">Components</h2>
             <ul className="divide-y text-sm" data-testid="components">
               {d.mode !== "spot" ? (
-                <ComponentRow name="Serverless" testId="component-serverless" status={svl?.status ?? "not created"} detail={svl ? `${svl.provider} · ${d.serverlessGpu} × ${d.gpuCount}` : `${d.serverlessProvider ?? ""} · ${d.serverlessGpu ?? ""}`} error={svl?.lastError ?? null} />
+                <ComponentRow
+                  name="Serverless"
+                  testId="component-serverless"
+                  status={svl?.status ?? "not created"}
+                  detail={
+                    <>
+                      {svl ? `${svl.provider} · ${d.serverlessGpu} × ${d.gpuCount}` : `${d.serverlessProvider ?? ""} · ${d.serverlessGpu ?? ""}`}
+                      {svlRouter ? <RouterViewLine line={svlRouter} testId="serverless-router-view" /> : null}
+                    </>
+                  }
+                  error={svl?.lastError ?? null}
+                />
               ) : null}
               {d.mode !== "serverless" ? (
                 <ComponentRow
@@ -151,6 +168,7 @@ export function DeploymentDetail({ id, routerUrl }: { id: string; routerUrl: str
                       {spot ? `${spot.provider} · ` : ""}{d.spotGpu} × {d.gpuCount}{d.spotClouds.length ? ` · ${d.spotClouds.join(", ")}` : ""}
                       {spot?.replicasTotal != null ? ` · ${spot.replicasReady ?? 0}/${spot.replicasTotal} replicas ready` : ""}
                       <span className="ml-2">Spot state: <Badge tone={st.tone} testId="spot-state">{st.label}</Badge></span>
+                      {spotRouter ? <RouterViewLine line={spotRouter} testId="spot-router-view" /> : null}
                     </>
                   }
                   error={spot?.lastError ?? null}
@@ -208,6 +226,27 @@ function EndedSummary({ d }: { d: EndedDeployment }) {
     <div className="mb-4 rounded-md bg-gray-50 p-4 text-sm text-gray-800 ring-1 ring-gray-200" role="status" data-testid="ended-summary">
       {text}
     </div>
+  );
+}
+
+const LINE_TONE: Record<RouterLine["tone"], string> = {
+  red: "font-medium text-red-700",
+  amber: "font-medium text-amber-800",
+  green: "text-green-700",
+  gray: "text-gray-600",
+};
+
+/** The routers' word on a backend, in words (the colour only repeats them); announced when it changes. */
+function RouterViewLine({ line, testId }: { line: RouterLine; testId: string }) {
+  return (
+    <span className="mt-1 block" role="status">
+      <span className={LINE_TONE[line.tone]} data-testid={testId}>{line.text}</span>
+      {line.contradictsProvider ? (
+        <span className="block text-xs text-gray-500" data-testid={`${testId}-note`}>
+          Routers notice a failing backend within seconds; the provider status above is checked every few minutes.
+        </span>
+      ) : null}
+    </span>
   );
 }
 
