@@ -5,7 +5,7 @@ import Link from "next/link";
 import { usePathname } from "next/navigation";
 import { signOut } from "next-auth/react";
 import { createContext, useContext, useEffect, useId, useRef, useState, type KeyboardEvent, type ReactNode } from "react";
-import { TeamTRPCProvider, useTRPC } from "@/app/_lib/trpc";
+import { errorMessage, TeamTRPCProvider, useTRPC } from "@/app/_lib/trpc";
 import { permissionsOf, ROLES } from "@/server/rbac";
 import { CLEAR_TEAM_COOKIE, TEAM_COOKIE, teamCookieAssignment } from "@/server/teams/cookie";
 
@@ -108,10 +108,26 @@ export function AppShell(props: {
     };
   }, [qc, trpc]);
 
-  function signOutAndForgetTeam() {
+  const [signOutError, setSignOutError] = useState<string | null>(null);
+  async function signOutAndForgetTeam() {
     // The selection belongs to this user; the next one to sign in on this browser starts from their own team.
     document.cookie = CLEAR_TEAM_COOKIE;
-    void signOut({ callbackUrl: "/signin" });
+    setSignOutError(null);
+    try {
+      // next-auth would send the browser to its callback URL on NEXTAUTH_URL's host, which need not be the one
+      // this tab is on (127.0.0.1 vs localhost, an internal name): the user would land signed out of nothing,
+      // without cookies. The sign-in page of this very origin instead: a fixed path, so never another site.
+      const r = await signOut({ redirect: false, callbackUrl: "/signin" });
+      // A refused CSRF token answers with next-auth's confirmation page instead: the session is still there.
+      if (r.url.includes("csrf=true")) {
+        setSignOutError("Sign-out did not go through. Reload the page and try again.");
+        return;
+      }
+    } catch (e) {
+      setSignOutError(errorMessage(e));
+      return;
+    }
+    window.location.assign("/signin");
   }
 
   return (
@@ -125,7 +141,8 @@ export function AppShell(props: {
                 <TeamSwitcher teams={teams} current={shown} lost={lost} email={props.user.email} />
                 <div className="ml-auto flex min-w-0 items-center gap-3">
                   <span className="hidden min-w-0 truncate text-sm text-gray-600 sm:block" data-testid="current-user" title={props.user.email}>{props.user.email}</span>
-                  <button type="button" className="btn-secondary shrink-0" onClick={signOutAndForgetTeam}>Sign out</button>
+                  {signOutError ? <span role="alert" className="min-w-0 truncate text-sm text-red-700" title={signOutError}>{signOutError}</span> : null}
+                  <button type="button" className="btn-secondary shrink-0" onClick={() => void signOutAndForgetTeam()}>Sign out</button>
                 </div>
               </div>
               {lost ? null : <MainNav pathname={pathname} permissions={permissions} />}

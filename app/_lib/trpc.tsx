@@ -7,13 +7,22 @@ import { useMemo, useState, type ReactNode } from "react";
 import superjson from "superjson";
 import type { AppRouter } from "@/server/trpc";
 import { TEAM_HEADER } from "@/server/teams/cookie";
+import { transportProblem, withTransportErrors } from "./error-text";
 import { plainFieldErrors } from "./field-messages";
 
 export const { TRPCProvider, useTRPC, useTRPCClient } = createTRPCContext<AppRouter>();
 
 function trpcClientFor(teamId: string | null) {
   return createTRPCClient<AppRouter>({
-    links: [httpBatchLink({ url: "/api/trpc", transformer: superjson, headers: teamId ? { [TEAM_HEADER]: teamId } : {} })],
+    links: [
+      httpBatchLink({
+        url: "/api/trpc",
+        transformer: superjson,
+        headers: teamId ? { [TEAM_HEADER]: teamId } : {},
+        // No connection, or a proxy's HTML page instead of Tuna's JSON: a plain message, not the browser's.
+        fetch: withTransportErrors(),
+      }),
+    ],
   });
 }
 
@@ -55,13 +64,16 @@ function isClientError(e: unknown): boolean {
 
 type ZodFieldErrors = { data?: { zodError?: { fieldErrors?: Record<string, string[] | undefined> } | null } };
 
-/** A readable message for any tRPC error, with field errors (in plain words) when zod rejected the input. */
+/**
+ * A readable message for any tRPC error: field errors (in plain words) when zod rejected the input, plain
+ * words when Tuna could not be reached or a proxy answered instead of it, else the server's own message.
+ */
 export function errorMessage(e: unknown): string {
   const fields = fieldErrors(e);
   if (Object.keys(fields).length) {
     return Object.entries(fields).map(([k, v]) => `${k}: ${v}`).join("; ");
   }
-  return (e as { message?: string })?.message ?? "Something went wrong";
+  return transportProblem(e) ?? (e as { message?: string })?.message ?? "Something went wrong";
 }
 
 /** The first error of each field zod rejected, as a sentence to show next to the field. */

@@ -1,6 +1,7 @@
 import type { Prisma } from "@prisma/client";
 import { db, type Tx } from "../db";
 import { GENESIS, chainHash, headMac, type ChainFields } from "./chain";
+import { resolveTargetNames } from "./targets";
 
 export interface AuditActor {
   userId: string | null;
@@ -135,49 +136,100 @@ export async function verifyAuditChain(teamId: string, client: Pick<Tx, "auditLo
   return { ok: problems.length === 0, checked, problems };
 }
 
-export interface AuditQuery {
+export interface AuditFilters {
   teamId: string;
   actorId?: string;
+  /** "Action starts with": trimmed and compared case-insensitively ("Deployment" finds deployment.request). */
   action?: string;
   from?: Date;
   to?: Date;
+}
+
+export interface AuditQuery extends AuditFilters {
   /** seq of the last row of the previous page. */
   cursor?: number;
   limit: number;
 }
 
 /**
- * Newest first, cursor = seq (unique per team), so pages are stable while new rows arrive.
+ * The action filter as stored. Actions are lowercase dotted names ("deployment.request", written only by
+ * code), so lowercasing the input makes the filter case-insensitive while `startsWith` keeps using the
+ * text_pattern_ops index (ILIKE could not). Empty or blank means no filter.
+ */
+export function actionPrefix(action: string | undefined): string | undefined {
+  const a = action?.trim().toLowerCase();
+  return a ? a : undefined;
+}
+
+/**
+ * The `where` of the filtered log, newest rows bounded by `maxSeq` (a cursor); null when nothing can match.
  * An upper date bound is turned into a seq bound first (seq grows with createdAt in the append-only chain):
  * otherwise PostgreSQL walks back through every newer row to reach an old date range.
  */
-export async function listAudit(q: AuditQuery) {
-  let maxSeq = q.cursor ? q.cursor - 1 : undefined;
+async function filteredWhere(q: AuditFilters, maxSeq?: number): Promise<Prisma.AuditLogWhereInput | null> {
+  let bound = maxSeq;
   if (q.to) {
     const last = await db.auditLog.findFirst({
       where: { teamId: q.teamId, createdAt: { lte: q.to } },
       orderBy: [{ createdAt: "desc" }, { seq: "desc" }],
       select: { seq: true },
     });
-    if (!last) return { items: [], nextCursor: null };
-    maxSeq = maxSeq === undefined ? last.seq : Math.min(maxSeq, last.seq);
+    if (!last) return null;
+    bound = bound === undefined ? last.seq : Math.min(bound, last.seq);
   }
+  const action = actionPrefix(q.action);
+  return {
+    teamId: q.teamId,
+    ...(q.actorId ? { actorId: q.actorId } : {}),
+    ...(action ? { action: { startsWith: action } } : {}),
+    ...(q.from || q.to ? { createdAt: { ...(q.from ? { gte: q.from } : {}), ...(q.to ? { lte: q.to } : {}) } } : {}),
+    ...(bound !== undefined ? { seq: { lte: bound } } : {}),
+  };
+}
+
+/** Rows newest first from `where`, with their targets' readable names (see resolveTargetNames). */
+async function auditRows(teamId: string, where: Prisma.AuditLogWhereInput, take: number) {
   const rows = await db.auditLog.findMany({
-    where: {
-      teamId: q.teamId,
-      ...(q.actorId ? { actorId: q.actorId } : {}),
-      ...(q.action ? { action: { startsWith: q.action } } : {}),
-      ...(q.from || q.to ? { createdAt: { ...(q.from ? { gte: q.from } : {}), ...(q.to ? { lte: q.to } : {}) } } : {}),
-      ...(maxSeq !== undefined ? { seq: { lte: maxSeq } } : {}),
-    },
+    where,
     orderBy: { seq: "desc" },
-    take: q.limit + 1,
+    take,
     select: {
       id: true, seq: true, actorId: true, actorLabel: true, action: true, targetType: true, targetId: true,
-      metadata: true, ip: true, userAgent: true, createdAt: true,
+      metadata: true, ip: true, userAgent: true, createdAt: true, prevHash: true, hash: true,
     },
   });
+  const names = await resolveTargetNames(teamId, rows);
+  return rows.map((r, i) => ({ ...r, ...names[i] }));
+}
+
+/** Newest first, cursor = seq (unique per team), so pages are stable while new rows arrive. */
+export async function listAudit(q: AuditQuery) {
+  const where = await filteredWhere(q, q.cursor ? q.cursor - 1 : undefined);
+  if (!where) return { items: [], nextCursor: null };
+  const rows = await auditRows(q.teamId, where, q.limit + 1);
   const hasMore = rows.length > q.limit;
-  const items = hasMore ? rows.slice(0, q.limit) : rows;
+  const items = (hasMore ? rows.slice(0, q.limit) : rows).map(({ prevHash: _p, hash: _h, ...r }) => r);
   return { items, nextCursor: hasMore ? items[items.length - 1].seq : null };
+}
+
+/** Every row of the filtered log, newest first, `batch` rows a query, up to `max` (the last batch then says `truncated`). */
+export async function* filteredAuditBatches(q: AuditFilters, opts: { max: number; batch: number }) {
+  const where = await filteredWhere(q);
+  if (!where) return;
+  const upTo = (where.seq as { lte?: number } | undefined)?.lte;
+  let cursor: number | undefined;
+  let yielded = 0;
+  for (;;) {
+    const want = Math.min(opts.batch, opts.max - yielded);
+    // Past the first batch the cursor is below the date bound already.
+    const bound = cursor ?? upTo;
+    // One row more than wanted tells whether the log goes on past this batch.
+    const rows = await auditRows(q.teamId, { ...where, ...(bound !== undefined ? { seq: { lte: bound } } : {}) }, want + 1);
+    const batch = rows.slice(0, want);
+    yielded += batch.length;
+    const more = rows.length > want;
+    if (batch.length) yield { rows: batch, truncated: more && yielded >= opts.max };
+    if (!more || yielded >= opts.max) return;
+    cursor = batch[batch.length - 1].seq - 1;
+  }
 }

@@ -4,6 +4,9 @@ import { useInfiniteQuery, useMutation, useQuery } from "@tanstack/react-query";
 import type { ColumnDef } from "@tanstack/react-table";
 import { useState, type FormEvent } from "react";
 import { errorMessage, useTRPC } from "@/app/_lib/trpc";
+import { withTransportErrors } from "@/app/_lib/error-text";
+import { EXPORT_MAX_ROWS_HEADER, EXPORT_ROWS_HEADER, EXPORT_TRUNCATED_HEADER } from "@/app/api/audit/export/headers";
+import { TEAM_HEADER } from "@/server/teams/cookie";
 import { useHydrated } from "@/app/_lib/hydrated";
 import { q, type QuerySchema, useFilterDraft, useQueryState } from "@/app/_lib/url-state";
 import { DataTable } from "@/app/_components/DataTable";
@@ -18,6 +21,9 @@ interface Row {
   action: string;
   targetType: string | null;
   targetId: string | null;
+  /** Readable name of the target (slug, label, email…), null when unknown; the id stays shown beside it. */
+  targetName: string | null;
+  targetGone: boolean;
   ip: string | null;
   metadata: unknown;
 }
@@ -27,7 +33,7 @@ const columns: ColumnDef<Row>[] = [
   { header: "Time", cell: ({ row }) => new Date(row.original.createdAt).toLocaleString() },
   { header: "Actor", cell: ({ row }) => row.original.actorLabel },
   { header: "Action", cell: ({ row }) => <code data-testid="audit-action">{row.original.action}</code> },
-  { header: "Target", cell: ({ row }) => (row.original.targetType ? `${row.original.targetType} ${row.original.targetId ?? ""}` : "—") },
+  { header: "Target", cell: ({ row }) => <Target row={row.original} /> },
   { header: "IP", cell: ({ row }) => row.original.ip ?? "—" },
   {
     header: "Details",
@@ -37,6 +43,39 @@ const columns: ColumnDef<Row>[] = [
     },
   },
 ];
+
+/** Target types as the rest of the dashboard names them. */
+const TARGET_TYPES: Record<string, string> = {
+  deployment: "Deployment",
+  apikey: "API key",
+  secret: "Credential",
+  alert_channel: "Alert channel",
+  user: "Member",
+  team: "Team",
+  invitation: "Invitation",
+  approval: "Approval",
+};
+
+/** The target by name, its id underneath (and in the tooltip) for searching and support; the id alone when no name is known. */
+function Target({ row }: { row: Row }) {
+  if (!row.targetType) return <>—</>;
+  const type = TARGET_TYPES[row.targetType] ?? row.targetType;
+  if (!row.targetId) return <>{type}</>;
+  const gone = row.targetGone ? (row.targetType === "user" ? " (no longer a member)" : " (deleted)") : "";
+  return (
+    <div data-testid="audit-target" title={`${row.targetType} ${row.targetId}`} className="min-w-0">
+      <span className="text-gray-500">{type}</span>{" "}
+      {row.targetName ? <span className="font-medium text-gray-900 [overflow-wrap:anywhere]">{row.targetName}</span> : <code className="text-xs [overflow-wrap:anywhere]">{row.targetId}</code>}
+      {gone ? <span className="text-gray-500">{gone}</span> : null}
+      {row.targetName ? <div className="font-mono text-xs text-gray-500 [overflow-wrap:anywhere]" data-testid="audit-target-id">{row.targetId}</div> : null}
+    </div>
+  );
+}
+
+/** The export's fetch: Tuna answers CSV, or JSON saying why not; anything else (a proxy's page, no answer) is a plain message. */
+const exportFetch = withTransportErrors(undefined, ["text/csv", "json"]);
+
+type ExportOutcome = { rows: number; truncated: boolean; maxRows: number; filename: string } | { error: string };
 
 /** The filters, kept in the URL (?actor=…&action=member.&from=2026-11-01): refresh, Back and shared links keep them. */
 interface Query {
@@ -63,6 +102,7 @@ export default function AuditPage() {
 
 function AuditLog() {
   const trpc = useTRPC();
+  const { teamId } = useTeam();
   const members = useQuery(trpc.team.members.queryOptions());
   const [query, setQuery] = useQueryState(QUERY);
   // Days are the user's own calendar days: From at its start, To at its end (the same day twice is that day).
@@ -79,6 +119,46 @@ function AuditLog() {
   );
   const verify = useMutation(trpc.audit.verify.mutationOptions());
   const hydrated = useHydrated();
+  const [exporting, setExporting] = useState(false);
+  const [exported, setExported] = useState<ExportOutcome | null>(null);
+
+  /** Downloads the log under the applied filters (those in the URL, not a draft not yet applied). */
+  async function onExport() {
+    setExporting(true);
+    setExported(null);
+    try {
+      const params = new URLSearchParams();
+      if (filters.actorId) params.set("actor", filters.actorId);
+      if (filters.action) params.set("action", filters.action);
+      if (filters.from) params.set("from", filters.from.toISOString());
+      if (filters.to) params.set("to", filters.to.toISOString());
+      const res = await exportFetch(`/api/audit/export?${params}`, { headers: teamId ? { [TEAM_HEADER]: teamId } : {} });
+      if (!res.ok) {
+        const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
+        setExported({ error: body?.error?.message ?? `The export failed (HTTP ${res.status}). Try again.` });
+        return;
+      }
+      const filename = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") ?? "")?.[1] ?? "tuna-audit.csv";
+      const url = URL.createObjectURL(await res.blob());
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = filename;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      setExported({
+        filename,
+        rows: Number(res.headers.get(EXPORT_ROWS_HEADER) ?? 0),
+        truncated: res.headers.get(EXPORT_TRUNCATED_HEADER) === "1",
+        maxRows: Number(res.headers.get(EXPORT_MAX_ROWS_HEADER) ?? 0),
+      });
+    } catch (e) {
+      setExported({ error: errorMessage(e) });
+    } finally {
+      setExporting(false);
+    }
+  }
 
   function onFilter(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -101,8 +181,26 @@ function AuditLog() {
       <PageHeader
         title="Audit log"
         description="Every change in this team, hash-chained so that edits, insertions and deletions are detectable."
-        actions={<button type="button" className="btn-secondary" onClick={() => verify.mutate()} disabled={verify.isPending}>{verify.isPending ? "Verifying…" : "Verify integrity"}</button>}
+        actions={
+          <>
+            <button type="button" className="btn-secondary" onClick={() => void onExport()} disabled={!hydrated || exporting}>{exporting ? "Exporting…" : "Export CSV"}</button>
+            <button type="button" className="btn-secondary" onClick={() => verify.mutate()} disabled={verify.isPending}>{verify.isPending ? "Verifying…" : "Verify integrity"}</button>
+          </>
+        }
       />
+      {exported ? (
+        <div className="mb-4" data-testid="audit-export-result">
+          {"error" in exported ? (
+            <ErrorBox message={exported.error} onRetry={() => void onExport()} />
+          ) : exported.truncated ? (
+            <Notice tone="warning">
+              Exported the newest {exported.maxRows.toLocaleString()} entries to {exported.filename}: the filtered log has more. Narrow the dates or other filters to export the rest.
+            </Notice>
+          ) : (
+            <Notice tone="success">Exported {exported.rows.toLocaleString()} {exported.rows === 1 ? "entry" : "entries"} to {exported.filename}.</Notice>
+          )}
+        </div>
+      ) : null}
       {verify.data ? (
         <div className="mb-4">
           {verify.data.ok ? (
@@ -139,7 +237,7 @@ function AuditLog() {
         <>
           <DataTable testId="audit-table" caption="Audit log entries" data={rows as Row[]} columns={columns} />
           <div className="mt-3 flex items-center justify-between text-sm text-gray-600">
-            <span>{rows.length} entries shown</span>
+            <span>{rows.length} {rows.length === 1 ? "entry" : "entries"} shown</span>
             {log.hasNextPage ? (
               <button type="button" className="btn-secondary" onClick={() => log.fetchNextPage()} disabled={log.isFetchingNextPage}>
                 {log.isFetchingNextPage ? "Loading…" : "Load older entries"}

@@ -4,6 +4,8 @@ import Link from "next/link";
 import { signIn } from "next-auth/react";
 import { useState, type FormEvent } from "react";
 import { useHydrated } from "@/app/_lib/hydrated";
+import { signInWithPassword } from "@/app/_lib/sign-in";
+import { errorMessage } from "@/app/_lib/trpc";
 
 const MESSAGES: Record<string, string> = {
   CredentialsSignin: "Email or password is incorrect.",
@@ -21,10 +23,17 @@ export function SignInForm({ callbackUrl, oauth, initialError }: { callbackUrl: 
     const form = new FormData(e.currentTarget);
     setPending(true);
     setError(null);
-    const res = await signIn("credentials", { email: String(form.get("email")), password: String(form.get("password")), redirect: false, callbackUrl });
+    let res: { error: string | null };
+    try {
+      res = await signInWithPassword(String(form.get("email")), String(form.get("password")), callbackUrl);
+    } catch (err) {
+      setPending(false);
+      setError(errorMessage(err));
+      return;
+    }
     setPending(false);
-    if (!res || res.error) {
-      setError(MESSAGES[res?.error ?? ""] ?? "Sign-in failed. Try again.");
+    if (res.error) {
+      setError(MESSAGES[res.error] ?? "Sign-in failed. Try again.");
       return;
     }
     window.location.assign(callbackUrl);

@@ -1,10 +1,10 @@
 "use client";
 
 import Link from "next/link";
-import { signIn } from "next-auth/react";
 import { useMutation } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { useHydrated } from "@/app/_lib/hydrated";
+import { signInWithPassword } from "@/app/_lib/sign-in";
 import { errorMessage, fieldErrors, useTRPC } from "@/app/_lib/trpc";
 
 export function SignUpForm({ callbackUrl }: { callbackUrl: string }) {
@@ -25,8 +25,8 @@ export function SignUpForm({ callbackUrl }: { callbackUrl: string }) {
       if (!Object.keys(fieldErrors(err)).length) setError(errorMessage(err));
       return;
     }
-    const res = await signIn("credentials", { email: input.email, password: input.password, redirect: false, callbackUrl });
-    if (!res || res.error) {
+    const res = await signInWithPassword(input.email, input.password, callbackUrl).catch(() => ({ error: "Unreachable" }));
+    if (res.error) {
       setError("Your account was created, but signing in failed. Sign in manually.");
       return;
     }

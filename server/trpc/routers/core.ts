@@ -2,6 +2,7 @@ import { z } from "zod";
 import { Role } from "@prisma/client";
 import { signUp, signUpInput } from "../../auth";
 import { listAudit, verifyAuditChain } from "../../audit";
+import { exportAuditCsv } from "../../audit/export";
 import { permissionsOf, PERMISSIONS } from "../../rbac";
 import * as teams from "../../teams";
 import { authedProcedure, publicProcedure, router, teamProcedure } from "../init";
@@ -62,20 +63,27 @@ export const teamRouter = router({
   leave: teamProcedure("team.read").mutation(({ ctx }) => teams.leaveTeam(ctx.teamId, ctx.actor)),
 });
 
+/** The audit page's filters; an inverted range would silently list nothing, so it is a field error on To. */
+const auditFiltersSchema = z.object({
+  actorId: idSchema.optional(),
+  action: z.string().max(100).optional(),
+  from: z.date().optional(),
+  to: z.date().optional(),
+});
+const rangeInOrder = (i: { from?: Date; to?: Date }) => !i.from || !i.to || i.from <= i.to;
+const RANGE_OUT_OF_ORDER = { message: "Must be on or after the From date.", path: ["to"] };
+
 export const auditRouter = router({
   list: teamProcedure("audit.read")
     .input(
-      z.object({
-        actorId: idSchema.optional(),
-        action: z.string().max(100).optional(),
-        from: z.date().optional(),
-        to: z.date().optional(),
-        cursor: z.number().int().positive().optional(),
-        limit: z.number().int().min(1).max(200).default(50),
-      })
-      // An inverted range would silently list nothing; say so on the field instead (the page checks first).
-      .refine((i) => !i.from || !i.to || i.from <= i.to, { message: "Must be on or after the From date.", path: ["to"] }),
+      auditFiltersSchema
+        .extend({ cursor: z.number().int().positive().optional(), limit: z.number().int().min(1).max(200).default(50) })
+        .refine(rangeInOrder, RANGE_OUT_OF_ORDER),
     )
     .query(({ ctx, input }) => listAudit({ teamId: ctx.teamId, ...input })),
+  /** The filtered log as CSV (app/api/audit/export serves it as a download): the same permission as reading it. */
+  export: teamProcedure("audit.read")
+    .input(auditFiltersSchema.refine(rangeInOrder, RANGE_OUT_OF_ORDER))
+    .query(({ ctx, input }) => exportAuditCsv({ teamId: ctx.teamId, ...input })),
   verify: teamProcedure("audit.read").mutation(({ ctx }) => verifyAuditChain(ctx.teamId)),
 });
