@@ -1,7 +1,9 @@
 // Runtime state of one backend of one deployment: in-flight count, passive/active health and, for spot,
 // the COLD → WARMING → READY lifecycle. It survives config reloads while id and URL stay the same, so
 // in-flight counters and health are never reset (or leaked) by a new snapshot.
+import { type Allowlist, parseAllowlist } from "./address.js";
 import type { BackendConfig, BackendState, DeploymentConfig, RoutingConfig } from "./contract.js";
+import { type EgressGuard, type EgressRefusedError, egressGuard, type Resolve } from "./egress.js";
 import { requestHead, UpstreamPool, validHeader } from "./upstream.js";
 
 export type Lifecycle = "cold" | "warming" | "ready";
@@ -42,6 +44,21 @@ export const DEFAULTS: BackendDefaults = {
   maxInflightPerReplica: 32,
 };
 
+/** How `publicOnly` backends' connections are checked (src/egress.ts), and who hears about refusals. */
+export interface EgressContext {
+  /** Internal addresses / host names the operator allows anyway (the router's `TUNA_ALLOW_PRIVATE_URLS`). */
+  allow: Allowlist;
+  /** Resolver (tests); default `dns.lookup` with `all: true`. */
+  resolve?: Resolve;
+  /** Every refused connection; `first`: the first since the backend last connected (log it then, count always). */
+  onRefused?(b: BackendRuntime, err: EgressRefusedError, first: boolean): void;
+  /** A connection allowed after refusals (the host no longer resolves to an internal address). */
+  onAllowedAgain?(b: BackendRuntime, host: string): void;
+}
+
+/** No exceptions and nobody told: what a `publicOnly` backend gets when its owner passed no context. */
+export const STRICT_EGRESS: EgressContext = { allow: parseAllowlist(undefined) };
+
 const POKE_TIMEOUT_MS = 500;
 const PROBE_TIMEOUT_MS = 5000;
 
@@ -77,6 +94,9 @@ export class BackendRuntime {
    * while requests still ran on the old one: those count against this one's capacity until they end.
    */
   private predecessor: BackendRuntime | undefined;
+  /** `publicOnly`: the connect-time check, made on first use; and whether the last connection was refused. */
+  private guard: EgressGuard | undefined;
+  private egressRefused = false;
 
   constructor(
     readonly deploymentId: string,
@@ -84,6 +104,7 @@ export class BackendRuntime {
     public routing: RoutingConfig,
     private onChange: (c: StateChange) => void,
     private defaults: BackendDefaults = DEFAULTS,
+    private egress: EgressContext = STRICT_EGRESS,
   ) {
     this.origin = new URL(cfg.url);
     // Keep-alive pool per backend; no socket cap, since the router's own in-flight bounds apply first.
@@ -95,12 +116,36 @@ export class BackendRuntime {
       get idleTimeoutMs() {
         return self.cfg.connectionIdleMs;
       },
+      // Read by the pool when it opens a connection (not per request); the flag may change with a new snapshot.
+      get guard() {
+        return self.cfg.publicOnly ? self.egressGuard() : undefined;
+      },
     });
     this.lifecycle = cfg.kind === "spot" ? "cold" : "ready";
     this.setHeaders(cfg);
     this.hostHeader = this.origin.host;
     this.basePath = this.origin.pathname.endsWith("/") ? this.origin.pathname.slice(0, -1) : this.origin.pathname;
     this.lastState = this.state();
+  }
+
+  private egressGuard(): EgressGuard {
+    this.guard ??= egressGuard(
+      this.egress.allow,
+      {
+        refused: (err) => {
+          const first = !this.egressRefused;
+          this.egressRefused = true;
+          this.egress.onRefused?.(this, err, first);
+        },
+        allowed: (host) => {
+          if (!this.egressRefused) return;
+          this.egressRefused = false;
+          this.egress.onAllowedAgain?.(this, host);
+        },
+      },
+      this.egress.resolve,
+    );
+    return this.guard;
   }
 
   private setHeaders(cfg: BackendConfig): void {
@@ -192,6 +237,8 @@ export class BackendRuntime {
     this.cfg = cfg;
     this.setHeaders(cfg);
     this.routing = routing;
+    // Now publicOnly: the open connections were opened unchecked and must not be reused.
+    if (cfg.publicOnly && !prev.publicOnly) this.pool.retireConnections();
     // A changed draining flag or replica count in the snapshot is news: it supersedes older runtime reports (a
     // drain notice does not outlive the replicas it was about).
     if (cfg.draining !== prev.draining || cfg.replicas !== prev.replicas) this.reportedDraining = undefined;

@@ -1,6 +1,6 @@
 // Turns a validated snapshot into lookup tables, reusing backend runtimes across reloads.
 import { readFileSync } from "node:fs";
-import { BackendRuntime, backendKey, type StateChange } from "./backend.js";
+import { BackendRuntime, backendKey, DEFAULTS, type EgressContext, STRICT_EGRESS, type StateChange } from "./backend.js";
 import { type ApiKeyConfig, type DeploymentConfig, type RouterSnapshot, routerSnapshotSchema } from "./contract.js";
 
 export interface DeploymentRuntime {
@@ -48,7 +48,11 @@ export class ConfigStore {
    */
   private retired = new Map<string, BackendRuntime>();
 
-  constructor(private onStateChange: (c: StateChange) => void) {}
+  constructor(
+    private onStateChange: (c: StateChange) => void,
+    /** Connect-time checks of `publicOnly` backends (allowlist, refusal reports). */
+    private egress: EgressContext = STRICT_EGRESS,
+  ) {}
 
   apply(snapshot: RouterSnapshot): RuntimeConfig {
     const nextRuntimes = new Map<string, BackendRuntime>();
@@ -63,7 +67,7 @@ export class ConfigStore {
         let rt = this.runtimes.get(key);
         if (rt) rt.update(b, d.routing);
         else {
-          rt = new BackendRuntime(d.id, b, d.routing, this.onStateChange);
+          rt = new BackendRuntime(d.id, b, d.routing, this.onStateChange, DEFAULTS, this.egress);
           const old = this.retired.get(key);
           if (old) {
             rt.succeed(old);

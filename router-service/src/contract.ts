@@ -35,6 +35,13 @@ export const backendSchema = z.object({
    * `Keep-Alive: timeout=N` header still shortens it to N − 1 s.
    */
   connectionIdleMs: positiveInt.max(600_000).optional(),
+  /**
+   * The URL's host is chosen by a tenant (a SkyServe endpoint answered by the team's own SkyPilot API server):
+   * every new connection resolves it, is refused when any of its addresses is internal (loopback, private,
+   * link-local, CGNAT, multicast, reserved) unless the router's `TUNA_ALLOW_PRIVATE_URLS` allows it, and goes
+   * to the address that was checked. Default false: the URL is the operator's or a provider's own.
+   */
+  publicOnly: z.boolean().optional(),
 });
 
 export const routingRuleSchema = z.object({

@@ -54,6 +54,7 @@ try {
     maxSpoolFiles: intOption(args, "max-spool-files", { min: 1 }),
     configPollMs: intOption(args, "config-poll-ms", { env: "TUNA_CONFIG_POLL_MS", min: 1 }),
     routerId: args["router-id"] ?? env.TUNA_ROUTER_ID,
+    allowPrivateUrls: env.TUNA_ALLOW_PRIVATE_URLS,
     logger,
   });
   process.stdout.write(`${JSON.stringify({ event: "listening", port: router.port })}\n`);

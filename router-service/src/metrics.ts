@@ -140,10 +140,13 @@ export class RouterMetrics {
   readonly usageReports = new Counter("tuna_router_usage_reports_total", "Usage report deliveries by result.", ["result"]);
   readonly usageSpooled = new Gauge("tuna_router_usage_spool_files", "Usage reports waiting on disk.", []);
   readonly usageDropped = new Counter("tuna_router_usage_dropped_total", "Usage reports dropped because the spool was full.", []);
+  readonly upstreamRefused = new Counter(
+    "tuna_router_upstream_refused_total", "Connections to publicOnly backends refused: the host is or resolves to an internal address.", ["deployment", "backend"],
+  );
   readonly all: Metric[] = [
     this.requests, this.latency, this.ttft, this.inflight, this.globalInflight, this.backendState, this.limitRejections,
     this.failovers, this.configVersion, this.configRejected, this.configFetchErrors, this.limiterErrors,
-    this.usageReports, this.usageSpooled, this.usageDropped,
+    this.usageReports, this.usageSpooled, this.usageDropped, this.upstreamRefused,
   ];
   render(): string {
     return this.all.map((m) => m.render()).join("");

@@ -6,11 +6,13 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo, Socket } from "node:net";
+import { ALLOW_PRIVATE_URLS_ENV, parseAllowlist } from "./address.js";
 import { authenticate, keyMayUse } from "./auth.js";
 import type { BackendRuntime, StateChange } from "./backend.js";
 import { ConfigStore, type DeploymentRuntime } from "./config.js";
 import { type ConfigSource, ControlPlaneSource, StaticFileSource } from "./configSync.js";
 import type { RouterSnapshot } from "./contract.js";
+import type { Resolve } from "./egress.js";
 import { errors, type RouterErrorSpec, sendError } from "./errors.js";
 import { FastRequest, httpDate, installFastPath, type RouterResponse } from "./http1.js";
 import { createLogger, type Logger } from "./log.js";
@@ -62,6 +64,13 @@ export interface RouterOptions {
   logger?: Logger;
   /** Tokens reserved for TPM when a request sets no max_tokens. */
   defaultReserveTokens?: number;
+  /**
+   * Internal hosts / addresses / CIDRs that `publicOnly` backends may connect to anyway (the syntax of
+   * `TUNA_ALLOW_PRIVATE_URLS`, which main.ts passes; read once at start). Unset: none.
+   */
+  allowPrivateUrls?: string;
+  /** Resolver for `publicOnly` backends' host names (tests); default `dns.lookup` with `all: true`. */
+  resolve?: Resolve;
 }
 
 export interface RouterHandle {
@@ -115,7 +124,25 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     logger.info({ deployment: c.deploymentId, backend: c.backendId, state: c.state, reason: c.reason }, "backend state");
     usage.event({ type: "backend_state", deploymentId: c.deploymentId, backendId: c.backendId, state: c.state, at: c.at.toISOString(), reason: c.reason });
   };
-  const store = new ConfigStore(onStateChange);
+  const allowPrivate = parseAllowlist(opts.allowPrivateUrls);
+  for (const entry of allowPrivate.invalid) logger.warn({ entry }, `${ALLOW_PRIVATE_URLS_ENV}: ignoring an entry that is not a host name, address or CIDR`);
+  // Refusals are counted every time and logged once per backend until it connects again; the log names the host
+  // and the address, never the URL (its path or query may carry a token) or the upstream headers.
+  const store = new ConfigStore(onStateChange, {
+    allow: allowPrivate,
+    resolve: opts.resolve,
+    onRefused(b, err, first) {
+      metrics.upstreamRefused.inc({ deployment: b.deploymentId, backend: b.id });
+      if (first)
+        logger.warn(
+          { deployment: b.deploymentId, backend: b.id, host: err.host, address: err.address, addressClass: err.addressClass },
+          `upstream connection refused: the publicOnly backend's host is an internal address (allow it in the router's ${ALLOW_PRIVATE_URLS_ENV} if it is meant to be)`,
+        );
+    },
+    onAllowedAgain(b, host) {
+      logger.info({ deployment: b.deploymentId, backend: b.id, host }, "upstream connections allowed again: the publicOnly backend's host passed the address check");
+    },
+  });
   const applySnapshot = (s: RouterSnapshot) => {
     const prev = store.current?.version;
     store.apply(s);

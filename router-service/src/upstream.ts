@@ -6,6 +6,7 @@
 // that closes the connection, never a guess.
 import net from "node:net";
 import tls from "node:tls";
+import type { EgressGuard } from "./egress.js";
 
 export type UpstreamFailure = "connect" | "reset";
 
@@ -36,6 +37,11 @@ export interface PoolOptions {
   tls?: tls.ConnectionOptions;
   /** Largest response head accepted. */
   maxHeadBytes?: number;
+  /**
+   * `publicOnly` backends: each new connection's host is resolved and checked by the guard and dialled at the
+   * address it answered (a literal address is checked as is). Read when a connection is opened, never per request.
+   */
+  guard?: EgressGuard;
 }
 
 const CRLF = Buffer.from("\r\n");
@@ -197,6 +203,8 @@ class Conn {
   served = 0;
   /** When it went back to the pool (Date.now() ms). */
   idleSince = 0;
+  /** Not to be reused: it was opened under rules that no longer hold (`UpstreamPool.retireConnections`). */
+  retired = false;
   /** The server's own idle timeout from its last `Keep-Alive: timeout=N` header, in ms. */
   serverKeepAliveMs: number | undefined;
   private state: number = DONE;
@@ -209,13 +217,20 @@ class Conn {
     const o = pool.origin;
     const port = Number(o.port) || (pool.secure ? 443 : 80);
     const host = o.hostname.startsWith("[") ? o.hostname.slice(1, -1) : o.hostname;
-    if (pool.secure) {
+    const guard = pool.opts.guard;
+    // A refused literal address: no socket is connected, the connection fails like one that could not connect.
+    const refused = guard !== undefined && net.isIP(host) ? guard.checkLiteral(host) : null;
+    if (refused) {
+      this.socket = new net.Socket();
+      this.socket.destroy(refused); // 'error' and 'close' follow on the next tick, once the listeners below are on
+    } else if (pool.secure) {
+      // With a guard the name still is the server name (SNI, certificate check); only the address is the guard's.
       this.socket = tls.connect({
-        host, port, ALPNProtocols: ["http/1.1"], ...(net.isIP(host) ? {} : { servername: host }), ...pool.opts.tls,
+        host, port, ALPNProtocols: ["http/1.1"], ...(net.isIP(host) ? {} : { servername: host }), ...pool.opts.tls, ...(guard ? { lookup: guard.lookup } : {}),
       });
       this.socket.once("secureConnect", () => this.onConnect());
     } else {
-      this.socket = net.connect(port, host);
+      this.socket = guard ? net.connect({ port, host, lookup: guard.lookup }) : net.connect(port, host);
       this.socket.once("connect", () => this.onConnect());
     }
     this.socket.setNoDelay(true);
@@ -563,7 +578,7 @@ export class UpstreamPool {
   /** @internal */
   release(c: Conn): void {
     const limit = this.idleLimitOf(c);
-    if (this.closed || limit <= 0 || this.idle.length >= (this.opts.maxIdle ?? 256)) {
+    if (this.closed || c.retired || limit <= 0 || this.idle.length >= (this.opts.maxIdle ?? 256)) {
       c.socket.destroy();
       return;
     }
@@ -618,6 +633,16 @@ export class UpstreamPool {
 
   openCount(): number {
     return this.all.size;
+  }
+
+  /**
+   * The connections open now are not reused (a backend just became `publicOnly`: they were opened unchecked):
+   * idle ones close now, busy ones when their response ends. The pool stays open; later requests connect afresh.
+   */
+  retireConnections(): void {
+    for (const c of this.all) c.retired = true;
+    for (const c of this.idle) c.socket.destroy();
+    this.idle = [];
   }
 
   /** Closes idle connections now and busy ones as they finish (or all of them with `force`). */

@@ -57,8 +57,10 @@ interface StoredSpecish {
  * Providers whose endpoint URL is whatever a tenant-controlled server answered (SkyServe: the team's own SkyPilot
  * API server). Their endpoints are checked when deployed (DNS included); here, again without DNS, so a row
  * written before that check (or by any other path) never makes the routers, which run in the operator's
- * network, send requests to a private or loopback address. The built-in `local` providers are on loopback
- * by design and are not in this set.
+ * network, send requests to a private or loopback address. The name's DNS stays the tenant's, so their backends
+ * are also `publicOnly`: the router checks the address of every connection it opens to them (DNS rebinding),
+ * against its own `TUNA_ALLOW_PRIVATE_URLS`. The built-in `local` providers are on loopback by design and
+ * managed providers' endpoints are theirs, not a tenant's: neither is in this set.
  */
 const TENANT_SERVER_ENDPOINTS = new Set(["skyserve"]);
 
@@ -84,6 +86,7 @@ function backendOf(teamId: string, deploymentId: string, servedModelName: string
   const connectionIdle = idleMs ? { connectionIdleMs: idleMs } : {};
   // Engines serve only the served model name; clients may also say the slug, which the router rewrites.
   const upstreamModel = servedModelName;
+  const publicOnly = TENANT_SERVER_ENDPOINTS.has(c.provider) ? { publicOnly: true } : {};
   if (c.kind === "serverless") {
     const workers = spec.serverlessScaling?.maxWorkers ?? 0;
     return {
@@ -94,6 +97,7 @@ function backendOf(teamId: string, deploymentId: string, servedModelName: string
       ...(workers > 0 && concurrency > 0 ? { maxInflight: workers * concurrency } : {}),
       ...(c.status === "draining" ? { draining: true } : {}),
       ...connectionIdle,
+      ...publicOnly,
       upstreamModel,
     };
   }
@@ -107,6 +111,7 @@ function backendOf(teamId: string, deploymentId: string, servedModelName: string
     maxInflightPerReplica: concurrency > 0 ? concurrency : DEFAULT_MAX_INFLIGHT_PER_REPLICA,
     ...(c.status === "draining" ? { draining: true } : {}),
     ...connectionIdle,
+    ...publicOnly,
     upstreamModel,
   };
 }

@@ -60,8 +60,9 @@ describe("router snapshot", () => {
       mode: "hybrid",
       backends: [
         { id: svl.id, kind: "serverless", url: "https://api.runpod.ai/v2/abc/openai", headers: { authorization: "Bearer rp-upstream" }, maxInflight: 12, connectionIdleMs: 30_000, upstreamModel: "Qwen/Qwen3-0.6B" },
-        // SkyServe's load balancer is a uvicorn server (5 s keep-alive): the router's own 4 s default applies.
-        { id: spot.id, kind: "spot", url: "http://10.0.0.5:30001", replicas: 2, maxInflightPerReplica: 4, upstreamModel: "Qwen/Qwen3-0.6B" },
+        // SkyServe's load balancer is a uvicorn server (5 s keep-alive): the router's own 4 s default applies. Its
+        // host is the tenant's (DNS included): publicOnly, so the router checks every connection's address.
+        { id: spot.id, kind: "spot", url: "http://10.0.0.5:30001", replicas: 2, maxInflightPerReplica: 4, publicOnly: true, upstreamModel: "Qwen/Qwen3-0.6B" },
       ],
       routing: { policy: "spot-first", idleTimeoutS: 30 },
     });
@@ -123,6 +124,30 @@ describe("router snapshot", () => {
     assert.ok(snap.deployments.some((x) => x.id === allowed.id), "an address the operator allowed (TUNA_ALLOW_PRIVATE_URLS) stays");
     assert.ok(snap.deployments.some((x) => x.id === local.id), "the local simulator is on loopback by design");
     assert.ok(errors.some((e) => e.includes(ids[0]) && /private or loopback/.test(e)), errors.join("\n"));
+  });
+
+  test("publicOnly marks tenant-chosen endpoints (SkyServe) only: not managed providers' endpoints, not the local simulators", async () => {
+    const f = await makeRoleFixture();
+    const sky = await deployment(f.team.id, f.admin.id, { slug: "po-sky" });
+    const skyBackend = await db.deploymentComponent.create({
+      data: { deploymentId: sky.id, kind: "spot", provider: "skyserve", status: "ready", endpointUrl: "https://sky-lb.example.com:30001", replicasReady: 1 },
+    });
+    const rp = await db.deploymentComponent.create({
+      data: { deploymentId: sky.id, kind: "serverless", provider: "runpod", status: "ready", endpointUrl: "https://api.runpod.ai/v2/po/openai" },
+    });
+    const local = await deployment(f.team.id, f.admin.id, { slug: "po-local" });
+    const localSvl = await db.deploymentComponent.create({ data: { deploymentId: local.id, kind: "serverless", provider: "local", status: "ready", endpointUrl: "http://127.0.0.1:5" } });
+    const localSpot = await db.deploymentComponent.create({
+      data: { deploymentId: local.id, kind: "spot", provider: "local-spot", status: "ready", endpointUrl: "http://127.0.0.1:6", replicasReady: 1 },
+    });
+    const snap = await buildRouterSnapshot();
+    const backends = new Map(snap.deployments.flatMap((d) => d.backends).map((b) => [b.id, b]));
+    assert.equal(backends.get(skyBackend.id)?.publicOnly, true);
+    for (const c of [rp, localSvl, localSpot]) {
+      const b = backends.get(c.id);
+      assert.ok(b, `backend of ${c.provider} is in the snapshot`);
+      assert.equal("publicOnly" in b, false, `${c.provider} is not publicOnly`);
+    }
   });
 
   test("the version moves only with committed changes", async () => {
