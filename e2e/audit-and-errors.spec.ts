@@ -36,6 +36,13 @@ test("audit log: targets by name, a filter that ignores case, a CSV export of wh
   expect(lines[1]).toContain(`,team.create,team,${teamId},Ada's team,`);
   expect(lines[1]).toMatch(/,[0-9a-f]{64},[0-9a-f]{64}$/);
   await expect(page.getByTestId("audit-export-result")).toHaveText(`Exported 1 entry to ${file.suggestedFilename()}.`);
+  // The export is itself in the log.
+  await page.getByLabel("Action starts with").fill("audit");
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await expect(page.getByTestId("audit-action")).toHaveText(["audit.export"]);
+  await page.getByLabel("Action starts with").fill("  TEAM ");
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await expect(page.getByTestId("audit-action")).toHaveText(["team.create"]);
   await shot(page, "audit-export");
 
   // The network drops: a mutation (no retries) says so in plain words, not the browser's.

@@ -5,7 +5,7 @@ import { useTestDatabase } from "../test/db";
 import { callerFor, makeRoleFixture, makeUser, outcomeCode } from "../test/fixtures";
 import { db, getPrisma } from "../db";
 import { acceptInvite, createInvite, removeMember } from "../teams";
-import { appendAudit, filteredAuditBatches, listAudit, type AuditActor } from "./index";
+import { appendAudit, filteredAuditBatches, listAudit, verifyAuditChain, type AuditActor } from "./index";
 import { AUDIT_CSV_COLUMNS, csvCell, exportAuditCsv } from "./export";
 
 await useTestDatabase();
@@ -216,8 +216,9 @@ describe("audit log: CSV export", () => {
     await admin.apiKeys.revoke({ keyId: key.apiKey.id });
     await admin.team.rename({ name: "+Export Co" });
 
-    const all = records((await admin.audit.export({})).csv);
+    // Read before exporting: each export appends its own audit row (after building the file).
     const rows = await db.auditLog.findMany({ where: { teamId: f.team.id }, orderBy: { seq: "desc" } });
+    const all = records((await admin.audit.export({})).csv);
     assert.deepEqual(all.map((r) => Number(r.seq)), rows.map((r) => r.seq));
     for (const [i, r] of all.entries()) {
       const row = rows[i];
@@ -238,11 +239,34 @@ describe("audit log: CSV export", () => {
     assert.deepEqual(keys.map((r) => r.action), ["apikey.revoke", "apikey.create"]);
     assert.deepEqual(records((await admin.audit.export({ actorId: f.viewer.id })).csv), []);
     assert.deepEqual(records((await admin.audit.export({ to: new Date(Date.now() - 86_400_000) })).csv), []);
-    assert.equal(records((await admin.audit.export({ from: new Date(Date.now() - 86_400_000) })).csv).length, rows.length);
+    const before = await db.auditLog.count({ where: { teamId: f.team.id } });
+    assert.equal(records((await admin.audit.export({ from: new Date(Date.now() - 86_400_000) })).csv).length, before);
 
     const full = (await admin.audit.export({})).csv;
     assert.ok(!full.includes(runpodKey), "a vault value never reaches the export");
     assert.ok(!full.includes(key.key), "an API key never reaches the export");
+  });
+
+  test("an export is audited: who, which filters, how many rows; the file never holds its own row", async () => {
+    const f = await makeRoleFixture("Exported");
+    const admin = callerFor(f.admin, f.team.id);
+    await admin.apiKeys.create({ label: "k1" });
+    const from = new Date(Date.now() - 3_600_000);
+    const first = await admin.audit.export({ action: " APIKEY", from });
+    assert.equal(records(first.csv).length, 1);
+    const row = await db.auditLog.findFirstOrThrow({ where: { teamId: f.team.id }, orderBy: { seq: "desc" } });
+    assert.deepEqual(
+      { action: row.action, actorId: row.actorId, targetType: row.targetType, targetId: row.targetId, metadata: row.metadata },
+      { action: "audit.export", actorId: f.admin.id, targetType: "team", targetId: f.team.id, metadata: { rows: 1, truncated: false, filters: { action: "APIKEY", from: from.toISOString() } } },
+    );
+    const second = records((await admin.audit.export({})).csv);
+    assert.equal(second[0].action, "audit.export", "the next export lists the previous one, newest first");
+    assert.ok(!second.some((r) => r.seq === String(row.seq + 1)), "an export does not contain its own row");
+    assert.equal((await verifyAuditChain(f.team.id)).ok, true);
+    // A refused export leaves no trace of a copy taken.
+    const count = await db.auditLog.count({ where: { teamId: f.team.id } });
+    assert.equal(await outcomeCode(callerFor(f.viewer, f.team.id).audit.export({})), "FORBIDDEN");
+    assert.equal(await db.auditLog.count({ where: { teamId: f.team.id } }), count);
   });
 
   test("only audit.read (admins) of the team itself may export; another team's rows never appear", async () => {

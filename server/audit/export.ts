@@ -1,5 +1,5 @@
 import { db } from "../db";
-import { type AuditFilters, filteredAuditBatches } from "./index";
+import { type AuditActor, type AuditFilters, appendAudit, filteredAuditBatches } from "./index";
 
 /** The most rows one export holds (newest first); the page says when the filtered log had more. */
 export const AUDIT_EXPORT_MAX_ROWS = 50_000;
@@ -58,4 +58,22 @@ export async function exportAuditCsv(q: AuditFilters, maxRows = AUDIT_EXPORT_MAX
   }
   const day = new Date().toISOString().slice(0, 10);
   return { filename: `tuna-audit-${team.slug}-${day}.csv`, csv: parts.join(""), rows, truncated, maxRows };
+}
+
+/**
+ * Taking a copy of the log is itself an audited act: who exported, with which filters, and how many rows went
+ * out. Appended after the file was built, so the export never contains its own row.
+ */
+export async function recordAuditExport(q: AuditFilters, actor: AuditActor, result: Pick<AuditExport, "rows" | "truncated">): Promise<void> {
+  const filters = {
+    ...(q.actorId ? { actorId: q.actorId } : {}),
+    ...(q.action?.trim() ? { action: q.action.trim() } : {}),
+    ...(q.from ? { from: q.from.toISOString() } : {}),
+    ...(q.to ? { to: q.to.toISOString() } : {}),
+  };
+  await db.$transaction((tx) =>
+    appendAudit(tx, q.teamId, actor, {
+      action: "audit.export", targetType: "team", targetId: q.teamId, metadata: { rows: result.rows, truncated: result.truncated, filters },
+    }),
+  );
 }

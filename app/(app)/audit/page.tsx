@@ -153,6 +153,8 @@ function AuditLog() {
         truncated: res.headers.get(EXPORT_TRUNCATED_HEADER) === "1",
         maxRows: Number(res.headers.get(EXPORT_MAX_ROWS_HEADER) ?? 0),
       });
+      // The export is itself in the log now (audit.export): show it when the filters let it through.
+      void log.refetch();
     } catch (e) {
       setExported({ error: errorMessage(e) });
     } finally {

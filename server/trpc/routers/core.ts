@@ -2,7 +2,7 @@ import { z } from "zod";
 import { Role } from "@prisma/client";
 import { signUp, signUpInput } from "../../auth";
 import { listAudit, verifyAuditChain } from "../../audit";
-import { exportAuditCsv } from "../../audit/export";
+import { exportAuditCsv, recordAuditExport } from "../../audit/export";
 import { permissionsOf, PERMISSIONS } from "../../rbac";
 import * as teams from "../../teams";
 import { authedProcedure, publicProcedure, router, teamProcedure } from "../init";
@@ -84,6 +84,11 @@ export const auditRouter = router({
   /** The filtered log as CSV (app/api/audit/export serves it as a download): the same permission as reading it. */
   export: teamProcedure("audit.read")
     .input(auditFiltersSchema.refine(rangeInOrder, RANGE_OUT_OF_ORDER))
-    .query(({ ctx, input }) => exportAuditCsv({ teamId: ctx.teamId, ...input })),
+    .query(async ({ ctx, input }) => {
+      const q = { teamId: ctx.teamId, ...input };
+      const r = await exportAuditCsv(q);
+      await recordAuditExport(q, ctx.actor, r);
+      return r;
+    }),
   verify: teamProcedure("audit.read").mutation(({ ctx }) => verifyAuditChain(ctx.teamId)),
 });
