@@ -27,6 +27,7 @@ export interface BackendDefaults {
   connectTimeoutMs: number;
   firstByteTimeoutMs: number;
   responseTimeoutMs: number;
+  streamIdleTimeoutMs: number;
   maxInflightPerReplica: number;
 }
 
@@ -41,6 +42,7 @@ export const DEFAULTS: BackendDefaults = {
   connectTimeoutMs: 2000,
   firstByteTimeoutMs: 120_000,
   responseTimeoutMs: 600_000,
+  streamIdleTimeoutMs: 120_000,
   maxInflightPerReplica: 32,
 };
 
@@ -174,6 +176,14 @@ export class BackendRuntime {
    */
   headTimeoutMs(stream: boolean): number {
     return stream ? this.opt("firstByteTimeoutMs") : Math.max(this.opt("firstByteTimeoutMs"), this.opt("responseTimeoutMs"));
+  }
+
+  /**
+   * After the attempt committed, the longest the relayed body (a stream, or a large or chunked answer) may go
+   * without a byte before the router cuts it as a frozen backend; time paused for a slow client does not count.
+   */
+  get streamIdleTimeoutMs(): number {
+    return this.opt("streamIdleTimeoutMs");
   }
 
   get draining(): boolean {

@@ -70,6 +70,12 @@ export const routingSchema = z.object({
    * generated; at least firstByteTimeoutMs.
    */
   responseTimeoutMs: positiveInt.optional(),
+  /**
+   * After the answer committed (its first byte went to the client): the longest a relayed body may go without an
+   * upstream byte before the router cuts it as a frozen backend (ms; default 120000, max 3600000). Time the
+   * upstream is paused because the client reads slowly does not count. Small buffered JSON answers never need it.
+   */
+  streamIdleTimeoutMs: positiveInt.max(3_600_000).optional(),
   connectTimeoutMs: positiveInt.optional(),
   /** Consecutive failures (connect error, 5xx, timeout) that eject a backend. */
   ejectAfterFailures: positiveInt.optional(),

@@ -143,10 +143,13 @@ export class RouterMetrics {
   readonly upstreamRefused = new Counter(
     "tuna_router_upstream_refused_total", "Connections to publicOnly backends refused: the host is or resolves to an internal address.", ["deployment", "backend"],
   );
+  readonly streamIdleTimeouts = new Counter(
+    "tuna_router_stream_idle_timeouts_total", "Relayed bodies cut after the commit: no upstream byte for streamIdleTimeoutMs.", ["deployment", "backend"],
+  );
   readonly all: Metric[] = [
     this.requests, this.latency, this.ttft, this.inflight, this.globalInflight, this.backendState, this.limitRejections,
     this.failovers, this.configVersion, this.configRejected, this.configFetchErrors, this.limiterErrors,
-    this.usageReports, this.usageSpooled, this.usageDropped, this.upstreamRefused,
+    this.usageReports, this.usageSpooled, this.usageDropped, this.upstreamRefused, this.streamIdleTimeouts,
   ];
   render(): string {
     return this.all.map((m) => m.render()).join("");

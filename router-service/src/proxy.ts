@@ -448,10 +448,75 @@ export function usageFromJson(buf: Buffer): Usage | undefined {
   }
 }
 
-/** Writes `data` honouring backpressure: pauses the upstream until the client drains. */
-export function writeWithBackpressure(res: RouterResponse, up: Exchange, data: string | Buffer): void {
+/**
+ * Writes `data` honouring backpressure: pauses the upstream until the client drains. A slow client is not a
+ * frozen backend: the stream's idle clock (`idle`) stops while the upstream is paused and restarts at the drain.
+ */
+export function writeWithBackpressure(res: RouterResponse, up: Exchange, data: string | Buffer, idle?: StreamIdleWatch): void {
   if (!res.write(data)) {
     up.pause();
-    res.once("drain", () => up.resume());
+    idle?.pause();
+    res.once("drain", () => {
+      idle?.resume();
+      up.resume();
+    });
   }
+}
+
+/**
+ * The idle deadline of a relayed body after the commit (`streamIdleTimeoutMs`): `onIdle` runs once when no body
+ * byte arrived for `ms` while the upstream was not paused for backpressure. One timer per stream, not one per
+ * chunk: a chunk only stores its arrival time; the timer, when it fires, re-arms for what is left. While paused
+ * the timer is not re-armed; `resume` restarts the clock (and the timer if it had lapsed meanwhile).
+ */
+export class StreamIdleWatch {
+  private lastByteAt: number;
+  private timer: NodeJS.Timeout | undefined;
+  private paused = false;
+  private done = false;
+  constructor(
+    readonly ms: number,
+    private readonly onIdle: () => void,
+  ) {
+    this.lastByteAt = performance.now();
+    this.arm(ms);
+  }
+  /** A body byte arrived. */
+  touch(): void {
+    this.lastByteAt = performance.now();
+  }
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    if (this.done || !this.paused) return;
+    this.paused = false;
+    this.lastByteAt = performance.now();
+    if (this.timer === undefined) this.arm(this.ms);
+  }
+  /** The body ended, was cut, or the client left: the watch is over. */
+  stop(): void {
+    this.done = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+  private arm(ms: number): void {
+    this.timer = setTimeout(fireIdle, ms, this);
+  }
+  /** @internal the timer fired. */
+  fired(): void {
+    this.timer = undefined;
+    if (this.done || this.paused) return;
+    const left = this.lastByteAt + this.ms - performance.now();
+    // Timers may fire a fraction of a millisecond early: under a millisecond left counts as idle.
+    if (left >= 1) {
+      this.arm(Math.ceil(left));
+      return;
+    }
+    this.done = true;
+    this.onIdle();
+  }
+}
+function fireIdle(w: StreamIdleWatch): void {
+  w.fired();
 }

@@ -19,7 +19,8 @@ import { createLogger, type Logger } from "./log.js";
 import { labelKey, RouterMetrics } from "./metrics.js";
 import { chooseBackends } from "./policy.js";
 import {
-  type Attempt, attemptUpstream, type ClientHead, SseTap, type Usage, upstreamRequestHeaders, usageFromJson, usageFromTail, writeWithBackpressure,
+  type Attempt, attemptUpstream, type ClientHead, SseTap, StreamIdleWatch, type Usage, upstreamRequestHeaders, usageFromJson, usageFromTail,
+  writeWithBackpressure,
 } from "./proxy.js";
 import { MemoryRateLimiter } from "./ratelimit/memory.js";
 import { LimiterUnavailableError, RedisRateLimiter } from "./ratelimit/redis.js";
@@ -539,7 +540,10 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     let finished = false;
     let clientGone = false;
     let u: Usage | undefined;
+    // Streamed bodies only (set below): a buffered answer is complete when it commits and arms no timer.
+    let idle: StreamIdleWatch | undefined;
     res.once("close", () => {
+      idle?.stop();
       clientGone = !finished;
       if (!finished) up.destroy();
       const latencyMs = performance.now() - ctx.start;
@@ -576,11 +580,26 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     const collected: Buffer[] = [];
     let collectedBytes = 0;
     let tailOnly = false;
+    // After the commit: a backend that stops sending mid-body (a frozen spot VM that keeps its TCP connection)
+    // would hold the client, the backend's slot and the key's lease forever. Headers are out, so no retry: the
+    // client's connection is cut as for a stream lost mid-way.
+    const idleMs = b.streamIdleTimeoutMs;
+    const w = new StreamIdleWatch(idleMs, () => {
+      if (finished || clientGone) return;
+      up.destroy();
+      b.recordFailure("stream-idle");
+      metrics.streamIdleTimeouts.inc({ deployment: dep.cfg.id, backend: b.id });
+      logger.warn({ deployment: dep.cfg.id, backend: b.id, idleMs, elapsedMs: Math.round(performance.now() - ctx.start) }, "upstream body idle: stream cut");
+      ctx.status = 502;
+      res.destroy();
+    });
+    idle = w;
     a.attach({
       data(chunk: Buffer) {
+        w.touch();
         if (tap) {
           const out = tap.push(chunk);
-          if (out) writeWithBackpressure(res, up, out);
+          if (out) writeWithBackpressure(res, up, out, w);
         } else {
           collected.push(chunk);
           collectedBytes += chunk.length;
@@ -588,10 +607,11 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
             tailOnly = true;
             while (collectedBytes - collected[0].length >= USAGE_TAIL) collectedBytes -= (collected.shift() as Buffer).length;
           }
-          writeWithBackpressure(res, up, chunk);
+          writeWithBackpressure(res, up, chunk, w);
         }
       },
       end() {
+        w.stop();
         let last: string | undefined;
         if (tap) {
           last = tap.flush() ?? undefined;
@@ -609,6 +629,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
         // Upstream died after bytes reached the client: no retry (the client has a partial answer); cut the
         // client connection so it sees the truncation instead of a clean end. A close caused by the client
         // leaving is not the backend's fault and must not count towards its ejection.
+        w.stop();
         if (!finished && !clientGone) {
           b.recordFailure("mid-stream");
           ctx.status = 502;

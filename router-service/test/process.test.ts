@@ -151,7 +151,7 @@ describe("router process", () => {
     assert.match(sim.stderr, /^sim: unknown option --tokens-per-sec; known: --port/);
     const fault = run("router-service/src/sim/main.ts", ["--port", "0", "--fault", "bogus"]);
     assert.equal(fault.status, 2);
-    assert.match(fault.stderr, /^sim: --fault must be one of none, down, slow, error5xx, close-mid-stream, close-after-head, stall-after-head, preempt \(got "bogus"\)/);
+    assert.match(fault.stderr, /^sim: --fault must be one of none, down, slow, error5xx, close-mid-stream, stall-mid-stream, close-after-head, stall-after-head, preempt \(got "bogus"\)/);
     // A preempt notice given at start counts down like one set later: the simulator exits on its own.
     const preempt = run("router-service/src/sim/main.ts", ["--port", "0", "--fault", "preempt", "--fault-delay-ms", "200"]);
     assert.equal(preempt.status, 0, "exited after the notice instead of running until the timeout");

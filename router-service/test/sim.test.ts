@@ -96,6 +96,43 @@ describe("simulator", () => {
     }
   });
 
+  test("stall-mid-stream: afterChunks events (or half the body), then silence on an open connection until the peer closes", async () => {
+    const sim = await startSimulator({ model: "m" });
+    /** One raw request; resolves with what arrived within `waitMs`, the connection still open, then closes it. */
+    const post = (stream: boolean, waitMs: number) =>
+      new Promise<{ text: string; open: boolean }>((resolve, reject) => {
+        const body = JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: 6, stream });
+        const s = net.connect(sim.port, "127.0.0.1");
+        let text = "";
+        let open = true;
+        s.on("data", (d) => (text += d.toString("latin1")));
+        s.on("error", reject);
+        s.on("close", () => (open = false));
+        s.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+        setTimeout(() => {
+          resolve({ text, open });
+          s.destroy();
+        }, waitMs);
+      });
+    try {
+      sim.setFault({ mode: "stall-mid-stream", afterChunks: 2 });
+      const streamed = await post(true, 300);
+      assert.ok(streamed.open, "the connection stays open");
+      assert.equal(streamed.text.split("\r\n\r\n")[1].match(/data: \{/g)?.length, 2, "two events, then nothing");
+      assert.doesNotMatch(streamed.text, /\[DONE\]/);
+      assert.equal(sim.stats().inflight, 1, "the stalled request holds its slot");
+      await waitFor(() => sim.stats().inflight === 0, 2000);
+      const whole = await post(false, 300);
+      assert.ok(whole.open);
+      const [head, part] = whole.text.split("\r\n\r\n");
+      const length = Number(/content-length: (\d+)/i.exec(head)?.[1]);
+      assert.equal(part.length, Math.floor(length / 2), "half the body of the announced length");
+      await waitFor(() => sim.stats().inflight === 0, 2000);
+    } finally {
+      await sim.close();
+    }
+  });
+
   test("CLI: prints the listening line; preempt answers 503 then exits", async () => {
     const p = await spawnTs("router-service/src/sim/main.ts", ["--port", "0", "--model", "cli-model", "--ttft-ms", "1"]);
     try {

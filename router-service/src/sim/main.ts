@@ -6,7 +6,7 @@ let sim: Awaited<ReturnType<typeof startSimulator>>;
 try {
   const args = parseArgs(process.argv.slice(2), [
     "port", "host", "model", "ttft-ms", "tokens-per-s", "cold-start-ms", "max-concurrency", "default-max-tokens", "fault",
-    "fault-delay-ms", "fault-status",
+    "fault-delay-ms", "fault-status", "fault-after-chunks",
     // Not read here: the local provider tags its simulators' command lines with it (server/providers/local).
     "tuna-resource",
   ]);
@@ -22,7 +22,7 @@ try {
     coldStartMs: numArg(args, "cold-start-ms", 0),
     maxConcurrency: numArg(args, "max-concurrency", 0),
     defaultMaxTokens: numArg(args, "default-max-tokens", 16),
-    fault: { mode: faultMode, delayMs: numArg(args, "fault-delay-ms"), status: numArg(args, "fault-status") },
+    fault: { mode: faultMode, delayMs: numArg(args, "fault-delay-ms"), status: numArg(args, "fault-status"), afterChunks: numArg(args, "fault-after-chunks") },
     // A preempted instance disappears, like a spot VM reclaimed by the cloud.
     onPreemptExit: () => process.exit(0),
   });

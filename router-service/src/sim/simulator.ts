@@ -3,7 +3,9 @@
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
-export const FAULT_MODES = ["none", "down", "slow", "error5xx", "close-mid-stream", "close-after-head", "stall-after-head", "preempt"] as const;
+export const FAULT_MODES = [
+  "none", "down", "slow", "error5xx", "close-mid-stream", "stall-mid-stream", "close-after-head", "stall-after-head", "preempt",
+] as const;
 export type FaultMode = (typeof FAULT_MODES)[number];
 
 export interface Fault {
@@ -15,7 +17,10 @@ export interface Fault {
   delayMs?: number;
   /** error5xx: status to answer (default 500). */
   status?: number;
-  /** close-mid-stream: chunks written before the socket is destroyed (default 2). */
+  /**
+   * close-mid-stream / stall-mid-stream: events of a stream written before the socket is destroyed, or before
+   * the stream goes silent with its connection left open (default 2).
+   */
   afterChunks?: number;
 }
 
@@ -268,14 +273,15 @@ export function startSimulator(opts: SimulatorOptions = {}): Promise<SimulatorHa
               }
             : { id: `cmpl-${id}`, object: "text_completion", created, model, choices: [{ index: 0, text, finish_reason: "length", logprobs: null }], usage };
         const f = fault;
-        if (f.mode === "close-mid-stream" || f.mode === "close-after-head" || f.mode === "stall-after-head") {
+        if (midStream(f) || f.mode === "close-after-head" || f.mode === "stall-after-head") {
           const s = JSON.stringify(payload);
           res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(s) });
           if (!(await headThenFault(res, f))) return;
-          if (f.mode === "close-mid-stream") {
-            // Headers and part of the body, then a hard close: the client sees a truncated response.
+          if (midStream(f)) {
+            // Headers and part of the body, then a hard close (the client sees a truncated response) or silence
+            // with the connection left open (a frozen VM that never resets it).
             res.write(s.slice(0, Math.floor(s.length / 2)));
-            setImmediate(() => res.socket?.destroy());
+            if (f.mode === "close-mid-stream") setImmediate(() => res.socket?.destroy());
             return;
           }
           res.end(s);
@@ -293,13 +299,15 @@ export function startSimulator(opts: SimulatorOptions = {}): Promise<SimulatorHa
           : { id: `cmpl-${id}`, object: "text_completion", created, model, choices: [{ index: 0, text: text ?? "", finish_reason: finish, logprobs: null }] };
       await sleep(ttftMs);
       let written = 0;
-      const closeAfter = fault.mode === "close-mid-stream" ? (fault.afterChunks ?? 2) : Number.POSITIVE_INFINITY;
+      const f = fault;
+      const cutAfter = midStream(f) ? (f.afterChunks ?? 2) : Number.POSITIVE_INFINITY;
       const write = (obj: unknown): boolean => {
         if (res.destroyed) return false;
-        if (written >= closeAfter) {
-          // Let the written chunks reach the peer first, then drop the connection like a crashed server.
+        if (written >= cutAfter) {
+          // close: let the written chunks reach the peer first, then drop the connection like a crashed server.
+          // stall: write nothing more and leave the connection open until the peer gives up.
           const sock = res.socket;
-          setTimeout(() => sock?.destroy(), 20);
+          if (f.mode === "close-mid-stream") setTimeout(() => sock?.destroy(), 20);
           return false;
         }
         written++;
@@ -350,6 +358,11 @@ export function startSimulator(opts: SimulatorOptions = {}): Promise<SimulatorHa
       });
     });
   });
+}
+
+/** close-mid-stream / stall-mid-stream: part of the body, then the connection is dropped or goes silent. */
+function midStream(f: Fault): boolean {
+  return f.mode === "close-mid-stream" || f.mode === "stall-mid-stream";
 }
 
 function readJson(req: http.IncomingMessage): Promise<unknown> {
