@@ -114,8 +114,11 @@ const WHOLE_MAX = 1024 * 1024;
 
 /**
  * One upstream attempt (a class rather than closures: fewer allocations on the hot path). It is the exchange's
- * body listener too, and holds the client's answer back until the attempt *commits*: at the first body byte (or
- * the end of an empty body), or for a small JSON answer of known length once its whole body is in. Until then
+ * body listener too, and holds the client's answer back until the attempt *commits*: for SSE, when the first
+ * complete event the client is sent arrives (the attempt frames the events itself with its `tap`, so a head
+ * followed by part of an event and then a loss or a stall is still a failure before the first byte); for a
+ * small JSON answer of known length, once its whole body is in; for any other answer, at its first body byte;
+ * and for all of them at the end of the body if it comes first. Until then
  * nothing has been sent to the client, so a failure is one the router may still fail over from; `failure` says
  * which, and stays readable after the promise resolved (a loss just after committing, before the relay took
  * over, is still reported there). The relay takes the body over with `attach`.
@@ -130,8 +133,12 @@ export class Attempt implements HeadListener, BodyListener {
   clientHead: ClientHead | undefined;
   /** The body is received whole before committing (see WHOLE_MAX); the relay sends it in one write. */
   whole = false;
-  /** Body bytes received before the relay attached. */
+  /** Body bytes received before the relay attached (for SSE: after the commit; earlier ones went into `tap`). */
   held: Buffer[] | undefined;
+  /** SSE only: frames the events from the first byte on; the relay takes it over. */
+  tap: SseTap | undefined;
+  /** SSE only: what `tap` produced for the client up to the commit, not yet written (the relay writes it first). */
+  tapOut: string | undefined;
   ended = false;
   /** performance.now() at the first body byte (TTFT); 0 before. */
   firstByteAt = 0;
@@ -142,6 +149,7 @@ export class Attempt implements HeadListener, BodyListener {
     /** Resolve at a 5xx head without reading its body: the caller fails over (not for the last candidate). */
     private failFastOn5xx: boolean,
     private extra: string[],
+    private clientWantsUsage: boolean,
   ) {}
   private finish(failure: AttemptFailure | undefined): void {
     this.settled = true;
@@ -167,6 +175,7 @@ export class Attempt implements HeadListener, BodyListener {
     const h = clientResponseHead(x, this.extra);
     this.clientHead = h;
     this.whole = !h.sse && h.contentLength >= 0 && h.contentLength <= WHOLE_MAX;
+    if (h.sse) this.tap = new SseTap(this.clientWantsUsage);
     // Bytes that came with the head are delivered now, synchronously.
     x.start(this);
   }
@@ -179,6 +188,16 @@ export class Attempt implements HeadListener, BodyListener {
       return;
     }
     if (this.firstByteAt === 0) this.firstByteAt = performance.now();
+    const tap = this.tap;
+    if (tap !== undefined && !this.settled) {
+      // Nothing for the client yet (a partial event, or only the usage chunk it does not get): not committed.
+      const out = tap.push(chunk);
+      if (out) {
+        this.tapOut = out;
+        this.finish(undefined);
+      }
+      return;
+    }
     if (this.held === undefined) this.held = [chunk];
     else this.held.push(chunk);
     if (!this.whole && !this.settled) this.finish(undefined);
@@ -205,7 +224,10 @@ export class Attempt implements HeadListener, BodyListener {
     if (held === undefined) return EMPTY;
     return held.length === 1 ? held[0] : Buffer.concat(held);
   }
-  /** Hands the body over to `sink`: what arrived so far first (and its end), then the rest as it comes. */
+  /**
+   * Hands the body over to `sink`: what arrived so far first (and its end), then the rest as it comes. For SSE
+   * the bytes that went into `tap` before the commit are not passed again: the sink writes `tapOut` first.
+   */
   attach(sink: BodyListener): void {
     this.sink = sink;
     const held = this.held;
@@ -218,8 +240,9 @@ const EMPTY = Buffer.alloc(0);
 
 /**
  * Sends one request; resolves with the attempt once it committed (see `Attempt`) or failed. The deadline
- * `timeoutMs` runs from the send until the attempt commits: for a stream, its first body byte (vLLM sends the
- * head at once and the first event after prefill); for a buffered answer, the end of its body.
+ * `timeoutMs` runs from the send until the attempt commits: for SSE, its first complete event for the client
+ * (vLLM sends the head at once and the first event after prefill); for a buffered answer, the end of its body;
+ * for another streamed one, its first body byte.
  */
 export function attemptUpstream(
   backend: BackendRuntime,
@@ -229,11 +252,12 @@ export function attemptUpstream(
   timeoutMs: number,
   failFastOn5xx: boolean,
   extra: string[],
+  clientWantsUsage: boolean,
   clientGone: () => boolean,
   onClientGone: (fn: () => void) => void,
 ): Promise<Attempt> {
   return new Promise((resolve) => {
-    const a = new Attempt(clientGone, resolve, failFastOn5xx, extra);
+    const a = new Attempt(clientGone, resolve, failFastOn5xx, extra, clientWantsUsage);
     a.timer = setTimeout(() => a.abandon("timeout"), timeoutMs);
     onClientGone(() => a.abandon("aborted"));
     a.x = backend.pool.request(requestHead("POST", backend.basePath + apiPath, headers), body, a);

@@ -19,7 +19,7 @@ import { createLogger, type Logger } from "./log.js";
 import { labelKey, RouterMetrics } from "./metrics.js";
 import { chooseBackends } from "./policy.js";
 import {
-  type Attempt, attemptUpstream, type ClientHead, SseTap, StreamIdleWatch, type Usage, upstreamRequestHeaders, usageFromJson, usageFromTail,
+  type Attempt, attemptUpstream, type ClientHead, StreamIdleWatch, type Usage, upstreamRequestHeaders, usageFromJson, usageFromTail,
   writeWithBackpressure,
 } from "./proxy.js";
 import { MemoryRateLimiter } from "./ratelimit/memory.js";
@@ -453,7 +453,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       // the attempt failed with nothing sent: until then a failure still fails over.
       const a = await attemptUpstream(
         b, apiPath, upstreamRequestHeaders(req.headers, b, payload.length, requestId), payload, b.headTimeoutMs(stream), !isLast, rlHeaders,
-        () => clientClosed, (fn) => goneListeners.push(fn),
+        clientWantsUsage, () => clientClosed, (fn) => goneListeners.push(fn),
       );
       awaiting = false;
       if (clientClosed) {
@@ -474,7 +474,8 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
         b.recordFailure(failure);
         lastFailure = failure;
         if (!isLast || a.failure !== undefined) {
-          // A 5xx head of a candidate with a fallback: its body is read and dropped so the connection is reused.
+          // A 5xx head of a candidate with a fallback: its body is read and dropped so the connection is reused;
+          // a body that does not end within DISCARD_DEADLINE_MS closes the connection instead (never held forever).
           if (a.failure === undefined) up.discard();
           hold.release();
           // A failed attempt only adds busy time; the request itself is counted once, where it ends.
@@ -486,8 +487,12 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
           break;
         }
         // Last candidate answered 5xx: pass its answer through (status and body), no more retries.
-      } else b.recordSuccess();
-      relay(res, a, up, b, dep, ctx, key.id, attemptStart, clientWantsUsage, rlHeaders, (u, ok) => {
+      } else if (a.whole) {
+        // A success is recorded once the answer is whole: here for a buffered one, at its clean end for a relayed
+        // one (a stream cut later, or gone idle, is then a failure only, so cut streams add up towards ejection).
+        b.recordSuccess();
+      }
+      relay(res, a, up, b, dep, ctx, key.id, attemptStart, rlHeaders, (u, ok) => {
         if (!ok) refundAll = true;
         else if (u) settledTokens = (u.prompt_tokens ?? 0) + (u.completion_tokens ?? 0);
       });
@@ -528,7 +533,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
    */
   function relay(
     res: RouterResponse, a: Attempt, up: Exchange, b: BackendRuntime,
-    dep: DeploymentRuntime, ctx: Ctx, keyId: string, attemptStart: number, clientWantsUsage: boolean,
+    dep: DeploymentRuntime, ctx: Ctx, keyId: string, attemptStart: number,
     rlHeaders: string[], done: (u: Usage | undefined, ok: boolean) => void,
   ) {
     const status = up.statusCode;
@@ -536,7 +541,9 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     const { headers, sse } = a.clientHead as ClientHead;
     headers.push("x-tuna-backend", b.id);
     const ttftMs = a.firstByteAt > 0 ? a.firstByteAt - ctx.start : undefined;
-    const tap = sse ? new SseTap(clientWantsUsage) : undefined;
+    // SSE: the attempt framed the events up to its commit; the same tap goes on (a second one would see the
+    // held bytes again).
+    const tap = sse ? a.tap : undefined;
     let finished = false;
     let clientGone = false;
     let u: Usage | undefined;
@@ -594,6 +601,9 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       res.destroy();
     });
     idle = w;
+    // SSE: the events that committed the attempt (the head goes out with them).
+    if (a.tapOut) writeWithBackpressure(res, up, a.tapOut, w);
+    a.tapOut = undefined;
     a.attach({
       data(chunk: Buffer) {
         w.touch();
@@ -621,6 +631,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
           u = tailOnly ? usageFromTail(whole) : usageFromJson(whole);
         }
         finished = true;
+        if (status < 500) b.recordSuccess();
         // Settle before the response closes: the request's cleanup (lease release, TPM settle) runs on close.
         done(u, status < 400);
         res.end(last);

@@ -111,9 +111,21 @@ export class Exchange {
     else if (!this.pausedByConsumer && !this.finished) c.socket.resume();
   }
 
-  /** Reads and drops the rest of the body so the connection can be reused. */
-  discard(): void {
-    this.start(DISCARD);
+  /**
+   * Reads and drops the rest of the body so the connection can be reused, for at most `deadlineMs`: a body that
+   * has not ended by then (a backend that sent a head and never its body) closes the connection instead of
+   * holding it (and a file descriptor) forever.
+   */
+  discard(deadlineMs = DISCARD_DEADLINE_MS): void {
+    if (this.body || this.destroyed) return;
+    if (this.finished) {
+      this.start(DISCARD);
+      return;
+    }
+    const timer = setTimeout(() => this.destroy(), deadlineMs);
+    timer.unref();
+    const over = () => clearTimeout(timer);
+    this.start({ data: NOOP, end: over, abort: over });
   }
 
   pause(): void {
@@ -193,6 +205,8 @@ const NOOP = () => undefined;
 /** Body bytes held for a consumer that has not attached (or is paused) before the socket stops reading. */
 const HOLD_LIMIT = 1024 * 1024;
 const DISCARD: BodyListener = { data: NOOP, end: NOOP, abort: NOOP };
+/** How long `discard` waits for the rest of a body before closing the connection. */
+export const DISCARD_DEADLINE_MS = 1000;
 
 /** One socket and its response parser. */
 class Conn {

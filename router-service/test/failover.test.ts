@@ -3,7 +3,9 @@
 // preempted mid-prefill), and a client that leaves while the head is held. Real sockets throughout; usage is
 // checked in the reports a fake control plane receives.
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import http from "node:http";
+import net from "node:net";
 import { describe, test } from "node:test";
 import type { RoutingConfig } from "../src/contract.js";
 import { type RouterHandle, type SimulatorHandle, startRouter, startSimulator } from "../src/index.js";
@@ -229,6 +231,37 @@ describe("failover between the upstream head and the first byte to the client", 
     }
   });
 
+  test("a stream cut after its commit is a failure only (success comes at a clean end): consecutive cut streams eject at ejectAfterFailures 2", async () => {
+    const r = await rig({ ejectAfterFailures: 2, minEjectMs: 60_000, healthCheckIntervalMs: 60_000 });
+    try {
+      const spot = () => r.router.store.current?.deployments.get("dep_1")?.backends.find((b) => b.id === "spot");
+      r.spot.setFault({ mode: "close-mid-stream", afterChunks: 2 });
+      const cut = await streamChat(r.router.url);
+      assert.equal(cut.backend, "spot");
+      assert.equal(cut.clean, false);
+      await r.idle();
+      assert.equal(spot()?.consecutiveFailures, 1);
+      // A clean stream in between resets the count at its end.
+      r.spot.setFault({ mode: "none" });
+      const ok = await streamChat(r.router.url);
+      assert.ok(ok.clean && ok.backend === "spot");
+      await r.idle();
+      assert.equal(spot()?.consecutiveFailures, 0);
+      r.spot.setFault({ mode: "close-mid-stream", afterChunks: 2 });
+      for (let i = 0; i < 2; i++) {
+        const s = await streamChat(r.router.url);
+        assert.equal(s.backend, "spot");
+        assert.equal(s.clean, false);
+        await r.idle();
+      }
+      assert.equal(spot()?.consecutiveFailures, 2);
+      assert.equal(spot()?.state(), "ejected");
+      assert.equal(backendOf(await chat(r.router.url, KEY)), "svl");
+    } finally {
+      await r.close();
+    }
+  });
+
   test("a client that leaves while the head is held: upstream aborted, nothing in flight, counted once as 499, tokens refunded", async () => {
     const r = await rig({}, 10_000);
     try {
@@ -263,6 +296,176 @@ describe("failover between the upstream head and the first byte to the client", 
       assert.equal(r.usage().get("spot")?.errors, 1, "the abandoned request is one error");
     } finally {
       await r.close();
+    }
+  });
+});
+
+/** A backend on a raw socket (exact control over which bytes go out when): `onReq` runs once per request received. */
+async function rawBackend(onReq: (s: net.Socket, n: number) => void) {
+  let n = 0;
+  const socks = new Set<net.Socket>();
+  const srv = net.createServer((s) => {
+    socks.add(s);
+    s.on("close", () => socks.delete(s));
+    s.on("error", () => undefined);
+    let buf = "";
+    s.on("data", (d) => {
+      buf += d.toString("latin1");
+      for (;;) {
+        const e = buf.indexOf("\r\n\r\n");
+        if (e < 0) return;
+        const m = /content-length: (\d+)/i.exec(buf.slice(0, e));
+        const len = m ? Number(m[1]) : 0;
+        if (buf.length < e + 4 + len) return;
+        buf = buf.slice(e + 4 + len);
+        onReq(s, ++n);
+      }
+    });
+  });
+  srv.listen(0, "127.0.0.1");
+  await once(srv, "listening");
+  return {
+    url: `http://127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
+    requests: () => n,
+    /** Server-side connections still open. */
+    open: () => socks.size,
+    close() {
+      for (const s of socks) s.destroy();
+      srv.close();
+    },
+  };
+}
+
+let rawSeq = 0;
+/** A router over `raw` (tried first) and a simulator as its fallback ("svl"); static config, serverless-only order. */
+async function rawRig(raw: { url: string }, routing: Partial<RoutingConfig> = {}) {
+  const sim = await startSimulator({ model: "qwen-small" });
+  const mk = (urls: Array<[string, string]>, version = 1) => {
+    const d = deployment({ mode: "serverless", backends: urls.map(([id, url]) => ({ id, kind: "serverless" as const, url })) });
+    d.routing = { ...d.routing, policy: "serverless-only", healthCheckIntervalMs: 100_000, ejectAfterFailures: 100, ...routing };
+    return snapshot([d], { version });
+  };
+  const router = await startRouter({
+    config: mk([["raw", raw.url], ["svl", sim.url]]), logLevel: "silent", stateDir: `/tmp/tuna-rt-failover-raw-${process.pid}-${++rawSeq}`,
+  });
+  const dep = () => {
+    const x = router.store.current?.deployments.get("dep_1");
+    if (!x) throw new Error("no deployment");
+    return x;
+  };
+  return {
+    sim, router, dep,
+    metrics: async () => (await request(`${router.url}/metrics`)).body,
+    /** Leaves only the raw backend: no candidate to fail over to. */
+    rawOnly: () => router.applySnapshot(mk([["raw", raw.url]], 2)),
+    async idle() {
+      await waitFor(() => router.inflight() === 0 && dep().inflight.n === 0 && dep().backends.every((b) => b.inflight === 0), 3000);
+    },
+    async close() {
+      await router.close();
+      await sim.close();
+    },
+  };
+}
+
+const SSE_HEAD = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+/** One chunk of a chunked body. */
+const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
+
+describe("SSE commits at its first complete event for the client, not at its first byte", () => {
+  test("head + part of the first event, then the backend dies: fails over (reset_before_body), the fallback's stream arrives whole, counted once", async () => {
+    const raw = await rawBackend((s) => {
+      s.write(SSE_HEAD);
+      setTimeout(() => s.write(chunk('data: {"choices":[{"')), 20); // no blank line yet: nothing for the client
+      setTimeout(() => s.destroy(), 60);
+    });
+    const r = await rawRig(raw);
+    try {
+      const s = await streamChat(r.router.url);
+      assert.equal(s.status, 200);
+      assert.equal(s.backend, "svl");
+      assert.ok(s.clean, "ended cleanly, not a hang-up");
+      assert.deepEqual(streamText(s.text), { content: "tuna swims fast in the open", done: true });
+      assert.equal(raw.requests(), 1);
+      await r.idle();
+      const m = await r.metrics();
+      assert.deepEqual(requestSeries(m), ['tuna_router_requests_total{deployment="dep_1",backend="svl",status="200"} 1'], "counted once");
+      assert.match(m, /tuna_router_failovers_total\{deployment="dep_1",from="raw",to="svl",reason="reset_before_body"\} 1\n/);
+    } finally {
+      await r.close();
+      raw.close();
+    }
+  });
+
+  test("head + part of the first event, then a stall: fails over after firstByteTimeoutMs; with no candidate left → 504", async () => {
+    const raw = await rawBackend((s) => {
+      s.write(SSE_HEAD);
+      setTimeout(() => s.write(chunk('data: {"choices":[{"')), 20);
+    });
+    const r = await rawRig(raw, { firstByteTimeoutMs: 300 });
+    try {
+      const s = await streamChat(r.router.url);
+      assert.equal(s.backend, "svl");
+      assert.ok(s.clean);
+      assert.deepEqual(streamText(s.text), { content: "tuna swims fast in the open", done: true });
+      assert.ok(s.ms >= 280 && s.ms < 3000, `after the deadline (${s.ms} ms)`);
+      assert.match(await r.metrics(), /tuna_router_failovers_total\{deployment="dep_1",from="raw",to="svl",reason="timeout_before_body"\} 1\n/);
+      await waitFor(() => raw.open() === 0, 2000); // the stalled exchange was abandoned
+
+      r.rawOnly();
+      const t0 = Date.now();
+      const res = await chat(r.router.url, KEY, { stream: true });
+      assert.equal(res.status, 504);
+      assert.match(res.json().error.message, /timeout before first byte/);
+      assert.ok(Date.now() - t0 < 3000);
+      await r.idle();
+      assert.match(await r.metrics(), /tuna_router_requests_total\{deployment="dep_1",backend="raw",status="504"\} 1\n/);
+    } finally {
+      await r.close();
+      raw.close();
+    }
+  });
+
+  test("a usage-only event the client does not get (it did not ask for usage) commits nothing: the deadline still applies", async () => {
+    const usageOnly = 'data: {"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}\n\n';
+    const ev = 'data: {"id":"x","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n';
+    const raw = await rawBackend((s) => {
+      s.write(SSE_HEAD + chunk(usageOnly));
+      setTimeout(() => s.write(chunk(ev) + chunk("data: [DONE]\n\n") + "0\r\n\r\n"), 400);
+    });
+    // A deadline shorter than the gap after the usage chunk: were it a commit, the request would not fail over.
+    const r = await rawRig(raw, { firstByteTimeoutMs: 200 });
+    try {
+      const s = await streamChat(r.router.url);
+      assert.equal(s.backend, "svl", "the filtered event did not commit the attempt");
+      r.rawOnly();
+      const s2 = await streamChat(r.router.url);
+      assert.equal(s2.status, 504, "still nothing for the client when the deadline passed");
+      await r.idle();
+    } finally {
+      await r.close();
+      raw.close();
+    }
+  });
+
+  test("a 5xx head whose body never comes, on a candidate with a fallback: the fallback answers and no socket to the 5xx backend stays open", async () => {
+    const raw = await rawBackend((s) => s.write("HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 50\r\n\r\n"));
+    const r = await rawRig(raw);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await chat(r.router.url, KEY);
+        assert.equal(res.status, 200);
+        assert.equal(backendOf(res), "svl");
+      }
+      assert.equal(raw.requests(), 3);
+      assert.match(await r.metrics(), /tuna_router_failovers_total\{deployment="dep_1",from="raw",to="svl",reason="5xx"\} 3\n/);
+      await r.idle();
+      // Drained for at most DISCARD_DEADLINE_MS (1 s), then closed.
+      await waitFor(() => raw.open() === 0, 3000);
+      assert.equal(r.dep().backends.find((b) => b.id === "raw")?.pool.openCount(), 0);
+    } finally {
+      await r.close();
+      raw.close();
     }
   });
 });

@@ -108,7 +108,7 @@ const idleSeries = (m: string) => m.match(/^tuna_router_stream_idle_timeouts_tot
 describe("streamIdleTimeoutMs: the idle deadline after the commit", () => {
   test("a stream that goes silent mid-way is cut after the idle timeout: backend blamed, slots and lease back, one error", { timeout: 20_000 }, async () => {
     // maxConcurrent 1: a lease that did not come back would refuse the next request with 429. ejectAfterFailures 1:
-    // the cut alone ejects spot (the commit of each answer resets the consecutive count).
+    // the cut alone ejects spot (a success is recorded only at a stream's clean end, so the cut is its only outcome).
     const r = await rig({ streamIdleTimeoutMs: 300, ejectAfterFailures: 1, minEjectMs: 60_000 }, { rpm: 100_000, tpm: 10_000, maxConcurrent: 1 });
     try {
       // Spot sends 3 events, then nothing, with its connection left open (a frozen VM).

@@ -695,6 +695,22 @@ describe("upstream client: framing over real sockets", () => {
     assert.equal(up.accepted, 1);
   });
 
+  test("discard() closes the connection when the rest of the body does not come within its deadline", async (t) => {
+    // A 5xx head whose body never follows: draining it must not hold the socket (and an fd) forever.
+    const up = await FakeUpstream.start(t, (_req, sock) => sock.write("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 50\r\n\r\n"));
+    const pool = up.pool();
+    const c = send(pool);
+    const x = await c.settled;
+    if (typeof x === "string") assert.fail(x);
+    assert.equal(x.statusCode, 503);
+    x.discard(100);
+    await sleep(30);
+    assert.equal(up.open, 1, "still draining");
+    await waitFor(() => up.open === 0, 2000);
+    assert.equal(pool.openCount(), 0);
+    assert.equal(pool.idleCount(), 0, "never reused");
+  });
+
   test("idle connections: closed after idleTimeoutMs, capped at maxIdle, closed by close()", async (t) => {
     const up = await FakeUpstream.start(t, (_req, sock) => sock.write(OK));
     const idle = up.pool({ idleTimeoutMs: 100 });
