@@ -8,68 +8,14 @@ import http from "node:http";
 import net from "node:net";
 import { describe, test } from "node:test";
 import type { RoutingConfig } from "../src/contract.js";
-import { type RouterHandle, type SimulatorHandle, startRouter, startSimulator } from "../src/index.js";
-import { type FakeControlPlane, startControlPlane, totalRequests } from "./helpers/controlPlane.js";
+import { startRouter, startSimulator } from "../src/index.js";
+import { totalRequests } from "./helpers/controlPlane.js";
 import { chat, deployment, KEY, request, snapshot, waitFor } from "./helpers/fixtures.js";
+import { type Rig, startRig } from "./helpers/rig.js";
 
-interface Rig {
-  svl: SimulatorHandle;
-  spot: SimulatorHandle;
-  cp: FakeControlPlane;
-  router: RouterHandle;
-  metrics(): Promise<string>;
-  /** Usage entries reported so far, by backend id (summed over reports). */
-  usage(): Map<string, { requests: number; errors: number; outputTokens: number; busyMs: number }>;
-  /** Every in-flight counter of the router is back to zero. */
-  idle(): Promise<void>;
-  close(): Promise<void>;
-}
-
-let rigSeq = 0;
-async function rig(routing: Partial<RoutingConfig> = {}, tpm = 100_000_000): Promise<Rig> {
-  const svl = await startSimulator({ model: "qwen-small" });
-  const spot = await startSimulator({ model: "qwen-small" });
-  const cp = await startControlPlane();
-  const d = deployment({ svlUrl: svl.url, spotUrl: spot.url });
-  d.routing = { ...d.routing, ejectAfterFailures: 100, ...routing };
-  cp.setSnapshot(snapshot([d], {}, { rpm: 100_000, tpm, maxConcurrent: 1000 }));
-  const router = await startRouter({
-    controlPlaneUrl: cp.url, routerToken: cp.token, usageFlushMs: 40, logLevel: "silent",
-    stateDir: `/tmp/tuna-rt-failover-${process.pid}-${++rigSeq}`,
-  });
-  const dep = () => {
-    const x = router.store.current?.deployments.get("dep_1");
-    if (!x) throw new Error("no deployment");
-    return x;
-  };
-  await waitFor(() => dep().backends.find((b) => b.id === "spot")?.state() === "ready");
-  return {
-    svl, spot, cp, router,
-    metrics: async () => (await request(`${router.url}/metrics`)).body,
-    usage() {
-      const out = new Map<string, { requests: number; errors: number; outputTokens: number; busyMs: number }>();
-      for (const r of cp.reports.values())
-        for (const e of r.entries) {
-          const o = out.get(e.backendId) ?? { requests: 0, errors: 0, outputTokens: 0, busyMs: 0 };
-          o.requests += e.requests;
-          o.errors += e.errors;
-          o.outputTokens += e.outputTokens;
-          o.busyMs += e.busyMs;
-          out.set(e.backendId, o);
-        }
-      return out;
-    },
-    async idle() {
-      await waitFor(() => router.inflight() === 0 && dep().inflight.n === 0 && dep().backends.every((b) => b.inflight === 0), 3000);
-    },
-    async close() {
-      await router.close();
-      await cp.close();
-      await svl.close();
-      await spot.close();
-    },
-  };
-}
+/** Ejection off unless `routing` says otherwise; `tpm` is the key's limit. */
+const rig = (routing: Partial<RoutingConfig> = {}, tpm = 100_000_000): Promise<Rig> =>
+  startRig({ name: "failover", routing, limits: { rpm: 100_000, tpm, maxConcurrent: 1000 } });
 
 const backendOf = (r: { headers: http.IncomingHttpHeaders }) => r.headers["x-tuna-backend"];
 const requestSeries = (m: string) => m.match(/^tuna_router_requests_total\{.*$/gm) ?? [];

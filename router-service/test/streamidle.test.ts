@@ -6,68 +6,13 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { describe, test } from "node:test";
 import type { RoutingConfig } from "../src/contract.js";
-import { type RouterHandle, type SimulatorHandle, startRouter, startSimulator } from "../src/index.js";
 import { Exchange } from "../src/upstream.js";
-import { type FakeControlPlane, startControlPlane, totalRequests } from "./helpers/controlPlane.js";
-import { chat, deployment, KEY, request, snapshot, waitFor } from "./helpers/fixtures.js";
+import { totalRequests } from "./helpers/controlPlane.js";
+import { chat, KEY, waitFor } from "./helpers/fixtures.js";
+import { type Rig, type RigOptions, startRig } from "./helpers/rig.js";
 
-interface Rig {
-  svl: SimulatorHandle;
-  spot: SimulatorHandle;
-  cp: FakeControlPlane;
-  router: RouterHandle;
-  metrics(): Promise<string>;
-  usage(): Map<string, { requests: number; errors: number; outputTokens: number }>;
-  failures(id: string): number;
-  idle(): Promise<void>;
-  close(): Promise<void>;
-}
-
-let rigSeq = 0;
-async function rig(routing: Partial<RoutingConfig>, limits = { rpm: 100_000, tpm: 100_000_000, maxConcurrent: 1000 }, spotOpts = {}): Promise<Rig> {
-  const svl = await startSimulator({ model: "qwen-small" });
-  const spot = await startSimulator({ model: "qwen-small", ...spotOpts });
-  const cp = await startControlPlane();
-  const d = deployment({ svlUrl: svl.url, spotUrl: spot.url });
-  d.routing = { ...d.routing, ejectAfterFailures: 100, ...routing };
-  cp.setSnapshot(snapshot([d], {}, limits));
-  const router = await startRouter({
-    controlPlaneUrl: cp.url, routerToken: cp.token, usageFlushMs: 40, logLevel: "silent",
-    stateDir: `/tmp/tuna-rt-streamidle-${process.pid}-${++rigSeq}`,
-  });
-  const dep = () => {
-    const x = router.store.current?.deployments.get("dep_1");
-    if (!x) throw new Error("no deployment");
-    return x;
-  };
-  await waitFor(() => dep().backends.find((b) => b.id === "spot")?.state() === "ready");
-  return {
-    svl, spot, cp, router,
-    metrics: async () => (await request(`${router.url}/metrics`)).body,
-    usage() {
-      const out = new Map<string, { requests: number; errors: number; outputTokens: number }>();
-      for (const r of cp.reports.values())
-        for (const e of r.entries) {
-          const o = out.get(e.backendId) ?? { requests: 0, errors: 0, outputTokens: 0 };
-          o.requests += e.requests;
-          o.errors += e.errors;
-          o.outputTokens += e.outputTokens;
-          out.set(e.backendId, o);
-        }
-      return out;
-    },
-    failures: (id) => dep().backends.find((b) => b.id === id)?.consecutiveFailures ?? -1,
-    async idle() {
-      await waitFor(() => router.inflight() === 0 && dep().inflight.n === 0 && dep().backends.every((b) => b.inflight === 0), 3000);
-    },
-    async close() {
-      await router.close();
-      await cp.close();
-      await svl.close();
-      await spot.close();
-    },
-  };
-}
+const rig = (routing: Partial<RoutingConfig>, limits?: RigOptions["limits"], spot?: RigOptions["spot"]): Promise<Rig> =>
+  startRig({ name: "streamidle", routing, limits, spot });
 
 interface Streamed {
   status: number;
