@@ -4,6 +4,7 @@
  * Validation messages name fields, never values.
  */
 import net from "node:net";
+import { bareHost, hostAllowed, isLocalhostName, parseAllowlist } from "@tuna/router-service/address";
 import { ALLOW_PRIVATE_URLS_ENV, classifyAddress, OUTBOUND_POLICIES, outboundUrlProblem } from "../lib/outbound-url";
 
 export const SECRET_KINDS = [
@@ -147,11 +148,9 @@ const SLACK_WEBHOOK_PATH = /^\/services\/T[A-Z0-9]+\/B[A-Z0-9]+\/[A-Za-z0-9_-]+$
  * that list. Only reached after the outbound-URL check passed, so an internal address here is an allowed one.
  */
 function operatorStandIn(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  const host = bareHost(hostname);
   if (net.isIP(host)) return classifyAddress(host) !== null;
-  if (host === "localhost" || host.endsWith(".localhost")) return true;
-  const names = (process.env[ALLOW_PRIVATE_URLS_ENV] ?? "").split(",").map((h) => h.trim().toLowerCase());
-  return names.includes(host);
+  return isLocalhostName(host) || hostAllowed(parseAllowlist(process.env[ALLOW_PRIVATE_URLS_ENV]), host);
 }
 
 function slackWebhookProblem(raw: string): string | null {
