@@ -245,18 +245,34 @@ export async function deployComponent(deploymentId: string, kind: "serverless" |
   if (d.status !== "deploying") throw new NonRetriableError(`deployment is ${d.status}, not deploying`);
   const plan = planFor(d, kind);
   const provider = getProvider(plan.provider);
-  await db.$transaction(async (tx) => {
-    await tx.deploymentComponent.update({ where: { deploymentId_kind: { deploymentId, kind } }, data: { status: "creating", lastError: null } });
+  /*
+   * Steps run at least once, and a run of this step may overlap another (Inngest retries a step whose
+   * answer was lost; its test engine runs a parallel step a second time while the first is still going).
+   * So no write here may take the component back from a status a later step gave it: the start repeats
+   * the check above in its own write, and later writes only touch a component this step left creating.
+   */
+  const started = await db.$transaction(async (tx) => {
+    const moved = await tx.deploymentComponent.updateMany({
+      where: { deploymentId, kind, OR: [{ endpointUrl: null }, { status: { in: ["failed", "pending", "destroyed"] } }] },
+      data: { status: "creating", lastError: null },
+    });
+    if (moved.count === 0) return false;
     await startLife(tx, deploymentId, kind, new Date());
+    return true;
   });
+  if (!started) {
+    const c = await db.deploymentComponent.findUniqueOrThrow({ where: { deploymentId_kind: { deploymentId, kind } }, select: { endpointUrl: true } });
+    if (c.endpointUrl) return { endpointUrl: c.endpointUrl };
+    throw new Error(`the ${kind} component changed while its deploy started; retrying`);
+  }
   await appendTimeline(deploymentId, step, "started", `${provider.displayName} ${plan.gpu.catalogName} × ${plan.gpu.count} (${plan.resourceName})`);
   try {
     await checkpoint(step);
     const mintedAt = new Date();
     const upstreamKey = storedUpstreamKey(d.teamId, deploymentId, existing);
     const component = await withCredentials(d.teamId, plan.provider, "deploy", (creds) => provider.deploy(plan, creds, { upstreamKey }));
+    // No status: the start above left it creating, and a step after this one may have moved it on.
     await setComponent(deploymentId, kind, {
-      status: "creating",
       endpointUrl: component.endpointUrl,
       externalIds: component.externalIds,
       ...sealUpstreamHeaders(d.teamId, deploymentId, kind, component.upstreamHeaders, mintedAt),
@@ -265,7 +281,10 @@ export async function deployComponent(deploymentId: string, kind: "serverless" |
     return { endpointUrl: component.endpointUrl };
   } catch (err) {
     const e = classifyError(err);
-    await setComponent(deploymentId, kind, { status: e instanceof NonRetriableError ? "failed" : "creating", lastError: errorMessage(err).slice(0, 2000) });
+    await db.deploymentComponent.updateMany({
+      where: { deploymentId, kind, status: { in: ["pending", "creating"] } },
+      data: { status: e instanceof NonRetriableError ? "failed" : "creating", lastError: errorMessage(err).slice(0, 2000) },
+    });
     await appendTimeline(deploymentId, step, e instanceof NonRetriableError ? "failed" : "retrying", errorMessage(err));
     throw e;
   }

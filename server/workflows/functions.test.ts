@@ -64,6 +64,35 @@ describe("deploy", () => {
     assert.ok((ctx.step.run as unknown as { mock: { calls: unknown[][] } }).mock.calls.some((c) => c[0] === "deploy-spot"));
   });
 
+  test("a deploy step that overlaps another run of itself never takes the component back from ready", async () => {
+    // What Inngest's at-least-once steps (and its test engine's parallel steps) can do: a second run of
+    // deploy-serverless is still inside the provider call when the first has finished and health made it ready.
+    const { id } = await f.request("admin");
+    assert.equal((await lifecycle.startDeploying(id, "overlap-run")).proceed, true);
+    const release = recSvl.holdNextDeploy();
+    const late = lifecycle.deployComponent(id, "serverless");
+    while (!recSvl.calls.some((c) => c.method === "deploy")) await new Promise((r) => setTimeout(r, 5));
+    const first = await lifecycle.deployComponent(id, "serverless");
+    assert.equal((await lifecycle.checkComponent(id, "serverless")).state, "ready");
+    release();
+    assert.deepEqual(await late, first);
+    const c = (await dep(id)).components.find((x) => x.kind === "serverless")!;
+    assert.equal(c.status, "ready");
+    assert.equal(c.endpointUrl, first.endpointUrl);
+    // A late run that fails leaves it alone too.
+    await db.deploymentComponent.update({ where: { id: c.id }, data: { status: "failed", endpointUrl: null } });
+    recSvl.failNext("deploy", new Error("provider hiccup"));
+    const releaseFailing = recSvl.holdNextDeploy();
+    const lateFailing = lifecycle.deployComponent(id, "serverless");
+    while (recSvl.calls.filter((x) => x.method === "deploy").length < 3) await new Promise((r) => setTimeout(r, 5));
+    await db.deploymentComponent.update({ where: { id: c.id }, data: { status: "ready", endpointUrl: first.endpointUrl } });
+    releaseFailing();
+    await assert.rejects(lateFailing, /provider hiccup/);
+    const after = (await dep(id)).components.find((x) => x.kind === "serverless")!;
+    assert.equal(after.status, "ready");
+    assert.equal(after.lastError, null);
+  });
+
   test("serverless-only deploys no spot; spot-only waits for spot health", async () => {
     const svl = await deployActive({ mode: "serverless", direct: true, spotClouds: [] });
     const d = await dep(svl);

@@ -29,6 +29,8 @@ export interface RecordingProvider extends Provider {
   deployKeys: Array<string | undefined>;
   /** Next `times` calls of `method` throw `error`. */
   failNext(method: Method, error: Error, times?: number): void;
+  /** The next deploy call waits, after recording itself, until the returned function is called. */
+  holdNextDeploy(): () => void;
   /** Status reports this state for every resource until changed. */
   statusOverride: ComponentStatus["state"] | null;
   held(): number;
@@ -38,6 +40,7 @@ export interface RecordingProvider extends Provider {
 export function createRecordingProvider(name: string, kind: "serverless" | "spot"): RecordingProvider {
   const failures = new Map<Method, { error: Error; times: number }>();
   let minted = 0;
+  let deployGate: Promise<void> | null = null;
   const maybeFail = (method: Method) => {
     const f = failures.get(method);
     if (f && f.times > 0) {
@@ -72,6 +75,11 @@ export function createRecordingProvider(name: string, kind: "serverless" | "spot
     async deploy(plan, _creds, ctx): Promise<Component> {
       p.calls.push({ method: "deploy", resource: plan.resourceName });
       p.deployKeys.push(ctx?.upstreamKey);
+      if (deployGate) {
+        const gate = deployGate;
+        deployGate = null;
+        await gate;
+      }
       maybeFail("deploy");
       const existing = p.resources.get(plan.resourceName);
       // Create if absent: a retried deploy reuses the resource.
@@ -110,6 +118,13 @@ export function createRecordingProvider(name: string, kind: "serverless" | "spot
     calls: [],
     deployKeys: [],
     statusOverride: null,
+    holdNextDeploy() {
+      let release!: () => void;
+      deployGate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      return release;
+    },
     failNext(method, error, times = 1) {
       failures.set(method, { error, times });
     },
@@ -123,6 +138,7 @@ export function createRecordingProvider(name: string, kind: "serverless" | "spot
       p.deployKeys.length = 0;
       p.statusOverride = null;
       failures.clear();
+      deployGate = null;
     },
   };
   return p;
