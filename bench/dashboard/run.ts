@@ -1,5 +1,6 @@
 // Dashboard benchmark (a script, not a test): seeds a fresh embedded PostgreSQL with 10,000 deployments and
-// 1,000,000 audit rows for one team (plus a second team as noise), then times the server work behind the
+// 1,000,000 audit rows for one team (plus a second team as noise) and the routers' backend state history of its
+// serving deployments, then times the server work behind the
 // deployments list and the audit log pages — the service functions, and the tRPC procedures (membership
 // check included) — and prints p50/p95/p99 next to a `SELECT 1` baseline from the same run.
 // It never fails on absolute numbers. Run: `npx tsx bench/dashboard/run.ts [--iterations 200]`.
@@ -17,6 +18,8 @@ const ITERATIONS = arg("iterations", 200);
 const WARMUP = arg("warmup", 20);
 const DEPLOYMENTS = arg("deployments", 10_000);
 const AUDIT_ROWS = arg("audit-rows", 1_000_000);
+// Routers' backend state events per router × backend of each serving deployment (3 routers, 2 backends).
+const ROUTER_EVENTS = arg("router-events", 100);
 const TEAM = "team_bench";
 const OTHER = "team_other";
 const log = (s: string) => console.error(`[bench] ${s}`);
@@ -69,6 +72,17 @@ try {
              now() - make_interval(secs => (${n} - i) * 31.536), md5((i - 1)::text), md5(i::text)
       FROM generate_series(1, ${n}) i`);
   }
+  // Routers' view: each serving (active/degraded) deployment of the bench team has 3 live routers reporting its
+  // 2 backends, each with ROUTER_EVENTS state changes (cold → warming → ready cycles) over the 400 days events
+  // are kept; the deployments list with `withRouterView` reads the latest per router × backend.
+  await seed.query(`
+    INSERT INTO "UsageBatch" ("batchId", "routerId", "receivedAt") SELECT 'batch_r' || r, 'router_' || r, now() FROM generate_series(1, 3) r;
+    INSERT INTO "UsageBackendEvent" ("batchId", "routerId", "deploymentId", "backendId", "backendKind", state, replicas, at)
+      SELECT 'batch_r' || r, 'router_' || r, d.id, d.id || '_' || k, k, (ARRAY['cold','warming','ready'])[1 + e % 3], 1,
+             now() - make_interval(secs => (${ROUTER_EVENTS} - e) * 34560000.0 / ${ROUTER_EVENTS} + r)
+      FROM "Deployment" d, generate_series(1, 3) r, unnest(ARRAY['serverless','spot']) k, generate_series(1, ${ROUTER_EVENTS}) e
+      WHERE d."teamId" = '${TEAM}' AND d.status IN ('active', 'degraded')`);
+  log(`router events seeded (${Math.round(performance.now() - t0)} ms)`);
   await seed.query(`ANALYZE`);
   await seed.end();
   log(`seeded ${DEPLOYMENTS} + ${Math.round(DEPLOYMENTS / 5)} deployments and ${AUDIT_ROWS} + ${Math.round(AUDIT_ROWS / 10)} audit rows (${Math.round(performance.now() - t0)} ms)`);
@@ -103,6 +117,8 @@ try {
     { page: "deployments", name: "listDeployments owner + status + gpu", fn: () => listDeployments(TEAM, { limit: 50, ownerId: "user_3", status: "destroyed", gpu: "L4" }) },
     { page: "deployments", name: "tRPC deployments.list (with membership check)", fn: viaTrpc("deployments", "list", { limit: 50 }) },
     { page: "deployments", name: "tRPC deployments.list status+provider", fn: viaTrpc("deployments", "list", { limit: 50, status: "active", provider: "modal" }) },
+    { page: "deployments", name: "tRPC deployments.list withRouterView", fn: viaTrpc("deployments", "list", { limit: 50, withRouterView: true }) },
+    { page: "deployments", name: "tRPC deployments.list status=active withRouterView", fn: viaTrpc("deployments", "list", { limit: 50, status: "active", withRouterView: true }) },
     { page: "audit", name: "listAudit newest, page 1", fn: () => listAudit({ teamId: TEAM, limit: 50 }) },
     { page: "audit", name: "listAudit cursor mid-log", fn: () => listAudit({ teamId: TEAM, limit: 50, cursor: midSeq }) },
     { page: "audit", name: "listAudit action prefix 'secret.'", fn: () => listAudit({ teamId: TEAM, limit: 50, action: "secret." }) },
@@ -140,7 +156,7 @@ try {
   }
 
   const f = (n: number) => n.toFixed(2).padStart(8);
-  console.log(`\nDashboard server time, ${ITERATIONS} iterations each after ${WARMUP} warm-up (ms); seed: ${DEPLOYMENTS} deployments, ${AUDIT_ROWS} audit rows in the measured team\n`);
+  console.log(`\nDashboard server time, ${ITERATIONS} iterations each after ${WARMUP} warm-up (ms); seed: ${DEPLOYMENTS} deployments, ${AUDIT_ROWS} audit rows in the measured team, ${ROUTER_EVENTS} router events per router × backend of each serving deployment (3 × 2)\n`);
   console.log(`| page        | query                                              |      p50 |      p95 |      p99 | p95 / SELECT 1 |`);
   console.log(`|-------------|----------------------------------------------------|----------|----------|----------|----------------|`);
   for (const r of rows) console.log(`| ${r.page.padEnd(11)} | ${r.name.padEnd(50)} | ${f(r.p50)} | ${f(r.p95)} | ${f(r.p99)} | ${r.x.toFixed(1).padStart(13)}× |`);

@@ -78,12 +78,24 @@ export async function routerViews(teamId: string, deploymentIds: readonly string
   const ids = mine.map((d) => d.id);
   if (ids.length === 0) return out;
   // Latest event per router and backend (id breaks a tie of timestamps: events of one report are inserted in
-  // order). The component join only labels backends whose events carried no kind.
+  // order). A skip scan over the (deploymentId, routerId, backendId, at DESC, id DESC) index: each step seeks the
+  // first row of the next router × backend of the deployment, which is its latest event, so the cost follows the
+  // number of routers and backends, not the length of the history (DISTINCT ON would read and sort all of it, on
+  // every poll). The component join only labels backends whose events carried no kind.
   const rows = await db.$queryRaw<LatestRow[]>`
+    WITH RECURSIVE latest AS (
+      SELECT f.* FROM unnest(${ids}::text[]) AS d(id) CROSS JOIN LATERAL (
+        SELECT e."deploymentId", e."routerId", e."backendId", e."backendKind", e.state, e.at FROM "UsageBackendEvent" e
+        WHERE e."deploymentId" = d.id
+        ORDER BY e."routerId", e."backendId", e.at DESC, e.id DESC LIMIT 1) f
+      UNION ALL
+      SELECT n.* FROM latest l CROSS JOIN LATERAL (
+        SELECT e."deploymentId", e."routerId", e."backendId", e."backendKind", e.state, e.at FROM "UsageBackendEvent" e
+        WHERE e."deploymentId" = l."deploymentId" AND (e."routerId", e."backendId") > (l."routerId", l."backendId")
+        ORDER BY e."routerId", e."backendId", e.at DESC, e.id DESC LIMIT 1) n
+    )
     SELECT l."deploymentId", l."routerId", l."backendId", COALESCE(l."backendKind", c.kind::text) AS kind, l.state, l.at
-    FROM (SELECT DISTINCT ON ("deploymentId", "routerId", "backendId") "deploymentId", "routerId", "backendId", "backendKind", state, at
-          FROM "UsageBackendEvent" WHERE "deploymentId" = ANY(${ids}::text[])
-          ORDER BY "deploymentId", "routerId", "backendId", at DESC, id DESC) l
+    FROM latest l
     LEFT JOIN "DeploymentComponent" c ON c.id = l."backendId" AND c."deploymentId" = l."deploymentId" AND c.kind::text IN ('serverless', 'spot')`;
   const gone = await routerViewEnds(rows.map((r) => r.routerId), now);
 
