@@ -15,7 +15,8 @@ export const blockedSchema = z
   .optional();
 
 export const backendSchema = z.object({
-  id: z.string().min(1),
+  /** Sent to clients in `x-tuna-backend` and used as a metric label: printable ASCII, no spaces. */
+  id: z.string().regex(/^[\x21-\x7e]{1,200}$/, "a backend id is 1-200 printable ASCII characters without spaces (it is sent in x-tuna-backend)"),
   kind: z.enum(["serverless", "spot"]),
   url: httpUrl,
   /** Upstream headers added to every request to this backend (e.g. provider auth). Never logged. */

@@ -104,10 +104,11 @@ function pairHas(pairs: string[], name: string): boolean {
 
 /**
  * Why an attempt failed before anything reached the client: before the response head (`connect`, `reset`,
- * `timeout`), between the head and the first body byte (`*_before_body`; for a buffered answer, before its body
- * was complete), or because the client left (`aborted`).
+ * `timeout`), at the head (`bad_response`: a head the parser refused),
+ * between the head and the first body byte (`*_before_body`; for a buffered answer, before its body was
+ * complete), or because the client left (`aborted`).
  */
-export type AttemptFailure = "connect" | "timeout" | "reset" | "aborted" | "reset_before_body" | "timeout_before_body";
+export type AttemptFailure = "connect" | "timeout" | "reset" | "bad_response" | "aborted" | "reset_before_body" | "timeout_before_body";
 
 /** Largest body (of known length, not SSE) that is received whole and sent to the client in one write. */
 const WHOLE_MAX = 1024 * 1024;
@@ -150,6 +151,8 @@ export class Attempt implements HeadListener, BodyListener {
     private failFastOn5xx: boolean,
     private extra: string[],
     private clientWantsUsage: boolean,
+    /** Sent to the client as `x-tuna-backend`. */
+    private backendId: string,
   ) {}
   private finish(failure: AttemptFailure | undefined): void {
     this.settled = true;
@@ -173,6 +176,10 @@ export class Attempt implements HeadListener, BodyListener {
       return;
     }
     const h = clientResponseHead(x, this.extra);
+    // Relayable as it is by either response implementation (the fast path's writeHead checks nothing, Node's
+    // throws): the parser held the upstream's lines to Node's rule, the contract holds backend ids to printable
+    // ASCII, and the router's rate-limit values are numbers.
+    h.headers.push("x-tuna-backend", this.backendId);
     this.clientHead = h;
     this.whole = !h.sse && h.contentLength >= 0 && h.contentLength <= WHOLE_MAX;
     if (h.sse) this.tap = new SseTap(this.clientWantsUsage);
@@ -180,7 +187,7 @@ export class Attempt implements HeadListener, BodyListener {
     x.start(this);
   }
   fail(reason: UpstreamFailure): void {
-    if (!this.settled) this.finish(this.clientGone() ? "aborted" : reason);
+    if (!this.settled) this.finish(this.clientGone() ? "aborted" : reason === "malformed" ? "bad_response" : reason);
   }
   data(chunk: Buffer): void {
     if (this.sink !== undefined) {
@@ -257,7 +264,7 @@ export function attemptUpstream(
   onClientGone: (fn: () => void) => void,
 ): Promise<Attempt> {
   return new Promise((resolve) => {
-    const a = new Attempt(clientGone, resolve, failFastOn5xx, extra, clientWantsUsage);
+    const a = new Attempt(clientGone, resolve, failFastOn5xx, extra, clientWantsUsage, backend.id);
     a.timer = setTimeout(() => a.abandon("timeout"), timeoutMs);
     onClientGone(() => a.abandon("aborted"));
     a.x = backend.pool.request(requestHead("POST", backend.basePath + apiPath, headers), body, a);

@@ -436,8 +436,13 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     let lastFailure = "";
     for (let i = 0; i < choice.candidates.length; i++) {
       const b = choice.candidates[i];
-      // A fallback may have filled up or been ejected while the first attempt ran.
-      if (i > 0 && !(b.available() && b.hasCapacity())) break;
+      if (i > 0) {
+        // A fallback may have filled up or been ejected while the first attempt ran: then it is not tried, and
+        // no failover happened. One is counted here, as the next attempt starts, to the backend it goes to
+        // (`ctx.backendId` still names the one that failed).
+        if (!(b.available() && b.hasCapacity())) break;
+        metrics.failovers.inc({ deployment: dep.cfg.id, from: ctx.backendId, to: b.id, reason: lastFailure.startsWith("status") ? "5xx" : lastFailure });
+      }
       const attemptStart = performance.now();
       b.inflight++;
       b.noteRequest();
@@ -473,6 +478,8 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       if (failure) {
         b.recordFailure(failure);
         lastFailure = failure;
+        if (failure === "bad_response")
+          logger.warn({ deployment: dep.cfg.id, backend: b.id, status: up.statusCode }, "upstream response head malformed: failure before the first byte");
         if (!isLast || a.failure !== undefined) {
           // A 5xx head of a candidate with a fallback: its body is read and dropped so the connection is reused;
           // a body that does not end within DISCARD_DEADLINE_MS closes the connection instead (never held forever).
@@ -480,11 +487,8 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
           hold.release();
           // A failed attempt only adds busy time; the request itself is counted once, where it ends.
           recordUsageError(b, dep, key.id, attemptStart, undefined);
-          if (!isLast) {
-            metrics.failovers.inc({ deployment: dep.cfg.id, from: b.id, to: choice.candidates[i + 1].id, reason: failure.startsWith("status") ? "5xx" : failure });
-            continue;
-          }
-          break;
+          // The next candidate, if any and still able to take it; the failover is counted when it starts.
+          continue;
         }
         // Last candidate answered 5xx: pass its answer through (status and body), no more retries.
       } else if (a.whole) {
@@ -510,7 +514,9 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
         ? lastFailure.replace("status_", "status ")
         : lastFailure === "reset_before_body"
           ? "connection lost before the response body"
-          : "connection failed";
+          : lastFailure === "bad_response"
+            ? "invalid response head"
+            : "connection failed";
     sendError(res, errors.upstream(ctx.status, why), pairsToRecord(rlHeaders));
   }
 
@@ -538,8 +544,8 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
   ) {
     const status = up.statusCode;
     ctx.status = status;
+    // It carries `x-tuna-backend` already (the attempt adds it).
     const { headers, sse } = a.clientHead as ClientHead;
-    headers.push("x-tuna-backend", b.id);
     const ttftMs = a.firstByteAt > 0 ? a.firstByteAt - ctx.start : undefined;
     // SSE: the attempt framed the events up to its commit; the same tap goes on (a second one would see the
     // held bytes again).
@@ -570,7 +576,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       const whole = a.body();
       if (status < 300) u = usageFromJson(whole);
       if (!tryWriteHead(res, status, headers)) {
-        b.recordFailure("bad-head");
+        b.recordFailure("bad_response");
         return answerUnsent(res, up, ctx, done, rlHeaders, b.id, "invalid response head");
       }
       finished = true;
@@ -580,7 +586,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       return;
     }
     if (!tryWriteHead(res, status, headers)) {
-      b.recordFailure("bad-head");
+      b.recordFailure("bad_response");
       return answerUnsent(res, up, ctx, done, rlHeaders, b.id, "invalid response head");
     }
     // The body for reading `usage`: whole up to COLLECT_MAX, past it only a rolling tail (usage comes last).
@@ -654,7 +660,10 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
   const COLLECT_MAX = 4 * 1024 * 1024;
   const USAGE_TAIL = 64 * 1024;
 
-  /** writeHead, false when it throws (Node's refuses what the upstream parser should have refused already). */
+  /**
+   * writeHead, false when it throws. A last resort: the parser refuses the upstream lines Node's writeHead would (a
+   * head it refuses fails over as `bad_response`), and the router's own pairs are valid by construction.
+   */
   function tryWriteHead(res: RouterResponse, status: number, headers: string[]): boolean {
     try {
       res.writeHead(status, headers);

@@ -8,7 +8,11 @@ import net from "node:net";
 import tls from "node:tls";
 import type { EgressGuard } from "./egress.js";
 
-export type UpstreamFailure = "connect" | "reset";
+/**
+ * Why an exchange failed before its head: no connection (`connect`), the connection lost (`reset`), or a response
+ * head the parser refused (`malformed`: see `Conn.readHead`; the connection is closed, never reused).
+ */
+export type UpstreamFailure = "connect" | "reset" | "malformed";
 
 /** What the consumer of one exchange hears after the response head (see `Exchange.start`). */
 export interface BodyListener {
@@ -225,6 +229,8 @@ class Conn {
   private buf: Buffer | undefined;
   private remaining = 0;
   private reusable = true;
+  /** The parser refused the response head (the close that follows fails the exchange as `malformed`). */
+  private malformed = false;
   private connectTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly pool: UpstreamPool) {
@@ -428,7 +434,6 @@ class Conn {
     if (!Number.isInteger(code) || code < 100 || code > 599) return false;
     const raw: string[] = [];
     let contentLength = -1;
-    let chunked = false;
     let te = false;
     let close = minor === "0";
     for (let i = 1; i < lines.length; i++) {
@@ -448,9 +453,12 @@ class Conn {
         if (contentLength >= 0 && contentLength !== n) return false;
         contentLength = n;
       } else if (lower === "transfer-encoding") {
+        // Only `chunked`, once. The router sends no TE, so no other transfer coding is acceptable (RFC 9112 §6.1),
+        // and it could not be passed on (transfer codings are hop-by-hop): one whose final coding is not chunked
+        // would have the body run until the close (§6.3), one under chunked would reach the client still coded.
+        // Either is a malformed answer, like a second TE line (more codings, or chunked twice).
+        if (te || value.length !== 7 || value.toLowerCase() !== "chunked") return false;
         te = true;
-        const codings = value.toLowerCase().split(",");
-        chunked = codings[codings.length - 1].trim() === "chunked";
       } else if (lower === "connection") {
         const v = value.toLowerCase();
         if (v.includes("close")) close = true;
@@ -472,11 +480,7 @@ class Conn {
     else if (te) {
       // Transfer-Encoding wins over Content-Length; a message carrying both is suspect: do not reuse.
       if (contentLength >= 0) this.reusable = false;
-      if (chunked) this.state = CHUNK_SIZE;
-      else {
-        this.state = UNTIL_CLOSE;
-        this.reusable = false;
-      }
+      this.state = CHUNK_SIZE;
     } else if (contentLength >= 0) {
       this.remaining = contentLength;
       this.state = contentLength === 0 ? DONE : FIXED;
@@ -488,6 +492,7 @@ class Conn {
   }
 
   private protocolError(): void {
+    if (this.state === HEAD) this.malformed = true;
     this.reusable = false;
     this.socket.destroy();
   }
@@ -534,7 +539,7 @@ class Conn {
         return;
       }
       x.destroyed = true;
-      x.listener.fail(this.connected ? "reset" : "connect");
+      x.listener.fail(this.malformed ? "malformed" : this.connected ? "reset" : "connect");
       return;
     }
     if (!x.attached || x.holding) {

@@ -9,7 +9,7 @@ import net from "node:net";
 import { describe, test } from "node:test";
 import type { RoutingConfig } from "../src/contract.js";
 import { startRouter, startSimulator } from "../src/index.js";
-import { totalRequests } from "./helpers/controlPlane.js";
+import { startControlPlane, totalRequests } from "./helpers/controlPlane.js";
 import { chat, deployment, KEY, request, snapshot, waitFor } from "./helpers/fixtures.js";
 import { type Rig, startRig } from "./helpers/rig.js";
 
@@ -283,32 +283,63 @@ async function rawBackend(onReq: (s: net.Socket, n: number) => void) {
 }
 
 let rawSeq = 0;
-/** A router over `raw` (tried first) and a simulator as its fallback ("svl"); static config, serverless-only order. */
-async function rawRig(raw: { url: string }, routing: Partial<RoutingConfig> = {}) {
+/**
+ * A router over `raw` (tried first) and a simulator as its fallback ("svl"); serverless-only order. The
+ * config is static, or with `usage` served by a fake control plane that receives the usage reports.
+ */
+async function rawRig(raw: { url: string }, routing: Partial<RoutingConfig> = {}, o: { usage?: boolean } = {}) {
+  const rawId = "raw";
   const sim = await startSimulator({ model: "qwen-small" });
   const mk = (urls: Array<[string, string]>, version = 1) => {
     const d = deployment({ mode: "serverless", backends: urls.map(([id, url]) => ({ id, kind: "serverless" as const, url })) });
     d.routing = { ...d.routing, policy: "serverless-only", healthCheckIntervalMs: 100_000, ejectAfterFailures: 100, ...routing };
     return snapshot([d], { version });
   };
-  const router = await startRouter({
-    config: mk([["raw", raw.url], ["svl", sim.url]]), logLevel: "silent", stateDir: `/tmp/tuna-rt-failover-raw-${process.pid}-${++rawSeq}`,
-  });
+  const stateDir = `/tmp/tuna-rt-failover-raw-${process.pid}-${++rawSeq}`;
+  const cp = o.usage ? await startControlPlane() : undefined;
+  cp?.setSnapshot(mk([[rawId, raw.url], ["svl", sim.url]]));
+  const router = cp
+    ? await startRouter({ controlPlaneUrl: cp.url, routerToken: cp.token, usageFlushMs: 40, logLevel: "silent", stateDir })
+    : await startRouter({ config: mk([[rawId, raw.url], ["svl", sim.url]]), logLevel: "silent", stateDir });
   const dep = () => {
     const x = router.store.current?.deployments.get("dep_1");
     if (!x) throw new Error("no deployment");
     return x;
   };
+  const backend = (id: string) => {
+    const b = dep().backends.find((x) => x.id === id);
+    if (!b) throw new Error(`no backend ${id}`);
+    return b;
+  };
   return {
-    sim, router, dep,
+    sim, router, dep, backend,
     metrics: async () => (await request(`${router.url}/metrics`)).body,
     /** Leaves only the raw backend: no candidate to fail over to. */
-    rawOnly: () => router.applySnapshot(mk([["raw", raw.url]], 2)),
+    rawOnly: () => {
+      const s = mk([[rawId, raw.url]], 2);
+      cp?.setSnapshot(s);
+      router.applySnapshot(s);
+    },
+    /** Usage entries reported so far (`usage` rigs), by backend id, summed over reports. */
+    usage() {
+      const out = new Map<string, { requests: number; errors: number; busyMs: number }>();
+      for (const rep of cp?.reports.values() ?? [])
+        for (const e of rep.entries) {
+          const u = out.get(e.backendId) ?? { requests: 0, errors: 0, busyMs: 0 };
+          u.requests += e.requests;
+          u.errors += e.errors;
+          u.busyMs += e.busyMs;
+          out.set(e.backendId, u);
+        }
+      return out;
+    },
+    totalRequests: () => (cp ? totalRequests(cp) : 0),
     async idle() {
       await waitFor(() => router.inflight() === 0 && dep().inflight.n === 0 && dep().backends.every((b) => b.inflight === 0), 3000);
     },
     async close() {
       await router.close();
+      await cp?.close();
       await sim.close();
     },
   };
@@ -409,6 +440,152 @@ describe("SSE commits at its first complete event for the client, not at its fir
       // Drained for at most DISCARD_DEADLINE_MS (1 s), then closed.
       await waitFor(() => raw.open() === 0, 3000);
       assert.equal(r.dep().backends.find((b) => b.id === "raw")?.pool.openCount(), 0);
+    } finally {
+      await r.close();
+      raw.close();
+    }
+  });
+});
+
+const ANSWER = JSON.stringify({
+  id: "x", object: "chat.completion", created: 0, model: "qwen-small",
+  choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }],
+  usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 },
+});
+const ANSWER_HEAD = `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${ANSWER.length}\r\n`;
+
+/**
+ * A non-streaming chat request on a fresh connection. `viaNode`: a duplicate header makes the router's fast path
+ * hand the connection to Node's http server (whose `writeHead` validates the head; the fast path's does not).
+ */
+// biome-ignore lint/suspicious/noExplicitAny: test bodies are asserted field by field
+function postChat(base: string, viaNode: boolean): Promise<{ status: number; backend?: string; json: () => any }> {
+  return new Promise((resolve, reject) => {
+    const headers: http.OutgoingHttpHeaders = { authorization: `Bearer ${KEY}`, "content-type": "application/json" };
+    if (viaNode) headers["x-trace"] = ["1", "2"];
+    const req = http.request(`${base}/v1/chat/completions`, { method: "POST", agent: false, headers }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => (text += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, backend: res.headers["x-tuna-backend"] as string | undefined, json: () => JSON.parse(text) }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(JSON.stringify({ model: "qwen-small", messages: [{ role: "user", content: "hi" }], max_tokens: 4 }));
+  });
+}
+
+describe("an upstream head the router cannot relay is a failure before the first byte", () => {
+  test("a head the upstream parser refuses (a control character) fails over as bad_response, not as a reset; no candidate left → 502 invalid response head", async () => {
+    const raw = await rawBackend((s) => s.write(`${ANSWER_HEAD}x-debug: a\x01b\r\n\r\n${ANSWER}`));
+    const r = await rawRig(raw, {}, { usage: true });
+    try {
+      for (const viaNode of [true, false]) {
+        const res = await postChat(r.router.url, viaNode);
+        assert.equal(res.status, 200, `via ${viaNode ? "Node" : "the fast path"}`);
+        assert.equal(res.backend, "svl");
+        assert.equal(res.json().choices[0].message.content, "tuna swims fast in");
+      }
+      await r.idle();
+      await waitFor(() => raw.open() === 0, 2000);
+      assert.equal(r.backend("raw").pool.openCount(), 0, "never reused");
+      const m = await r.metrics();
+      assert.match(m, /tuna_router_failovers_total\{deployment="dep_1",from="raw",to="svl",reason="bad_response"\} 2\n/);
+      assert.deepEqual(requestSeries(m), ['tuna_router_requests_total{deployment="dep_1",backend="svl",status="200"} 2'], "each request counted once");
+      await waitFor(() => r.totalRequests() >= 2 && (r.usage().get("raw")?.busyMs ?? 0) > 0);
+      assert.deepEqual({ ...r.usage().get("svl"), busyMs: 0 }, { requests: 2, errors: 0, busyMs: 0 });
+      assert.deepEqual({ ...r.usage().get("raw"), busyMs: 0 }, { requests: 0, errors: 0, busyMs: 0 }, "the failed attempts add busy time only");
+      r.rawOnly();
+      const last = await postChat(r.router.url, false);
+      assert.equal(last.status, 502);
+      assert.equal(last.json().error.code, "upstream_error");
+      assert.match(last.json().error.message, /invalid response head/);
+      await r.idle();
+      await waitFor(() => raw.open() === 0, 2000);
+    } finally {
+      await r.close();
+      raw.close();
+    }
+  });
+
+  test("a Transfer-Encoding other than exactly chunked (gzip; gzip, chunked; two codings on two lines) is malformed: fails over, never relayed, the connection closed; no candidate left → 502", async () => {
+    const framings: Record<string, string> = {
+      // RFC 9112 §6.3: the body would run until the close, in a coding the router never asked for.
+      gzip: `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: gzip\r\n\r\n${ANSWER}`,
+      // Dechunked this is still gzip-coded: passed on without its coding, the client would read garbage as JSON.
+      "gzip, chunked": `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: gzip, chunked\r\n\r\n${chunk(ANSWER)}0\r\n\r\n`,
+      "two lines": `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n${chunk(ANSWER)}0\r\n\r\n`,
+      "chunked twice": `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked, chunked\r\n\r\n${chunk(ANSWER)}0\r\n\r\n`,
+    };
+    let mode = "gzip";
+    const raw = await rawBackend((s) => {
+      if (mode === "gzip") s.end(framings[mode]);
+      else s.write(framings[mode]);
+    });
+    const r = await rawRig(raw);
+    try {
+      for (const m of Object.keys(framings)) {
+        mode = m;
+        for (const viaNode of [true, false]) {
+          const res = await postChat(r.router.url, viaNode);
+          assert.equal(res.status, 200, m);
+          assert.equal(res.backend, "svl", m);
+          assert.equal(res.json().choices[0].message.content, "tuna swims fast in", m);
+        }
+        await r.idle();
+        await waitFor(() => raw.open() === 0, 2000);
+      }
+      const n = Object.keys(framings).length * 2;
+      assert.equal(raw.requests(), n);
+      const m = await r.metrics();
+      assert.match(m, new RegExp(`tuna_router_failovers_total\\{deployment="dep_1",from="raw",to="svl",reason="bad_response"\\} ${n}\\n`));
+      assert.deepEqual(requestSeries(m), [`tuna_router_requests_total{deployment="dep_1",backend="svl",status="200"} ${n}`]);
+
+      r.rawOnly();
+      for (const f of Object.keys(framings)) {
+        mode = f;
+        const res = await postChat(r.router.url, false);
+        assert.equal(res.status, 502, f);
+        assert.equal(res.json().error.code, "upstream_error", f);
+        assert.match(res.json().error.message, /invalid response head/, f);
+      }
+      await r.idle();
+      await waitFor(() => raw.open() === 0, 2000);
+      assert.equal(r.backend("raw").pool.openCount(), 0);
+    } finally {
+      await r.close();
+      raw.close();
+    }
+  });
+});
+
+describe("tuna_router_failovers_total names the backend actually tried next", () => {
+  test("a fallback that became unavailable while the first attempt ran is not tried, and no failover is counted", async () => {
+    // raw answers 503 after 200 ms; meanwhile the fallback is drained (a preemption notice).
+    const raw = await rawBackend((s) => setTimeout(() => s.write('HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}'), 200));
+    const r = await rawRig(raw);
+    try {
+      const pending = postChat(r.router.url, false);
+      await waitFor(() => raw.requests() === 1, 2000);
+      r.backend("svl").report(undefined, true);
+      const res = await pending;
+      assert.equal(res.status, 502);
+      assert.match(res.json().error.message, /status 503/);
+      assert.equal(r.sim.stats().requests, 0, "the drained fallback was not tried");
+      await r.idle();
+      let m = await r.metrics();
+      assert.doesNotMatch(m, /tuna_router_failovers_total\{/, "no failover happened");
+      assert.deepEqual(requestSeries(m), ['tuna_router_requests_total{deployment="dep_1",backend="raw",status="502"} 1']);
+
+      // The fallback back in service: the failover happens, and is counted to it.
+      r.backend("svl").report(undefined, false);
+      const ok = await postChat(r.router.url, false);
+      assert.equal(ok.status, 200);
+      assert.equal(ok.backend, "svl");
+      await r.idle();
+      m = await r.metrics();
+      assert.match(m, /tuna_router_failovers_total\{deployment="dep_1",from="raw",to="svl",reason="5xx"\} 1\n/);
+      assert.equal((m.match(/^tuna_router_failovers_total\{.*$/gm) ?? []).length, 1);
     } finally {
       await r.close();
       raw.close();

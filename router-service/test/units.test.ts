@@ -105,6 +105,12 @@ describe("contract", () => {
     assert.deepEqual(issues(withHeaders({ Host: "evil", "Content-Length": "0" })), ["deployments.0.backends.0.headers.Host: set by the router itself", "deployments.0.backends.0.headers.Content-Length: set by the router itself"]);
     assert.deepEqual(issues(withHeaders({ "bad name": "x" })), ["deployments.0.backends.0.headers.bad name: not a valid header name"]);
     assert.deepEqual(issues(withHeaders({ authorization: "Bearer x", "x-extra": "1" })), []);
+    // Backend ids go out in x-tuna-backend: one Node's writeHead refuses (or the fast path would mangle) never loads.
+    for (const id of ["raw\u2713", "a b", "line\nbreak", ""]) {
+      const d = deployment({ svlUrl: "http://a" });
+      d.backends[0].id = id;
+      assert.deepEqual(issues(snapshot([d])), ["deployments.0.backends.0.id: a backend id is 1-200 printable ASCII characters without spaces (it is sent in x-tuna-backend)"], JSON.stringify(id));
+    }
     const weighted = deployment({ svlUrl: "http://a", spotUrl: "http://b" });
     weighted.routing = { policy: "weighted", weights: { svl: 1, spto: 1 } };
     assert.deepEqual(issues(snapshot([weighted])), ["deployments.0.routing.weights.spto: no backend with this id"]);

@@ -460,7 +460,7 @@ describe("upstream client: framing over real sockets", () => {
     await assertSettledOnce({ call: timedOut });
   });
 
-  test("malformed response heads: fail before the head, the connection is closed and never reused", async (t) => {
+  test("malformed response heads: fail('malformed') before the head, the connection is closed and never reused", async (t) => {
     const bad: Record<string, string> = {
       "/status-2-digits": "HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n",
       "/status-letters": "HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
@@ -486,9 +486,18 @@ describe("upstream client: framing over real sockets", () => {
       "/bare-cr-in-value": "HTTP/1.1 200 OK\r\nX-Debug: a\rSet-Cookie: injected=1\r\nContent-Length: 2\r\n\r\nok",
       "/bare-lf-ends-line": "HTTP/1.1 200 OK\nX-Debug: a\r\nContent-Length: 2\r\n\r\nok",
       "/ctl-in-reason": "HTTP/1.1 200 O\x0bK\r\nContent-Length: 2\r\n\r\nok",
+      // Transfer-Encoding: only chunked, once (the router sends no TE; other codings are hop-by-hop and unasked for).
+      "/te-gzip": "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok",
+      "/te-identity": "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 2\r\n\r\nok",
+      "/te-gzip-chunked": "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+      "/te-chunked-gzip": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+      "/te-chunked-twice": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+      "/te-two-lines": "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+      "/te-chunked-two-lines": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
     };
     const good: Record<string, string> = {
       "/same-length-twice": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nok",
+      "/te-chunked-upper": "HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED \r\n\r\n2\r\nok\r\n0\r\n\r\n",
       "/tab-and-obs-text": "HTTP/1.1 200 OK\r\nX-A: a\tb\xe9\r\nContent-Length: 2\r\n\r\nok",
     };
     const up = await FakeUpstream.start(t, (req, sock) => sock.write(bad[req.path] ?? good[req.path] ?? OK));
@@ -497,7 +506,7 @@ describe("upstream client: framing over real sockets", () => {
       await fetchVia(pool, "/good"); // the bad answer then comes on a reused connection: it must not be retried either
       const accepted = up.accepted;
       const c = send(pool, path);
-      assert.equal(await c.settled, "reset", path);
+      assert.equal(await c.settled, "malformed", path);
       await waitFor(() => up.open === 0, 2000);
       await assertSettledOnce({ call: c });
       assert.equal(pool.openCount(), 0, path);
@@ -512,6 +521,10 @@ describe("upstream client: framing over real sockets", () => {
     const same = await fetchVia(pool, "/same-length-twice");
     assert.equal(same.how, "end");
     assert.equal(same.text, "ok");
+    // Transfer-Encoding's one coding is case-insensitive.
+    const upper = await fetchVia(pool, "/te-chunked-upper");
+    assert.equal(upper.how, "end");
+    assert.equal(upper.text, "ok");
     // HTAB and obs-text are allowed in a value.
     const odd = await fetchVia(pool, "/tab-and-obs-text");
     assert.equal(odd.x.rawHeaders[1], Buffer.from("a\tb\xe9").toString("latin1"));
