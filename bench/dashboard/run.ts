@@ -91,6 +91,7 @@ try {
   const { listDeployments } = await import("../../server/deployments");
   const { listAudit } = await import("../../server/audit");
   const { appRouter, createCaller } = await import("../../server/trpc");
+  const { costForDeployments, loadDeploymentsForCost } = await import("../../server/usage/pricing");
   const caller = createCaller({ user: { id: "user_1", email: "bench1@example.test" }, teamId: TEAM, ip: "127.0.0.1", userAgent: "bench" });
   // Looked up by name so the script runs whichever routers are mounted.
   const procs = caller as unknown as Record<string, Record<string, (input: unknown) => Promise<unknown>>>;
@@ -103,6 +104,9 @@ try {
   const midSeq = Math.round(AUDIT_ROWS / 2);
   const monthAgo = new Date(Date.now() - 30 * 86_400_000);
 
+  const activeIds = (await listDeployments(TEAM, { limit: 50, status: "active" })).items.map((d) => d.id);
+  const activeForCost = await loadDeploymentsForCost({ id: { in: activeIds } });
+  const monthStart = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), 1));
   type Case = { page: string; name: string; fn: () => Promise<unknown> };
   const cases: Case[] = [
     { page: "baseline", name: "SELECT 1", fn: () => db.$queryRaw`SELECT 1` },
@@ -119,6 +123,7 @@ try {
     { page: "deployments", name: "tRPC deployments.list status+provider", fn: viaTrpc("deployments", "list", { limit: 50, status: "active", provider: "modal" }) },
     { page: "deployments", name: "tRPC deployments.list withRouterView", fn: viaTrpc("deployments", "list", { limit: 50, withRouterView: true }) },
     { page: "deployments", name: "tRPC deployments.list status=active withRouterView", fn: viaTrpc("deployments", "list", { limit: 50, status: "active", withRouterView: true }) },
+    { page: "usage", name: "month-to-date cost of 50 active deployments", fn: () => costForDeployments(activeForCost, monthStart, new Date()) },
     { page: "audit", name: "listAudit newest, page 1", fn: () => listAudit({ teamId: TEAM, limit: 50 }) },
     { page: "audit", name: "listAudit cursor mid-log", fn: () => listAudit({ teamId: TEAM, limit: 50, cursor: midSeq }) },
     { page: "audit", name: "listAudit action prefix 'secret.'", fn: () => listAudit({ teamId: TEAM, limit: 50, action: "secret." }) },

@@ -3,6 +3,7 @@
  * rate, backend split, cost and savings) and the team overview (spend this month, savings, top deployments).
  */
 import { db } from "../db";
+import { latestBackendEvents } from "./latest-events";
 import { notFound } from "../lib/errors";
 import { budgetPeriod, knownParts, monthToDateSpend, teamBudgetBlocks } from "./budgets";
 import { type ActivitySample, computeCost, entry, readyIntervalsFromEvents } from "./cost";
@@ -89,14 +90,13 @@ export async function deploymentSeries(teamId: string, input: { deploymentId: st
     WHERE "deploymentId" = ${dep.id} AND "teamId" = ${teamId}
       AND ((granularity = 'minute' AND bucket >= ${new Date(Math.max(Math.floor(from / MINUTE_MS) * MINUTE_MS, minuteFrom))} AND bucket < ${new Date(to)})
         OR (granularity = 'hour' AND bucket >= ${new Date(Math.floor(from / HOUR_MS) * HOUR_MS)} AND bucket < ${new Date(Math.min(minuteFrom, to))}))`;
-  const events = await db.$queryRaw<Array<{ routerId: string; backendId: string; backendKind: string | null; state: string; at: Date; replicas: number }>>`
-    SELECT "routerId", "backendId", "backendKind", state, at, replicas FROM "UsageBackendEvent"
-    WHERE "deploymentId" = ${dep.id} AND at >= ${new Date(start)} AND at < ${new Date(to)}
-    UNION ALL
-    -- Parenthesised so this ORDER BY picks the latest row per group: the union's own ORDER BY would not.
-    (SELECT DISTINCT ON ("routerId", "backendId") "routerId", "backendId", "backendKind", state, at, replicas FROM "UsageBackendEvent"
-     WHERE "deploymentId" = ${dep.id} AND at < ${new Date(start)}
-     ORDER BY "routerId", "backendId", at DESC)`;
+  // Events in the chart's range plus, per router and backend, the last one before it (the state at its start).
+  const events = [
+    ...(await db.$queryRaw<Array<{ routerId: string; backendId: string; backendKind: string | null; state: string; at: Date; replicas: number }>>`
+      SELECT "routerId", "backendId", "backendKind", state, at, replicas FROM "UsageBackendEvent"
+      WHERE "deploymentId" = ${dep.id} AND at >= ${new Date(start)} AND at < ${new Date(to)}`),
+    ...(await latestBackendEvents([dep.id], new Date(start))),
+  ];
   const viewEnds = await routerViewEnds(events.map((e) => e.routerId), now);
   const spotGpu = dep.spotGpu ?? dep.serverlessGpu;
   const priceSamples = spotGpu ? await loadSpotPriceSamples([dep.teamId], [spotGpu], new Date(start), new Date(to)) : [];

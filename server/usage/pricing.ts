@@ -1,7 +1,7 @@
 /**
  * Gathers the inputs of `computeCost` from the database (rollups, backend events, deployment and its
  * components) and the catalog (prices, billing models). Spend of many deployments over one range is
- * computed with three queries, whatever the number of deployments.
+ * computed with a fixed number of queries, whatever the number of deployments.
  */
 import type { Prisma } from "@prisma/client";
 import {
@@ -14,6 +14,7 @@ import {
   usdToMicros,
 } from "../catalog";
 import { db } from "../db";
+import { type LatestEventRow, latestBackendEvents } from "./latest-events";
 import {
   type ActivitySample,
   attributeToKeys,
@@ -233,15 +234,7 @@ interface RollupRow {
   outputTokens: number;
 }
 
-interface EventRow {
-  deploymentId: string;
-  routerId: string;
-  backendId: string;
-  backendKind: string | null;
-  state: string;
-  at: Date;
-  replicas: number;
-}
+type EventRow = LatestEventRow;
 
 /** Which rollups price a range: minute rollups while they are retained, hour rollups beyond. */
 export function granularityFor(fromMs: number, nowMs = Date.now()): "minute" | "hour" {
@@ -274,15 +267,10 @@ export async function costForDeployments(deployments: DeploymentForCost[], from:
       AND bucket >= ${new Date(Math.floor(fromMs / bucketMs) * bucketMs)} AND bucket < ${to}
     GROUP BY 1, 2, 3, 4, 5`;
   // Events in range plus, per router and backend, the last one before it (the state at `from`).
-  const events = await db.$queryRaw<EventRow[]>`
+  const inRange = await db.$queryRaw<EventRow[]>`
     SELECT "deploymentId", "routerId", "backendId", "backendKind", state, at, replicas FROM "UsageBackendEvent"
-    WHERE "deploymentId" = ANY(${ids}::text[]) AND at >= ${from} AND at < ${to}
-    UNION ALL
-    -- Parenthesised so this ORDER BY picks the latest row per group: the union's own ORDER BY would not.
-    (SELECT DISTINCT ON ("deploymentId", "routerId", "backendId") "deploymentId", "routerId", "backendId", "backendKind", state, at, replicas
-     FROM "UsageBackendEvent"
-     WHERE "deploymentId" = ANY(${ids}::text[]) AND at < ${from}
-     ORDER BY "deploymentId", "routerId", "backendId", at DESC)`;
+    WHERE "deploymentId" = ANY(${ids}::text[]) AND at >= ${from} AND at < ${to}`;
+  const events: EventRow[] = [...inRange, ...(await latestBackendEvents(ids, from))];
 
   const viewEnds = await routerViewEnds(events.map((e) => e.routerId), now);
 

@@ -14,6 +14,7 @@ import { type BackendState, backendStateSchema } from "@tuna/router-service/cont
 import { db } from "../db";
 import { notFound } from "../lib/errors";
 import { entry } from "./cost";
+import { latestBackendEvents } from "./latest-events";
 import { ROUTER_VIEW_MARGIN_MS, routerViewEnds } from "./pricing";
 
 /**
@@ -66,8 +67,9 @@ interface LatestRow {
 
 /**
  * The routers' view of each of `deploymentIds` that belongs to `teamId` (others are absent from the map, as if
- * they did not exist). Three queries whatever the number of deployments: the team's deployments, the latest
- * event per deployment × router × backend, and the routers' last signs of life.
+ * they did not exist). Four queries whatever the number of deployments: the team's deployments, the latest
+ * event per deployment × router × backend (`latestBackendEvents`), their components (to label backends whose
+ * events carried no kind), and the routers' last signs of life.
  */
 export async function routerViews(teamId: string, deploymentIds: readonly string[], opts: { now?: Date } = {}): Promise<Map<string, DeploymentRouterView>> {
   const out = new Map<string, DeploymentRouterView>();
@@ -77,26 +79,11 @@ export async function routerViews(teamId: string, deploymentIds: readonly string
   const mine = await db.deployment.findMany({ where: { teamId, id: { in: wanted } }, select: { id: true } });
   const ids = mine.map((d) => d.id);
   if (ids.length === 0) return out;
-  // Latest event per router and backend (id breaks a tie of timestamps: events of one report are inserted in
-  // order). A skip scan over the (deploymentId, routerId, backendId, at DESC, id DESC) index: each step seeks the
-  // first row of the next router × backend of the deployment, which is its latest event, so the cost follows the
-  // number of routers and backends, not the length of the history (DISTINCT ON would read and sort all of it, on
-  // every poll). The component join only labels backends whose events carried no kind.
-  const rows = await db.$queryRaw<LatestRow[]>`
-    WITH RECURSIVE latest AS (
-      SELECT f.* FROM unnest(${ids}::text[]) AS d(id) CROSS JOIN LATERAL (
-        SELECT e."deploymentId", e."routerId", e."backendId", e."backendKind", e.state, e.at FROM "UsageBackendEvent" e
-        WHERE e."deploymentId" = d.id
-        ORDER BY e."routerId", e."backendId", e.at DESC, e.id DESC LIMIT 1) f
-      UNION ALL
-      SELECT n.* FROM latest l CROSS JOIN LATERAL (
-        SELECT e."deploymentId", e."routerId", e."backendId", e."backendKind", e.state, e.at FROM "UsageBackendEvent" e
-        WHERE e."deploymentId" = l."deploymentId" AND (e."routerId", e."backendId") > (l."routerId", l."backendId")
-        ORDER BY e."routerId", e."backendId", e.at DESC, e.id DESC LIMIT 1) n
-    )
-    SELECT l."deploymentId", l."routerId", l."backendId", COALESCE(l."backendKind", c.kind::text) AS kind, l.state, l.at
-    FROM latest l
-    LEFT JOIN "DeploymentComponent" c ON c.id = l."backendId" AND c."deploymentId" = l."deploymentId" AND c.kind::text IN ('serverless', 'spot')`;
+  // The component join only labels backends whose events carried no kind.
+  const latest = await latestBackendEvents(ids);
+  const components = await db.deploymentComponent.findMany({ where: { deploymentId: { in: ids }, kind: { in: ["serverless", "spot"] } }, select: { id: true, deploymentId: true, kind: true } });
+  const kindOf = new Map(components.map((c) => [`${c.deploymentId}/${c.id}`, c.kind]));
+  const rows: LatestRow[] = latest.map((l) => ({ ...l, kind: l.backendKind ?? kindOf.get(`${l.deploymentId}/${l.backendId}`) ?? null }));
   const gone = await routerViewEnds(rows.map((r) => r.routerId), now);
 
   const byDep = new Map<string, LatestRow[]>();
