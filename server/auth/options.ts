@@ -1,4 +1,4 @@
-import type { NextAuthOptions } from "next-auth";
+import type { NextAuthOptions, Session } from "next-auth";
 import CredentialsModule from "next-auth/providers/credentials";
 import GitHubModule from "next-auth/providers/github";
 import GoogleModule from "next-auth/providers/google";
@@ -8,6 +8,7 @@ import { slugify, uniqueTeamSlug } from "../teams/slug";
 import { clientIp } from "../lib/client-ip";
 import { tunaAdapter } from "./adapter";
 import { checkCredentials } from "./service";
+import { activeSessionUser, signInVersion } from "./session-version";
 
 /** next-auth's provider modules are CommonJS with a default export: Next's bundler unwraps it, plain Node (tests) does not. */
 function cjsDefault<T>(m: T): T {
@@ -29,6 +30,9 @@ function oauthProviders() {
   return list;
 }
 
+/** How long a session lives without being used (it is renewed while used). */
+export const SESSION_MAX_AGE_S = 7 * 24 * 3600;
+
 export function enabledOAuthProviders(): Array<{ id: string; name: string }> {
   return oauthProviders().map((p) => ({ id: p.id, name: p.name }));
 }
@@ -37,7 +41,7 @@ export function authOptions(): NextAuthOptions {
   return {
     // The adapter stores OAuth users/accounts (without their tokens); credentials sessions are JWTs (next-auth requires it).
     adapter: tunaAdapter(getPrisma()),
-    session: { strategy: "jwt", maxAge: 7 * 24 * 3600 },
+    session: { strategy: "jwt", maxAge: SESSION_MAX_AGE_S },
     pages: { signIn: "/signin", error: "/signin" },
     providers: [
       CredentialsProvider({
@@ -49,18 +53,28 @@ export function authOptions(): NextAuthOptions {
             // One message for unknown email and wrong password alike; a lockout says only "try later".
             throw new Error(r.reason === "locked" ? "TooManyAttempts" : "CredentialsSignin");
           }
-          return { id: r.user.id, email: r.user.email, name: r.user.name };
+          // With the session version read together with the password hash (for the jwt callback below).
+          return r.user;
         },
       }),
       ...oauthProviders(),
     ],
     callbacks: {
       async jwt({ token, user }) {
-        if (user) token.uid = user.id;
+        // At sign-in only: the session stays valid while the account's session version is this one (./session-version).
+        if (user) {
+          token.uid = user.id;
+          token.sv = await signInVersion(user);
+        }
         return token;
       },
       async session({ session, token }) {
-        if (session.user && token.uid) (session.user as { id?: string }).id = String(token.uid);
+        // Every reader of a session comes here (currentUser for pages and tRPC, /api/auth/session for the
+        // browser). A revoked session, or one of a deleted user, is answered like no session at all.
+        const user = await activeSessionUser(token);
+        if (!user) return {} as Session;
+        session.user = { ...session.user, email: user.email, name: user.name };
+        (session.user as { id?: string }).id = user.id;
         return session;
       },
     },

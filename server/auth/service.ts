@@ -7,15 +7,18 @@ import { slugify, uniqueTeamSlug } from "../teams/slug";
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, dummyHash, hashPassword, verifyPassword } from "./password";
 import { type Attempt, attemptFailed, attemptNotMade, attemptSucceeded, reserveAttempt } from "./throttle";
 
+/** The rules for a password a user chooses: at sign-up, when changing it, and with a reset link. */
+export const newPasswordSchema = z
+  .string()
+  .min(MIN_PASSWORD_LENGTH, `Use at least ${MIN_PASSWORD_LENGTH} characters`)
+  .max(MAX_PASSWORD_LENGTH, `Use at most ${MAX_PASSWORD_LENGTH} characters`)
+  // Spaces are fine inside a passphrase (and kept as typed), but ten of them alone are no password.
+  .refine((p) => p.trim() !== "", "Use some letters, digits or symbols, not only spaces");
+
 export const signUpInput = z.object({
   name: z.string().trim().min(1, "Enter your name").max(100),
   email: z.string().trim().toLowerCase().pipe(z.email("Enter a valid email address")),
-  password: z
-    .string()
-    .min(MIN_PASSWORD_LENGTH, `Use at least ${MIN_PASSWORD_LENGTH} characters`)
-    .max(MAX_PASSWORD_LENGTH, `Use at most ${MAX_PASSWORD_LENGTH} characters`)
-    // Spaces are fine inside a passphrase (and kept as typed), but ten of them alone are no password.
-    .refine((p) => p.trim() !== "", "Use some letters, digits or symbols, not only spaces"),
+  password: newPasswordSchema,
 });
 
 export interface RequestMeta {
@@ -67,7 +70,7 @@ function createUserWithPersonalTeam(input: z.infer<typeof signUpInput>, password
 }
 
 export type CredentialCheck =
-  | { ok: true; user: { id: string; email: string; name: string | null } }
+  | { ok: true; user: { id: string; email: string; name: string | null; sessionVersion: number } }
   | { ok: false; reason: "invalid" | "locked" };
 
 /**
@@ -91,10 +94,11 @@ export async function checkCredentials(emailRaw: string, password: string, ip: s
     attempts.push(fromIp);
   }
   // Should anything below throw, the attempts simply stay counted: a failure, which the window forgives.
-  const user = await db.user.findUnique({ where: { email }, select: { id: true, email: true, name: true, passwordHash: true } });
+  // The session version is read with the hash it goes with: a reset that lands after this check signs this session out too.
+  const user = await db.user.findUnique({ where: { email }, select: { id: true, email: true, name: true, passwordHash: true, sessionVersion: true } });
   const valid = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
   const ok = valid && !!user?.passwordHash;
   for (const a of attempts) await (ok ? attemptSucceeded(a) : attemptFailed(a));
   if (!ok || !user) return { ok: false, reason: "invalid" };
-  return { ok: true, user: { id: user.id, email: user.email!, name: user.name } };
+  return { ok: true, user: { id: user.id, email: user.email!, name: user.name, sessionVersion: user.sessionVersion } };
 }

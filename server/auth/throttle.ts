@@ -1,4 +1,4 @@
-import { db } from "../db";
+import { db, type Tx } from "../db";
 
 /**
  * Brute-force protection for sign-in, per account and per IP, stored in PostgreSQL so every app instance
@@ -84,3 +84,12 @@ export async function attemptSucceeded(a: Attempt): Promise<void> {
 }
 
 export const attemptNotMade = attemptSucceeded;
+
+/**
+ * Forgets the account's attempts and lifts its lock: for a password reset, after which the guesses counted
+ * against the old password say nothing about the new one and the owner must be able to sign in at once. In
+ * the caller's transaction, so the reset and the lift commit together. The per-IP limits stay.
+ */
+export async function clearAccountLimit(email: string, client: Pick<Tx, "$executeRaw"> = db): Promise<void> {
+  await client.$executeRaw`DELETE FROM "AuthThrottle" WHERE "key" = ${keyFor("account", email)}`;
+}

@@ -1,5 +1,5 @@
 import { clientIp } from "../lib/client-ip";
-import { currentUser } from "../auth/session";
+import { currentUser, renewSession } from "../auth/session";
 import type { Context, SessionUser } from "./init";
 
 import { TEAM_COOKIE, TEAM_HEADER } from "../teams/cookie";
@@ -37,6 +37,7 @@ export async function contextFor(req: Request, user: SessionUser | null): Promis
   };
 }
 
+/** The context of an HTTP request: its signed-in user (null for a revoked session, see currentUser). */
 export async function createContextFromRequest(req: Request): Promise<Context> {
-  return contextFor(req, await currentUser());
+  return { ...(await contextFor(req, await currentUser())), renewSession };
 }

@@ -19,6 +19,11 @@ export interface Context {
   teamId: string | null;
   ip: string | null;
   userAgent: string | null;
+  /**
+   * Re-issues the caller's own session at a new session version, in this response (server/auth/session.ts
+   * renewSession). Only requests that arrive over HTTP have it; without it the caller is signed out too.
+   */
+  renewSession?: (userId: string, sessionVersion: number) => Promise<boolean>;
 }
 
 /**

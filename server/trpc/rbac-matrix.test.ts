@@ -12,9 +12,13 @@ await useTestDatabase();
 /** Procedures reachable without a team. Anything else must be a team procedure with a permission. */
 const NON_TEAM = new Map<string, "public" | "authed">([
   ["auth.signUp", "public"],
+  ["auth.resetPassword", "public"],
   ["me.get", "authed"],
   ["me.teams", "authed"],
   ["me.createTeam", "authed"],
+  ["me.account", "authed"],
+  ["me.changePassword", "authed"],
+  ["me.signOutOtherSessions", "authed"],
   ["invite.preview", "authed"],
   ["invite.accept", "authed"],
 ]);

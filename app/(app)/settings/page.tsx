@@ -8,6 +8,7 @@ import { useHydrated } from "@/app/_lib/hydrated";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
 import { Badge, ConfirmButton, DisabledWithReason, Field } from "@/app/_components/controls";
 import { formatUsd, usdToMicros } from "@/app/_components/format";
+import { MIN_PASSWORD_LENGTH } from "@/server/auth/password-rules";
 import { useTeam } from "../AppShell";
 
 const ROLES = ["admin", "developer", "viewer"] as const;
@@ -16,11 +17,12 @@ export default function SettingsPage() {
   const { can } = useTeam();
   return (
     <>
-      <PageHeader title="Team settings" description="The team’s name, when deployments need an admin’s approval, and how much the team may spend each month." />
+      <PageHeader title="Team settings" description="The team’s name, when deployments need an admin’s approval, and how much the team may spend each month. Below them, your own password and sessions." />
       <div className="grid gap-6 lg:grid-cols-2">
         <TeamNameSection editable={can("team.update")} />
         <PolicySection editable={can("team.update")} />
         <BudgetsSection editable={can("budget.manage")} />
+        <PasswordSection />
       </div>
     </>
   );
@@ -247,6 +249,91 @@ function BudgetsSection({ editable }: { editable: boolean }) {
       ) : (
         <div className="mt-4"><Notice>Only admins can set budgets (needs “budget.manage”).</Notice></div>
       )}
+    </section>
+  );
+}
+
+const NO_PASSWORD_TEXT =
+  "Your account signs in with GitHub or Google and has no password. To set one, ask your Tuna operator for a password reset link (npm run reset-password -- <your email>).";
+
+/** The reason a tRPC error carries (errorFormatter), e.g. "wrong_password". */
+function reasonOf(e: unknown): string | null {
+  return (e as { data?: { reason?: string | null } })?.data?.reason ?? null;
+}
+
+/**
+ * The signed-in user's own password and sessions, the same in every team. Changing the password and "Sign out
+ * everywhere else" both sign out every other session; this browser stays signed in (the server renews its
+ * session in the answer), and says so if it could not.
+ */
+function PasswordSection() {
+  const trpc = useTRPC();
+  const account = useQuery(trpc.me.account.queryOptions());
+  const change = useMutation(trpc.me.changePassword.mutationOptions());
+  const others = useMutation(trpc.me.signOutOtherSessions.mutationOptions());
+  const hydrated = useHydrated();
+  const fe: Record<string, string | undefined> = change.error ? fieldErrors(change.error) : {};
+  if (reasonOf(change.error) === "wrong_password") fe.currentPassword = errorMessage(change.error);
+
+  async function onSubmit(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const f = new FormData(form);
+    others.reset();
+    try {
+      await change.mutateAsync({
+        currentPassword: String(f.get("currentPassword") ?? ""),
+        newPassword: String(f.get("newPassword") ?? ""),
+        confirmPassword: String(f.get("confirmPassword") ?? ""),
+      });
+      form.reset();
+    } catch {
+      /* shown below */
+    }
+  }
+
+  const signedOut = (
+    <>
+      {" "}This browser was signed out too: <a className="font-medium underline" href="/signin">sign in again</a>.
+    </>
+  );
+  return (
+    <section className="card lg:col-span-2" aria-labelledby="password-heading">
+      <h2 id="password-heading" className="mb-1 text-base font-semibold text-gray-900">Password</h2>
+      <p className="mb-4 text-sm text-gray-600">How you sign in to Tuna, in every team. A change signs you out everywhere except in this browser.</p>
+      {account.isPending ? <Loading /> : account.error ? <ErrorBox message={errorMessage(account.error)} onRetry={() => account.refetch()} /> : account.data.hasPassword ? (
+        <form method="post" onSubmit={onSubmit} aria-label="Change password" className="grid gap-3 sm:grid-cols-3" noValidate>
+          <Field id="current-password" label="Current password" error={fe.currentPassword}>
+            <input id="current-password" name="currentPassword" type="password" autoComplete="current-password" required className="field-input" aria-invalid={!!fe.currentPassword} aria-describedby={fe.currentPassword ? "current-password-error" : undefined} />
+          </Field>
+          <Field id="new-password" label="New password" error={fe.newPassword} hint={`At least ${MIN_PASSWORD_LENGTH} characters.`}>
+            <input id="new-password" name="newPassword" type="password" autoComplete="new-password" required minLength={MIN_PASSWORD_LENGTH} className="field-input" aria-invalid={!!fe.newPassword} aria-describedby={fe.newPassword ? "new-password-error" : "new-password-hint"} />
+          </Field>
+          <Field id="confirm-password" label="New password again" error={fe.confirmPassword}>
+            <input id="confirm-password" name="confirmPassword" type="password" autoComplete="new-password" required className="field-input" aria-invalid={!!fe.confirmPassword} aria-describedby={fe.confirmPassword ? "confirm-password-error" : undefined} />
+          </Field>
+          {change.error && !Object.keys(fe).length ? <p role="alert" className="field-error sm:col-span-3">{errorMessage(change.error)}</p> : null}
+          {change.isSuccess ? (
+            <p role="status" className="text-sm text-green-700 sm:col-span-3">
+              Password changed. Every other session was signed out.{change.data.signedIn ? " This browser stays signed in." : signedOut}
+            </p>
+          ) : null}
+          <div className="sm:col-span-3"><button type="submit" className="btn-primary" disabled={!hydrated || change.isPending}>{change.isPending ? "Changing…" : "Change password"}</button></div>
+        </form>
+      ) : (
+        <p className="text-sm text-gray-700" data-testid="no-password">{NO_PASSWORD_TEXT}</p>
+      )}
+      <div className="mt-6 border-t pt-4">
+        <h3 className="text-sm font-semibold text-gray-900">Other sessions</h3>
+        <p className="mb-3 text-sm text-gray-600">Signed in on another computer, or on one you no longer use? Sign out there from here; this browser stays signed in.</p>
+        <button type="button" className="btn-secondary" disabled={!hydrated || others.isPending} onClick={() => { change.reset(); others.mutate(); }}>
+          {others.isPending ? "Signing out…" : "Sign out everywhere else"}
+        </button>
+        {others.error ? <p role="alert" className="field-error">{errorMessage(others.error)}</p> : null}
+        {others.isSuccess ? (
+          <p role="status" className="mt-2 text-sm text-green-700">Every other session was signed out.{others.data.signedIn ? " This browser stays signed in." : signedOut}</p>
+        ) : null}
+      </div>
     </section>
   );
 }

@@ -13,7 +13,8 @@ const MESSAGES: Record<string, string> = {
   OAuthAccountNotLinked: "This email is already used with another sign-in method.",
 };
 
-export function SignInForm({ callbackUrl, oauth, initialError }: { callbackUrl: string; oauth: Array<{ id: string; name: string }>; initialError?: string }) {
+export function SignInForm(props: { callbackUrl: string; oauth: Array<{ id: string; name: string }>; initialError?: string; notice?: string }) {
+  const { callbackUrl, oauth, initialError, notice } = props;
   const [error, setError] = useState<string | null>(initialError ? (MESSAGES[initialError] ?? "Sign-in failed. Try again.") : null);
   const [pending, setPending] = useState(false);
   const hydrated = useHydrated();
@@ -42,6 +43,7 @@ export function SignInForm({ callbackUrl, oauth, initialError }: { callbackUrl: 
   return (
     <>
       <h1 className="mb-4 text-lg font-semibold">Sign in</h1>
+      {notice ? <p role="status" className="mb-4 rounded-md bg-green-50 p-3 text-sm text-green-900 ring-1 ring-green-200">{notice}</p> : null}
       <form method="post" onSubmit={onSubmit} className="space-y-4" noValidate>
         <div>
           <label htmlFor="email" className="field-label">Email</label>
@@ -54,6 +56,9 @@ export function SignInForm({ callbackUrl, oauth, initialError }: { callbackUrl: 
         {error ? <p role="alert" className="field-error">{error}</p> : null}
         <button type="submit" className="btn-primary w-full" disabled={!hydrated || pending}>{pending ? "Signing in…" : "Sign in"}</button>
       </form>
+      <p className="mt-3 text-sm text-gray-600">
+        Forgot your password? Ask your Tuna operator to run <code className="text-xs">npm run reset-password -- &lt;email&gt;</code>.
+      </p>
       {oauth.length ? (
         <div className="mt-4 space-y-2 border-t pt-4">
           {oauth.map((p) => (

@@ -6,9 +6,14 @@ import { SignInForm } from "./SignInForm";
 
 export const dynamic = "force-dynamic";
 
-export default async function SignInPage({ searchParams }: { searchParams: Promise<{ callbackUrl?: string | string[]; error?: string }> }) {
+/** What a page that sent the user here says, by a fixed key (`?notice=`): never text taken from the URL. */
+const NOTICES: Record<string, string> = {
+  "password-reset": "Your new password is set, and every session was signed out. Sign in with the new password.",
+};
+
+export default async function SignInPage({ searchParams }: { searchParams: Promise<{ callbackUrl?: string | string[]; error?: string; notice?: string }> }) {
   const sp = await searchParams;
   const callbackUrl = safeCallbackPath(sp.callbackUrl);
   if (await currentUser()) redirect(callbackUrl);
-  return <SignInForm callbackUrl={callbackUrl} oauth={enabledOAuthProviders()} initialError={sp.error} />;
+  return <SignInForm callbackUrl={callbackUrl} oauth={enabledOAuthProviders()} initialError={sp.error} notice={sp.notice ? NOTICES[sp.notice] : undefined} />;
 }

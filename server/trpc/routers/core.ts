@@ -1,11 +1,11 @@
 import { z } from "zod";
 import { Role } from "@prisma/client";
-import { signUp, signUpInput } from "../../auth";
+import { accountSecurity, changePassword, changePasswordInput, resetPassword, resetPasswordInput, signOutOtherSessions, signUp, signUpInput } from "../../auth";
 import { listAudit, verifyAuditChain } from "../../audit";
 import { exportAuditCsv, recordAuditExport } from "../../audit/export";
 import { permissionsOf, PERMISSIONS } from "../../rbac";
 import * as teams from "../../teams";
-import { authedProcedure, publicProcedure, router, teamProcedure } from "../init";
+import { authedProcedure, type Context, publicProcedure, router, teamProcedure } from "../init";
 
 const roleSchema = z.enum(Role);
 const idSchema = z.string().min(1).max(64);
@@ -17,7 +17,20 @@ export const authRouter = router({
     const r = await signUp(input, { ip: ctx.ip, userAgent: ctx.userAgent });
     return { teamId: r.teamId };
   }),
+  /** A new password with an operator's reset link (server/auth/reset.ts); the user then signs in with it. */
+  resetPassword: publicProcedure.input(resetPasswordInput).mutation(async ({ input, ctx }) => {
+    await resetPassword(input, { ip: ctx.ip, userAgent: ctx.userAgent });
+    return { ok: true as const };
+  }),
 });
+
+/**
+ * After the user's session version was raised: every other session is signed out, and this one continues when
+ * its cookie could be renewed in this response (`signedIn`), else it is signed out as well.
+ */
+async function keepThisSession(ctx: Pick<Context, "renewSession"> & { user: { id: string } }, r: { sessionVersion: number }) {
+  return { signedIn: (await ctx.renewSession?.(ctx.user.id, r.sessionVersion)) ?? false };
+}
 
 export const meRouter = router({
   get: authedProcedure.query(({ ctx }) => ({ id: ctx.user.id, email: ctx.user.email, name: ctx.user.name ?? null })),
@@ -25,6 +38,12 @@ export const meRouter = router({
   createTeam: authedProcedure
     .input(z.object({ name: teamNameSchema }))
     .mutation(({ ctx, input }) => teams.createTeam(ctx.actor, input.name)),
+  /** What the Password card in Settings shows: a form, or that the account signs in with GitHub/Google. */
+  account: authedProcedure.query(({ ctx }) => accountSecurity(ctx.user.id)),
+  changePassword: authedProcedure
+    .input(changePasswordInput)
+    .mutation(async ({ ctx, input }) => keepThisSession(ctx, await changePassword(ctx.actor, input))),
+  signOutOtherSessions: authedProcedure.mutation(async ({ ctx }) => keepThisSession(ctx, await signOutOtherSessions(ctx.actor))),
 });
 
 export const inviteRouter = router({
