@@ -24,7 +24,7 @@ async function setSpotFault(port: number, mode: "down" | "none") {
   expect(r.ok, `simulator fault ${mode}`).toBe(true);
 }
 
-test("spot dies: the page says what the router sees within seconds, while the provider status still says ready", async ({ page }) => {
+test("spot dies: the page says what the router sees within seconds and why, while the provider status still says ready", async ({ page }) => {
   await signUp(page, "Rhea Router", uniqueEmail("router-view"));
   await page.goto("/api-keys");
   await page.getByLabel("Label").fill("e2e router view");
@@ -63,7 +63,10 @@ test("spot dies: the page says what the router sees within seconds, while the pr
       await r.text();
       expect(r.status, `request ${i + 1} fails over to serverless`).toBe(200);
     }
-    await expect(routerView).toHaveText(/^Router: spot ejected since .+ — requests go to serverless$/, { timeout: 20_000 });
+    // With the router's reason in words: the simulator drops each connection once it has read the request.
+    await expect(routerView).toHaveText(/^Router: spot ejected since .+ \(3 failed requests in a row, last: connection dropped\) — requests go to serverless$/, {
+      timeout: 20_000,
+    });
     // The provider's own status is checked separately and may catch up at any moment (a CI run saw it turn to
     // "warming" first): while it still says ready the page explains why the two differ, and only then.
     await expect

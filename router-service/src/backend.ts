@@ -12,6 +12,10 @@ export interface StateChange {
   deploymentId: string;
   backendId: string;
   state: BackendState;
+  /**
+   * Why, for logs and the usage report (the dashboard shows it): made only of fixed words, counts, configured
+   * timeouts and failure kinds, never of a URL, header or upstream body. Built only when the state changes.
+   */
   reason: string;
   at: Date;
 }
@@ -244,6 +248,7 @@ export class BackendRuntime {
   /** Applies a new snapshot's config for the same backend (same id and URL). */
   update(cfg: BackendConfig, routing: RoutingConfig): void {
     const prev = this.cfg;
+    const wasDraining = this.draining;
     this.cfg = cfg;
     this.setHeaders(cfg);
     this.routing = routing;
@@ -252,12 +257,15 @@ export class BackendRuntime {
     // A changed draining flag or replica count in the snapshot is news: it supersedes older runtime reports (a
     // drain notice does not outlive the replicas it was about).
     if (cfg.draining !== prev.draining || cfg.replicas !== prev.replicas) this.reportedDraining = undefined;
+    // A drain notice is reported first, under its own reason (while draining, a lifecycle change below does not
+    // change the state); its end last, unless a lifecycle change below already moved the state on.
+    if (this.draining && !wasDraining) this.emitIfChanged("drain notice in config");
     if (this.kind === "spot" && cfg.replicas !== undefined && cfg.replicas !== prev.replicas) {
       this.reportedReplicas = undefined;
       if (cfg.replicas === 0) this.setLifecycle("cold", "replicas=0 in config");
       else if (this.lifecycle === "cold") this.enterWarming("replicas in config");
     }
-    this.emitIfChanged("config");
+    this.emitIfChanged(wasDraining && !this.draining ? "drain lifted in config" : "config");
   }
 
   /**
@@ -285,7 +293,9 @@ export class BackendRuntime {
 
   /** Replica watcher / preemption notice from outside (admin endpoint or snapshot). */
   report(replicas: number | undefined, draining: boolean | undefined): void {
+    const wasDraining = this.draining;
     if (draining !== undefined) this.reportedDraining = draining;
+    if (this.draining && !wasDraining) this.emitIfChanged("drain notice reported");
     if (replicas !== undefined) {
       this.reportedReplicas = replicas;
       if (this.kind === "spot") {
@@ -293,7 +303,7 @@ export class BackendRuntime {
         else if (this.lifecycle === "cold") this.enterWarming("replicas reported");
       }
     }
-    this.emitIfChanged("report");
+    this.emitIfChanged(wasDraining && !this.draining ? "drain lifted by report" : "report");
   }
 
   enterWarming(reason: string): void {
@@ -306,7 +316,7 @@ export class BackendRuntime {
   private warmTick(): void {
     if (this.disposed || this.lifecycle !== "warming") return;
     if (Date.now() - this.warmingSince > this.opt("warmupTimeoutS") * 1000) {
-      this.setLifecycle("cold", "warmup timeout");
+      this.setLifecycle("cold", `warmup timeout (${this.opt("warmupTimeoutS")} s)`);
       return;
     }
     // The poke is traffic for a scale-to-zero autoscaler; its result does not matter.
@@ -326,20 +336,22 @@ export class BackendRuntime {
 
   private checkIdle(): void {
     if (this.lifecycle !== "ready" || this.load() > 0) return;
-    if (Date.now() - this.lastRequestAt > this.opt("idleTimeoutS") * 1000) this.setLifecycle("cold", "idle");
+    if (Date.now() - this.lastRequestAt > this.opt("idleTimeoutS") * 1000) this.setLifecycle("cold", `idle: no requests for ${this.opt("idleTimeoutS")} s`);
   }
 
   recordSuccess(): void {
     this.consecutiveFailures = 0;
   }
 
-  recordFailure(reason: string): void {
+  /** `kind`: the failure's kind ("connect", "timeout", "status_503"…), a fixed word: it ends up on the dashboard. */
+  recordFailure(kind: string): void {
     this.consecutiveFailures++;
     if (!this.ejected && this.consecutiveFailures >= this.opt("ejectAfterFailures")) {
       this.ejected = true;
       this.ejectedAt = Date.now();
       this.probeSuccesses = 0;
-      this.emitIfChanged(`ejected: ${reason}`);
+      // The kind is the last failure's: the ones before it may have differed.
+      this.emitIfChanged(`ejected: ${this.consecutiveFailures} consecutive failures (${kind})`);
       this.scheduleHealthCheck();
     }
   }

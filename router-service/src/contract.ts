@@ -174,6 +174,28 @@ const histogramSchema = z.object({
 
 export const backendStateSchema = z.enum(["cold", "warming", "ready", "draining", "ejected"]);
 
+/** Longest `reason` of a backend state event, in UTF-16 code units. */
+export const STATE_REASON_MAX_CHARS = 200;
+
+// Control characters (NUL cannot be stored in a PostgreSQL text, the others have no place in a line of text) and,
+// matched by code point, surrogate halves without their other half (not valid text: PostgreSQL refuses them in JSON).
+const UNSAFE_IN_REASON = /[\p{Cc}\p{Cs}]/gu;
+
+/**
+ * A state event's reason as it may be stored and shown: cut to `STATE_REASON_MAX_CHARS` (never between the halves
+ * of a surrogate pair), control characters and lone surrogate halves replaced. The router cleans before sending,
+ * and the contract cleans what an older or foreign router sent rather than refusing the report: a diagnostic
+ * must never cost a usage report.
+ */
+export function cleanStateReason(reason: string): string {
+  let r = reason;
+  if (r.length > STATE_REASON_MAX_CHARS) {
+    const last = r.charCodeAt(STATE_REASON_MAX_CHARS - 1);
+    r = r.slice(0, last >= 0xd800 && last <= 0xdbff ? STATE_REASON_MAX_CHARS - 1 : STATE_REASON_MAX_CHARS);
+  }
+  return r.replace(UNSAFE_IN_REASON, "\ufffd");
+}
+
 export const usageReportSchema = z.object({
   routerId: z.string().min(1),
   batchId: z.string().uuid(),
@@ -202,7 +224,13 @@ export const usageReportSchema = z.object({
       backendId: z.string(),
       state: backendStateSchema,
       at: z.string().datetime({ offset: true }),
-      reason: z.string().optional(),
+      /**
+       * Why the router's view changed, built only from fixed words, counts, timeouts and failure kinds (never a
+       * URL, header or body): "ejected: 3 consecutive failures (connect)", "idle: no requests for 60 s",
+       * "replicas=0", "health checks passed"... Optional (older routers may send none); cut to 200 characters
+       * and cleaned (`cleanStateReason`), never refused.
+       */
+      reason: z.string().overwrite(cleanStateReason).optional(),
     }),
   ),
 });

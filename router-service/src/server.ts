@@ -11,7 +11,7 @@ import { authenticate, keyMayUse } from "./auth.js";
 import type { BackendRuntime, StateChange } from "./backend.js";
 import { ConfigStore, type DeploymentRuntime } from "./config.js";
 import { type ConfigSource, ControlPlaneSource, StaticFileSource } from "./configSync.js";
-import type { RouterSnapshot } from "./contract.js";
+import { cleanStateReason, type RouterSnapshot } from "./contract.js";
 import type { Resolve } from "./egress.js";
 import { errors, type RouterErrorSpec, sendError } from "./errors.js";
 import { FastRequest, httpDate, installFastPath, type RouterResponse } from "./http1.js";
@@ -123,7 +123,8 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
 
   const onStateChange = (c: StateChange) => {
     logger.info({ deployment: c.deploymentId, backend: c.backendId, state: c.state, reason: c.reason }, "backend state");
-    usage.event({ type: "backend_state", deploymentId: c.deploymentId, backendId: c.backendId, state: c.state, at: c.at.toISOString(), reason: c.reason });
+    // The reason is shown on the dashboard: bounded here, so the report (and its spool file) stays within the contract.
+    usage.event({ type: "backend_state", deploymentId: c.deploymentId, backendId: c.backendId, state: c.state, at: c.at.toISOString(), reason: cleanStateReason(c.reason) });
   };
   const allowPrivate = parseAllowlist(opts.allowPrivateUrls);
   for (const entry of allowPrivate.invalid) logger.warn({ entry }, `${ALLOW_PRIVATE_URLS_ENV}: ignoring an entry that is not a host name, address or CIDR`);

@@ -136,6 +136,31 @@ describe("usage ingest", () => {
     assert.deepEqual(await ok.json(), { accepted: true, duplicate: false, skippedEntries: 0 });
   });
 
+  test("backend state events keep the router's reason: cut to 200 characters and cleaned, none from an older router", async () => {
+    const { dep } = await setup();
+    const t0 = new Date("2026-11-12T09:00:00Z");
+    const ev = (backendId: string, state: "ejected" | "cold" | "ready", reason?: string) => ({
+      type: "backend_state" as const, deploymentId: dep.id, backendId, state, at: t0.toISOString(), ...(reason === undefined ? {} : { reason }),
+    });
+    const r = makeReport(t0, [], [
+      ev("spot", "ejected", "ejected: 3 consecutive failures (connect)"),
+      ev("serverless", "ready"),
+      // Through HTTP the contract cleans it; a NUL would otherwise fail the whole group in PostgreSQL.
+      ev("other", "cold", `idle\u0000: ${"z".repeat(400)}`),
+    ]);
+    assert.equal((await post(r)).status, 200);
+    const rows = await db.usageBackendEvent.findMany({ where: { deploymentId: dep.id }, orderBy: { id: "asc" }, select: { backendId: true, state: true, reason: true } });
+    assert.deepEqual(rows.slice(0, 2), [
+      { backendId: "spot", state: "ejected", reason: "ejected: 3 consecutive failures (connect)" },
+      { backendId: "serverless", state: "ready", reason: null },
+    ]);
+    assert.equal(rows[2].reason, `idle\ufffd: ${"z".repeat(200 - 7)}`);
+    // A report handed to the ingest directly (not parsed by the contract) is bounded all the same.
+    await ingestUsageReport(makeReport(t0, [], [ev("direct", "cold", "w".repeat(300))]));
+    const direct = await db.usageBackendEvent.findFirst({ where: { deploymentId: dep.id, backendId: "direct" }, select: { reason: true } });
+    assert.equal(direct?.reason, "w".repeat(200));
+  });
+
   test("histograms on other bounds are re-bucketed conservatively; unknown deployments are skipped", async () => {
     const { dep, key } = await setup();
     const r = makeReport(new Date("2026-11-10T13:00:00Z"), [{ keyId: key.id, deploymentId: dep.id, requests: 3 }]);

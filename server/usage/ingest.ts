@@ -6,11 +6,12 @@
  *      resent batch changes nothing, even when resent concurrently (the second insert waits, then conflicts);
  *   2. upsert minute and hour rollups of the new reports in one statement (counters added, histograms
  *      merged bucket-wise), rows in key order so concurrent groups cannot deadlock;
- *   3. append the backend state events (spot ready intervals are derived from them at query time);
+ *   3. append the backend state events with the router's reason (spot ready intervals are derived from them at
+ *      query time; the reason is what the dashboard's router view shows);
  *   4. commit, then resolve every caller; then batch the keys' last-used time.
  */
 import { sendEvent } from "../workflows/events";
-import { usageReportSchema, type UsageReport } from "@tuna/router-service/contract";
+import { cleanStateReason, usageReportSchema, type UsageReport } from "@tuna/router-service/contract";
 import type pg from "pg";
 import { db } from "../db";
 import { CANONICAL_BOUNDS_MS, toCanonical } from "./histogram";
@@ -83,9 +84,9 @@ WITH r AS (
     "ttftHist" = ${HIST_MERGE("ttftHist")}
   RETURNING 1
 ), e AS (
-  INSERT INTO "UsageBackendEvent" ("batchId", "routerId", "deploymentId", "backendId", "backendKind", state, replicas, at)
-  SELECT x.batch, x.router, x.dep, x.be, x.kind, x.state, x.replicas, x.at
-  FROM jsonb_to_recordset($2::jsonb) AS x(batch text, router text, dep text, be text, kind text, state text, replicas int, at timestamp)
+  INSERT INTO "UsageBackendEvent" ("batchId", "routerId", "deploymentId", "backendId", "backendKind", state, replicas, at, reason)
+  SELECT x.batch, x.router, x.dep, x.be, x.kind, x.state, x.replicas, x.at, x.reason
+  FROM jsonb_to_recordset($2::jsonb) AS x(batch text, router text, dep text, be text, kind text, state text, replicas int, at timestamp, reason text)
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM r)::int AS rollups, (SELECT count(*) FROM e)::int AS events`;
@@ -160,6 +161,8 @@ interface EventParam {
   state: string;
   replicas: number;
   at: string;
+  /** The router's reason, cut to the contract's bound; null when it sent none. */
+  reason: string | null;
 }
 
 /** Backend state events of the reports, with the backend kind and (spot) ready replica count resolved. */
@@ -187,6 +190,8 @@ async function eventRows(reports: UsageReport[], teams: Map<string, string>, cli
       state: e.state,
       replicas: kind === "spot" ? Math.max(1, comp?.replicasReady ?? 1) : 1,
       at: new Date(Date.parse(e.at)).toISOString(),
+      // Cut again: a report handed to ingestUsageReport directly (not through the contract) is bounded too.
+      reason: e.reason ? cleanStateReason(e.reason) : null,
     };
   });
 }

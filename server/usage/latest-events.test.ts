@@ -23,7 +23,7 @@ describe("latestBackendEvents (skip scan)", () => {
     const states = ["cold", "warming", "ready", "draining", "ejected"];
     // 600 events; a coarse time grid so many share an instant (the id, i.e. insertion order, decides then).
     // Deployment 3 gets events only after the cut-off, router r3 of deployment 2 only before it.
-    const data = Array.from({ length: 600 }, () => {
+    const data = Array.from({ length: 600 }, (_, i) => {
       const deploymentId = deps[rand(deps.length)];
       let t = rand(40) * MIN;
       if (deploymentId === deps[3]) t = 20 * MIN + rand(20) * MIN;
@@ -33,13 +33,15 @@ describe("latestBackendEvents (skip scan)", () => {
       return {
         batchId: `b-${tag}`, routerId, deploymentId, backendId: ["spot", "svl", "extra"][rand(3)], backendKind: rand(4) === 0 ? null : "spot",
         state: states[rand(states.length)], replicas: 1 + rand(3), at: new Date(T0 + t),
+        // Each row its own reason (or none, as from an older router): the one returned must be the latest row's.
+        reason: rand(3) === 0 ? null : `reason ${i}`,
       };
     });
     for (const row of data) await db.usageBackendEvent.create({ data: row });
 
     const brute = async (cut?: Date) =>
       db.$queryRawUnsafe<Array<Record<string, unknown>>>(
-        `SELECT DISTINCT ON ("deploymentId", "routerId", "backendId") "deploymentId", "routerId", "backendId", "backendKind", state, at, replicas
+        `SELECT DISTINCT ON ("deploymentId", "routerId", "backendId") "deploymentId", "routerId", "backendId", "backendKind", state, at, replicas, reason
          FROM "UsageBackendEvent" WHERE "deploymentId" = ANY($1::text[]) ${cut ? `AND at < $2` : ""}
          ORDER BY "deploymentId", "routerId", "backendId", at DESC, id DESC`,
         deps, ...(cut ? [cut] : []),

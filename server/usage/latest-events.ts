@@ -20,6 +20,8 @@ export interface LatestEventRow {
   state: string;
   at: Date;
   replicas: number;
+  /** The router's reason for the change (router view); null when it sent none. */
+  reason: string | null;
 }
 
 export async function latestBackendEvents(deploymentIds: readonly string[], before?: Date): Promise<LatestEventRow[]> {
@@ -29,12 +31,12 @@ export async function latestBackendEvents(deploymentIds: readonly string[], befo
   return db.$queryRaw<LatestEventRow[]>`
     WITH RECURSIVE latest AS (
       SELECT f.* FROM unnest(${ids}::text[]) AS d(id) CROSS JOIN LATERAL (
-        SELECT e."deploymentId", e."routerId", e."backendId", e."backendKind", e.state, e.at, e.replicas FROM "UsageBackendEvent" e
+        SELECT e."deploymentId", e."routerId", e."backendId", e."backendKind", e.state, e.at, e.replicas, e.reason FROM "UsageBackendEvent" e
         WHERE e."deploymentId" = d.id ${cut}
         ORDER BY e."routerId", e."backendId", e.at DESC, e.id DESC LIMIT 1) f
       UNION ALL
       SELECT n.* FROM latest l CROSS JOIN LATERAL (
-        SELECT e."deploymentId", e."routerId", e."backendId", e."backendKind", e.state, e.at, e.replicas FROM "UsageBackendEvent" e
+        SELECT e."deploymentId", e."routerId", e."backendId", e."backendKind", e.state, e.at, e.replicas, e.reason FROM "UsageBackendEvent" e
         WHERE e."deploymentId" = l."deploymentId" AND (e."routerId", e."backendId") > (l."routerId", l."backendId") ${cut}
         ORDER BY e."routerId", e."backendId", e.at DESC, e.id DESC LIMIT 1) n
     )

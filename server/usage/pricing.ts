@@ -234,7 +234,8 @@ interface RollupRow {
   outputTokens: number;
 }
 
-type EventRow = LatestEventRow;
+// Cost needs no reason: the in-range query leaves it out.
+type EventRow = Omit<LatestEventRow, "reason">;
 
 /** Which rollups price a range: minute rollups while they are retained, hour rollups beyond. */
 export function granularityFor(fromMs: number, nowMs = Date.now()): "minute" | "hour" {

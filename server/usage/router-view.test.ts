@@ -16,8 +16,8 @@ const MIN = 60_000;
 const T0 = Date.UTC(2026, 10, 3, 14, 0, 0);
 
 type State = "cold" | "warming" | "ready" | "draining" | "ejected";
-const ev = (deploymentId: string, backendId: string, state: State, at: number) => ({
-  type: "backend_state" as const, deploymentId, backendId, state, at: new Date(at).toISOString(),
+const ev = (deploymentId: string, backendId: string, state: State, at: number, reason?: string) => ({
+  type: "backend_state" as const, deploymentId, backendId, state, at: new Date(at).toISOString(), ...(reason === undefined ? {} : { reason }),
 });
 /** A report the control plane received at `at` from `routerId` (its sign of life), carrying `events`. */
 const report = (routerId: string, at: number, events: ReturnType<typeof ev>[] = []) =>
@@ -55,7 +55,7 @@ describe("the routers' view of a deployment's backends", () => {
     assert.equal(v.liveRouters, 1);
     assert.equal(v.goneRouters, 0);
     assert.deepEqual(v.backends, [
-      { backendId: spot.id, kind: "spot", state: "ejected", since: new Date(T0 + 5 * MIN), routers: 1, states: [{ state: "ejected", routers: 1, since: new Date(T0 + 5 * MIN) }] },
+      { backendId: spot.id, kind: "spot", state: "ejected", since: new Date(T0 + 5 * MIN), reason: null, routers: 1, states: [{ state: "ejected", routers: 1, since: new Date(T0 + 5 * MIN), reason: null }] },
     ]);
 
     // Health checks pass again: ready, since the fail-back.
@@ -161,9 +161,36 @@ describe("the routers' view of a deployment's backends", () => {
     assert.deepEqual(s.since, new Date(T0 + 2 * MIN), "since the first router ejected it");
     assert.equal(s.routers, 3);
     assert.deepEqual(s.states, [
-      { state: "ejected", routers: 2, since: new Date(T0 + 2 * MIN) },
-      { state: "ready", routers: 1, since: new Date(T0) },
+      { state: "ejected", routers: 2, since: new Date(T0 + 2 * MIN), reason: null },
+      { state: "ready", routers: 1, since: new Date(T0), reason: null },
     ]);
+  });
+
+  test("each state says why, as the router that has been in it longest put it; an older router's word has no reason", async () => {
+    const f = await makeRoleFixture("RvWhy");
+    const { dep, spot } = await hybridWithSpot(f.team.id, f.admin.id);
+    const [a, b, c, old] = [router("rv-a"), router("rv-b"), router("rv-c"), router("rv-old")];
+    await report(a, T0, [ev(dep.id, spot.id, "warming", T0, "startup"), ev(dep.id, spot.id, "ready", T0, "readiness probe passed")]);
+    await report(b, T0 + MIN, [ev(dep.id, spot.id, "ready", T0 + MIN, "readiness probe passed")]);
+    // c ejected it later, for another failure: the view's `since` is b's, and so is the reason.
+    await report(c, T0 + 3 * MIN, [ev(dep.id, spot.id, "ejected", T0 + 3 * MIN, "ejected: 3 consecutive failures (status_503)")]);
+    await report(b, T0 + 2 * MIN, [ev(dep.id, spot.id, "ejected", T0 + 2 * MIN, "ejected: 3 consecutive failures (connect)")]);
+    await report(old, T0 + 3 * MIN, [ev(dep.id, spot.id, "ready", T0 - MIN)]);
+    await report(a, T0 + 3 * MIN);
+
+    const v = await deploymentRouterView(f.team.id, dep.id, { now: new Date(T0 + 4 * MIN) });
+    const [s] = v.backends;
+    assert.deepEqual([s.state, s.since, s.reason], ["ejected", new Date(T0 + 2 * MIN), "ejected: 3 consecutive failures (connect)"]);
+    assert.deepEqual(s.states, [
+      { state: "ejected", routers: 2, since: new Date(T0 + 2 * MIN), reason: "ejected: 3 consecutive failures (connect)" },
+      // The old router has been ready longest, and it sent no reason.
+      { state: "ready", routers: 2, since: new Date(T0 - MIN), reason: null },
+    ]);
+
+    // Later spot sits idle on every router and goes cold: the reason follows the state.
+    for (const r of [a, b, c, old]) await report(r, T0 + 8 * MIN, [ev(dep.id, spot.id, "cold", T0 + 8 * MIN, "idle: no requests for 60 s")]);
+    const cold = (await deploymentRouterView(f.team.id, dep.id, { now: new Date(T0 + 8 * MIN) })).backends[0];
+    assert.deepEqual(cold.states, [{ state: "cold", routers: 4, since: new Date(T0 + 8 * MIN), reason: "idle: no requests for 60 s" }]);
   });
 
   test("serverless: a router's closing `cold` is no word on it, an ejection is; spot is listed first", async () => {
@@ -197,11 +224,11 @@ describe("deployments API: the routers' view rides along with get and list", () 
     const f = await makeRoleFixture("RvApi");
     const { dep, spot } = await hybridWithSpot(f.team.id, f.admin.id);
     const now = Date.now();
-    await report(router("rv-api"), now - 10_000, [ev(dep.id, spot.id, "ejected", now - 10_000)]);
+    await report(router("rv-api"), now - 10_000, [ev(dep.id, spot.id, "ejected", now - 10_000, "ejected: 3 consecutive failures (connect)")]);
 
     const got = await callerFor(f.viewer, f.team.id).deployments.get({ id: dep.id });
     assert.equal(got.routerView.liveRouters, 1);
-    assert.deepEqual(got.routerView.backends.map((b) => [b.kind, b.state]), [["spot", "ejected"]]);
+    assert.deepEqual(got.routerView.backends.map((b) => [b.kind, b.state, b.reason]), [["spot", "ejected", "ejected: 3 consecutive failures (connect)"]]);
     const list = await callerFor(f.viewer, f.team.id).deployments.list({ withRouterView: true });
     assert.equal(list.items.find((d) => d.id === dep.id)?.routerView?.backends[0].state, "ejected");
     // Other lists of deployments (key scopes, settings) do not pay for it.

@@ -9,6 +9,10 @@
  * uses (`routerViewEnds` in pricing.ts: no report and no event for `ROUTER_SILENCE_GRACE_MS`), and its last
  * word is dropped, not shown as current. Routers may disagree (each has its own traffic, idle timer and
  * health checks): a backend's view keeps how many live routers report each state, worst first.
+ *
+ * Each state carries the router's reason for it ("ejected: 3 consecutive failures (connect)", "idle: no requests
+ * for 60 s"), as the router sent it: the reason of the event that put into that state the router that has been in
+ * it longest (the one `since` is about). The app turns it into words (app/(app)/deployments/router-view.ts).
  */
 import { type BackendState, backendStateSchema } from "@tuna/router-service/contract";
 import { db } from "../db";
@@ -30,6 +34,8 @@ export interface RouterStateCount {
   routers: number;
   /** When the first of them entered it (router clock). */
   since: Date;
+  /** Why that first router entered it, as the router put it; null when its event carried no reason. */
+  reason: string | null;
 }
 
 export interface BackendRouterView {
@@ -39,6 +45,8 @@ export interface BackendRouterView {
   /** The worst state any live router reports (`states[0]`). */
   state: BackendState;
   since: Date;
+  /** The reason of the worst state (`states[0].reason`). */
+  reason: string | null;
   /** Live routers that report this backend. */
   routers: number;
   /** Every state reported, worst first, with how many routers report it. */
@@ -63,6 +71,7 @@ interface LatestRow {
   kind: string | null;
   state: string;
   at: Date;
+  reason: string | null;
 }
 
 /**
@@ -119,10 +128,13 @@ function summarise(rows: LatestRow[], gone: Map<string, number>): DeploymentRout
     const b = entry(byBackend, r.backendId, () => ({ kind, states: new Map() }));
     b.kind ??= kind;
     const c = b.states.get(state.data);
-    if (!c) b.states.set(state.data, { state: state.data, routers: 1, since: r.at });
+    if (!c) b.states.set(state.data, { state: state.data, routers: 1, since: r.at, reason: r.reason });
     else {
       c.routers++;
-      if (r.at < c.since) c.since = r.at;
+      if (r.at < c.since) {
+        c.since = r.at;
+        c.reason = r.reason;
+      }
     }
   }
   const backends: BackendRouterView[] = [...byBackend].map(([backendId, b]) => {
@@ -132,6 +144,7 @@ function summarise(rows: LatestRow[], gone: Map<string, number>): DeploymentRout
       kind: b.kind,
       state: states[0].state,
       since: states[0].since,
+      reason: states[0].reason,
       routers: states.reduce((n, s) => n + s.routers, 0),
       states,
     };

@@ -16,9 +16,11 @@ export interface RouterViewData {
     kind: "serverless" | "spot" | null;
     state: RouterState;
     since: Date | string;
+    /** The router's own terse reason for `state` (null or absent: it sent none); see `routerReasonWords`. */
+    reason?: string | null;
     routers: number;
     /** Worst first. */
-    states: Array<{ state: RouterState; routers: number; since: Date | string }>;
+    states: Array<{ state: RouterState; routers: number; since: Date | string; reason?: string | null }>;
   }>;
 }
 
@@ -40,6 +42,73 @@ const WORDS: Record<RouterState, string> = {
   warming: "warming",
   ready: "ready",
 };
+
+/** A failure kind the router counts towards ejection (router-service: `AttemptFailure`, `recordFailure`), in words. */
+const FAILURE_WORDS: Record<string, string> = {
+  connect: "could not connect",
+  timeout: "no answer in time",
+  timeout_before_body: "no answer in time",
+  reset: "connection dropped",
+  reset_before_body: "connection dropped before the answer",
+  bad_response: "malformed response",
+  "stream-idle": "stream stalled",
+  "mid-stream": "stream cut off",
+};
+
+/** Reasons the router sends as fixed words (router-service/src/backend.ts, config.ts, policy.ts), in plain words. */
+const REASON_WORDS: Record<string, string> = {
+  startup: "router started",
+  "readiness probe passed": "readiness check passed",
+  "health checks passed": "health checks passed again",
+  "replicas=0": "scaled to zero replicas",
+  "replicas=0 in config": "scaled to zero replicas",
+  "replicas reported": "replicas came up",
+  "replicas in config": "replicas came up",
+  "traffic on serverless": "woken up by traffic",
+  "drain notice reported": "preemption notice",
+  "drain notice in config": "preemption notice",
+  "drain lifted by report": "drain notice withdrawn",
+  "drain lifted in config": "drain notice withdrawn",
+  "removed from config": "no longer in the router's config",
+  "router stopped": "router stopped",
+  "warmup timeout": "warm-up timed out",
+  config: "config changed",
+  report: "replica report",
+};
+
+function failureWords(kind: string): string {
+  const status = /^status_(\d{3})$/.exec(kind);
+  return status ? `HTTP ${status[1]}` : (FAILURE_WORDS[kind] ?? kind);
+}
+
+/** Seconds from a reason ("60", "0.5") as a duration: "60 s", "20 min". */
+function seconds(s: string): string {
+  const n = Number(s);
+  return n >= 120 && n % 60 === 0 ? `${n / 60} min` : `${s} s`;
+}
+
+/**
+ * The router's reason for a backend's state ("ejected: 3 consecutive failures (connect)", "idle: no requests for
+ * 60 s", "replicas=0") in plain words ("3 failed requests in a row, last: could not connect"). Reasons of older
+ * routers ("ejected: connect", "idle") read too; one this does not know is shown as the router sent it.
+ */
+export function routerReasonWords(reason: string): string {
+  const ejected = /^ejected: (\d+) consecutive failures \((.+)\)$/.exec(reason);
+  // The kind is the last failure's: the ones before it in the row may have failed otherwise.
+  if (ejected) return `${ejected[1]} failed requests in a row, last: ${failureWords(ejected[2])}`;
+  const olderEjected = /^ejected: (\S+)$/.exec(reason);
+  if (olderEjected) return `requests failed, last: ${failureWords(olderEjected[1])}`;
+  const idle = /^idle: no requests for (\d+(?:\.\d+)?) s$/.exec(reason);
+  if (idle) return `idle, no requests for ${seconds(idle[1])}`;
+  const warmup = /^warmup timeout \((\d+(?:\.\d+)?) s\)$/.exec(reason);
+  if (warmup) return `warm-up timed out after ${seconds(warmup[1])}`;
+  return REASON_WORDS[reason] ?? reason;
+}
+
+/** " (reason in words)" after a state, or nothing when the router gave none. */
+function because(reason: string | null | undefined): string {
+  return reason ? ` (${routerReasonWords(reason)})` : "";
+}
 
 /** "14:03" today, "Nov 2, 14:03" on another day, in the viewer's locale and time zone. */
 export function shortTime(at: Date | string, now: Date = new Date()): string {
@@ -91,7 +160,7 @@ export function spotRouterLine(view: RouterViewData, opts: { spotOnly: boolean; 
   if (!b) return { text: "Router: no router has reported on spot yet", tone: "gray", contradictsProvider: false };
   const agree = b.states.length === 1;
   const worst = b.states[0];
-  let text = `Router: spot ${WORDS[b.state]} since ${time(b.since)}`;
+  let text = `Router: spot ${WORDS[b.state]} since ${time(b.since)}${because(b.reason)}`;
   if (agree) {
     if (b.routers > 1) text += ` on all ${b.routers} routers`;
     text += ` — ${spotConsequence(b.state, opts.spotOnly, "requests")}`;
@@ -113,7 +182,7 @@ export function serverlessRouterLine(view: RouterViewData, opts: { time?: (at: D
   const worst = b.states[0];
   const scope = b.states.length === 1 ? (b.routers > 1 ? ` on all ${b.routers} routers` : "") : ` on ${worst.routers} of ${b.routers} routers (${others(b)})`;
   const why = b.state === "ejected" ? "its requests failed; the router retries it with health checks" : "it is being replaced";
-  return { text: `Router: serverless ${b.state} since ${time(b.since)}${scope} — ${why}`, tone: TONE[b.state], contradictsProvider: false };
+  return { text: `Router: serverless ${b.state} since ${time(b.since)}${because(b.reason)}${scope} — ${why}`, tone: TONE[b.state], contradictsProvider: false };
 }
 
 /** The list's marker: only when routers take spot out (ejected, draining), which the list's status cannot show. */
