@@ -68,7 +68,13 @@ test("password: a change signs out the other browser and keeps this one; an oper
 
   // "Sign out everywhere else" from the other browser: this one is out, that one stays.
   await other.goto("/settings");
-  await other.getByRole("button", { name: "Sign out everywhere else" }).click();
+  const signOutOthers = other.getByRole("form", { name: "Sign out everywhere else" });
+  // A copied cookie must not be enough: the password is asked for, and a wrong one is refused.
+  await signOutOthers.getByLabel("Current password").fill("not-the-password");
+  await signOutOthers.getByRole("button", { name: "Sign out everywhere else" }).click();
+  await expect(signOutOthers.getByRole("alert")).toHaveText("Your current password is not correct.");
+  await signOutOthers.getByLabel("Current password").fill("the-second-password");
+  await signOutOthers.getByRole("button", { name: "Sign out everywhere else" }).click();
   await expect(other.getByRole("region", { name: "Password" }).getByRole("status")).toHaveText("Every other session was signed out. This browser stays signed in.");
   await page.goto("/");
   await expectSignedOut(page);

@@ -210,13 +210,71 @@ describe("sign out everywhere else", () => {
     const here = await signIn(a.email, a.password);
     const elsewhere = await signIn(a.email, a.password);
     const renewed: { value?: string } = {};
-    assert.deepEqual(await callerWithSession(a.user, here, renewed).me.signOutOtherSessions(), { signedIn: true });
+    assert.deepEqual(await callerWithSession(a.user, here, renewed).me.signOutOtherSessions({ currentPassword: a.password }), { signedIn: true });
     assert.equal(await signedInAs(elsewhere), null);
     assert.equal(await signedInAs(renewed.value!), a.user.id);
     assert.equal((await checkCredentials(a.email, a.password, "10.9.0.5")).ok, true);
     for (const teamId of a.teams) assert.deepEqual(await auditActions(teamId, a.user.id), [["auth.sessions_revoked", "user", a.user.id]]);
     // A request of the revoked session that got past the sign-in check just before the bump cannot renew itself.
-    assert.deepEqual(await callerWithSession(a.user, elsewhere, {}).me.signOutOtherSessions(), { signedIn: false });
+    assert.deepEqual(await callerWithSession(a.user, elsewhere, {}).me.signOutOtherSessions({ currentPassword: a.password }), { signedIn: false });
+  });
+});
+
+describe("a copied session cookie", () => {
+  test("cannot sign the owner out without the password (an account without one can), and a wrong one counts as a failed sign-in", async () => {
+    const a = await newAccount();
+    const owner = await signIn(a.email, a.password);
+    const copy = await signIn(a.email, a.password);
+    for (const input of [undefined, {}, { currentPassword: "not-the-password" }]) {
+      const e = await callerWithSession(a.user, copy, {}).me.signOutOtherSessions(input).catch((x: unknown) => x);
+      assert.deepEqual([e instanceof TRPCError && e.code, reasonOf(e)], ["BAD_REQUEST", "wrong_password"], JSON.stringify(input));
+    }
+    assert.equal(await accountFailures(a.email), 1, "only the wrong password was an attempt");
+    assert.equal(await signedInAs(owner), a.user.id);
+    for (const teamId of a.teams) assert.deepEqual(await auditActions(teamId, a.user.id), []);
+    // GitHub/Google: nothing to ask for.
+    const oauth = await makeUser("oauth-others");
+    assert.deepEqual(await callerFor(oauth).me.signOutOtherSessions(), { signedIn: false });
+  });
+
+  test("revoked, it is no token to next-auth at all: no OAuth account can be linked with it, and the session route clears it", async () => {
+    const a = await newAccount();
+    const stolen = await signIn(a.email, a.password);
+    const options = authOptions();
+    const decode = (token: string) => options.jwt!.decode!({ token, secret: SECRET });
+    assert.equal((await decode(stolen))?.uid, a.user.id);
+    await callerFor(a.user).me.changePassword({ currentPassword: a.password, newPassword: "a-changed-password", confirmPassword: "a-changed-password" });
+    // The OAuth callback (next-auth core/lib/callback-handler.js) decodes the cookie with options.jwt.decode and
+    // links the provider account to the user it names: a revoked cookie now names nobody.
+    assert.equal(await decode(stolen), null);
+    const cleared: string[] = [];
+    const res = { getHeader() {}, setHeader(name: string, value: string[] | string) { if (name.toLowerCase() === "set-cookie") cleared.push(...[value].flat()); }, setCookie() {} };
+    const s = await getServerSession({ headers: {}, cookies: { [COOKIE]: stolen } } as never, res as never, options);
+    assert.equal(s, null);
+    assert.ok(cleared.some((c) => c.startsWith(`${COOKIE}=;`) || /Max-Age=0|Expires=Thu, 01 Jan 1970/i.test(c)), `cookie cleared: ${cleared.join(" | ")}`);
+  });
+
+  test("a password change racing a reset link never loses the owner's reset: a reset that succeeds is the password in force", async () => {
+    for (let i = 0; i < 6; i++) {
+      const a = await newAccount();
+      const thief = callerWithSession(a.user, await signIn(a.email, a.password), {});
+      const token = new URL((await createPasswordResetLink(a.email, "http://localhost:3000")).link).searchParams.get("token")!;
+      const [changed, reset] = await Promise.allSettled([
+        thief.me.changePassword({ currentPassword: a.password, newPassword: "thief-chosen-pw", confirmPassword: "thief-chosen-pw" }),
+        callerFor(null).auth.resetPassword({ token, password: "owner-reset-pw", confirmPassword: "owner-reset-pw" }),
+      ]);
+      assert.ok(changed.status === "rejected" || reset.status === "rejected", `trial ${i}: not both`);
+      const ownerWorks = (await checkCredentials(a.email, "owner-reset-pw", "10.78.0.1")).ok;
+      assert.equal(ownerWorks, reset.status === "fulfilled", `trial ${i}: the reset's answer is the truth`);
+      assert.equal((await checkCredentials(a.email, "thief-chosen-pw", "10.78.0.2")).ok, changed.status === "fulfilled", `trial ${i}`);
+    }
+  });
+
+  test("a reset link issued before a password change cannot undo it", async () => {
+    const a = await newAccount();
+    const token = new URL((await createPasswordResetLink(a.email, "http://localhost:3000")).link).searchParams.get("token")!;
+    await callerFor(a.user).me.changePassword({ currentPassword: a.password, newPassword: "a-newer-password", confirmPassword: "a-newer-password" });
+    assert.equal(await resetLinkUsable(token), false);
   });
 });
 

@@ -1,4 +1,4 @@
 export { signUp, signUpInput, checkCredentials, type RequestMeta } from "./service";
 export { MIN_PASSWORD_LENGTH } from "./password";
-export { accountSecurity, changePassword, changePasswordInput, signOutOtherSessions } from "./account";
+export { accountSecurity, changePassword, changePasswordInput, signOutOtherSessions, signOutOtherSessionsInput } from "./account";
 export { RESET_LINK_INVALID, createPasswordResetLink, resetLinkUsable, resetPassword, resetPasswordInput } from "./reset";

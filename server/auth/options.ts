@@ -1,4 +1,5 @@
 import type { NextAuthOptions, Session } from "next-auth";
+import { decode as decodeJwt } from "next-auth/jwt";
 import CredentialsModule from "next-auth/providers/credentials";
 import GitHubModule from "next-auth/providers/github";
 import GoogleModule from "next-auth/providers/google";
@@ -42,7 +43,30 @@ export function authOptions(): NextAuthOptions {
     // The adapter stores OAuth users/accounts (without their tokens); credentials sessions are JWTs (next-auth requires it).
     adapter: tunaAdapter(getPrisma()),
     session: { strategy: "jwt", maxAge: SESSION_MAX_AGE_S },
+    jwt: {
+      /*
+       * Every reading of a session cookie decodes it here, next-auth's own included: the OAuth callback links a
+       * provider account to the signed-in user without asking the session callback, and the session route renews
+       * the cookie. So a revoked session (./session-version), or one of a deleted user, is no token at all here,
+       * and its cookie is cleared. The user's name and email are read fresh with the check (one read by id).
+       */
+      async decode(params) {
+        const token = await decodeJwt(params);
+        if (!token) return null;
+        const user = await activeSessionUser(token);
+        return user ? { ...token, email: user.email, name: user.name } : null;
+      },
+    },
     pages: { signIn: "/signin", error: "/signin" },
+    logger: {
+      // A revoked session (jwt.decode answers null: next-auth's "JWT invalid") is routine, not an error with a
+      // stack on every request of a browser still holding the cookie. Everything else as next-auth prints it.
+      error(code, metadata) {
+        const m = metadata as { message?: string; error?: { message?: string } } | undefined;
+        if (code === "JWT_SESSION_ERROR" && (m?.message === "JWT invalid" || m?.error?.message === "JWT invalid")) return;
+        console.error(`[next-auth][error][${code}]`, `\nhttps://next-auth.js.org/errors#${code.toLowerCase()}`, m?.message ?? "", metadata);
+      },
+    },
     providers: [
       CredentialsProvider({
         name: "Email and password",
@@ -69,12 +93,10 @@ export function authOptions(): NextAuthOptions {
         return token;
       },
       async session({ session, token }) {
-        // Every reader of a session comes here (currentUser for pages and tRPC, /api/auth/session for the
-        // browser). A revoked session, or one of a deleted user, is answered like no session at all.
-        const user = await activeSessionUser(token);
-        if (!user) return {} as Session;
-        session.user = { ...session.user, email: user.email, name: user.name };
-        (session.user as { id?: string }).id = user.id;
+        // The token passed the revocation check in jwt.decode above, which also refreshed its name and email.
+        if (typeof token.uid !== "string" || typeof token.email !== "string") return {} as Session;
+        session.user = { ...session.user, email: token.email, name: typeof token.name === "string" ? token.name : null };
+        (session.user as { id?: string }).id = token.uid;
         return session;
       },
     },

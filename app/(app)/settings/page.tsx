@@ -325,11 +325,28 @@ function PasswordSection() {
       )}
       <div className="mt-6 border-t pt-4">
         <h3 className="text-sm font-semibold text-gray-900">Other sessions</h3>
-        <p className="mb-3 text-sm text-gray-600">Signed in on another computer, or on one you no longer use? Sign out there from here; this browser stays signed in.</p>
-        <button type="button" className="btn-secondary" disabled={!hydrated || others.isPending} onClick={() => { change.reset(); others.mutate(); }}>
-          {others.isPending ? "Signing out…" : "Sign out everywhere else"}
-        </button>
-        {others.error ? <p role="alert" className="field-error">{errorMessage(others.error)}</p> : null}
+        <p className="mb-3 text-sm text-gray-600">Signed in on another computer, or on one you no longer use? Sign out there from here; this browser stays signed in.{account.data?.hasPassword ? " Your password is asked for, so that a copied session cannot sign you out." : ""}</p>
+        <form
+          aria-label="Sign out everywhere else"
+          className="flex flex-wrap items-end gap-3"
+          noValidate
+          onSubmit={(e) => {
+            e.preventDefault();
+            const f = new FormData(e.currentTarget);
+            change.reset();
+            others.mutate(account.data?.hasPassword ? { currentPassword: String(f.get("currentPassword") ?? "") } : {});
+          }}
+        >
+          {account.data?.hasPassword ? (
+            <Field id="others-current-password" label="Current password" error={reasonOf(others.error) === "wrong_password" ? errorMessage(others.error) : undefined}>
+              <input id="others-current-password" name="currentPassword" type="password" autoComplete="current-password" required className="field-input" />
+            </Field>
+          ) : null}
+          <button type="submit" className="btn-secondary" disabled={!hydrated || others.isPending || account.isPending}>
+            {others.isPending ? "Signing out…" : "Sign out everywhere else"}
+          </button>
+        </form>
+        {others.error && reasonOf(others.error) !== "wrong_password" ? <p role="alert" className="field-error">{errorMessage(others.error)}</p> : null}
         {others.isSuccess ? (
           <p role="status" className="mt-2 text-sm text-green-700">Every other session was signed out.{others.data.signedIn ? " This browser stays signed in." : signedOut}</p>
         ) : null}

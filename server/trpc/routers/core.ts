@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Role } from "@prisma/client";
-import { accountSecurity, changePassword, changePasswordInput, resetPassword, resetPasswordInput, signOutOtherSessions, signUp, signUpInput } from "../../auth";
+import { accountSecurity, changePassword, changePasswordInput, resetPassword, resetPasswordInput, signOutOtherSessions, signOutOtherSessionsInput, signUp, signUpInput } from "../../auth";
 import { listAudit, verifyAuditChain } from "../../audit";
 import { exportAuditCsv, recordAuditExport } from "../../audit/export";
 import { permissionsOf, PERMISSIONS } from "../../rbac";
@@ -43,7 +43,9 @@ export const meRouter = router({
   changePassword: authedProcedure
     .input(changePasswordInput)
     .mutation(async ({ ctx, input }) => keepThisSession(ctx, await changePassword(ctx.actor, input))),
-  signOutOtherSessions: authedProcedure.mutation(async ({ ctx }) => keepThisSession(ctx, await signOutOtherSessions(ctx.actor))),
+  signOutOtherSessions: authedProcedure
+    .input(signOutOtherSessionsInput.optional())
+    .mutation(async ({ ctx, input }) => keepThisSession(ctx, await signOutOtherSessions(ctx.actor, input ?? {}))),
 });
 
 export const inviteRouter = router({
