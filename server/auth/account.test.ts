@@ -270,6 +270,16 @@ describe("a copied session cookie", () => {
     }
   });
 
+  test("a GitHub/Google account linked to a user is in the log of each of the user's teams", async () => {
+    const a = await newAccount();
+    const events = authOptions().events!;
+    await events.linkAccount!({ user: { id: a.user.id, email: a.email }, account: { provider: "github", providerAccountId: "gh-1", type: "oauth", userId: a.user.id }, profile: { id: a.user.id } } as never);
+    for (const teamId of a.teams) {
+      const rows = await db.auditLog.findMany({ where: { teamId, action: "auth.account_linked" } });
+      assert.deepEqual(rows.map((r) => [r.targetId, r.metadata]), [[a.user.id, { provider: "github" }]]);
+    }
+  });
+
   test("a reset link issued before a password change cannot undo it", async () => {
     const a = await newAccount();
     const token = new URL((await createPasswordResetLink(a.email, "http://localhost:3000")).link).searchParams.get("token")!;

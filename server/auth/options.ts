@@ -9,7 +9,7 @@ import { slugify, uniqueTeamSlug } from "../teams/slug";
 import { clientIp } from "../lib/client-ip";
 import { tunaAdapter } from "./adapter";
 import { checkCredentials } from "./service";
-import { activeSessionUser, signInVersion } from "./session-version";
+import { activeSessionUser, auditInEveryTeam, signInVersion } from "./session-version";
 
 /** next-auth's provider modules are CommonJS with a default export: Next's bundler unwraps it, plain Node (tests) does not. */
 function cjsDefault<T>(m: T): T {
@@ -101,6 +101,13 @@ export function authOptions(): NextAuthOptions {
       },
     },
     events: {
+      // A GitHub/Google account now signs in as this user (at its first sign-in, or linked by a signed-in browser):
+      // the owner's teams see it, since such a link outlives any password change or reset.
+      async linkAccount({ user, account }) {
+        await getPrisma().$transaction((tx) =>
+          auditInEveryTeam(tx, user.id, { userId: user.id, label: user.email ?? user.id }, { action: "auth.account_linked", metadata: { provider: account.provider } }),
+        );
+      },
       // First OAuth sign-in: give the new user a personal team, as email sign-up does.
       async createUser({ user }) {
         const db = getPrisma();
