@@ -327,6 +327,7 @@ function PasswordSection() {
         <h3 className="text-sm font-semibold text-gray-900">Other sessions</h3>
         <p className="mb-3 text-sm text-gray-600">Signed in on another computer, or on one you no longer use? Sign out there from here; this browser stays signed in.{account.data?.hasPassword ? " Your password is asked for, so that a copied session cannot sign you out." : ""}</p>
         <form
+          method="post"
           aria-label="Sign out everywhere else"
           className="flex flex-wrap items-end gap-3"
           noValidate
