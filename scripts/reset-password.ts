@@ -6,6 +6,7 @@
  * app uses: DATABASE_URL, else the embedded default's while `npm start` is running. Exit code 1 when no account
  * has that email.
  */
+import { embeddedDefaultDatabaseUrl } from "../server/db/embedded";
 import { createPasswordResetLink } from "../server/auth/reset";
 import { getPrisma } from "../server/db";
 
@@ -16,7 +17,7 @@ if (!email || process.argv.includes("--help") || process.argv.includes("-h")) {
 }
 if (!process.env.DATABASE_URL) {
   // The embedded default's database, while `npm start` is running.
-  process.env.DATABASE_URL = `postgresql://tuna:tuna-local-only@127.0.0.1:${process.env.TUNA_PG_PORT ?? 54329}/tuna`;
+  process.env.DATABASE_URL = embeddedDefaultDatabaseUrl();
 }
 const baseUrl = process.env.NEXTAUTH_URL ?? `http://localhost:${process.env.PORT ?? 3000}`;
 let exitCode = 0;

@@ -5,6 +5,7 @@
  * The re-wrap reads old keys from TUNA_MASTER_KEY_PREVIOUS (comma-separated) and, when moving off the
  * embedded default, from the generated master.key file. Exit code 1 if anything could not be re-wrapped.
  */
+import { embeddedDefaultDatabaseUrl } from "../server/db/embedded";
 import { randomBytes } from "node:crypto";
 import { keyring, rewrapAllDataKeys } from "../server/vault";
 import { getPrisma } from "../server/db";
@@ -20,7 +21,7 @@ if (args.includes("--help") || args.includes("-h")) {
 }
 if (!process.env.DATABASE_URL) {
   // The embedded default's database, while `npm start` is running.
-  process.env.DATABASE_URL = `postgresql://tuna:tuna-local-only@127.0.0.1:${process.env.TUNA_PG_PORT ?? 54329}/tuna`;
+  process.env.DATABASE_URL = embeddedDefaultDatabaseUrl();
 }
 let exitCode = 0;
 const ring = keyring();

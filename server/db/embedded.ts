@@ -79,7 +79,7 @@ export async function startEmbeddedPostgres(opts: {
     throw new Error(startFailureMessage(tail, dataDir, opts.port, err));
   }
   return {
-    adminUrl: `postgresql://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/postgres`,
+    adminUrl: embeddedAdminUrl(opts.port),
     port: opts.port,
     stop: () => pg.stop(),
   };
@@ -113,6 +113,16 @@ async function ensurePostgresUser(): Promise<void> {
     /* group may exist */
   }
   execFileSync("useradd", ["-g", "postgres", "postgres"], { stdio: "ignore" });
+}
+
+/** The admin URL (database `postgres`) of an embedded PostgreSQL on `port`. */
+export function embeddedAdminUrl(port: number): string {
+  return `postgresql://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
+}
+
+/** The database `npm start` uses on its embedded default (port TUNA_PG_PORT, else 54329): for scripts run beside it. */
+export function embeddedDefaultDatabaseUrl(): string {
+  return withDatabase(embeddedAdminUrl(Number(process.env.TUNA_PG_PORT ?? 54329)), "tuna");
 }
 
 export function withDatabase(url: string, database: string): string {
