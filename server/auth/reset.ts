@@ -3,6 +3,7 @@ import { z } from "zod";
 import { db } from "../db";
 import { DomainError } from "../lib/errors";
 import { hashToken } from "../teams/service";
+import { normalizeEmail } from "./email";
 import { hashPassword } from "./password";
 import { newPasswordSchema, type RequestMeta } from "./service";
 import { auditInEveryTeam, bumpSessionVersion } from "./session-version";
@@ -31,7 +32,7 @@ export const resetPasswordInput = z
  * address (NEXTAUTH_URL). An unknown email is an error the operator sees: they run the script, not a stranger.
  */
 export async function createPasswordResetLink(emailRaw: string, baseUrl: string, now = new Date()): Promise<{ link: string; expiresAt: Date }> {
-  const email = emailRaw.trim().toLowerCase();
+  const email = normalizeEmail(emailRaw);
   const user = await db.user.findUnique({ where: { email }, select: { id: true } });
   if (!user) throw new DomainError("NOT_FOUND", `There is no account with the email ${email}.`, { reason: "no_such_account" });
   const token = randomBytes(32).toString("base64url");

@@ -5,6 +5,7 @@ import { appendAudit } from "../audit";
 import { DomainError } from "../lib/errors";
 import { slugify, uniqueTeamSlug } from "../teams/slug";
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, dummyHash, hashPassword, verifyPassword } from "./password";
+import { normalizeEmail } from "./email";
 import { type Attempt, attemptFailed, attemptNotMade, attemptSucceeded, reserveAttempt } from "./throttle";
 
 /** The rules for a password a user chooses: at sign-up, when changing it, and with a reset link. */
@@ -79,7 +80,7 @@ export type CredentialCheck =
  * before the password is checked, so parallel guesses cannot all slip under the limit (see ./throttle).
  */
 export async function checkCredentials(emailRaw: string, password: string, ip: string | null): Promise<CredentialCheck> {
-  const email = emailRaw.trim().toLowerCase();
+  const email = normalizeEmail(emailRaw);
   if (!email || !password || password.length > MAX_PASSWORD_LENGTH) return { ok: false, reason: "invalid" };
   const attempts: Attempt[] = [];
   const account = await reserveAttempt("account", email);
