@@ -183,7 +183,7 @@ export function DeploymentDetail({ id, routerUrl }: { id: string; routerUrl: str
               />
             </ul>
           </section>
-          <Charts id={id} serving={serving} ended={ended} createdAt={d.createdAt} endAtMs={chartsEndMs} />
+          <Charts id={id} serving={serving} ended={ended} direct={d.direct} createdAt={d.createdAt} endAtMs={chartsEndMs} />
         </div>
         <Timeline events={d.events} live={MOVING.includes(d.status)} />
       </div>
@@ -344,7 +344,7 @@ function Timeline({ events, live }: { events: TimelineEvent[]; live: boolean }) 
   );
 }
 
-function Charts({ id, serving, ended, createdAt, endAtMs }: { id: string; serving: boolean; ended: boolean; createdAt: Date; endAtMs: number | null }) {
+function Charts({ id, serving, ended, direct, createdAt, endAtMs }: { id: string; serving: boolean; ended: boolean; direct: boolean; createdAt: Date; endAtMs: number | null }) {
   const trpc = useTRPC();
   const [query, setQuery] = useQueryState(CHART_QUERY);
   const range = RANGES.find((r) => r.id === query.range)?.ms ?? (ended ? LIFETIME : RANGES[0].ms);
@@ -381,14 +381,22 @@ function Charts({ id, serving, ended, createdAt, endAtMs }: { id: string; servin
           ))}
         </div>
       </div>
-      {series.isPending ? <Loading /> : series.error ? <ErrorBox message={errorMessage(series.error)} onRetry={() => series.refetch()} /> : total === 0 && ended ? (
+      {direct ? (
+        // Requests to a direct endpoint never pass a router, so nothing here can count them: say so, not "$0".
+        <p className="rounded-md border border-amber-200 bg-amber-50 px-3 py-2 text-sm text-amber-900" data-testid="direct-not-metered">
+          Requests to this deployment go straight to the provider, not through the router: they, their tokens and the
+          serverless time they use are not recorded here, and API-key limits and budget blocks do not apply to them. The
+          cost shown counts only workers kept up without requests (minimum workers); the provider&apos;s billing has the rest.
+        </p>
+      ) : null}
+      {series.isPending ? <Loading /> : series.error ? <ErrorBox message={errorMessage(series.error)} onRetry={() => series.refetch()} /> : total === 0 && (ended || direct) ? (
         <>
-          {/* An idle spot replica still costs: an ended deployment shows what it cost even without traffic. */}
+          {/* An idle spot replica or a warm worker still costs: an ended or direct deployment shows what it cost even without recorded traffic. */}
           <div className="grid gap-3 sm:grid-cols-4" data-testid="usage-summary">
-            <Stat label="Requests" value="0" testId="stat-requests" />
+            <Stat label="Requests" value={direct ? "not recorded" : "0"} testId="stat-requests" />
             <Stat label="Cost" value={formatUsd(summary?.actual.total ?? null)} testId="stat-cost" />
           </div>
-          <div data-testid="no-traffic"><Empty title="No traffic recorded">No requests reached it in this range.</Empty></div>
+          {direct ? null : <div data-testid="no-traffic"><Empty title="No traffic recorded">No requests reached it in this range.</Empty></div>}
         </>
       ) : total === 0 ? (
         <div data-testid="no-traffic"><Empty title="No traffic yet">Requests sent through the router show up here within a few seconds.</Empty></div>
