@@ -6,38 +6,18 @@ import { getServerSession } from "next-auth";
 import { encode } from "next-auth/jwt";
 import { ZodError } from "zod";
 import { useTestDatabase } from "../test/db";
+import { COOKIE, SECRET, callerWithSession, signIn, signedInAs } from "../test/sessions";
 import { callerFor, makeTeam, makeUser } from "../test/fixtures";
-import { createCaller, type SessionUser } from "../trpc";
+import { type SessionUser } from "../trpc";
 import { db } from "../db";
 import { DomainError } from "../lib/errors";
-import { SESSION_MAX_AGE_S, authOptions } from "./options";
+import { authOptions } from "./options";
 import { checkCredentials } from "./service";
 import { THROTTLE } from "./throttle";
 import { RESET_LINK_INVALID, createPasswordResetLink, resetLinkUsable } from "./reset";
 import { renewedSessionCookie } from "./session";
 
 await useTestDatabase();
-process.env.NEXTAUTH_SECRET ??= "account-test-secret-account-test-secret";
-const SECRET = process.env.NEXTAUTH_SECRET;
-const COOKIE = "next-auth.session-token";
-
-type Authorize = (credentials: Record<string, string>, req: { headers: Record<string, string> }) => Promise<{ id: string; email: string; name: string | null }>;
-
-/** A browser signing in with email and password, as next-auth does it: authorize(), the jwt callback, the cookie. */
-async function signIn(email: string, password: string): Promise<string> {
-  const options = authOptions();
-  const p = options.providers.find((x) => x.id === "credentials") as unknown as { options: { authorize: Authorize } };
-  const user = await p.options.authorize({ email, password }, { headers: {} });
-  const token = await options.callbacks!.jwt!({ token: { sub: user.id, email: user.email, name: user.name }, user, account: null, trigger: "signIn" } as never);
-  return encode({ token, secret: SECRET, maxAge: SESSION_MAX_AGE_S });
-}
-
-/** Who a request with this session cookie is signed in as: what currentUser() gets from next-auth (null when signed out). */
-async function signedInAs(cookie: string): Promise<string | null> {
-  const res = { getHeader() {}, setHeader() {}, setCookie() {} };
-  const s = await getServerSession({ headers: {}, cookies: { [COOKIE]: cookie } } as never, res as never, authOptions());
-  return (s?.user as { id?: string } | undefined)?.id ?? null;
-}
 
 let n = 0;
 /** Signs up through the API (a password, a personal team) and joins one more team. */
@@ -48,18 +28,6 @@ async function newAccount(password = "the-first-password") {
   const user: SessionUser = { id: row.id, email, name: row.name };
   const other = await makeTeam([{ user: await makeUser("owner"), role: "admin" }, { user, role: "viewer" }], "Other");
   return { user, email, password, teams: [teamId, other.id] };
-}
-
-/** A tRPC caller for `user` whose request arrived with `cookie`; `renewed` receives the cookie renewSession would set. */
-function callerWithSession(user: SessionUser, cookie: string, renewed: { value?: string }) {
-  return createCaller({
-    user, teamId: null, ip: "127.0.0.1", userAgent: "test",
-    renewSession: async (userId, version) => {
-      const c = await renewedSessionCookie(cookie, userId, version);
-      renewed.value = c?.value;
-      return !!c;
-    },
-  });
 }
 
 async function versionOf(userId: string) {

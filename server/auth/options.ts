@@ -9,7 +9,8 @@ import { slugify, uniqueTeamSlug } from "../teams/slug";
 import { clientIp } from "../lib/client-ip";
 import { tunaAdapter } from "./adapter";
 import { checkCredentials } from "./service";
-import { activeSessionUser, auditInEveryTeam, signInVersion } from "./session-version";
+import { activeSessionUser, newSessionId, revokeSession, signInVersion } from "./session-version";
+import { recordAccountLink, refreshAccountLabel } from "./account";
 
 /** next-auth's provider modules are CommonJS with a default export: Next's bundler unwraps it, plain Node (tests) does not. */
 function cjsDefault<T>(m: T): T {
@@ -84,11 +85,16 @@ export function authOptions(): NextAuthOptions {
       ...oauthProviders(),
     ],
     callbacks: {
-      async jwt({ token, user }) {
+      async jwt({ token, user, account, profile }) {
+        // At a GitHub/Google sign-in, next-auth hands this callback (unlike the linkAccount event) the provider's raw
+        // profile: the link's label becomes the GitHub login, and follows a renamed login or email.
+        if (account?.type === "oauth") await refreshAccountLabel(account, profile);
         // At sign-in only: the session stays valid while the account's session version is this one (./session-version).
         if (user) {
           token.uid = user.id;
           token.sv = await signInVersion(user);
+          // This session's own id: signing out records it, so a copy of this cookie stops working too.
+          token.sid = newSessionId();
         }
         return token;
       },
@@ -101,12 +107,16 @@ export function authOptions(): NextAuthOptions {
       },
     },
     events: {
+      // "Sign out" in this browser ends this session everywhere its cookie was copied to, not only here. next-auth
+      // decodes the cookie with jwt.decode above first (a revoked one is already nothing to end).
+      async signOut({ token }) {
+        await revokeSession(token, SESSION_MAX_AGE_S);
+      },
       // A GitHub/Google account now signs in as this user (at its first sign-in, or linked by a signed-in browser):
-      // the owner's teams see it, since such a link outlives any password change or reset.
-      async linkAccount({ user, account }) {
-        await getPrisma().$transaction((tx) =>
-          auditInEveryTeam(tx, user.id, { userId: user.id, label: user.email ?? user.id }, { action: "auth.account_linked", metadata: { provider: account.provider } }),
-        );
+      // its row gets what names it to a human (Settings → Sign-in methods lists it there, to be removed), and the
+      // owner's teams see the link, since it outlives any password change or reset.
+      async linkAccount({ user, account, profile }) {
+        await recordAccountLink(user, account, profile);
       },
       // First OAuth sign-in: give the new user a personal team, as email sign-up does.
       async createUser({ user }) {

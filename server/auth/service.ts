@@ -6,7 +6,8 @@ import { DomainError } from "../lib/errors";
 import { slugify, uniqueTeamSlug } from "../teams/slug";
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, dummyHash, hashPassword, verifyPassword } from "./password";
 import { normalizeEmail } from "./email";
-import { type Attempt, attemptFailed, attemptNotMade, attemptSucceeded, reserveAttempt } from "./throttle";
+import { auditInEveryTeam } from "./session-version";
+import { type Attempt, THROTTLE, attemptFailed, attemptNotMade, attemptSucceeded, claimLockNotice, reserveAttempt } from "./throttle";
 
 /** The rules for a password a user chooses: at sign-up, when changing it, and with a reset link. */
 export const newPasswordSchema = z
@@ -75,6 +76,24 @@ export type CredentialCheck =
   | { ok: false; reason: "invalid" | "locked" };
 
 /**
+ * An account was just locked by failed sign-ins (at `maxFailures` within the window): each of the user's teams
+ * sees it once per lock (claimLockNotice), since someone may be guessing a member's password. Nothing for an
+ * email without an account. Called after a failed or refused attempt; it costs one conditional update.
+ */
+async function noticeLock(email: string, ip: string | null): Promise<void> {
+  if (!(await claimLockNotice(email))) return;
+  const user = await db.user.findUnique({ where: { email }, select: { id: true } });
+  if (!user) return;
+  const { maxFailures, lockMs } = THROTTLE.account;
+  await db.$transaction((tx) =>
+    auditInEveryTeam(tx, user.id, { userId: null, label: "sign-in", ip }, {
+      action: "auth.sign_in_locked",
+      metadata: { failedAttempts: maxFailures, lockedMinutes: Math.round(lockMs / 60_000) },
+    }),
+  );
+}
+
+/**
  * Checks email + password with brute-force protection per account and per IP. Failures look the same
  * whether or not the account exists (same message, a real scrypt run either way). The attempt is counted
  * before the password is checked, so parallel guesses cannot all slip under the limit (see ./throttle).
@@ -84,7 +103,10 @@ export async function checkCredentials(emailRaw: string, password: string, ip: s
   if (!email || !password || password.length > MAX_PASSWORD_LENGTH) return { ok: false, reason: "invalid" };
   const attempts: Attempt[] = [];
   const account = await reserveAttempt("account", email);
-  if (!account) return { ok: false, reason: "locked" };
+  if (!account) {
+    await noticeLock(email, ip);
+    return { ok: false, reason: "locked" };
+  }
   attempts.push(account);
   if (ip) {
     const fromIp = await reserveAttempt("ip", ip);
@@ -100,6 +122,7 @@ export async function checkCredentials(emailRaw: string, password: string, ip: s
   const valid = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
   const ok = valid && !!user?.passwordHash;
   for (const a of attempts) await (ok ? attemptSucceeded(a) : attemptFailed(a));
+  if (!ok) await noticeLock(email, ip);
   if (!ok || !user) return { ok: false, reason: "invalid" };
   return { ok: true, user: { id: user.id, email: user.email!, name: user.name, sessionVersion: user.sessionVersion } };
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { db, type Tx } from "../db";
 import { appendAudit, type AuditActor, type AuditEntry } from "../audit";
 import type { SessionUserInfo } from "./session";
@@ -17,16 +18,48 @@ export async function signInVersion(user: { id: string; sessionVersion?: unknown
 }
 
 /**
- * The user a session's claims name, read fresh (one lookup by primary key), or null when the session was
- * revoked (its version is no longer the user's) or the user is gone. A session from before versions existed
- * carries none: it counts as 0, the version every account started at.
+ * The user a session's claims name, read fresh, or null when the session was revoked (its version is no longer the
+ * user's, or it was signed out: its `sid` is in RevokedSession) or the user is gone. One statement by primary key.
+ * A session from before versions existed carries none: it counts as 0, the version every account started at. One
+ * from before session ids existed carries no `sid`: only a version bump can end it.
  */
 export async function activeSessionUser(claims: Record<string, unknown>): Promise<SessionUserInfo | null> {
   if (typeof claims.uid !== "string") return null;
   const version = typeof claims.sv === "number" ? claims.sv : 0;
-  const user = await db.user.findUnique({ where: { id: claims.uid }, select: { id: true, email: true, name: true, sessionVersion: true } });
-  if (!user?.email || user.sessionVersion !== version) return null;
+  const sid = typeof claims.sid === "string" ? claims.sid : null;
+  const [user] = await db.$queryRaw<Array<{ id: string; email: string | null; name: string | null; sessionVersion: number; signedOut: boolean }>>`
+    SELECT "id", "email", "name", "sessionVersion",
+      (${sid}::text IS NOT NULL AND EXISTS (SELECT 1 FROM "RevokedSession" WHERE "sid" = ${sid}::text)) AS "signedOut"
+    FROM "User" WHERE "id" = ${claims.uid}`;
+  if (!user?.email || user.sessionVersion !== version || user.signedOut) return null;
   return { id: user.id, email: user.email, name: user.name };
+}
+
+/** A new session's id (claim `sid`): what signing out records, so that copies of that one cookie stop working. */
+export function newSessionId(): string {
+  return randomBytes(16).toString("base64url");
+}
+
+/**
+ * Signing out of this browser (next-auth's signOut event, with the session's decoded claims): the session's id is
+ * recorded as revoked, so a copy of the cookie taken before is no session either. Kept until no copy can still be
+ * within its lifetime: a copy in use was renewed at most up to now, so it expires within `maxAgeS` from now.
+ * Sessions without an id (issued before ids existed) cannot be ended one by one and are left to expire.
+ */
+export async function revokeSession(claims: Record<string, unknown> | null | undefined, maxAgeS: number, now = new Date()): Promise<boolean> {
+  if (!claims || typeof claims.sid !== "string" || typeof claims.uid !== "string") return false;
+  const expiresAt = new Date(now.getTime() + maxAgeS * 1000);
+  await db.$executeRaw`
+    INSERT INTO "RevokedSession" ("sid", "userId", "expiresAt") SELECT ${claims.sid}, "id", ${expiresAt} FROM "User" WHERE "id" = ${claims.uid}
+    ON CONFLICT ("sid") DO NOTHING`;
+  return true;
+}
+
+/** Forgets what can no longer matter (for a cron): revoked sessions past every copy's lifetime, reset links past their hour a day ago. */
+export async function pruneAuth(now: Date = new Date()): Promise<{ revokedSessions: number; resetLinks: number }> {
+  const revokedSessions = await db.$executeRaw`DELETE FROM "RevokedSession" WHERE "expiresAt" < ${now}`;
+  const resetLinks = await db.$executeRaw`DELETE FROM "PasswordResetToken" WHERE "expiresAt" < ${new Date(now.getTime() - 86_400_000)}`;
+  return { revokedSessions, resetLinks };
 }
 
 /** Signs out every session of the user (in the caller's transaction); returns the new version. */

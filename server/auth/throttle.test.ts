@@ -93,3 +93,38 @@ describe("sign-in limits under concurrency", () => {
     assert.equal((await lockRow("ip:198.51.100.20"))?.failures, 0);
   });
 });
+
+describe("a locked account is in its teams' audit log", () => {
+  async function lockAudits(email: string) {
+    const user = await db.user.findUniqueOrThrow({ where: { email }, select: { id: true, memberships: { select: { teamId: true } } } });
+    const rows = await db.auditLog.findMany({ where: { action: "auth.sign_in_locked", targetId: user.id }, orderBy: { seq: "asc" } });
+    return { rows, teams: user.memberships.map((m) => m.teamId) };
+  }
+
+  test("one entry per lock, in each of the user's teams, with the guessing IP; not one per refused guess", async () => {
+    await signUp("locked-audit@example.test");
+    for (let i = 0; i < MAX - 1; i++) assert.equal((await checkCredentials("locked-audit@example.test", `wrong-${i}`, "10.9.0.1")).ok, false);
+    assert.equal((await lockAudits("locked-audit@example.test")).rows.length, 0, "not locked yet");
+    await checkCredentials("locked-audit@example.test", "wrong-last", "10.9.0.2");
+    for (let i = 0; i < 5; i++) assert.deepEqual(await checkCredentials("locked-audit@example.test", `more-${i}`, "10.9.0.3"), { ok: false, reason: "locked" });
+    const { rows, teams } = await lockAudits("locked-audit@example.test");
+    assert.deepEqual(rows.map((r) => r.teamId), teams);
+    assert.equal(rows[0].actorId, null);
+    assert.equal(rows[0].ip, "10.9.0.2");
+    assert.deepEqual(rows[0].metadata, { failedAttempts: MAX, lockedMinutes: THROTTLE.account.lockMs / 60_000 });
+    const text = JSON.stringify(rows);
+    for (const guess of ["wrong-last", "wrong-0", PASSWORD]) assert.ok(!text.includes(guess), "no password in the log");
+  });
+
+  test("a parallel burst that locks the account writes one entry", async () => {
+    await signUp("burst-audit@example.test");
+    await Promise.all(Array.from({ length: 30 }, (_, i) => checkCredentials("burst-audit@example.test", `wrong-${i}`, `10.8.0.${i}`)));
+    assert.equal((await lockAudits("burst-audit@example.test")).rows.length, 1);
+  });
+
+  test("guessing an email that has no account writes nothing", async () => {
+    const before = await db.auditLog.count({ where: { action: "auth.sign_in_locked" } });
+    for (let i = 0; i <= MAX + 1; i++) await checkCredentials("nobody-here@example.test", `wrong-${i}`, "10.7.0.1");
+    assert.equal(await db.auditLog.count({ where: { action: "auth.sign_in_locked" } }), before);
+  });
+});

@@ -86,6 +86,17 @@ export async function attemptSucceeded(a: Attempt): Promise<void> {
 export const attemptNotMade = attemptSucceeded;
 
 /**
+ * True for exactly one caller per lock of the account: the one to tell its teams (auth.sign_in_locked). Whoever
+ * sees the account locked (a refused attempt, the failure that locked it) asks; a conditional update picks one.
+ */
+export async function claimLockNotice(email: string, now = new Date()): Promise<boolean> {
+  const claimed = await db.$executeRaw`
+    UPDATE "AuthThrottle" SET "lockNoticed" = "lockedUntil"
+    WHERE "key" = ${keyFor("account", email)} AND "lockedUntil" > ${now} AND "lockNoticed" IS DISTINCT FROM "lockedUntil"`;
+  return claimed > 0;
+}
+
+/**
  * Forgets the account's attempts and lifts its lock: for a password reset, after which the guesses counted
  * against the old password say nothing about the new one and the owner must be able to sign in at once. In
  * the caller's transaction, so the reset and the lift commit together. The per-IP limits stay.

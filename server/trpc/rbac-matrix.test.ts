@@ -19,6 +19,8 @@ const NON_TEAM = new Map<string, "public" | "authed">([
   ["me.account", "authed"],
   ["me.changePassword", "authed"],
   ["me.signOutOtherSessions", "authed"],
+  ["me.signInMethods", "authed"],
+  ["me.unlinkAccount", "authed"],
   ["invite.preview", "authed"],
   ["invite.accept", "authed"],
 ]);

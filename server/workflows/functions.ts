@@ -7,6 +7,7 @@ import { listComponentsDueForHeaderRefresh, refreshComponentHeaders, type Header
 import { deliverAlert } from "../alerts/functions";
 import { expireApprovalsFunction } from "../approvals/functions";
 import { evaluateBudgetsFunction, pruneUsageFunction, sampleSpotPricesFunction } from "../usage/functions";
+import { pruneAuthFunction } from "../auth/functions";
 
 /** deployment/destroy.requested: tear down every component that exists, clean storage, revoke from the router. */
 export const destroyFunction = inngest.createFunction(
@@ -212,6 +213,7 @@ export const functions: InngestFunction.Any[] = [
   evaluateBudgetsFunction,
   pruneUsageFunction,
   sampleSpotPricesFunction,
+  pruneAuthFunction,
 ];
 
 export { deployFunction };

@@ -2,7 +2,7 @@
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useRouter } from "next/navigation";
-import { useState, type FormEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent } from "react";
 import { errorMessage, fieldErrors, useTRPC } from "@/app/_lib/trpc";
 import { useHydrated } from "@/app/_lib/hydrated";
 import { Empty, ErrorBox, Loading, Notice, PageHeader } from "@/app/_components/ui";
@@ -17,12 +17,13 @@ export default function SettingsPage() {
   const { can } = useTeam();
   return (
     <>
-      <PageHeader title="Team settings" description="The team’s name, when deployments need an admin’s approval, and how much the team may spend each month. Below them, your own password and sessions." />
+      <PageHeader title="Team settings" description="The team’s name, when deployments need an admin’s approval, and how much the team may spend each month. Below them, your own password, sessions and sign-in methods." />
       <div className="grid gap-6 lg:grid-cols-2">
         <TeamNameSection editable={can("team.update")} />
         <PolicySection editable={can("team.update")} />
         <BudgetsSection editable={can("budget.manage")} />
         <PasswordSection />
+        <SignInMethodsSection />
       </div>
     </>
   );
@@ -261,6 +262,13 @@ function reasonOf(e: unknown): string | null {
   return (e as { data?: { reason?: string | null } })?.data?.reason ?? null;
 }
 
+/** After a change that signed out every other session, when this browser's session could not be renewed either. */
+const SIGNED_OUT_TOO = (
+  <>
+    {" "}This browser was signed out too: <a className="font-medium underline" href="/signin">sign in again</a>.
+  </>
+);
+
 /**
  * The signed-in user's own password and sessions, the same in every team. Changing the password and "Sign out
  * everywhere else" both sign out every other session; this browser stays signed in (the server renews its
@@ -292,11 +300,7 @@ function PasswordSection() {
     }
   }
 
-  const signedOut = (
-    <>
-      {" "}This browser was signed out too: <a className="font-medium underline" href="/signin">sign in again</a>.
-    </>
-  );
+  const signedOut = SIGNED_OUT_TOO;
   return (
     <section className="card lg:col-span-2" aria-labelledby="password-heading">
       <h2 id="password-heading" className="mb-1 text-base font-semibold text-gray-900">Password</h2>
@@ -352,6 +356,128 @@ function PasswordSection() {
           <p role="status" className="mt-2 text-sm text-green-700">Every other session was signed out.{others.data.signedIn ? " This browser stays signed in." : signedOut}</p>
         ) : null}
       </div>
+    </section>
+  );
+}
+
+const PROVIDER_NAMES: Record<string, string> = { github: "GitHub", google: "Google" };
+
+type LinkedAccount = { id: string; provider: string; label: string | null; linkedAt: Date | string | null };
+
+/** "GitHub — octocat", or "GitHub account" for a link made before labels were stored. */
+function linkedAccountName(a: LinkedAccount): string {
+  const provider = PROVIDER_NAMES[a.provider] ?? a.provider;
+  return a.label ? `${provider} — ${a.label}` : `${provider} account`;
+}
+
+function linkedWhen(a: LinkedAccount): string {
+  if (!a.linkedAt) return "linked before this was recorded";
+  return `linked ${new Date(a.linkedAt).toLocaleDateString(undefined, { day: "numeric", month: "short", year: "numeric" })}`;
+}
+
+/**
+ * The ways to sign in as the signed-in user: the password, and each GitHub/Google account linked to them (a browser
+ * that was signed in here and then signed in with GitHub/Google linked it). One the user does not recognise (say, a
+ * thief's, linked with a stolen session) can be removed; that signs out every other session, as a password change
+ * does. The last way to sign in cannot be removed.
+ */
+function SignInMethodsSection() {
+  const trpc = useTRPC();
+  const qc = useQueryClient();
+  const methods = useQuery(trpc.me.signInMethods.queryOptions());
+  const unlink = useMutation(
+    trpc.me.unlinkAccount.mutationOptions({
+      onSuccess: (r, input) => {
+        if (r.signedIn) {
+          void qc.invalidateQueries({ queryKey: trpc.me.signInMethods.queryKey() });
+        } else {
+          // This browser was signed out too: a refetch would only be refused. The removal itself is done.
+          qc.setQueryData(trpc.me.signInMethods.queryKey(), (old) => old && { ...old, accounts: old.accounts.filter((a) => a.id !== input.accountId) });
+        }
+      },
+    }),
+  );
+  const [confirming, setConfirming] = useState<string | null>(null);
+  const [removed, setRemoved] = useState<string | null>(null);
+  const confirmForm = useRef<HTMLFormElement>(null);
+  // The user asked to remove one: take them to what the confirmation needs (the password, else its button).
+  useEffect(() => {
+    if (confirming) confirmForm.current?.querySelector<HTMLElement>("input, button[type=submit]")?.focus();
+  }, [confirming]);
+  const hydrated = useHydrated();
+  const fe: Record<string, string | undefined> = unlink.error ? fieldErrors(unlink.error) : {};
+  if (reasonOf(unlink.error) === "wrong_password") fe.currentPassword = errorMessage(unlink.error);
+
+  function ask(accountId: string | null) {
+    unlink.reset();
+    setConfirming(accountId);
+  }
+
+  async function onRemove(e: FormEvent<HTMLFormElement>, a: LinkedAccount, hasPassword: boolean) {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    try {
+      await unlink.mutateAsync({ accountId: a.id, ...(hasPassword ? { currentPassword: String(f.get("currentPassword") ?? "") } : {}) });
+      setRemoved(linkedAccountName(a));
+      setConfirming(null);
+    } catch {
+      /* shown in the form */
+    }
+  }
+
+  return (
+    <section className="card lg:col-span-2" aria-labelledby="sign-in-methods-heading">
+      <h2 id="sign-in-methods-heading" className="mb-1 text-base font-semibold text-gray-900">Sign-in methods</h2>
+      <p className="mb-4 text-sm text-gray-600">
+        Every way to sign in to Tuna as you. Signing in with GitHub or Google in a browser already signed in here links that account to you: remove one you do not recognise. Removing one signs you out everywhere except in this browser.
+      </p>
+      {methods.isPending ? <Loading /> : methods.error ? <ErrorBox message={errorMessage(methods.error)} onRetry={() => methods.refetch()} /> : (
+        <div className="space-y-3">
+          <p className="text-sm text-gray-900" data-testid="sign-in-password">Password: <span className="font-medium">{methods.data.hasPassword ? "set" : "not set"}</span></p>
+          {methods.data.accounts.length === 0 ? (
+            <Empty title="No GitHub or Google account signs in as you." />
+          ) : (
+            <ul className="divide-y rounded-md ring-1 ring-gray-200" data-testid="linked-accounts">
+              {methods.data.accounts.map((a) => {
+                const name = linkedAccountName(a);
+                const last = !methods.data.hasPassword && methods.data.accounts.length === 1;
+                return (
+                  <li key={a.id} className="px-3 py-2 text-sm" data-testid="linked-account">
+                    <div className="flex flex-wrap items-center justify-between gap-2">
+                      <p className="text-gray-900 [overflow-wrap:anywhere]"><span className="font-medium">{name}</span>, {linkedWhen(a)}</p>
+                      {last ? null : confirming === a.id ? null : (
+                        <button type="button" className="btn-secondary text-red-700" disabled={!hydrated} onClick={() => ask(a.id)} aria-label={`Remove ${name}`}>Remove</button>
+                      )}
+                    </div>
+                    {last ? (
+                      <p className="mt-1 text-gray-600">This is the only way you can sign in (your account has no password), so it cannot be removed. To remove it, first ask your Tuna operator for a password reset link, or link another GitHub or Google account.</p>
+                    ) : null}
+                    {confirming === a.id ? (
+                      <form ref={confirmForm} method="post" noValidate aria-label={`Remove ${name}`} className="mt-3 flex flex-wrap items-end gap-3 rounded-md bg-gray-50 p-3" onSubmit={(e) => onRemove(e, a, methods.data.hasPassword)}>
+                        <p className="w-full text-gray-700">{name} will no longer sign in as you, and every other session is signed out.{methods.data.hasPassword ? " Your password is asked for, so that a copied session cannot do this." : ""}</p>
+                        {methods.data.hasPassword ? (
+                          <Field id="unlink-current-password" label="Current password" error={fe.currentPassword}>
+                            <input id="unlink-current-password" name="currentPassword" type="password" autoComplete="current-password" required className="field-input" aria-invalid={!!fe.currentPassword} aria-describedby={fe.currentPassword ? "unlink-current-password-error" : undefined} />
+                          </Field>
+                        ) : null}
+                        <button type="submit" className="btn-danger" disabled={!hydrated || unlink.isPending}>{unlink.isPending ? "Removing…" : "Remove"}</button>
+                        <button type="button" className="btn-secondary" onClick={() => ask(null)} disabled={unlink.isPending}>Cancel</button>
+                        {unlink.error && !fe.currentPassword ? <p role="alert" className="field-error w-full">{errorMessage(unlink.error)}</p> : null}
+                      </form>
+                    ) : null}
+                  </li>
+                );
+              })}
+            </ul>
+          )}
+        </div>
+      )}
+      {unlink.isSuccess && removed ? (
+        <p role="status" className="mt-3 text-sm text-green-700">
+          {removed} removed. Every other session was signed out.
+          {unlink.data.signedIn ? " This browser stays signed in." : SIGNED_OUT_TOO}
+        </p>
+      ) : null}
     </section>
   );
 }

@@ -1,6 +1,9 @@
 import { z } from "zod";
 import { Role } from "@prisma/client";
-import { accountSecurity, changePassword, changePasswordInput, resetPassword, resetPasswordInput, signOutOtherSessions, signOutOtherSessionsInput, signUp, signUpInput } from "../../auth";
+import {
+  accountSecurity, changePassword, changePasswordInput, resetPassword, resetPasswordInput, signInMethods, signOutOtherSessions, signOutOtherSessionsInput, signUp, signUpInput,
+  unlinkAccount, unlinkAccountInput,
+} from "../../auth";
 import { listAudit, verifyAuditChain } from "../../audit";
 import { exportAuditCsv, recordAuditExport } from "../../audit/export";
 import { permissionsOf, PERMISSIONS } from "../../rbac";
@@ -46,6 +49,12 @@ export const meRouter = router({
   signOutOtherSessions: authedProcedure
     .input(signOutOtherSessionsInput.optional())
     .mutation(async ({ ctx, input }) => keepThisSession(ctx, await signOutOtherSessions(ctx.actor, input ?? {}))),
+  /** The Sign-in methods card: whether there is a password, and the GitHub/Google accounts that sign in as the user. */
+  signInMethods: authedProcedure.query(({ ctx }) => signInMethods(ctx.user.id)),
+  /** Removes one of those accounts; every other session is signed out, as by signOutOtherSessions. */
+  unlinkAccount: authedProcedure
+    .input(unlinkAccountInput)
+    .mutation(async ({ ctx, input }) => keepThisSession(ctx, await unlinkAccount(ctx.actor, input))),
 });
 
 export const inviteRouter = router({
