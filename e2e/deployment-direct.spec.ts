@@ -3,7 +3,7 @@ import { signUp, uniqueEmail } from "./helpers";
 
 test.setTimeout(180_000);
 
-test("a direct (router-bypassing) deployment says its requests are not recorded instead of showing no traffic and $0", async ({ page }) => {
+test("a direct (router-bypassing) deployment says requests to its direct URL are not recorded instead of showing no traffic and $0", async ({ page }) => {
   await signUp(page, "Dora Direct", uniqueEmail("direct"));
   const teams = await page.request.get("/api/trpc/me.teams");
   expect(teams.status(), await teams.text()).toBe(200);
@@ -19,8 +19,8 @@ test("a direct (router-bypassing) deployment says its requests are not recorded 
   await page.goto(`/deployments/${id}`);
   await expect(page.getByTestId("detail-status")).toHaveText("active", { timeout: 120_000 });
   await expect(page.getByTestId("component-router")).toContainText("direct endpoint (router bypassed)");
-  await expect(page.getByTestId("direct-not-metered")).toContainText("not recorded here, and API-key limits and budget blocks do not apply");
-  await expect(page.getByTestId("stat-requests")).toContainText("not recorded");
+  await expect(page.getByTestId("direct-not-metered")).toContainText("direct URL go straight to the provider, not through the router");
+  await expect(page.getByTestId("stat-requests")).toContainText("none via the router");
   await expect(page.getByTestId("stat-cost")).toBeVisible();
   await expect(page.getByTestId("no-traffic")).toHaveCount(0);
 });

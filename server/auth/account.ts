@@ -76,10 +76,64 @@ export interface LinkedAccount {
   label: string | null;
   /** Null for links made before this was recorded. */
   linkedAt: Date | null;
+  /** Whether this session may remove it now; when not, `removalBlocked` says why and what to do. */
+  removable: boolean;
+  removalBlocked: string | null;
+}
+
+/** How this session was signed in (JWT claims `via`, the Account id of a GitHub/Google sign-in, and `at`, seconds). */
+export interface SignInProof {
+  via: string | null;
+  at: number | null;
+}
+
+/** How long after a GitHub/Google sign-in an account without a password may remove a newer link. */
+export const REMOVE_LINK_WINDOW_MS = 15 * 60_000;
+
+type LinkRow = { id: string; provider: string; label: string | null; linkedAt: Date | null };
+
+/** Link order: by link date (links from before dates were kept first), then by id (cuid: creation order). */
+function linkedBefore(a: LinkRow, b: LinkRow): boolean {
+  const ta = a.linkedAt?.getTime() ?? 0;
+  const tb = b.linkedAt?.getTime() ?? 0;
+  return ta !== tb ? ta < tb : a.id < b.id;
+}
+
+const LAST_METHOD =
+  "This is the only way you can sign in: your account has no password and no other GitHub or Google account. Ask your Tuna operator for a password reset link first, or sign in once with another account.";
+
+/**
+ * Why this session may not remove `target` now, or null. With a password, the password (asked for at removal) is
+ * the proof. Without one, a session cookie alone proves nothing (it may be a copy), and a thief holding one can
+ * link their own GitHub account first: so only a fresh sign-in through an *older* link may remove a newer one. The
+ * owner's original link is the oldest; a link a thief added is newer, and their own sign-ins come through it.
+ */
+function removalBlocked(hasPassword: boolean, links: LinkRow[], target: LinkRow, proof: SignInProof | null, now: number): { reason: string; message: string } | null {
+  if (hasPassword) return null;
+  if (links.length === 1) return { reason: "last_sign_in_method", message: LAST_METHOD };
+  const via = links.find((l) => l.id === proof?.via);
+  const fresh = proof?.at != null && now - proof.at * 1000 <= REMOVE_LINK_WINDOW_MS;
+  if (via && fresh && linkedBefore(via, target)) return null;
+  const older = links.filter((l) => linkedBefore(l, target));
+  if (!older.length) {
+    return {
+      reason: "oldest_link",
+      message: "This is the first account linked to you. Without a password it can only be removed after the newer ones, or once you have a password (ask your Tuna operator for a reset link).",
+    };
+  }
+  return {
+    reason: "sign_in_again",
+    message: `Your account has no password, so to remove this link sign out, sign in again with ${older.map(linkName).join(" or ")} (linked before it), and remove it within ${REMOVE_LINK_WINDOW_MS / 60_000} minutes.`,
+  };
+}
+
+function linkName(l: LinkRow): string {
+  const provider = ({ github: "GitHub", google: "Google" } as Record<string, string>)[l.provider] ?? l.provider;
+  return l.label ? `${provider} (${l.label})` : `your ${provider} account`;
 }
 
 /** What the Sign-in methods card shows: whether the account has a password, and the provider accounts linked to it. */
-export async function signInMethods(userId: string): Promise<{ hasPassword: boolean; accounts: LinkedAccount[] }> {
+export async function signInMethods(userId: string, proof: SignInProof | null = null, now = Date.now()): Promise<{ hasPassword: boolean; accounts: LinkedAccount[] }> {
   const user = await db.user.findUnique({
     where: { id: userId },
     select: {
@@ -88,7 +142,12 @@ export async function signInMethods(userId: string): Promise<{ hasPassword: bool
     },
   });
   if (!user) throw notFound("Account");
-  return { hasPassword: user.passwordHash !== null, accounts: user.accounts };
+  const hasPassword = user.passwordHash !== null;
+  const accounts = user.accounts.map((a) => {
+    const blocked = removalBlocked(hasPassword, user.accounts, a, proof, now);
+    return { ...a, removable: !blocked, removalBlocked: blocked?.message ?? null };
+  });
+  return { hasPassword, accounts };
 }
 
 /** Said for an id that is not one of the caller's linked accounts, whether it exists or belongs to someone else. */
@@ -104,23 +163,19 @@ export const unlinkAccountInput = z.object({
  * Removes a GitHub/Google account from the ways of signing in as the caller: a link made with a stolen session
  * survives a password change, so this is how the owner takes it back. Every session of the account ends (one
  * signed in through that link among them); the caller renews its own. The current password is asked for when the
- * account has one, as for sign-out-others. The last way to sign in (no password, one link) is not removed.
+ * account has one, as for sign-out-others. Without one, only a fresh sign-in through an older link may remove a
+ * newer one (removalBlocked), and the last way to sign in is never removed.
  */
-export async function unlinkAccount(actor: Actor, input: z.infer<typeof unlinkAccountInput>): Promise<{ sessionVersion: number }> {
+export async function unlinkAccount(actor: Actor, input: z.infer<typeof unlinkAccountInput>, proof: SignInProof | null = null): Promise<{ sessionVersion: number }> {
   const user = await db.user.findUnique({
     where: { id: actor.userId },
-    select: { passwordHash: true, sessionVersion: true, accounts: { select: { id: true, provider: true } } },
+    select: { passwordHash: true, sessionVersion: true, accounts: { select: { id: true, provider: true, label: true, linkedAt: true } } },
   });
   if (!user) throw notFound("Account");
   const account = user.accounts.find((a) => a.id === input.accountId);
   if (!account) throw notFound(LINKED_ACCOUNT_NOT_FOUND);
-  if (!user.passwordHash && user.accounts.length === 1) {
-    throw new DomainError(
-      "PRECONDITION_FAILED",
-      "This is the only way you can sign in: your account has no password and no other GitHub or Google account. Ask your Tuna operator for a password reset link first, or sign in once with another account.",
-      { reason: "last_sign_in_method" },
-    );
-  }
+  const blocked = removalBlocked(user.passwordHash !== null, user.accounts, account, proof, Date.now());
+  if (blocked) throw new DomainError("PRECONDITION_FAILED", blocked.message, { reason: blocked.reason });
   const version = user.passwordHash ? await checkCurrentPassword(actor, input.currentPassword ?? "") : user.sessionVersion;
   return db.$transaction(async (tx) => {
     // Always conditional, also without a password: two removals racing each other (the last two links of an
@@ -170,14 +225,18 @@ export async function recordAccountLink(user: { id: string; email?: string | nul
  * At each GitHub/Google sign-in, with the provider's raw profile (the jwt callback has it; the linkAccount event
  * gets only next-auth's cleaned-up one, without the GitHub login): the link's label becomes the login, or follows a
  * changed email. Links made before labels existed get one at their next sign-in. Writes only when it changed.
+ * Returns the link's id, which the session keeps as the proof of how it signed in (removalBlocked).
  */
-export async function refreshAccountLabel(account: { provider: string; providerAccountId: string }, profile: unknown): Promise<void> {
+export async function refreshAccountLabel(account: { provider: string; providerAccountId: string }, profile: unknown): Promise<string | null> {
   const label = linkAccountLabel(profile);
-  if (!label) return;
-  await db.account.updateMany({
-    where: { provider: account.provider, providerAccountId: account.providerAccountId, OR: [{ label: null }, { label: { not: label } }] },
-    data: { label },
-  });
+  if (label) {
+    await db.account.updateMany({
+      where: { provider: account.provider, providerAccountId: account.providerAccountId, OR: [{ label: null }, { label: { not: label } }] },
+      data: { label },
+    });
+  }
+  const row = await db.account.findUnique({ where: { provider_providerAccountId: { provider: account.provider, providerAccountId: account.providerAccountId } }, select: { id: true } });
+  return row?.id ?? null;
 }
 
 /**

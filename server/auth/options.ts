@@ -10,7 +10,7 @@ import { clientIp } from "../lib/client-ip";
 import { tunaAdapter } from "./adapter";
 import { checkCredentials } from "./service";
 import { activeSessionUser, newSessionId, revokeSession, signInVersion } from "./session-version";
-import { recordAccountLink, refreshAccountLabel } from "./account";
+import { type SignInProof, recordAccountLink, refreshAccountLabel } from "./account";
 
 /** next-auth's provider modules are CommonJS with a default export: Next's bundler unwraps it, plain Node (tests) does not. */
 function cjsDefault<T>(m: T): T {
@@ -88,13 +88,17 @@ export function authOptions(): NextAuthOptions {
       async jwt({ token, user, account, profile }) {
         // At a GitHub/Google sign-in, next-auth hands this callback (unlike the linkAccount event) the provider's raw
         // profile: the link's label becomes the GitHub login, and follows a renamed login or email.
-        if (account?.type === "oauth") await refreshAccountLabel(account, profile);
+        const via = account?.type === "oauth" ? await refreshAccountLabel(account, profile) : null;
         // At sign-in only: the session stays valid while the account's session version is this one (./session-version).
         if (user) {
           token.uid = user.id;
           token.sv = await signInVersion(user);
           // This session's own id: signing out records it, so a copy of this cookie stops working too.
           token.sid = newSessionId();
+          // How and when it signed in (also when a signed-in browser links a new account: then through that one).
+          // Without a password, only a fresh sign-in through an older link may remove a newer one (account.ts).
+          token.via = via;
+          token.at = Math.floor(Date.now() / 1000);
         }
         return token;
       },
@@ -103,6 +107,10 @@ export function authOptions(): NextAuthOptions {
         if (typeof token.uid !== "string" || typeof token.email !== "string") return {} as Session;
         session.user = { ...session.user, email: token.email, name: typeof token.name === "string" ? token.name : null };
         (session.user as { id?: string }).id = token.uid;
+        (session.user as { signIn?: SignInProof }).signIn = {
+          via: typeof token.via === "string" ? token.via : null,
+          at: typeof token.at === "number" ? token.at : null,
+        };
         return session;
       },
     },

@@ -81,16 +81,17 @@ export type CredentialCheck =
  * email without an account. Called after a failed or refused attempt; it costs one conditional update.
  */
 async function noticeLock(email: string, ip: string | null): Promise<void> {
-  if (!(await claimLockNotice(email))) return;
-  const user = await db.user.findUnique({ where: { email }, select: { id: true } });
-  if (!user) return;
   const { maxFailures, lockMs } = THROTTLE.account;
-  await db.$transaction((tx) =>
-    auditInEveryTeam(tx, user.id, { userId: null, label: "sign-in", ip }, {
+  // The claim and the entries commit together: a failed audit write leaves the lock to be noticed by the next attempt.
+  await db.$transaction(async (tx) => {
+    if (!(await claimLockNotice(email, tx))) return;
+    const user = await tx.user.findUnique({ where: { email }, select: { id: true } });
+    if (!user) return;
+    await auditInEveryTeam(tx, user.id, { userId: null, label: "sign-in", ip }, {
       action: "auth.sign_in_locked",
       metadata: { failedAttempts: maxFailures, lockedMinutes: Math.round(lockMs / 60_000) },
-    }),
-  );
+    });
+  });
 }
 
 /**

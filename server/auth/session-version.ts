@@ -48,17 +48,33 @@ export function newSessionId(): string {
  */
 export async function revokeSession(claims: Record<string, unknown> | null | undefined, maxAgeS: number, now = new Date()): Promise<boolean> {
   if (!claims || typeof claims.sid !== "string" || typeof claims.uid !== "string") return false;
+  const { sid, uid } = claims;
   const expiresAt = new Date(now.getTime() + maxAgeS * 1000);
-  await db.$executeRaw`
-    INSERT INTO "RevokedSession" ("sid", "userId", "expiresAt") SELECT ${claims.sid}, "id", ${expiresAt} FROM "User" WHERE "id" = ${claims.uid}
-    ON CONFLICT ("sid") DO NOTHING`;
+  await db.$transaction(async (tx) => {
+    await tx.$executeRaw`
+      INSERT INTO "RevokedSession" ("sid", "userId", "expiresAt") SELECT ${sid}, "id", ${expiresAt} FROM "User" WHERE "id" = ${uid}
+      ON CONFLICT ("sid") DO NOTHING`;
+    // Bounded per user (sign-in is open to anyone with an account, and a sign-in/sign-out loop adds a row each
+    // time): past the cap, one version bump ends every session those rows name, and they are no longer needed.
+    if ((await tx.revokedSession.count({ where: { userId: uid } })) > MAX_REVOKED_PER_USER) {
+      await bumpSessionVersion(tx, uid);
+      await tx.revokedSession.deleteMany({ where: { userId: uid } });
+    }
+  });
   return true;
 }
 
-/** Forgets what can no longer matter (for a cron): revoked sessions past every copy's lifetime, reset links past their hour a day ago. */
+/** Revoked sessions kept per user before they are folded into one version bump (revokeSession). */
+export const MAX_REVOKED_PER_USER = 100;
+
+/**
+ * Forgets what can no longer matter (for a cron): revoked sessions a day past every copy's lifetime (the day covers
+ * a renewal racing the sign-out by the length of one request), reset links a day past their hour.
+ */
 export async function pruneAuth(now: Date = new Date()): Promise<{ revokedSessions: number; resetLinks: number }> {
-  const revokedSessions = await db.$executeRaw`DELETE FROM "RevokedSession" WHERE "expiresAt" < ${now}`;
-  const resetLinks = await db.$executeRaw`DELETE FROM "PasswordResetToken" WHERE "expiresAt" < ${new Date(now.getTime() - 86_400_000)}`;
+  const dayAgo = new Date(now.getTime() - 86_400_000);
+  const revokedSessions = await db.$executeRaw`DELETE FROM "RevokedSession" WHERE "expiresAt" < ${dayAgo}`;
+  const resetLinks = await db.$executeRaw`DELETE FROM "PasswordResetToken" WHERE "expiresAt" < ${dayAgo}`;
   return { revokedSessions, resetLinks };
 }
 

@@ -7,6 +7,8 @@ export interface SessionUserInfo {
   id: string;
   email: string;
   name: string | null;
+  /** How this session signed in (a GitHub/Google link and when); absent where only the user is known. */
+  signIn?: { via: string | null; at: number | null };
 }
 
 /**
@@ -16,9 +18,9 @@ export interface SessionUserInfo {
  */
 export async function currentUser(): Promise<SessionUserInfo | null> {
   const s = await getServerSession(authOptions());
-  const u = s?.user as { id?: string; email?: string | null; name?: string | null } | undefined;
+  const u = s?.user as { id?: string; email?: string | null; name?: string | null; signIn?: SessionUserInfo["signIn"] } | undefined;
   if (!u?.id || !u.email) return null;
-  return { id: u.id, email: u.email, name: u.name ?? null };
+  return { id: u.id, email: u.email, name: u.name ?? null, signIn: u.signIn ?? { via: null, at: null } };
 }
 
 /** next-auth's session cookie as it names and flags it (its defaults, which options.ts keeps). */

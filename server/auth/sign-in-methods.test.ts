@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { TRPCError } from "@trpc/server";
 import { encode } from "next-auth/jwt";
 import { useTestDatabase } from "../test/db";
-import { SECRET, callerWithSession, signIn, signedInAs } from "../test/sessions";
+import { SECRET, callerWithSession, sessionUser, signIn, signedInAs } from "../test/sessions";
 import { callerFor, makeTeam, makeUser } from "../test/fixtures";
 import { type SessionUser } from "../trpc";
 import { db } from "../db";
@@ -13,10 +13,15 @@ import { tunaAdapter } from "./adapter";
 
 await useTestDatabase();
 
-/** A session of a user without a password (signed in through GitHub/Google): what the jwt callback puts in it. */
-async function oauthSession(userId: string): Promise<string> {
-  const token = await authOptions().callbacks!.jwt!({ token: { sub: userId }, user: { id: userId }, account: null, trigger: "signIn" } as never);
-  return encode({ token, secret: SECRET, maxAge: SESSION_MAX_AGE_S });
+/**
+ * A GitHub/Google sign-in of `userId` through `link`, as next-auth's OAuth callback route does it: the jwt callback
+ * with the provider account (and a raw profile), then the cookie. `atMs` backdates it.
+ */
+async function oauthSignIn(userId: string, link: { provider: string; providerAccountId: string }, atMs = Date.now()): Promise<string> {
+  const token = await authOptions().callbacks!.jwt!({
+    token: { sub: userId }, user: { id: userId }, account: { provider: link.provider, providerAccountId: link.providerAccountId, type: "oauth" }, profile: {}, trigger: "signIn",
+  } as never);
+  return encode({ token: { ...token, at: Math.floor(atMs / 1000) }, secret: SECRET, maxAge: SESSION_MAX_AGE_S });
 }
 
 let n = 0;
@@ -68,8 +73,8 @@ describe("listing sign-in methods", () => {
     assert.deepEqual(r, {
       hasPassword: true,
       accounts: [
-        { id: before.id, provider: "google", label: null, linkedAt: null },
-        { id: gh.id, provider: "github", label: "octocat", linkedAt: new Date("2026-03-03T10:00:00Z") },
+        { id: before.id, provider: "google", label: null, linkedAt: null, removable: true, removalBlocked: null },
+        { id: gh.id, provider: "github", label: "octocat", linkedAt: new Date("2026-03-03T10:00:00Z"), removable: true, removalBlocked: null },
       ],
     });
     const sent = JSON.stringify(r);
@@ -149,30 +154,59 @@ describe("removing a linked account", () => {
     assert.equal(await versionOf(oauth.id), 0);
   });
 
-  test("an account without a password removes one of two links without being asked for one; the other is then the last", async () => {
+  test("an account without a password: a fresh sign-in through an older link removes a newer one, no password asked; the first link stays", async () => {
     const oauth = await makeUser("oauth-two");
     const team = await makeTeam([{ user: oauth, role: "admin" }], "OAuth");
     const gh = await link(oauth.id, "github");
     const google = await link(oauth.id, "google");
-    const here = await oauthSession(oauth.id);
-    const elsewhere = await oauthSession(oauth.id);
+    const here = await oauthSignIn(oauth.id, gh);
+    const elsewhere = await oauthSignIn(oauth.id, google);
+    const me = (await sessionUser(here))!;
+    assert.deepEqual((await callerWithSession(me, here).me.signInMethods()).accounts.map((x) => [x.id, x.removable]), [[gh.id, false], [google.id, true]]);
     const renewed: { value?: string } = {};
-    assert.deepEqual(await callerWithSession(oauth, here, renewed).me.unlinkAccount({ accountId: gh.id }), { signedIn: true });
-    assert.deepEqual((await db.account.findMany({ where: { userId: oauth.id } })).map((x) => x.id), [google.id]);
+    assert.deepEqual(await callerWithSession(me, here, renewed).me.unlinkAccount({ accountId: google.id }), { signedIn: true });
+    assert.deepEqual((await db.account.findMany({ where: { userId: oauth.id } })).map((x) => x.id), [gh.id]);
     assert.equal(await signedInAs(elsewhere), null);
     assert.equal(await signedInAs(renewed.value!), oauth.id);
-    assert.deepEqual(await unlinkAudit(team.id, oauth.id), [[oauth.id, "user", oauth.id, { provider: "github" }]]);
-    assert.equal((await failure(callerFor(oauth).me.unlinkAccount({ accountId: google.id }))).reason, "last_sign_in_method");
+    assert.deepEqual(await unlinkAudit(team.id, oauth.id), [[oauth.id, "user", oauth.id, { provider: "google" }]]);
+    const again = (await sessionUser(renewed.value!))!;
+    assert.equal((await failure(callerFor(again).me.unlinkAccount({ accountId: gh.id }))).reason, "last_sign_in_method");
   });
 
-  test("two removals racing for the last two links of an account without a password: one wins, one link stays", async () => {
+  test("a copied cookie of an account without a password cannot evict the owner's link, even after linking its own GitHub", async () => {
+    const owner = await makeUser("oauth-victim");
+    const mine = await link(owner.id, "github", { label: "owner" });
+    // The owner signed in through their link long ago; the thief holds a copy of that cookie.
+    const stolen = await oauthSignIn(owner.id, mine, Date.now() - 3 * 3600_000);
+    const thiefUser = (await sessionUser(stolen))!;
+    assert.equal((await failure(callerFor(thiefUser).me.unlinkAccount({ accountId: mine.id }))).reason, "last_sign_in_method");
+    // The thief signs in with their own GitHub in that browser: next-auth links it, and the session now came through it.
+    const theirs = await link(owner.id, "github", { label: "thief" });
+    const linked = await oauthSignIn(owner.id, theirs);
+    const thief = (await sessionUser(linked))!;
+    const e = await failure(callerWithSession(thief, linked).me.unlinkAccount({ accountId: mine.id }));
+    assert.deepEqual([e.code, e.reason], ["PRECONDITION_FAILED", "oldest_link"]);
+    // The stale copy of the owner's own sign-in is no proof either (older than 15 minutes).
+    const stale = await failure(callerFor(thiefUser).me.unlinkAccount({ accountId: theirs.id }));
+    assert.deepEqual([stale.reason, /sign in again with GitHub \(owner\)/.test(stale.message)], ["sign_in_again", true]);
+    assert.equal(await db.account.count({ where: { userId: owner.id } }), 2);
+    // The owner signs in again through their own link and removes the thief's.
+    const fresh = await oauthSignIn(owner.id, mine);
+    assert.deepEqual(await callerWithSession((await sessionUser(fresh))!, fresh).me.unlinkAccount({ accountId: theirs.id }), { signedIn: true });
+    assert.deepEqual((await db.account.findMany({ where: { userId: owner.id } })).map((x) => x.id), [mine.id]);
+    assert.equal(await signedInAs(linked), null, "the thief's session is signed out");
+  });
+
+  test("two removals racing on one account without a password: one wins, the other is a conflict", async () => {
     for (let i = 0; i < 4; i++) {
       const oauth = await makeUser(`oauth-race-${i}`);
-      const links = [await link(oauth.id, "github"), await link(oauth.id, "google")];
-      const results = await Promise.allSettled(links.map((l) => callerFor(oauth).me.unlinkAccount({ accountId: l.id })));
+      const links = [await link(oauth.id, "github"), await link(oauth.id, "google"), await link(oauth.id, "github")];
+      const cookie = await oauthSignIn(oauth.id, links[0]);
+      const me = (await sessionUser(cookie))!;
+      const results = await Promise.allSettled(links.slice(1).map((l) => callerFor(me).me.unlinkAccount({ accountId: l.id })));
       assert.equal(results.filter((r) => r.status === "fulfilled").length, 1, `trial ${i}: ${JSON.stringify(results.map((r) => r.status))}`);
       for (const r of results) if (r.status === "rejected") assert.ok(r.reason instanceof TRPCError && r.reason.code === "CONFLICT", String(r.reason));
-      assert.equal(await db.account.count({ where: { userId: oauth.id } }), 1, `trial ${i}`);
+      assert.equal(await db.account.count({ where: { userId: oauth.id } }), 2, `trial ${i}`);
     }
   });
 });

@@ -10,7 +10,7 @@ import { callerFor } from "../test/fixtures";
 import { db } from "../db";
 import { pruneAuthFunction } from "./functions";
 import { SESSION_MAX_AGE_S, authOptions } from "./options";
-import { pruneAuth } from "./session-version";
+import { MAX_REVOKED_PER_USER, pruneAuth, revokeSession } from "./session-version";
 
 await useTestDatabase();
 
@@ -85,13 +85,26 @@ describe("signing out ends that session, copies of its cookie included", () => {
     assert.equal(await db.revokedSession.count({ where: { userId: a.user.id } }), 0);
   });
 
+  test("a user's revoked sessions are bounded: past the cap one version bump ends them all and the rows go", async () => {
+    const a = await newAccount();
+    const kept = await signIn(a.email, a.password);
+    for (let i = 0; i < MAX_REVOKED_PER_USER; i++) await revokeSession({ uid: a.user.id, sid: `loop-${i}` }, SESSION_MAX_AGE_S);
+    assert.equal(await db.revokedSession.count({ where: { userId: a.user.id } }), MAX_REVOKED_PER_USER);
+    assert.equal(await signedInAs(kept), a.user.id);
+    await revokeSession({ uid: a.user.id, sid: "one-more" }, SESSION_MAX_AGE_S);
+    assert.equal(await db.revokedSession.count({ where: { userId: a.user.id } }), 0);
+    assert.equal(await signedInAs(kept), null, "every session of the user ended with the bump");
+    assert.equal(await signedInAs(await signIn(a.email, a.password)), a.user.id, "a new sign-in works");
+  });
+
   test("pruning forgets revoked sessions past their lifetime and reset links a day past theirs", async () => {
     const a = await newAccount();
     const now = new Date();
     const at = (ms: number) => new Date(now.getTime() + ms);
     await db.revokedSession.createMany({
       data: [
-        { sid: "gone-1", userId: a.user.id, expiresAt: at(-1000) },
+        { sid: "gone-1", userId: a.user.id, expiresAt: at(-2 * 86_400_000) },
+        { sid: "grace-1", userId: a.user.id, expiresAt: at(-3600_000) },
         { sid: "kept-1", userId: a.user.id, expiresAt: at(3600_000) },
       ],
     });
@@ -104,13 +117,13 @@ describe("signing out ends that session, copies of its cookie included", () => {
     });
     const r = await pruneAuth(now);
     assert.ok(r.revokedSessions >= 1 && r.resetLinks >= 1);
-    assert.deepEqual((await db.revokedSession.findMany({ where: { userId: a.user.id }, orderBy: { sid: "asc" } })).map((x) => x.sid), ["kept-1"]);
+    assert.deepEqual((await db.revokedSession.findMany({ where: { userId: a.user.id }, orderBy: { sid: "asc" } })).map((x) => x.sid), ["grace-1", "kept-1"]);
     assert.deepEqual(
       (await db.passwordResetToken.findMany({ where: { userId: a.user.id }, orderBy: { tokenHash: "asc" } })).map((x) => x.tokenHash),
       ["h-live", "h-recent"],
     );
     // The daily function runs the same.
-    await db.revokedSession.create({ data: { sid: "gone-2", userId: a.user.id, expiresAt: at(-1000) } });
+    await db.revokedSession.create({ data: { sid: "gone-2", userId: a.user.id, expiresAt: at(-2 * 86_400_000) } });
     const t = new InngestTestEngine({ function: pruneAuthFunction });
     const { result } = await t.execute({ events: [{ name: "inngest/scheduled.timer", data: {} }] });
     assert.ok(result && typeof result === "object");

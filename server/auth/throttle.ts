@@ -89,8 +89,8 @@ export const attemptNotMade = attemptSucceeded;
  * True for exactly one caller per lock of the account: the one to tell its teams (auth.sign_in_locked). Whoever
  * sees the account locked (a refused attempt, the failure that locked it) asks; a conditional update picks one.
  */
-export async function claimLockNotice(email: string, now = new Date()): Promise<boolean> {
-  const claimed = await db.$executeRaw`
+export async function claimLockNotice(email: string, client: Pick<Tx, "$executeRaw"> = db, now = new Date()): Promise<boolean> {
+  const claimed = await client.$executeRaw`
     UPDATE "AuthThrottle" SET "lockNoticed" = "lockedUntil"
     WHERE "key" = ${keyFor("account", email)} AND "lockedUntil" > ${now} AND "lockNoticed" IS DISTINCT FROM "lockedUntil"`;
   return claimed > 0;

@@ -41,3 +41,11 @@ export function callerWithSession(user: SessionUser, cookie: string, renewed: { 
     },
   });
 }
+
+/** The user a request with this session cookie has in its tRPC context (as currentUser() gives it), or null. */
+export async function sessionUser(cookie: string): Promise<SessionUser | null> {
+  const res = { getHeader() {}, setHeader() {}, setCookie() {} };
+  const s = await getServerSession({ headers: {}, cookies: { [COOKIE]: cookie } } as never, res as never, authOptions());
+  const u = s?.user as (SessionUser & { id?: string }) | undefined;
+  return u?.id ? { id: u.id, email: u.email, name: u.name ?? null, signIn: u.signIn } : null;
+}

@@ -11,6 +11,8 @@ export interface SessionUser {
   id: string;
   email: string;
   name?: string | null;
+  /** How the session signed in (server/auth/account.ts SignInProof), for removing a GitHub/Google link. */
+  signIn?: { via: string | null; at: number | null };
 }
 
 export interface Context {

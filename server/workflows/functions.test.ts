@@ -296,7 +296,9 @@ describe("reconcile and spot-preempted", () => {
     const spotOf = async () => (await dep(id)).components.find((c) => c.kind === "spot");
     const key = lifecycle.storedUpstreamKey(f.team.id, id, await spotOf());
     assert.match(key ?? "", /^tuna_up_rec-/);
-    assert.deepEqual(recSpot.deployKeys, [undefined], "the first deploy mints a key");
+    // @inngest/test may run a parallel step twice (see deployComponent): each first deploy call mints its own key.
+    const first = recSpot.deployKeys.length;
+    assert.ok(first >= 1 && recSpot.deployKeys.every((k) => k === undefined), `the first deploy mints a key: ${JSON.stringify(recSpot.deployKeys)}`);
     const t = new InngestTestEngine({ function: spotPreemptedFunction });
     const { result } = await t.execute({
       events: [{ name: "deployment/spot.preempted", data: { deploymentId: id, source: "router" } }],
@@ -308,7 +310,7 @@ describe("reconcile and spot-preempted", () => {
       ],
     });
     assert.deepEqual(result, { status: "replaced" });
-    assert.deepEqual(recSpot.deployKeys, [undefined, key], "the relaunch pushed the stored key");
+    assert.deepEqual(recSpot.deployKeys.slice(first), [key], "the relaunch pushed the stored key");
     assert.equal(lifecycle.storedUpstreamKey(f.team.id, id, await spotOf()), key, "the router keeps the same key");
     assert.ok((await dep(id)).events.some((e) => e.step === "relaunch-spot" && e.status === "ok"));
   });

@@ -362,7 +362,7 @@ function PasswordSection() {
 
 const PROVIDER_NAMES: Record<string, string> = { github: "GitHub", google: "Google" };
 
-type LinkedAccount = { id: string; provider: string; label: string | null; linkedAt: Date | string | null };
+type LinkedAccount = { id: string; provider: string; label: string | null; linkedAt: Date | string | null; removable: boolean; removalBlocked: string | null };
 
 /** "GitHub — octocat", or "GitHub account" for a link made before labels were stored. */
 function linkedAccountName(a: LinkedAccount): string {
@@ -440,18 +440,17 @@ function SignInMethodsSection() {
             <ul className="divide-y rounded-md ring-1 ring-gray-200" data-testid="linked-accounts">
               {methods.data.accounts.map((a) => {
                 const name = linkedAccountName(a);
-                const last = !methods.data.hasPassword && methods.data.accounts.length === 1;
+                // Said by the server: the last way to sign in, or (no password) not proven by a fresh sign-in through an older link.
+                const blocked = a.removable ? null : a.removalBlocked;
                 return (
                   <li key={a.id} className="px-3 py-2 text-sm" data-testid="linked-account">
                     <div className="flex flex-wrap items-center justify-between gap-2">
                       <p className="text-gray-900 [overflow-wrap:anywhere]"><span className="font-medium">{name}</span>, {linkedWhen(a)}</p>
-                      {last ? null : confirming === a.id ? null : (
+                      {!a.removable || confirming === a.id ? null : (
                         <button type="button" className="btn-secondary text-red-700" disabled={!hydrated} onClick={() => ask(a.id)} aria-label={`Remove ${name}`}>Remove</button>
                       )}
                     </div>
-                    {last ? (
-                      <p className="mt-1 text-gray-600">This is the only way you can sign in (your account has no password), so it cannot be removed. To remove it, first ask your Tuna operator for a password reset link, or link another GitHub or Google account.</p>
-                    ) : null}
+                    {blocked ? <p className="mt-1 text-gray-600" data-testid="removal-blocked">{blocked}</p> : null}
                     {confirming === a.id ? (
                       <form ref={confirmForm} method="post" noValidate aria-label={`Remove ${name}`} className="mt-3 flex flex-wrap items-end gap-3 rounded-md bg-gray-50 p-3" onSubmit={(e) => onRemove(e, a, methods.data.hasPassword)}>
                         <p className="w-full text-gray-700">{name} will no longer sign in as you, and every other session is signed out.{methods.data.hasPassword ? " Your password is asked for, so that a copied session cannot do this." : ""}</p>

@@ -50,11 +50,11 @@ export const meRouter = router({
     .input(signOutOtherSessionsInput.optional())
     .mutation(async ({ ctx, input }) => keepThisSession(ctx, await signOutOtherSessions(ctx.actor, input ?? {}))),
   /** The Sign-in methods card: whether there is a password, and the GitHub/Google accounts that sign in as the user. */
-  signInMethods: authedProcedure.query(({ ctx }) => signInMethods(ctx.user.id)),
+  signInMethods: authedProcedure.query(({ ctx }) => signInMethods(ctx.user.id, ctx.user.signIn ?? null)),
   /** Removes one of those accounts; every other session is signed out, as by signOutOtherSessions. */
   unlinkAccount: authedProcedure
     .input(unlinkAccountInput)
-    .mutation(async ({ ctx, input }) => keepThisSession(ctx, await unlinkAccount(ctx.actor, input))),
+    .mutation(async ({ ctx, input }) => keepThisSession(ctx, await unlinkAccount(ctx.actor, input, ctx.user.signIn ?? null))),
 });
 
 export const inviteRouter = router({

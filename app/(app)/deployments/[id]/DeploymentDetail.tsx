@@ -384,16 +384,17 @@ function Charts({ id, serving, ended, direct, createdAt, endAtMs }: { id: string
       {direct ? (
         // Requests to a direct endpoint never pass a router, so nothing here can count them: say so, not "$0".
         <p className="rounded-md border border-amber-200 bg-amber-50 px-3 py-2 text-sm text-amber-900" data-testid="direct-not-metered">
-          Requests to this deployment go straight to the provider, not through the router: they, their tokens and the
-          serverless time they use are not recorded here, and API-key limits and budget blocks do not apply to them. The
-          cost shown counts only workers kept up without requests (minimum workers); the provider&apos;s billing has the rest.
+          Requests sent to its direct URL go straight to the provider, not through the router: they, their tokens and
+          the serverless time they use are not recorded here, and API-key limits and budget blocks do not apply to them.
+          Below are only the requests that came through the router and the workers kept up without requests (minimum
+          workers); the provider&apos;s billing has the rest.
         </p>
       ) : null}
       {series.isPending ? <Loading /> : series.error ? <ErrorBox message={errorMessage(series.error)} onRetry={() => series.refetch()} /> : total === 0 && (ended || direct) ? (
         <>
           {/* An idle spot replica or a warm worker still costs: an ended or direct deployment shows what it cost even without recorded traffic. */}
           <div className="grid gap-3 sm:grid-cols-4" data-testid="usage-summary">
-            <Stat label="Requests" value={direct ? "not recorded" : "0"} testId="stat-requests" />
+            <Stat label="Requests" value={direct ? "none via the router" : "0"} testId="stat-requests" />
             <Stat label="Cost" value={formatUsd(summary?.actual.total ?? null)} testId="stat-cost" />
           </div>
           {direct ? null : <div data-testid="no-traffic"><Empty title="No traffic recorded">No requests reached it in this range.</Empty></div>}
