@@ -1,6 +1,6 @@
 // Shared limits across router processes on one real Redis, and fail-open / fail-closed when it is gone.
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import http from "node:http";
 import { connect } from "node:net";
@@ -319,8 +319,21 @@ describe("Redis store decides as the in-process store", () => {
 });
 
 describe("Redis slow", () => {
-  /** Blocks the Redis server for `s` seconds (DEBUG SLEEP), as a stalled or overloaded instance would be. */
-  const stall = (port: number, s: number) => spawn("/usr/bin/redis-cli", ["-p", String(port), "DEBUG", "SLEEP", String(s)], { stdio: "ignore" });
+  /**
+   * Blocks the Redis server for `s` seconds (DEBUG SLEEP), as a stalled or overloaded instance would be. Sent on an
+   * open connection and resolved once written, so the stall has begun when the test goes on (spawning redis-cli
+   * for it took longer than the test's 20 ms on a loaded CI box, and the check then ran before the stall).
+   */
+  const stall = async (port: number, s: number) => {
+    const sock = connect(port, "127.0.0.1");
+    sock.on("error", () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      sock.once("connect", resolve);
+      sock.once("error", reject);
+    });
+    sock.on("data", () => sock.destroy()); // +OK comes when the sleep ends
+    await new Promise<void>((resolve) => sock.write(`DEBUG SLEEP ${s}\r\n`, () => resolve()));
+  };
   const ONE = "tuna_sk_one_at_a_time";
 
   test("a client leaving during the limit check, or a check timing out (fail-closed), gives back what it took and sends nothing upstream", async () => {
@@ -333,7 +346,7 @@ describe("Redis slow", () => {
     try {
       assert.equal((await chat(router.url, ONE)).status, 200);
       // 1. The check waits 200 ms on Redis (below the 250 ms command timeout); the client hangs up after 50 ms.
-      stall(redis.port, 0.2);
+      await stall(redis.port, 0.2);
       await sleep(20);
       const s = connect(router.port, "127.0.0.1", () => {
         const body = JSON.stringify({ model: "qwen-small", messages: [{ role: "user", content: "hi" }], max_tokens: 2 });
@@ -346,7 +359,7 @@ describe("Redis slow", () => {
       assert.equal(dep()?.inflight.n, 0);
       assert.equal((await chat(router.url, ONE)).status, 200, "the key's only concurrency slot came back");
       // 2. Redis stalls past the command timeout: fail-closed answers 503; the check that runs late gives its lease back.
-      stall(redis.port, 0.5);
+      await stall(redis.port, 0.5);
       await sleep(20);
       assert.equal((await chat(router.url, ONE)).status, 503);
       await sleep(700);
