@@ -16,6 +16,7 @@ import {
   type Plan,
   type ResourceRef,
 } from "../providers";
+import { mintUpstreamKey, upstreamKeyHeaders } from "../providers/base/upstream-key";
 import { specFor, type StoredSpec } from "./plan";
 import { appendTimeline } from "./service";
 
@@ -117,6 +118,35 @@ export function storedUpstreamKey(
   if (!c) return undefined;
   const m = /^Bearer (tuna_up_\S+)$/.exec(openUpstreamHeaders(teamId, deploymentId, c.kind, c.upstreamHeadersCipher).authorization ?? "");
   return m ? m[1] : undefined;
+}
+
+/**
+ * The upstream key a deploy pushes, for providers that guard their endpoint with one: the stored key, else a new
+ * one stored before any deploy call. Two overlapping runs of the step (Inngest runs a step at least once) each
+ * mint one, only the first to store it wins, and both push that one; minted inside the provider call, each run
+ * would push its own and the key sealed last need not be the one the service kept, leaving the router with a key
+ * its backend refuses.
+ */
+async function claimUpstreamKey(
+  teamId: string,
+  deploymentId: string,
+  kind: "serverless" | "spot",
+  existing: { kind: string; upstreamHeadersCipher: Prisma.JsonValue | null } | undefined,
+  mintedAt: Date,
+): Promise<string> {
+  const stored = storedUpstreamKey(teamId, deploymentId, existing);
+  if (stored) return stored;
+  const sealed = sealUpstreamHeaders(teamId, deploymentId, kind, upstreamKeyHeaders(mintUpstreamKey()), mintedAt);
+  // Only over the headers as read (none, or ones without a key): another run's key, stored meanwhile, stays.
+  const before = existing?.upstreamHeadersCipher ?? null;
+  const unchanged = before === null ? Prisma.sql`"upstreamHeadersCipher" IS NULL` : Prisma.sql`"upstreamHeadersCipher" = ${JSON.stringify(before)}::jsonb`;
+  await db.$executeRaw`
+    UPDATE "DeploymentComponent" SET "upstreamHeadersCipher" = ${JSON.stringify(sealed.upstreamHeadersCipher)}::jsonb, "upstreamHeadersAt" = ${sealed.upstreamHeadersAt}
+    WHERE "deploymentId" = ${deploymentId} AND "kind" = ${kind}::"ComponentKind" AND ${unchanged}`;
+  const row = await db.deploymentComponent.findUniqueOrThrow({ where: { deploymentId_kind: { deploymentId, kind } }, select: { kind: true, upstreamHeadersCipher: true } });
+  const key = storedUpstreamKey(teamId, deploymentId, row);
+  if (!key) throw new Error(`the ${kind} component holds upstream headers that are not a key; retrying`);
+  return key;
 }
 
 async function setComponent(deploymentId: string, kind: ComponentKind, data: Prisma.DeploymentComponentUpdateInput): Promise<void> {
@@ -269,7 +299,7 @@ export async function deployComponent(deploymentId: string, kind: "serverless" |
   try {
     await checkpoint(step);
     const mintedAt = new Date();
-    const upstreamKey = storedUpstreamKey(d.teamId, deploymentId, existing);
+    const upstreamKey = provider.mintsUpstreamKey ? await claimUpstreamKey(d.teamId, deploymentId, kind, existing, mintedAt) : storedUpstreamKey(d.teamId, deploymentId, existing);
     const component = await withCredentials(d.teamId, plan.provider, "deploy", (creds) => provider.deploy(plan, creds, { upstreamKey }));
     // No status: the start above left it creating, and a step after this one may have moved it on.
     await setComponent(deploymentId, kind, {

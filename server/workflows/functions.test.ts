@@ -55,7 +55,7 @@ describe("deploy", () => {
     assert.ok(d.activatedAt);
     assert.deepEqual(d.components.map((c) => [c.kind, c.status]).sort(), [["serverless", "ready"], ["spot", "ready"]]);
     // Headers are stored encrypted, never in clear.
-    assert.ok(!JSON.stringify(d.components.map((c) => c.upstreamHeadersCipher)).includes("tuna_up_rec"));
+    assert.ok(!JSON.stringify(d.components.map((c) => c.upstreamHeadersCipher)).includes("tuna_up_"));
     assert.equal(recSvl.resources.size, 1);
     assert.equal(recSpot.resources.size, 1);
     assert.ok((await routerVersion()) > v0, "router snapshot version moved");
@@ -91,6 +91,24 @@ describe("deploy", () => {
     const after = (await dep(id)).components.find((x) => x.kind === "serverless")!;
     assert.equal(after.status, "ready");
     assert.equal(after.lastError, null);
+  });
+
+  test("overlapping runs of a first deploy push one upstream key, the one stored for the router", async () => {
+    // Minted inside each provider call, two overlapping runs would push two keys, and the one sealed last need
+    // not be the one the service kept: the router's requests would then be refused.
+    const { id } = await f.request("admin");
+    assert.equal((await lifecycle.startDeploying(id, "key-run")).proceed, true);
+    const release = recSpot.holdNextDeploy();
+    const late = lifecycle.deployComponent(id, "spot");
+    while (!recSpot.calls.some((c) => c.method === "deploy")) await new Promise((r) => setTimeout(r, 5));
+    await lifecycle.deployComponent(id, "spot");
+    release();
+    await late;
+    assert.equal(recSpot.deployKeys.length, 2, "both runs called the provider");
+    assert.match(recSpot.deployKeys[0] ?? "", /^tuna_up_/);
+    assert.equal(recSpot.deployKeys[1], recSpot.deployKeys[0]);
+    const stored = lifecycle.storedUpstreamKey(f.team.id, id, (await dep(id)).components.find((c) => c.kind === "spot"));
+    assert.equal(stored, recSpot.deployKeys[0]);
   });
 
   test("serverless-only deploys no spot; spot-only waits for spot health", async () => {
@@ -295,10 +313,11 @@ describe("reconcile and spot-preempted", () => {
     const id = await deployActive();
     const spotOf = async () => (await dep(id)).components.find((c) => c.kind === "spot");
     const key = lifecycle.storedUpstreamKey(f.team.id, id, await spotOf());
-    assert.match(key ?? "", /^tuna_up_rec-/);
-    // @inngest/test may run a parallel step twice (see deployComponent): each first deploy call mints its own key.
+    assert.match(key ?? "", /^tuna_up_/);
+    // The lifecycle minted the key before the first deploy call; @inngest/test may run that parallel step twice, and
+    // every call pushed the same key.
     const first = recSpot.deployKeys.length;
-    assert.ok(first >= 1 && recSpot.deployKeys.every((k) => k === undefined), `the first deploy mints a key: ${JSON.stringify(recSpot.deployKeys)}`);
+    assert.ok(first >= 1 && recSpot.deployKeys.every((k) => k === key), `the first deploy pushes the stored key: ${first} call(s)`);
     const t = new InngestTestEngine({ function: spotPreemptedFunction });
     const { result } = await t.execute({
       events: [{ name: "deployment/spot.preempted", data: { deploymentId: id, source: "router" } }],

@@ -159,6 +159,12 @@ export interface Provider {
   name: string;
   displayName: string;
   kind: ComponentKind;
+  /**
+   * The endpoint is guarded by an upstream key (base/upstream-key.ts): `deploy` pushes `ctx.upstreamKey`, minting
+   * one only when none is given. The lifecycle then mints and stores the key before the first deploy call, so
+   * overlapping runs of one deploy step push the same key.
+   */
+  mintsUpstreamKey?: boolean;
   /** zod schema of the credentials this provider needs (vault secret kinds). */
   credentialsSchema: z.ZodType<Credentials>;
   /** Catalog GPU keys this provider can run. */

@@ -4,9 +4,11 @@ import type { DeploymentSpec } from "./types";
 
 /**
  * Upstream keys, for providers whose endpoint would otherwise answer anyone who learns its URL (Modal web
- * endpoints, SkyServe load balancers). `deploy` mints a key per deployment, hands it to the engine through the
- * provider's secret store (never a command line, never a rendered file) and returns it as
- * `Component.upstreamHeaders`, which the lifecycle seals in the vault; only the router ever sends it.
+ * endpoints, SkyServe load balancers; `Provider.mintsUpstreamKey`). The lifecycle mints the key per deployment and
+ * stores it before the first deploy call (so overlapping runs of a deploy step push the same one); `deploy` mints
+ * one only when called without (`ctx.upstreamKey`), hands it to the engine through the provider's secret store
+ * (never a command line, never a rendered file) and returns it as `Component.upstreamHeaders`, which the lifecycle
+ * seals in the vault; only the router ever sends it.
  *
  * vLLM reads the key from `VLLM_API_KEY` and then requires `Authorization: Bearer <key>` on `/v1/*`, while
  * `/health` stays open for platform health checks. SGLang has no such variable: it gets `--api-key` with the

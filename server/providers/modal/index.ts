@@ -287,6 +287,7 @@ export const modalProvider: Provider = {
   name: PROVIDER,
   routerConnectionIdleMs: MANAGED_FRONT_END_IDLE_MS,
   displayName: "Modal",
+  mintsUpstreamKey: true,
   kind: "serverless",
   credentialsSchema: modalCredentialsSchema,
   supportedGpus: () => modalCatalog.offers.map((o) => o.gpu),

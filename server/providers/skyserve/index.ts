@@ -362,6 +362,7 @@ async function cleanupStorage(ref: ResourceRef, credsIn: Credentials, ctx: Provi
 export const skyserveProvider: Provider = {
   name: PROVIDER,
   displayName: "SkyServe spot (SkyPilot)",
+  mintsUpstreamKey: true,
   kind: "spot",
   credentialsSchema: skyserveCredentialsSchema,
   supportedGpus: skyserveGpus,

@@ -51,6 +51,7 @@ export function createRecordingProvider(name: string, kind: "serverless" | "spot
   const p: RecordingProvider = {
     name,
     displayName: `Recording ${kind}`,
+    mintsUpstreamKey: true,
     kind,
     credentialsSchema: z.object({}) as unknown as z.ZodType<Credentials>,
     supportedGpus: () => gpuNames(),
