@@ -228,15 +228,11 @@ export async function recordAccountLink(user: { id: string; email?: string | nul
  * Returns the link's id, which the session keeps as the proof of how it signed in (removalBlocked).
  */
 export async function refreshAccountLabel(account: { provider: string; providerAccountId: string }, profile: unknown): Promise<string | null> {
+  const row = await db.account.findUnique({ where: { provider_providerAccountId: { provider: account.provider, providerAccountId: account.providerAccountId } }, select: { id: true, label: true } });
+  if (!row) return null;
   const label = linkAccountLabel(profile);
-  if (label) {
-    await db.account.updateMany({
-      where: { provider: account.provider, providerAccountId: account.providerAccountId, OR: [{ label: null }, { label: { not: label } }] },
-      data: { label },
-    });
-  }
-  const row = await db.account.findUnique({ where: { provider_providerAccountId: { provider: account.provider, providerAccountId: account.providerAccountId } }, select: { id: true } });
-  return row?.id ?? null;
+  if (label && label !== row.label) await db.account.update({ where: { id: row.id }, data: { label } });
+  return row.id;
 }
 
 /**
